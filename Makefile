@@ -1,0 +1,196 @@
+# datasync: builds libdatasync, datasync-consumer, datasync, the tests and benchmarks.
+#
+#   make              libraries and programs into $(BUILD)/
+#   make test         every test: unit, schema agreement, integration (real services)
+#   make bench        benchmarks (real services)
+#   make install      PREFIX=/usr/local DESTDIR=
+#   make deps         installs the Debian packages that are missing
+#
+# CFLAGS/LDFLAGS are the user's; the project's own flags live in DS_*.
+
+DS_VERSION_MAJOR := $(shell sed -n 's/^\#define DS_VERSION_MAJOR \([0-9]*\)/\1/p' producer/datasync.h)
+DS_VERSION_MINOR := $(shell sed -n 's/^\#define DS_VERSION_MINOR \([0-9]*\)/\1/p' producer/datasync.h)
+DS_VERSION_PATCH := $(shell sed -n 's/^\#define DS_VERSION_PATCH \([0-9]*\)/\1/p' producer/datasync.h)
+DS_VERSION := $(DS_VERSION_MAJOR).$(DS_VERSION_MINOR).$(DS_VERSION_PATCH)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(PREFIX)/etc
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+BUILD ?= build
+CC ?= cc
+AR ?= ar
+PKG_CONFIG ?= pkg-config
+CFLAGS ?= -O2 -g
+LDFLAGS ?=
+
+DEP_PKGS := librabbitmq json-c libmariadb inih zlib
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEP_PKGS) 2>/dev/null)
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(DEP_PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+DS_WARN := -Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Wshadow -Wformat=2
+ifeq ($(WERROR),1)
+DS_WARN += -Werror
+endif
+DS_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -fPIC -fvisibility=hidden \
+	-DDS_BUILDING_LIBRARY -Icommon -Iproducer -I$(BUILD)/gen $(DS_WARN) $(DEP_CFLAGS) -MMD -MP
+DS_LDLIBS := $(DEP_LIBS) -pthread
+
+ifeq ($(V),1)
+Q :=
+say :=
+else
+Q := @
+say = @printf '  %-7s %s\n' $(1) $(2);
+endif
+
+SONAME := libdatasync.so.$(DS_VERSION_MAJOR)
+LIB_SO := $(BUILD)/libdatasync.so.$(DS_VERSION)
+LIB_A := $(BUILD)/libdatasync.a
+
+COMMON_SRC := $(sort $(wildcard common/*.c))
+PRODUCER_SRC := $(sort $(wildcard producer/*.c))
+CONSUMER_SRC := $(sort $(wildcard consumer/*.c))
+CLI_SRC := $(sort $(wildcard cli/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+ITEST_SRC := $(sort $(wildcard tests/integration/test_*.c))
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ := $(call obj,$(COMMON_SRC) $(PRODUCER_SRC))
+# The consumer's and CLI's own modules, minus main, so tests can link them.
+CONSUMER_LIB_OBJ := $(call obj,$(filter-out consumer/main.c,$(CONSUMER_SRC)))
+CLI_LIB_OBJ := $(call obj,$(filter-out cli/main.c,$(CLI_SRC)))
+
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRC))
+TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+PROGRAMS := $(if $(wildcard consumer/main.c),$(BUILD)/datasync-consumer) $(if $(wildcard cli/main.c),$(BUILD)/datasync)
+
+all: $(LIB_SO) $(LIB_A) $(PROGRAMS) $(BUILD)/datasync.pc
+
+$(BUILD)/obj/%.o: %.c
+	$(call say,CC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(DS_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB_A): $(LIB_OBJ)
+	$(call say,AR,$@)
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJ)
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=producer/libdatasync.map \
+		$(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+	@ln -sf $(notdir $@) $(BUILD)/$(SONAME)
+	@ln -sf $(SONAME) $(BUILD)/libdatasync.so
+
+# The metadata tables' SQL is written once, in schemas/, and compiled into the
+# consumer as a C string so the file and the daemon can never disagree.
+$(BUILD)/gen/meta_sql.h: schemas/datasync-meta.sql
+	$(call say,GEN,$@)
+	@mkdir -p $(dir $@)
+	$(Q){ echo '/* Generated from schemas/datasync-meta.sql by the Makefile. */'; \
+	  echo 'static const char DS_META_SQL[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+
+$(call obj,$(CONSUMER_SRC)): $(BUILD)/gen/meta_sql.h
+
+$(BUILD)/datasync-consumer: $(call obj,$(CONSUMER_SRC)) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+
+$(BUILD)/datasync: $(call obj,$(CLI_SRC)) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+
+# Test programs link the consumer's and CLI's modules too, so a test can reach them.
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(LIB_A)
+	$(call say,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)
+
+$(BUILD)/itests/%: $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/lib/itest.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(LIB_A)
+	$(call say,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)
+
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB_A)
+	$(call say,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(CONSUMER_LIB_OBJ) $(LIB_A)
+	$(call say,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+
+$(BUILD)/datasync.pc: producer/datasync.pc.in Makefile
+	$(call say,GEN,$@)
+	@mkdir -p $(dir $@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(DS_VERSION)|' $< > $@
+
+build-tests: all $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN)
+
+# The README's test command: unit tests, then the schema agreement check, then
+# the integration tests against private RabbitMQ and MariaDB instances.
+test: build-tests
+	$(Q)BUILD=$(BUILD) tests/run.sh
+
+test-unit: build-tests
+	$(Q)BUILD=$(BUILD) tests/run.sh unit
+
+bench: all $(BENCH_BIN)
+	$(Q)BUILD=$(BUILD) bench/run.sh
+
+deps:
+	$(Q)scripts/install-deps.sh
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(SBINDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(SYSCONFDIR)/datasync
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdatasync.so.$(DS_VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdatasync.so
+	install -m 644 producer/datasync.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(BUILD)/datasync.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	$(if $(wildcard cli/main.c),install -m 755 $(BUILD)/datasync $(DESTDIR)$(BINDIR)/)
+	$(if $(wildcard consumer/main.c),install -m 755 $(BUILD)/datasync-consumer $(DESTDIR)$(SBINDIR)/)
+	install -m 644 datasync.conf.example $(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example
+	for page in $(wildcard docs/*.[1-8]); do \
+		sec=$${page##*.}; install -d $(DESTDIR)$(MANDIR)/man$$sec; \
+		install -m 644 $$page $(DESTDIR)$(MANDIR)/man$$sec/; done
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libdatasync.a $(DESTDIR)$(LIBDIR)/libdatasync.so* \
+		$(DESTDIR)$(INCLUDEDIR)/datasync.h $(DESTDIR)$(PKGCONFIGDIR)/datasync.pc \
+		$(DESTDIR)$(BINDIR)/datasync $(DESTDIR)$(SBINDIR)/datasync-consumer \
+		$(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example
+	for page in $(notdir $(wildcard docs/*.[1-8])); do \
+		rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$page; done
+
+format:
+	clang-format -i $(COMMON_SRC) $(PRODUCER_SRC) $(CONSUMER_SRC) $(CLI_SRC) \
+		$(wildcard common/*.h producer/*.h consumer/*.h cli/*.h tests/*/*.[ch] bench/*.c)
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all build-tests test test-unit bench deps install uninstall format clean
+.SECONDARY:
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

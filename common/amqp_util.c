@@ -1,0 +1,242 @@
+/* amqp_util.c: connects to the first reachable broker of a URL list, with bounded waits, and maps broker errors. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "amqp_util.h"
+#include "config.h"
+#include "error.h"
+
+amqp_bytes_t ds__amqp_str(const char *s)
+{
+    amqp_bytes_t b;
+    b.len = s ? strlen(s) : 0;
+    b.bytes = (void *)(s ? s : "");
+    return b;
+}
+
+int ds__amqp_status_error(int status, const char *what, char *err,
+                          size_t errlen)
+{
+    int code;
+    switch (status) {
+    case AMQP_STATUS_NO_MEMORY:
+        code = DS_ENOMEM;
+        break;
+    case AMQP_STATUS_TIMEOUT:
+    case AMQP_STATUS_HEARTBEAT_TIMEOUT:
+        code = DS_ETIMEOUT;
+        break;
+    case AMQP_STATUS_SOCKET_ERROR:
+    case AMQP_STATUS_SOCKET_CLOSED:
+    case AMQP_STATUS_CONNECTION_CLOSED:
+    case AMQP_STATUS_TCP_ERROR:
+    case AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED:
+        code = DS_ECONNECT;
+        break;
+    default:
+        code = DS_EAMQP;
+    }
+    return ds__seterr(err, errlen, code, "%s: %s", what,
+                      amqp_error_string2(status));
+}
+
+int ds__amqp_reply_error(amqp_rpc_reply_t r, const char *what, char *err,
+                         size_t errlen)
+{
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        return 0;
+    case AMQP_RESPONSE_NONE:
+        return ds__seterr(err, errlen, DS_EAMQP, "%s: no reply from broker",
+                          what);
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        return ds__amqp_status_error(r.library_error, what, err, errlen);
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        break;
+    }
+    if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        const amqp_connection_close_t *c = r.reply.decoded;
+        return ds__seterr(err, errlen,
+                          c->reply_code == 320 ? DS_ECONNECT : DS_EAMQP,
+                          "%s: connection closed by broker: %u %.*s", what,
+                          c->reply_code, (int)c->reply_text.len,
+                          (const char *)c->reply_text.bytes);
+    }
+    if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        const amqp_channel_close_t *c = r.reply.decoded;
+        return ds__seterr(err, errlen,
+                          c->reply_code == 404 ? DS_ENOTFOUND : DS_EAMQP,
+                          "%s: channel closed by broker: %u %.*s", what,
+                          c->reply_code, (int)c->reply_text.len,
+                          (const char *)c->reply_text.bytes);
+    }
+    return ds__seterr(err, errlen, DS_EAMQP,
+                      "%s: unexpected method 0x%08x from broker", what,
+                      (unsigned)r.reply.id);
+}
+
+bool ds__amqp_reply_closed_connection(amqp_rpc_reply_t r)
+{
+    /* Every error we see ends the connection or the one channel we use, and
+     * rabbitmq-c 0.11 cannot reopen a channel mid-stream safely for us:
+     * treat anything but a normal reply as fatal to the connection. */
+    return r.reply_type != AMQP_RESPONSE_NORMAL;
+}
+
+struct url_pick {
+    int want; /* index to connect to */
+    int index;
+    char url[1024];
+    bool found;
+};
+
+static int pick_url(const char *word, size_t len, void *ctx)
+{
+    struct url_pick *p = ctx;
+    if (p->index++ != p->want)
+        return 0;
+    if (len >= sizeof p->url)
+        len = sizeof p->url - 1;
+    memcpy(p->url, word, len);
+    p->url[len] = '\0';
+    p->found = true;
+    return 1;
+}
+
+static int count_url(const char *word, size_t len, void *ctx)
+{
+    (void)word;
+    (void)len;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* Bounds every later socket wait the kernel can bound: rabbitmq-c 0.11 polls
+ * with an infinite deadline inside basic.publish, so TCP_USER_TIMEOUT is what
+ * turns a black-holed peer into an error there. */
+static void set_socket_timeouts(amqp_connection_state_t conn, int timeout_ms)
+{
+    int fd = amqp_get_sockfd(conn);
+    unsigned int user_timeout = (unsigned int)timeout_ms;
+    int on = 1;
+
+    if (fd < 0)
+        return;
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+               sizeof user_timeout);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+static int connect_one(ds_amqp *a, const char *url_text, int heartbeat,
+                       int timeout_ms, char *err, size_t errlen)
+{
+    struct amqp_connection_info info;
+    char url[1024];
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    amqp_connection_state_t conn = NULL;
+    amqp_socket_t *sock;
+    amqp_rpc_reply_t r;
+    int rc, status;
+
+    snprintf(url, sizeof url, "%s", url_text);
+    amqp_default_connection_info(&info);
+    if (amqp_parse_url(url, &info) != AMQP_STATUS_OK)
+        return ds__seterr(err, errlen, DS_EINVAL,
+                          "amqp.url: cannot parse a URL (expected "
+                          "amqp://user:password@host:port/vhost)");
+    if (info.ssl)
+        return ds__seterr(err, errlen, DS_EINVAL,
+                          "amqp.url: amqps:// is not supported in this build");
+
+    conn = amqp_new_connection();
+    if (!conn)
+        return DS_ENOMEM;
+    sock = amqp_tcp_socket_new(conn);
+    if (!sock) {
+        rc = DS_ENOMEM;
+        goto fail;
+    }
+    status = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+    if (status != AMQP_STATUS_OK) {
+        rc = ds__seterr(err, errlen, DS_ECONNECT, "%s:%d: %s", info.host,
+                        info.port, amqp_error_string2(status));
+        goto fail;
+    }
+    set_socket_timeouts(conn, timeout_ms);
+    amqp_set_handshake_timeout(conn, &tv);
+    amqp_set_rpc_timeout(conn, &tv);
+    r = amqp_login(conn, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat,
+                   AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        char why[DS_ERRMSG_SIZE];
+        rc = ds__amqp_reply_error(r, "login", why, sizeof why);
+        rc = ds__seterr(err, errlen, rc == DS_ENOMEM ? rc : DS_ECONNECT,
+                        "%s:%d (user %s, vhost %s): %s", info.host, info.port,
+                        info.user, info.vhost, why);
+        goto fail;
+    }
+    amqp_channel_open(conn, DS_AMQP_CHANNEL);
+    rc = ds__amqp_reply_error(amqp_get_rpc_reply(conn), "channel.open", err,
+                              errlen);
+    if (rc < 0)
+        goto fail;
+    a->conn = conn;
+    snprintf(a->host, sizeof a->host, "%s:%d", info.host, info.port);
+    return 0;
+
+fail:
+    amqp_destroy_connection(conn);
+    return rc;
+}
+
+int ds__amqp_connect(ds_amqp *a, const char *urls, int heartbeat,
+                     int timeout_ms, char *err, size_t errlen)
+{
+    int n = 0, rc = DS_ECONNECT;
+
+    if (a->conn)
+        return 0;
+    ds__config_each_word(urls, count_url, &n);
+    if (n == 0)
+        return ds__seterr(err, errlen, DS_EINVAL, "amqp.url: no URL given");
+    for (int tried = 0; tried < n; tried++) {
+        struct url_pick pick = {.want = (a->next_url + tried) % n};
+        ds__config_each_word(urls, pick_url, &pick);
+        rc = connect_one(a, pick.url, heartbeat, timeout_ms, err, errlen);
+        if (rc == 0) {
+            a->next_url = pick.want;
+            return 0;
+        }
+        if (rc == DS_ENOMEM || rc == DS_EINVAL)
+            return rc;
+    }
+    /* Next time start with the URL after the one that failed first, so a
+     * dead first broker doesn't cost a timeout on every attempt. */
+    a->next_url = (a->next_url + 1) % n;
+    return rc;
+}
+
+void ds__amqp_close(ds_amqp *a)
+{
+    if (!a->conn)
+        return;
+    amqp_channel_close(a->conn, DS_AMQP_CHANNEL, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(a->conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(a->conn);
+    a->conn = NULL;
+}
+
+void ds__amqp_drop(ds_amqp *a)
+{
+    if (!a->conn)
+        return;
+    amqp_destroy_connection(a->conn);
+    a->conn = NULL;
+}

@@ -1,0 +1,57 @@
+/* amqp_util.h: one AMQP connection over a URL list, with timeouts, and the broker-error mapper. */
+#ifndef DS_COMMON_AMQP_UTIL_H
+#define DS_COMMON_AMQP_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "amqp_compat.h"
+#include "datasync.h"
+
+/* The one channel every datasync connection uses. */
+#define DS_AMQP_CHANNEL 1
+
+typedef struct ds_amqp {
+    amqp_connection_state_t conn; /* NULL when not connected */
+    int next_url;                 /* index of the URL to try first next time */
+    char host[256];               /* host:port of the connected broker */
+} ds_amqp;
+
+/*
+ * Connects to the first reachable broker of a space-separated URL list,
+ * starting at a->next_url and going round once, logs in, opens
+ * DS_AMQP_CHANNEL. timeout_ms bounds the TCP connect, the login and every
+ * later socket read/write (so a black-holed broker cannot block forever);
+ * heartbeat is in seconds (0: off).
+ * Returns 0, or DS_ECONNECT / DS_EAMQP / DS_EINVAL (bad URL) with err saying
+ * which URL failed and why (password not shown).
+ */
+int ds__amqp_connect(ds_amqp *a, const char *urls, int heartbeat,
+                     int timeout_ms, char *err, size_t errlen);
+
+/* Closes the channel and connection gracefully when possible, frees it,
+ * leaves a->conn NULL. Safe when not connected. */
+void ds__amqp_close(ds_amqp *a);
+
+/* Drops the connection without the closing handshake (after a socket error
+ * or timeout, when the handshake would only block). */
+void ds__amqp_drop(ds_amqp *a);
+
+/* Maps an RPC reply (what = the call, e.g. "queue.declare") to a DS_E code
+ * and message: library errors, connection and channel closes with the
+ * broker's reply code and text. Returns 0 for AMQP_RESPONSE_NORMAL. */
+int ds__amqp_reply_error(amqp_rpc_reply_t r, const char *what, char *err,
+                         size_t errlen);
+
+/* Maps a rabbitmq-c status code (< 0) to a DS_E code and message. */
+int ds__amqp_status_error(int status, const char *what, char *err,
+                          size_t errlen);
+
+/* True when a connection- or channel-closing reply code ends the connection
+ * for good: the caller must reconnect before any other call. */
+bool ds__amqp_reply_closed_connection(amqp_rpc_reply_t r);
+
+/* Builds an amqp_bytes_t that borrows s (NULL gives empty bytes). */
+amqp_bytes_t ds__amqp_str(const char *s);
+
+#endif

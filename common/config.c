@@ -1,0 +1,693 @@
+/* config.c: datasync.conf, read with inih and checked against one table of directives. */
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "error.h"
+#include "log.h"
+
+/* Room for one reason ("amqp.prefetch: '...' is out of bounds (1..65535)");
+ * quoted values are cut to QUOTE_MAX so a reason always fits. */
+#define REASON_SIZE 256
+#define QUOTE_MAX 64
+
+/* ------------------------------------------------------------------------ */
+/* The table of directives                                                   */
+
+typedef enum { T_STRING, T_INT, T_LONG, T_ENUM, T_LEVEL } dtype;
+
+/* An extra check of a string value, beyond its length. Returns 0, or -1 with
+ * reason filled. */
+typedef int (*check_fn)(const char *value, char *reason, size_t len);
+
+typedef struct directive {
+    const char *section;
+    const char *name;
+    dtype type;
+    size_t offset;
+    long long min, max;          /* T_INT, T_LONG: bounds; T_STRING: max length */
+    const char *const *names;    /* T_ENUM: allowed names, NULL-terminated */
+    void (*store)(void *, int);  /* T_ENUM: writes the index as the enum type */
+    check_fn check;              /* T_STRING: NULL or an extra check */
+    const char *def;             /* the default, as it would be written */
+} directive;
+
+/* Enums are stored through their own type: the width of an enum is the
+ * compiler's choice, so writing one through an int pointer is not safe. */
+static void store_queue_type(void *field, int v)
+{
+    *(ds_queue_type *)field = (ds_queue_type)v;
+}
+
+static void store_producer_mode(void *field, int v)
+{
+    *(ds_producer_mode *)field = (ds_producer_mode)v;
+}
+
+/* Indexed by the enum values of config.h. */
+static const char *const queue_type_names[] = {"classic", "quorum", NULL};
+static const char *const producer_mode_names[] = {"sync", "async", NULL};
+
+static int check_node_id(const char *value, char *reason, size_t len);
+static int check_urls(const char *value, char *reason, size_t len);
+static int check_tables(const char *value, char *reason, size_t len);
+static int check_not_empty(const char *value, char *reason, size_t len);
+
+#define FIELD(f) (((ds_config *)0)->f)
+
+/* _Generic with a single association makes a table row whose field has
+ * another C type fail to compile, instead of writing the wrong width. */
+#define D_STRING(sec, key, f, maxlen, chk, dflt)                               \
+    {.section = sec, .name = key, .type = T_STRING,                            \
+     .offset = offsetof(ds_config, f), .max = (maxlen), .check = chk,          \
+     .def = dflt}
+#define D_STR(sec, key, f, chk, dflt)                                          \
+    D_STRING(sec, key, f, (long long)sizeof FIELD(f) - 1, chk, dflt)
+#define D_INT(sec, key, f, lo, hi, dflt)                                       \
+    {.section = sec, .name = key, .type = _Generic(FIELD(f), int: T_INT),      \
+     .offset = offsetof(ds_config, f), .min = lo, .max = hi, .def = dflt}
+#define D_LONG(sec, key, f, lo, hi, dflt)                                      \
+    {.section = sec, .name = key, .type = _Generic(FIELD(f), long: T_LONG),    \
+     .offset = offsetof(ds_config, f), .min = lo, .max = hi, .def = dflt}
+#define D_ENUM(sec, key, f, allowed, storefn, dflt)                            \
+    {.section = sec, .name = key, .type = T_ENUM,                              \
+     .offset = offsetof(ds_config, f), .names = allowed, .store = storefn,     \
+     .def = dflt}
+#define D_LEVEL(sec, key, f, dflt)                                             \
+    {.section = sec, .name = key,                                              \
+     .type = _Generic(FIELD(f), ds_log_level: T_LEVEL),                        \
+     .offset = offsetof(ds_config, f), .def = dflt}
+
+/* Every key, its default and its bounds, in the order of ARCHITECTURE.md and
+ * datasync.conf.example. The defaults are parsed like any value, so they
+ * pass the same checks. */
+static const directive directives[] = {
+    D_STR("node", "id", node_id, check_node_id, ""),
+
+    D_STR("amqp", "url", amqp_url, check_urls,
+          "amqp://guest:guest@127.0.0.1:5672/%2f"),
+    /* 250, not 255: "<exchange>.dead" must still fit AMQP's 255-byte names. */
+    D_STRING("amqp", "exchange", amqp_exchange, 250, check_not_empty,
+             "datasync"),
+    D_STR("amqp", "routing_key", amqp_routing_key, NULL, "data.sync"),
+    D_ENUM("amqp", "queue_type", amqp_queue_type, queue_type_names,
+           store_queue_type, "classic"),
+    D_INT("amqp", "prefetch", amqp_prefetch, 1, 65535, "500"),
+    D_INT("amqp", "heartbeat", amqp_heartbeat, 0, 3600, "10"),
+
+    D_STR("mysql", "host", mysql_host, NULL, "127.0.0.1"),
+    D_INT("mysql", "port", mysql_port, 1, 65535, "3306"),
+    D_STR("mysql", "socket", mysql_socket, NULL, ""),
+    D_STR("mysql", "user", mysql_user, NULL, "root"),
+    D_STR("mysql", "password", mysql_password, NULL, ""),
+    D_STR("mysql", "database", mysql_database, NULL, "app"),
+
+    D_STR("apply", "tables", apply_tables, check_tables, ""),
+    D_INT("apply", "batch_max", apply_batch_max, 1, 10000, "200"),
+    D_INT("apply", "batch_wait_ms", apply_batch_wait_ms, 0, 60000, "10"),
+    D_LONG("apply", "max_message_bytes", apply_max_message_bytes, 1024,
+           134217728, "1048576"),
+    D_INT("apply", "tombstone_retention_hours",
+          apply_tombstone_retention_hours, 1, 87600, "168"),
+
+    D_ENUM("producer", "mode", producer_mode, producer_mode_names,
+           store_producer_mode, "sync"),
+    D_STR("producer", "spool_dir", producer_spool_dir, check_not_empty,
+          "/var/lib/datasync/spool"),
+    D_INT("producer", "confirm_timeout_ms", producer_confirm_timeout_ms, 100,
+          600000, "5000"),
+
+    D_LEVEL("log", "level", log_level, "info"),
+};
+
+#define N_DIRECTIVES (sizeof directives / sizeof directives[0])
+
+_Static_assert(250 < sizeof FIELD(amqp_exchange), "amqp.exchange bound");
+
+/* ------------------------------------------------------------------------ */
+/* Values                                                                    */
+
+static int reason(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Formats a reason and returns -1, so checks read `return reason(...)`. */
+static int reason(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int is_node_char(int c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+static int is_ident_char(int c, int first)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+           (!first && c >= '0' && c <= '9');
+}
+
+/* The node id also names queues and travels as the event's origin, so it
+ * keeps the schema's pattern; "" means not set (the producer alone can run
+ * without it, the consumer checks for it). */
+static int check_node_id(const char *value, char *buf, size_t len)
+{
+    size_t n = strlen(value); /* at most 64: the field's bound */
+
+    for (size_t i = 0; i < n; i++) {
+        if (!is_node_char((unsigned char)value[i]))
+            return reason(buf, len,
+                          "'%.*s' is not a valid node id "
+                          "([A-Za-z0-9._-]{1,64})",
+                          QUOTE_MAX, value);
+    }
+    return 0;
+}
+
+typedef struct word_check {
+    char *buf;
+    size_t len;
+} word_check;
+
+static int check_url_word(const char *word, size_t n, void *ctx)
+{
+    word_check *wc = ctx;
+
+    /* Only the scheme here: ds__amqp_connect parses the rest and names the
+     * URL that fails, but a wrong scheme is a typo worth a file:line. */
+    if ((n > 7 && strncmp(word, "amqp://", 7) == 0) ||
+        (n > 8 && strncmp(word, "amqps://", 8) == 0))
+        return 0;
+    return reason(wc->buf, wc->len, "'%.*s' is not an amqp:// or amqps:// URL",
+                  (int)(n < QUOTE_MAX ? n : QUOTE_MAX), word);
+}
+
+static int check_urls(const char *value, char *buf, size_t len)
+{
+    word_check wc = {buf, len};
+
+    if (value[strspn(value, " \t")] == '\0')
+        return reason(buf, len, "at least one URL is needed");
+    return ds__config_each_word(value, check_url_word, &wc);
+}
+
+static int check_table_word(const char *word, size_t n, void *ctx)
+{
+    word_check *wc = ctx;
+    size_t i = 0;
+
+    while (i < n && is_ident_char((unsigned char)word[i], i == 0))
+        i++;
+    if (i == n && n <= 64)
+        return 0;
+    return reason(wc->buf, wc->len,
+                  "'%.*s' is not a valid table name "
+                  "([A-Za-z_][A-Za-z0-9_]{0,63})",
+                  (int)(n < QUOTE_MAX ? n : QUOTE_MAX), word);
+}
+
+/* Names only: the consumer matches them against the database's catalogue,
+ * and a typo here should stop start-up, not dead-letter every change. */
+static int check_tables(const char *value, char *buf, size_t len)
+{
+    word_check wc = {buf, len};
+
+    return ds__config_each_word(value, check_table_word, &wc);
+}
+
+static int check_not_empty(const char *value, char *buf, size_t len)
+{
+    if (*value == '\0')
+        return reason(buf, len, "must not be empty");
+    return 0;
+}
+
+static int parse_integer(const directive *d, const char *value, long long *out,
+                         char *buf, size_t len)
+{
+    char *end;
+    long long v;
+
+    /* strtoll would skip leading blanks and accept "0x10" with base 0; a
+     * value is written one way only: optional sign, decimal digits. */
+    if (!((value[0] >= '0' && value[0] <= '9') ||
+          ((value[0] == '-' || value[0] == '+') && value[1] >= '0' &&
+           value[1] <= '9')))
+        return reason(buf, len, "'%.*s' is not an integer (%lld..%lld)",
+                      QUOTE_MAX, value, d->min, d->max);
+    errno = 0;
+    v = strtoll(value, &end, 10);
+    if (*end != '\0')
+        return reason(buf, len, "'%.*s' is not an integer (%lld..%lld)",
+                      QUOTE_MAX, value, d->min, d->max);
+    if (errno == ERANGE || v < d->min || v > d->max)
+        return reason(buf, len, "%.*s is out of bounds (%lld..%lld)",
+                      QUOTE_MAX, value, d->min, d->max);
+    *out = v;
+    return 0;
+}
+
+/* "a, b, c" into buf, for the message of a bad enum value. */
+static void join_names(const directive *d, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (int i = 0;; i++) {
+        const char *name;
+        int n;
+
+        if (d->type == T_LEVEL)
+            name = i <= DS_LOG_ERROR ? ds__log_level_name((ds_log_level)i)
+                                     : NULL;
+        else
+            name = d->names[i];
+        if (!name || used >= len)
+            break;
+        n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* Checks value against d and stores it in cfg. On failure cfg is untouched
+ * and buf holds the reason (without the key). */
+static int apply(const directive *d, ds_config *cfg, const char *value,
+                 char *buf, size_t len)
+{
+    char *field = (char *)cfg + d->offset;
+    long long v;
+    char names[128];
+
+    switch (d->type) {
+    case T_STRING: {
+        size_t n = strlen(value);
+
+        if ((long long)n > d->max)
+            return reason(buf, len, "value too long (%zu bytes, max %lld)", n,
+                          d->max);
+        /* A file line cannot hold them; a ds_options_set value must not
+         * smuggle a newline into a URL, a path or a log line either. */
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)value[i];
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return reason(buf, len, "control character 0x%02x in value",
+                              c);
+        }
+        if (d->check && d->check(value, buf, len) != 0)
+            return -1;
+        memcpy(field, value, n + 1);
+        return 0;
+    }
+    case T_INT:
+        if (parse_integer(d, value, &v, buf, len) != 0)
+            return -1;
+        *(int *)(void *)field = (int)v;
+        return 0;
+    case T_LONG:
+        if (parse_integer(d, value, &v, buf, len) != 0)
+            return -1;
+        *(long *)(void *)field = (long)v;
+        return 0;
+    case T_ENUM:
+        for (int i = 0; d->names[i]; i++) {
+            if (strcasecmp(value, d->names[i]) == 0) {
+                d->store(field, i);
+                return 0;
+            }
+        }
+        break;
+    case T_LEVEL: {
+        ds_log_level level;
+
+        if (ds__log_level_parse(value, &level) == 0) {
+            *(ds_log_level *)(void *)field = level;
+            return 0;
+        }
+        break;
+    }
+    }
+    join_names(d, names, sizeof names);
+    return reason(buf, len, "'%.*s' is not one of: %s", QUOTE_MAX, value,
+                  names);
+}
+
+static const directive *find_directive(const char *section, size_t seclen,
+                                       const char *name)
+{
+    for (size_t i = 0; i < N_DIRECTIVES; i++) {
+        const directive *d = &directives[i];
+        if (strlen(d->section) == seclen &&
+            strncmp(d->section, section, seclen) == 0 &&
+            strcmp(d->name, name) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+static int known_section(const char *section, size_t seclen)
+{
+    for (size_t i = 0; i < N_DIRECTIVES; i++)
+        if (strlen(directives[i].section) == seclen &&
+            strncmp(directives[i].section, section, seclen) == 0)
+            return 1;
+    return 0;
+}
+
+/* "node amqp mysql ..." for the message of an unknown section: the table is
+ * grouped by section, so a change of section starts a new name. */
+static void list_sections(char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_DIRECTIVES && used < len; i++) {
+        int n;
+
+        if (i > 0 && strcmp(directives[i].section,
+                            directives[i - 1].section) == 0)
+            continue;
+        n = snprintf(buf + used, len - used, "%s[%s]", i ? " " : "",
+                     directives[i].section);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+void ds__config_defaults(ds_config *cfg)
+{
+    char buf[REASON_SIZE];
+
+    memset(cfg, 0, sizeof *cfg);
+    /* Cannot fail: the defaults are constants that test_config loads and
+     * compares with the documented values. */
+    for (size_t i = 0; i < N_DIRECTIVES; i++)
+        (void)apply(&directives[i], cfg, directives[i].def, buf, sizeof buf);
+}
+
+int ds__config_set(ds_config *cfg, const char *key, const char *value,
+                   char *err, size_t errlen)
+{
+    char buf[REASON_SIZE];
+    const directive *d;
+    const char *dot;
+
+    if (!cfg || !key || !value)
+        return ds__seterr(err, errlen, DS_EINVAL, "%s: missing %s",
+                          key ? key : "(null)", key ? "value" : "key");
+    dot = strchr(key, '.');
+    if (!dot)
+        return ds__seterr(err, errlen, DS_ECONFIG,
+                          "%s: expected section.key, e.g. amqp.url", key);
+    d = find_directive(key, (size_t)(dot - key), dot + 1);
+    if (!d) {
+        if (known_section(key, (size_t)(dot - key)))
+            return ds__seterr(err, errlen, DS_ECONFIG, "%s: unknown key", key);
+        list_sections(buf, sizeof buf);
+        return ds__seterr(err, errlen, DS_ECONFIG,
+                          "%s: unknown section [%.*s] (known: %s)", key,
+                          (int)(dot - key), key, buf);
+    }
+    if (apply(d, cfg, value, buf, sizeof buf) != 0)
+        return ds__seterr(err, errlen, DS_ECONFIG, "%s: %s", key, buf);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Files                                                                     */
+
+/*
+ * inih does the INI parsing, but Debian's libinih exposes its options as
+ * process-wide variables (ini_allow_multiline, ini_allow_inline_comments,
+ * ini_max_line, ...) that any other user of inih in the host process may
+ * change, and it reports a bad line by number only. So our reader hands inih
+ * normalised lines and catches what inih would not report well:
+ *  - counts lines, so the handler knows which line it is on;
+ *  - stops at the first bad line (inih would go on and apply later lines);
+ *  - refuses a line longer than inih's buffer (inih would cut it in two and
+ *    parse the rest as a line of its own) and control bytes (binary files);
+ *  - strips leading blanks: with multiline on, inih would take an indented
+ *    "port = 3306" as the continuation of the previous key's value;
+ *  - drops comments (";" or "#" first, or " ;" after a value) itself, so a
+ *    value is the same whatever the host set ini_allow_inline_comments to;
+ *  - checks section headers ("[x]" with a known name, nothing after) and
+ *    that other lines hold "key = value" (inih also takes "key: value").
+ */
+typedef struct load_state {
+    FILE *f;
+    int line;     /* line being parsed, from 1 */
+    int err_line; /* first bad line seen by the reader or the handler; 0 */
+    int io_errno; /* a read error: the load fails with DS_EIO */
+    char reason[REASON_SIZE];
+    ds_config cfg; /* a working copy: a bad file leaves the caller's as it was */
+} load_state;
+
+static void fail_line(load_state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Records the first bad line; the reader then ends the parse. */
+static void fail_line(load_state *st, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(st->reason, sizeof st->reason, fmt, ap);
+    va_end(ap);
+    st->err_line = st->line;
+}
+
+/* Reads one raw line into str (at most num - 1 bytes, without the newline).
+ * Returns 1, 0 at end of file, -1 after recording an error. */
+static int read_line(load_state *st, char *str, int num)
+{
+    int n = 0;
+
+    st->line++;
+    for (;;) {
+        int c = getc(st->f);
+
+        if (c == EOF) {
+            if (ferror(st->f)) {
+                st->io_errno = errno ? errno : EIO;
+                return -1;
+            }
+            if (n == 0) {
+                st->line--; /* no line there, only the end of the file */
+                return 0;
+            }
+            break;
+        }
+        if (c == '\n')
+            break;
+        if (c == '\r') {
+            int next = getc(st->f);
+            if (next == '\n' || next == EOF)
+                break; /* CRLF or a final CR: a line end, not content */
+            ungetc(next, st->f);
+        }
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            fail_line(st, "control character 0x%02x (not a text file?)", c);
+            return -1;
+        }
+        if (n >= num - 1) {
+            fail_line(st, "line too long (max %d bytes)", num - 1);
+            return -1;
+        }
+        str[n++] = (char)c;
+    }
+    str[n] = '\0';
+    return 1;
+}
+
+static char *reader(char *str, int num, void *stream)
+{
+    load_state *st = stream;
+    char *s, *p;
+    int r;
+
+    if (st->err_line || st->io_errno)
+        return NULL; /* stop at the first bad line */
+    r = read_line(st, str, num);
+    if (r <= 0)
+        return NULL;
+    if (st->line == 1 && strncmp(str, "\xEF\xBB\xBF", 3) == 0)
+        memmove(str, str + 3, strlen(str + 3) + 1); /* UTF-8 BOM */
+
+    s = str + strspn(str, " \t");
+    if (*s == ';' || *s == '#')
+        *s = '\0';
+    for (p = s; *p; p++) {
+        if (*p == ';' && p > s && (p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            break;
+        }
+    }
+    while (p > s && (p[-1] == ' ' || p[-1] == '\t'))
+        *--p = '\0';
+
+    if (*s == '[') {
+        char *end = strchr(s, ']');
+        int n;
+
+        if (!end) {
+            fail_line(st, "missing ']' in section header");
+            return NULL;
+        }
+        if (end[1] != '\0') {
+            fail_line(st, "unexpected text after ']'");
+            return NULL;
+        }
+        n = (int)(end - s - 1);
+        if (!known_section(s + 1, (size_t)n)) {
+            char known[REASON_SIZE / 2];
+            list_sections(known, sizeof known);
+            fail_line(st, "unknown section [%.*s] (known: %s)",
+                      n < QUOTE_MAX ? n : QUOTE_MAX, s + 1, known);
+            return NULL;
+        }
+    } else if (*s) {
+        size_t k = strcspn(s, "=:");
+        if (s[k] == '\0') {
+            fail_line(st, "expected 'key = value'");
+            return NULL;
+        }
+        if (k == 0) {
+            fail_line(st, "missing key before '%c'", s[k]);
+            return NULL;
+        }
+    }
+    memmove(str, s, strlen(s) + 1);
+    return str;
+}
+
+static int handler(void *user, const char *section, const char *name,
+                   const char *value)
+{
+    load_state *st = user;
+    const directive *d;
+    char buf[REASON_SIZE - 64];
+
+    if (st->err_line)
+        return 0;
+    if (!value) { /* only if the host turned on ini_allow_no_value */
+        fail_line(st, "expected 'key = value'");
+        return 0;
+    }
+    if (*section == '\0') {
+        fail_line(st, "key '%.*s' before any [section]", QUOTE_MAX, name);
+        return 0;
+    }
+    d = find_directive(section, strlen(section), name);
+    if (!d) {
+        fail_line(st, "unknown key '%.*s' in [%s]", QUOTE_MAX, name, section);
+        return 0;
+    }
+    if (apply(d, &st->cfg, value, buf, sizeof buf) != 0) {
+        fail_line(st, "%s.%s: %s", d->section, d->name, buf);
+        return 0;
+    }
+    return 1;
+}
+
+int ds__config_load(ds_config *cfg, const char *path, char *err, size_t errlen)
+{
+    load_state *st;
+    int ret, rc;
+
+    if (!cfg || !path)
+        return ds__seterr(err, errlen, DS_EINVAL, "no configuration file");
+    /* On the heap: the working copy is ~10 KB, too much for a host thread
+     * with a small stack. */
+    st = calloc(1, sizeof *st);
+    if (!st)
+        return ds__seterr(err, errlen, DS_ENOMEM, "%s: out of memory", path);
+    st->f = fopen(path, "re");
+    if (!st->f) {
+        char ebuf[128];
+        rc = ds__seterr(err, errlen, DS_EIO, "%s: %s", path,
+                        strerror_r(errno, ebuf, sizeof ebuf));
+        goto fail;
+    }
+    st->cfg = *cfg;
+
+    ret = ini_parse_stream(reader, st, handler, st);
+
+    if (st->io_errno) {
+        char ebuf[128];
+        rc = ds__seterr(err, errlen, DS_EIO, "%s: %s", path,
+                        strerror_r(st->io_errno, ebuf, sizeof ebuf));
+        goto fail;
+    }
+    if (ret == -2) {
+        rc = ds__seterr(err, errlen, DS_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    /* The reader stops after the first bad line it or the handler sees, so
+     * a smaller line from inih is one inih found wrong that we let through. */
+    if (ret > 0 && (st->err_line == 0 || ret < st->err_line)) {
+        rc = ds__seterr(err, errlen, DS_ECONFIG, "%s:%d: syntax error", path,
+                        ret);
+        goto fail;
+    }
+    if (st->err_line) {
+        rc = ds__seterr(err, errlen, DS_ECONFIG, "%s:%d: %s", path,
+                        st->err_line, st->reason);
+        goto fail;
+    }
+    *cfg = st->cfg;
+    rc = 0;
+fail:
+    if (st->f)
+        fclose(st->f);
+    free(st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                   */
+
+const char *ds__config_path(const char *given)
+{
+    const char *env;
+
+    if (given)
+        return given;
+    env = getenv("DATASYNC_CONFIG");
+    return env && *env ? env : NULL;
+}
+
+int ds__config_each_word(const char *list,
+                         int (*fn)(const char *word, size_t len, void *ctx),
+                         void *ctx)
+{
+    const char *p = list;
+
+    if (!p)
+        return 0;
+    for (;;) {
+        size_t n;
+        int r;
+
+        p += strspn(p, " \t");
+        if (*p == '\0')
+            return 0;
+        n = strcspn(p, " \t");
+        r = fn(p, n, ctx);
+        if (r != 0)
+            return r;
+        p += n;
+    }
+}

@@ -1,0 +1,69 @@
+/* config.h: datasync.conf, every key with its default and bounds, from one table of directives. */
+#ifndef DS_COMMON_CONFIG_H
+#define DS_COMMON_CONFIG_H
+
+#include <stddef.h>
+
+#include "datasync.h"
+
+typedef enum { DS_QUEUE_CLASSIC = 0, DS_QUEUE_QUORUM = 1 } ds_queue_type;
+typedef enum { DS_MODE_SYNC = 0, DS_MODE_ASYNC = 1 } ds_producer_mode;
+
+/* Values live in fixed buffers so a configuration is a plain value: copied by
+ * assignment, never freed. A value longer than its buffer is a config error. */
+typedef struct ds_config {
+    /* [node] */
+    char node_id[65]; /* "" when not set: required by the consumer only */
+    /* [amqp] */
+    char amqp_url[2048]; /* several URLs, space-separated: tried in turn */
+    char amqp_exchange[256];
+    char amqp_routing_key[256];
+    ds_queue_type amqp_queue_type;
+    int amqp_prefetch;  /* 1..65535 */
+    int amqp_heartbeat; /* seconds, 0..3600; 0 = off */
+    /* [mysql] */
+    char mysql_host[256];
+    int mysql_port;
+    char mysql_socket[1024];
+    char mysql_user[256];
+    char mysql_password[256];
+    char mysql_database[65];
+    /* [apply] */
+    char apply_tables[4096]; /* space-separated table names */
+    int apply_batch_max;     /* 1..10000 */
+    int apply_batch_wait_ms; /* 0..60000 */
+    long apply_max_message_bytes;
+    int apply_tombstone_retention_hours;
+    /* [producer] */
+    ds_producer_mode producer_mode;
+    char producer_spool_dir[1024];
+    int producer_confirm_timeout_ms;
+    /* [log] */
+    ds_log_level log_level;
+} ds_config;
+
+/* Fills every key with its default. */
+void ds__config_defaults(ds_config *cfg);
+
+/* Reads an INI file over cfg. Returns 0; DS_EIO when the file cannot be
+ * opened ("PATH: strerror"); DS_ECONFIG for the first bad line, unknown
+ * section or key, or out-of-bounds value, with err = "PATH:LINE: reason". */
+int ds__config_load(ds_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Sets one key written "section.key" ("amqp.url"). Returns 0 or DS_ECONFIG
+ * with err = "section.key: reason". */
+int ds__config_set(ds_config *cfg, const char *key, const char *value,
+                   char *err, size_t errlen);
+
+/* The configuration file to read: given if not NULL, else $DATASYNC_CONFIG,
+ * else NULL (defaults only). */
+const char *ds__config_path(const char *given);
+
+/* Splits a space-separated list (amqp_url, apply_tables) in place of a copy:
+ * calls fn for each word with its length; stops at the first non-zero
+ * return and returns it. */
+int ds__config_each_word(const char *list,
+                         int (*fn)(const char *word, size_t len, void *ctx),
+                         void *ctx);
+
+#endif

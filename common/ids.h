@@ -1,0 +1,40 @@
+/* ids.h: UUIDv7 event ids and the hybrid logical clock. */
+#ifndef DS_COMMON_IDS_H
+#define DS_COMMON_IDS_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* Writes a new UUID version 7 (unix ms + random) as 36 chars plus NUL.
+ * Returns 0, or DS_EIO if no randomness could be read. Any thread. */
+int ds__uuid7(char out[37]);
+
+/* Hybrid logical clock: (unix_ms << 16) | counter, strictly increasing
+ * for one clock even when the wall clock steps back. */
+typedef struct ds_hlc {
+    pthread_mutex_t lock;
+    uint64_t last;
+} ds_hlc;
+
+void ds__hlc_init(ds_hlc *c);
+void ds__hlc_destroy(ds_hlc *c);
+
+/* The next value: max(now_ms << 16, last + 1). Any thread. */
+uint64_t ds__hlc_next(ds_hlc *c);
+
+/* Same rule with an explicit wall clock, for tests. */
+uint64_t ds__hlc_next_at(ds_hlc *c, uint64_t now_ms);
+
+/* The unix milliseconds an hlc value carries. */
+static inline uint64_t ds__hlc_ms(uint64_t hlc)
+{
+    return hlc >> 16;
+}
+
+/* Formats unix_ms as RFC 3339 UTC with milliseconds ("...T..:..:...mmmZ"). */
+void ds__rfc3339_ms(uint64_t unix_ms, char out[32]);
+
+/* Current wall clock in unix milliseconds. */
+uint64_t ds__now_ms(void);
+
+#endif

@@ -1,0 +1,33 @@
+/* topology.h: the names and declarations of datasync's exchanges and queues (the broker contract). */
+#ifndef DS_COMMON_TOPOLOGY_H
+#define DS_COMMON_TOPOLOGY_H
+
+#include <stddef.h>
+
+#include "amqp_util.h"
+#include "config.h"
+
+/* "<exchange>.dead", e.g. "datasync.dead": the direct dead-letter exchange. */
+void ds__topology_dead_exchange(const ds_config *cfg, char *out, size_t len);
+
+/* "datasync.<node>": a node's queue. The routing key of its dead letters in
+ * the dead-letter exchange is this same name. */
+void ds__topology_node_queue(const char *node, char *out, size_t len);
+
+/* "datasync.<node>.dead": a node's dead-letter queue. */
+void ds__topology_dead_queue(const char *node, char *out, size_t len);
+
+/* Declares the topic exchange amqp.exchange and the dead-letter exchange,
+ * both durable. Idempotent. Returns 0 or a DS_E code with err. */
+int ds__topology_declare_exchanges(ds_amqp *a, const ds_config *cfg, char *err,
+                                   size_t errlen);
+
+/* Declares node's queue (amqp.queue_type, durable, dead-lettering to the dead
+ * exchange) bound to amqp.exchange with amqp.routing_key, and its dead-letter
+ * queue bound to the dead exchange. Idempotent. A queue that exists with
+ * other arguments (e.g. another queue type) gives DS_EAMQP with a message
+ * saying so; the connection must then be reopened. */
+int ds__topology_declare_node(ds_amqp *a, const ds_config *cfg,
+                              const char *node, char *err, size_t errlen);
+
+#endif

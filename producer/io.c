@@ -1,0 +1,618 @@
+/* io.c: the producer's I/O thread: connects, drains the spool, publishes with confirms, spools what the broker won't take. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "producer_private.h"
+
+/* Published but unconfirmed records at most: confirms stream back while the
+ * next ones go out, never one round trip per message. */
+#define DS_CONFIRM_WINDOW 1024
+/* A nacked change is published again this many times, then spooled. */
+#define DS_MAX_NACKS 3
+#define DS_BACKOFF_MIN_MS 100
+#define DS_BACKOFF_MAX_MS 10000
+/* How often a connected producer looks for records other processes (or its
+ * own full queue) left in a shared spool. */
+#define DS_DRAIN_CHECK_MS 5000
+/* The longest the thread sleeps in poll, so heartbeats keep flowing. */
+#define DS_POLL_MAX_MS 200
+
+void ds__io_wake(ds_producer *p)
+{
+    pthread_cond_signal(&p->work);
+    if (p->io_polling && p->wake_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(p->wake_fd, &one, sizeof one);
+        (void)n; /* a full counter already wakes the thread */
+    }
+}
+
+void ds__io_watchdog(ds_producer *p, uint64_t now_ms)
+{
+    if (p->io_busy_since == 0 || p->sock_fd < 0 ||
+        now_ms - p->io_busy_since <
+            (uint64_t)p->cfg.producer_confirm_timeout_ms)
+        return;
+    /* rabbitmq-c 0.11 waits forever for a socket that takes no bytes (a
+     * black-holed broker): shutting it down makes that write fail. */
+    DS_LOG(&p->log, DS_LOG_WARN,
+           "broker %s took no data for %d ms: dropping the connection",
+           p->amqp.host, p->cfg.producer_confirm_timeout_ms);
+    shutdown(p->sock_fd, SHUT_RDWR);
+    p->io_busy_since = 0;
+}
+
+static uint64_t jittered(uint64_t ms)
+{
+    /* ±25%, so producers of many processes don't reconnect in lockstep. */
+    uint64_t quarter = ms / 4;
+    return ms - quarter + (quarter ? (uint64_t)rand() % (2 * quarter + 1) : 0);
+}
+
+/* Lock held. Moves the records to the spool and finishes them: unlocks
+ * around the disk write. */
+static void spool_and_finish(ds_producer *p, ds_record **recs, size_t n)
+{
+    int rc;
+
+    if (n == 0)
+        return;
+    pthread_mutex_unlock(&p->lock);
+    rc = ds__spool_records(p, recs, n);
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < n; i++)
+        ds__rec_finish(p, recs[i], rc < 0 ? DS_ESPOOL : 0);
+}
+
+/* Lock held. Spools pending records queued before cutoff_ms (all of them
+ * when cutoff is UINT64_MAX): used while the broker cannot take them. */
+static void spool_pending_before(ds_producer *p, uint64_t cutoff_ms)
+{
+    ds_record *batch[256];
+    size_t n;
+
+    do {
+        n = 0;
+        while (n < 256 && p->pending.head &&
+               p->pending.head->queued_ms < cutoff_ms)
+            batch[n++] = ds__rec_pop(&p->pending);
+        spool_and_finish(p, batch, n);
+    } while (n == 256);
+}
+
+/* Lock held. Everything unconfirmed goes to the spool, unconfirmed first and
+ * then never-published, so the spool keeps emit order. Drained spool records
+ * simply stay where they are: the head only moves past confirmed ones. */
+static void spool_unconfirmed(ds_producer *p)
+{
+    ds_rec_list keep = {0};
+    ds_record *r;
+
+    while ((r = ds__rec_pop(&p->inflight))) {
+        if (r->from_spool) {
+            ds__rec_free(r);
+            continue;
+        }
+        r->state = DS_REC_PENDING;
+        ds__rec_push(&keep, r);
+    }
+    p->drain_unconfirmed = 0;
+    while ((r = ds__rec_pop(&p->pending)))
+        ds__rec_push(&keep, r);
+    p->pending = keep;
+    spool_pending_before(p, UINT64_MAX);
+}
+
+/* Lock held. The connection is gone: spool, and retry after a backoff. */
+static void fail_connection(ds_producer *p, const char *why)
+{
+    if (p->amqp.conn)
+        DS_LOG(&p->log, DS_LOG_WARN, "broker %s: %s; spooling %zu changes",
+               p->amqp.host, why, p->inflight.count + p->pending.count);
+    p->connected = false;
+    p->blocked = false;
+    p->sock_fd = -1;
+    p->io_busy_since = 0;
+    ds__amqp_drop(&p->amqp);
+    spool_unconfirmed(p);
+    p->next_connect_ms = ds__now_ms() + jittered(p->backoff_ms);
+    p->backoff_ms = p->backoff_ms * 2 > DS_BACKOFF_MAX_MS ? DS_BACKOFF_MAX_MS
+                                                          : p->backoff_ms * 2;
+}
+
+static int publish_one(ds_producer *p, ds_record *r)
+{
+    amqp_basic_properties_t props;
+    amqp_table_entry_t header;
+
+    header.key = amqp_cstring_bytes("x-origin");
+    header.value.kind = AMQP_FIELD_KIND_UTF8;
+    header.value.value.bytes = amqp_cstring_bytes(r->origin);
+    memset(&props, 0, sizeof props);
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+                   AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
+    props.content_type = amqp_cstring_bytes("application/json");
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    props.message_id = amqp_cstring_bytes(r->id);
+    props.timestamp = ds__now_ms() / 1000;
+    props.app_id = amqp_cstring_bytes("datasync");
+    props.headers.num_entries = 1;
+    props.headers.entries = &header;
+
+    amqp_bytes_t body = {r->len, r->body};
+    return amqp_basic_publish(p->amqp.conn, DS_AMQP_CHANNEL,
+                              ds__amqp_str(p->cfg.amqp_exchange),
+                              ds__amqp_str(p->cfg.amqp_routing_key),
+                              1 /* mandatory */, 0 /* immediate */, &props,
+                              body);
+}
+
+/* Lock held. Publishes the records in order, as inflight; unlocks around
+ * the socket writes. Returns 0 or the first rabbitmq-c error. */
+static int publish_records(ds_producer *p, ds_record **recs, size_t n)
+{
+    int status = AMQP_STATUS_OK;
+
+    for (size_t i = 0; i < n; i++) {
+        recs[i]->state = DS_REC_INFLIGHT;
+        recs[i]->seq = ++p->next_seq;
+        recs[i]->sent_ms = ds__now_ms();
+        ds__rec_push(&p->inflight, recs[i]);
+    }
+    p->io_busy_since = ds__now_ms();
+    pthread_mutex_unlock(&p->lock);
+    for (size_t i = 0; i < n && status == AMQP_STATUS_OK; i++)
+        status = publish_one(p, recs[i]);
+    pthread_mutex_lock(&p->lock);
+    p->io_busy_since = 0;
+    return status;
+}
+
+/* Lock held. Publishes pending records while the window has room. */
+static int publish_pending(ds_producer *p)
+{
+    ds_record *batch[128];
+    size_t n = 0;
+
+    while (n < 128 && !p->blocked && p->pending.head &&
+           p->inflight.count + n < DS_CONFIRM_WINDOW)
+        batch[n++] = ds__rec_pop(&p->pending);
+    return publish_records(p, batch, n);
+}
+
+/* Lock held. One confirm (ack or nack) for the delivery tag, or for every
+ * tag up to it when multiple. */
+static void on_confirm(ds_producer *p, uint64_t tag, bool multiple, bool ack)
+{
+    ds_record **link = &p->inflight.head, *r, *prev = NULL;
+    ds_record *retry[DS_CONFIRM_WINDOW];
+    size_t nretry = 0;
+
+    while ((r = *link)) {
+        if (r->seq > tag)
+            break;
+        if (!multiple && r->seq != tag) {
+            prev = r;
+            link = &r->next;
+            continue;
+        }
+        *link = r->next;
+        if (p->inflight.tail == r)
+            p->inflight.tail = prev;
+        p->inflight.count--;
+        r->next = NULL;
+
+        if (!ack)
+            p->stats.nacked++;
+        if (r->from_spool) {
+            p->drain_unconfirmed--;
+            if (!ack)
+                p->drain_refused = true;
+            else if (r->returned)
+                p->stats.unroutable++;
+            else
+                p->stats.confirmed++;
+            ds__rec_free(r);
+        } else if (ack) {
+            if (r->returned)
+                p->stats.unroutable++;
+            else
+                p->stats.confirmed++;
+            ds__rec_finish(p, r, r->returned ? DS_EUNROUTABLE : 0);
+        } else if (++r->nacks < DS_MAX_NACKS) {
+            retry[nretry++] = r;
+        } else {
+            DS_LOG(&p->log, DS_LOG_WARN,
+                   "change %s nacked %d times: spooling it", r->id, r->nacks);
+            spool_and_finish(p, &r, 1);
+            link = &p->inflight.head; /* the list may have moved meanwhile */
+            prev = NULL;
+        }
+        if (!multiple)
+            break;
+    }
+    /* Refused changes go out again first, in their original order. */
+    while (nretry > 0) {
+        r = retry[--nretry];
+        r->state = DS_REC_PENDING;
+        ds__rec_push_front(&p->pending, r);
+    }
+}
+
+/* Lock held. A basic.return: the change reached no queue. Its ack follows;
+ * mark the record so the ack reports it unroutable. */
+static int on_return(ds_producer *p)
+{
+    amqp_message_t msg;
+    amqp_rpc_reply_t rr;
+    char id[37] = "";
+
+    pthread_mutex_unlock(&p->lock);
+    rr = amqp_read_message(p->amqp.conn, DS_AMQP_CHANNEL, &msg, 0);
+    pthread_mutex_lock(&p->lock);
+    if (rr.reply_type != AMQP_RESPONSE_NORMAL)
+        return -1;
+    if ((msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) &&
+        msg.properties.message_id.len < sizeof id) {
+        memcpy(id, msg.properties.message_id.bytes,
+               msg.properties.message_id.len);
+        id[msg.properties.message_id.len] = '\0';
+    }
+    amqp_destroy_message(&msg);
+    for (ds_record *r = p->inflight.head; r; r = r->next) {
+        if (strcmp(r->id, id) == 0) {
+            r->returned = true;
+            break;
+        }
+    }
+    DS_LOG(&p->log, DS_LOG_ERROR,
+           "change %s returned unroutable: no queue is bound to exchange %s "
+           "with routing key %s",
+           id, p->cfg.amqp_exchange, p->cfg.amqp_routing_key);
+    return 0;
+}
+
+/* Lock held. Returns 0, or -1 when the connection must be dropped. */
+static int on_frame(ds_producer *p, const amqp_frame_t *f, const char **why)
+{
+    if (f->frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    switch (f->payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+        const amqp_basic_ack_t *a = f->payload.method.decoded;
+        on_confirm(p, a->delivery_tag, a->multiple, true);
+        return 0;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        const amqp_basic_nack_t *n = f->payload.method.decoded;
+        on_confirm(p, n->delivery_tag, n->multiple, false);
+        return 0;
+    }
+    case AMQP_BASIC_RETURN_METHOD:
+        if (on_return(p) < 0) {
+            *why = "cannot read a returned message";
+            return -1;
+        }
+        return 0;
+    case AMQP_CONNECTION_BLOCKED_METHOD:
+        p->blocked = true;
+        DS_LOG(&p->log, DS_LOG_WARN,
+               "broker %s blocked publishing (resource alarm)", p->amqp.host);
+        return 0;
+    case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        p->blocked = false;
+        DS_LOG(&p->log, DS_LOG_INFO, "broker %s unblocked publishing",
+               p->amqp.host);
+        return 0;
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        const amqp_channel_close_t *c = f->payload.method.decoded;
+        DS_LOG(&p->log, DS_LOG_ERROR, "broker closed the channel: %u %.*s",
+               c->reply_code, (int)c->reply_text.len,
+               (const char *)c->reply_text.bytes);
+        *why = "channel closed by the broker";
+        return -1;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        const amqp_connection_close_t *c = f->payload.method.decoded;
+        DS_LOG(&p->log, DS_LOG_ERROR, "broker closed the connection: %u %.*s",
+               c->reply_code, (int)c->reply_text.len,
+               (const char *)c->reply_text.bytes);
+        *why = "connection closed by the broker";
+        return -1;
+    }
+    }
+    return 0;
+}
+
+/* Lock held. Waits up to wait_ms for the socket (or a wake-up from
+ * ds_emit), then handles every frame that has arrived. Returns 0 or -1
+ * when the connection failed (why says how). */
+static int read_frames(ds_producer *p, int wait_ms, const char **why)
+{
+    amqp_connection_state_t conn = p->amqp.conn;
+    struct timeval zero = {0, 0};
+    amqp_frame_t frame;
+    int status;
+
+    if (wait_ms > 0 && !amqp_frames_enqueued(conn) &&
+        !amqp_data_in_buffer(conn)) {
+        struct pollfd fds[2] = {{amqp_get_sockfd(conn), POLLIN, 0},
+                                {p->wake_fd, POLLIN, 0}};
+        uint64_t drained;
+        p->io_polling = true;
+        pthread_mutex_unlock(&p->lock);
+        poll(fds, 2, wait_ms);
+        if (read(p->wake_fd, &drained, sizeof drained) < 0)
+            drained = 0; /* nothing was signalled */
+        pthread_mutex_lock(&p->lock);
+        p->io_polling = false;
+    }
+    for (int frames = 0; frames < 4 * DS_CONFIRM_WINDOW; frames++) {
+        pthread_mutex_unlock(&p->lock);
+        /* Called even when nothing arrived: it is where rabbitmq-c sends our
+         * heartbeats and notices missing ones from the broker. */
+        status = amqp_simple_wait_frame_noblock(conn, &frame, &zero);
+        pthread_mutex_lock(&p->lock);
+        if (status == AMQP_STATUS_TIMEOUT)
+            return 0;
+        if (status != AMQP_STATUS_OK) {
+            *why = amqp_error_string2(status);
+            return -1;
+        }
+        if (on_frame(p, &frame, why) < 0)
+            return -1;
+        if (!amqp_frames_enqueued(conn) && !amqp_data_in_buffer(conn))
+            return 0;
+    }
+    return 0;
+}
+
+/* Lock held. Turns drained spool payloads into records for publishing. */
+static size_t read_spool_chunk(ds_producer *p, ds_record **recs, size_t max)
+{
+    char err[DS_ERRMSG_SIZE];
+    size_t n = 0;
+
+    pthread_mutex_unlock(&p->lock);
+    while (n < max) {
+        ds_event ev;
+        char *payload;
+        size_t len;
+        int skipped = 0;
+
+        if (ds__spool_read(p->spool, &payload, &len, &skipped, err,
+                           sizeof err) < 0 ||
+            !payload)
+            break;
+        if (skipped)
+            DS_LOG(&p->log, DS_LOG_ERROR,
+                   "spool: skipped %d corrupt records", skipped);
+        if (ds__event_parse(&ev, payload, len, err, sizeof err) < 0) {
+            DS_LOG(&p->log, DS_LOG_ERROR, "spool: dropping an invalid record: %s",
+                   err);
+            free(payload);
+            continue;
+        }
+        recs[n] = calloc(1, sizeof *recs[n]);
+        if (!recs[n]) {
+            ds__event_clear(&ev);
+            free(payload);
+            break;
+        }
+        memcpy(recs[n]->id, ev.id, sizeof ev.id);
+        memcpy(recs[n]->origin, ev.origin, sizeof ev.origin);
+        ds__event_clear(&ev);
+        recs[n]->body = payload;
+        recs[n]->len = len;
+        recs[n]->from_spool = true;
+        n++;
+    }
+    pthread_mutex_lock(&p->lock);
+    return n;
+}
+
+/* Lock held. Publishes the spool's records in order, chunk by chunk, moving
+ * its head only past confirmed ones. Returns 0, or -1 when the connection
+ * failed. */
+static int drain_spool(ds_producer *p, const char **why)
+{
+    char err[DS_ERRMSG_SIZE];
+    ds_record *chunk[256];
+    uint64_t backlog = 0, drained = 0;
+    bool got;
+    int rc = 0;
+
+    p->next_drain_check_ms = ds__now_ms() + DS_DRAIN_CHECK_MS;
+    ds__spool_backlog(p->spool, &backlog);
+    if (backlog == 0 ||
+        ds__spool_drain_begin(p->spool, &got, err, sizeof err) < 0 || !got)
+        return 0;
+    DS_LOG(&p->log, DS_LOG_INFO, "draining %llu bytes of spooled changes",
+           (unsigned long long)backlog);
+    for (;;) {
+        size_t n = read_spool_chunk(p, chunk, 256);
+        uint64_t deadline;
+
+        if (n == 0) {
+            if (ds__spool_commit(p->spool, ds__spool_cursor(p->spool), err,
+                                 sizeof err) < 0)
+                DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
+            break;
+        }
+        p->drain_unconfirmed += n;
+        p->drain_refused = false;
+        if (publish_records(p, chunk, n) != AMQP_STATUS_OK) {
+            *why = "publish failed while draining the spool";
+            rc = -1;
+            break;
+        }
+        deadline = ds__now_ms() + (uint64_t)p->cfg.producer_confirm_timeout_ms;
+        while (p->drain_unconfirmed > 0 && rc == 0) {
+            if (ds__now_ms() >= deadline) {
+                *why = "no confirm within producer.confirm_timeout_ms";
+                rc = -1;
+            } else {
+                rc = read_frames(p, DS_POLL_MAX_MS, why);
+            }
+        }
+        if (rc < 0)
+            break;
+        if (p->drain_refused) {
+            DS_LOG(&p->log, DS_LOG_WARN,
+                   "broker refused spooled changes: draining again later");
+            break;
+        }
+        drained += n;
+        if (ds__spool_commit(p->spool, ds__spool_cursor(p->spool), err,
+                             sizeof err) < 0) {
+            DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
+            break;
+        }
+        /* New changes wait behind the spool; past half their timeout they
+         * join it, so callers never wait longer than they were promised. */
+        spool_pending_before(p, ds__now_ms() -
+                                    (uint64_t)p->cfg.producer_confirm_timeout_ms / 2);
+    }
+    ds__spool_drain_end(p->spool);
+    if (drained)
+        DS_LOG(&p->log, DS_LOG_INFO, "drained %llu spooled changes",
+               (unsigned long long)drained);
+    return rc;
+}
+
+/* Lock held; unlocks around the network. */
+static void connect_broker(ds_producer *p)
+{
+    char err[DS_ERRMSG_SIZE];
+    const char *why = NULL;
+    int rc;
+
+    pthread_mutex_unlock(&p->lock);
+    rc = ds__amqp_connect(&p->amqp, p->cfg.amqp_url, p->cfg.amqp_heartbeat,
+                          p->cfg.producer_confirm_timeout_ms, err, sizeof err);
+    if (rc == 0) {
+        amqp_exchange_declare(p->amqp.conn, DS_AMQP_CHANNEL,
+                              ds__amqp_str(p->cfg.amqp_exchange),
+                              amqp_cstring_bytes("topic"), 0, 1, 0, 0,
+                              amqp_empty_table);
+        rc = ds__amqp_reply_error(amqp_get_rpc_reply(p->amqp.conn),
+                                  "exchange.declare", err, sizeof err);
+    }
+    if (rc == 0) {
+        amqp_confirm_select(p->amqp.conn, DS_AMQP_CHANNEL);
+        rc = ds__amqp_reply_error(amqp_get_rpc_reply(p->amqp.conn),
+                                  "confirm.select", err, sizeof err);
+    }
+    pthread_mutex_lock(&p->lock);
+    if (rc < 0) {
+        DS_LOG(&p->log, p->ever_connected ? DS_LOG_WARN : DS_LOG_INFO,
+               "broker unreachable, changes go to the spool: %s", err);
+        ds__amqp_drop(&p->amqp);
+        fail_connection(p, err);
+        return;
+    }
+    if (p->ever_connected)
+        p->stats.reconnects++;
+    p->ever_connected = true;
+    p->connected = true;
+    p->next_seq = 0;
+    p->backoff_ms = DS_BACKOFF_MIN_MS;
+    p->sock_fd = amqp_get_sockfd(p->amqp.conn);
+    DS_LOG(&p->log, DS_LOG_INFO, "connected to broker %s", p->amqp.host);
+    if (drain_spool(p, &why) < 0)
+        fail_connection(p, why);
+}
+
+/* Lock held. Sleeps on the condition until deadline_ms or a wake-up. */
+static void sleep_until(ds_producer *p, uint64_t deadline_ms)
+{
+    struct timespec ts;
+    uint64_t now = ds__now_ms();
+    uint64_t step = deadline_ms > now ? deadline_ms - now : 0;
+
+    if (step > DS_POLL_MAX_MS)
+        step = DS_POLL_MAX_MS;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)step * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&p->work, &p->lock, &ts);
+}
+
+void *ds__io_main(void *arg)
+{
+    ds_producer *p = arg;
+    const char *why = NULL;
+    uint64_t stop_deadline = 0;
+    sigset_t all;
+
+    /* Signals are the host's business: let its own threads take them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    pthread_mutex_lock(&p->lock);
+    p->backoff_ms = DS_BACKOFF_MIN_MS;
+    for (;;) {
+        uint64_t now = ds__now_ms();
+
+        if (p->stopping) {
+            if (!stop_deadline)
+                stop_deadline =
+                    now + (uint64_t)p->cfg.producer_confirm_timeout_ms;
+            if (p->pending.count + p->inflight.count == 0 ||
+                now >= stop_deadline || !p->amqp.conn)
+                break;
+        }
+        if (!p->amqp.conn) {
+            spool_pending_before(p, UINT64_MAX);
+            if (now >= p->next_connect_ms)
+                connect_broker(p);
+            else
+                sleep_until(p, p->next_connect_ms);
+            continue;
+        }
+        if (publish_pending(p) != AMQP_STATUS_OK) {
+            fail_connection(p, "publish failed");
+            continue;
+        }
+        if (p->inflight.head &&
+            now - p->inflight.head->sent_ms >
+                (uint64_t)p->cfg.producer_confirm_timeout_ms) {
+            fail_connection(p, "no confirm within producer.confirm_timeout_ms");
+            continue;
+        }
+        if (p->blocked)
+            spool_pending_before(
+                p, now - (uint64_t)p->cfg.producer_confirm_timeout_ms / 2);
+        if (now >= p->next_drain_check_ms && drain_spool(p, &why) < 0) {
+            fail_connection(p, why);
+            continue;
+        }
+        if (read_frames(p,
+                        p->pending.head && !p->blocked &&
+                                p->inflight.count < DS_CONFIRM_WINDOW
+                            ? 0
+                            : DS_POLL_MAX_MS,
+                        &why) < 0)
+            fail_connection(p, why);
+    }
+    /* Whatever the broker has not confirmed by now stays safe on disk. */
+    p->connected = false;
+    p->sock_fd = -1;
+    if (p->amqp.conn) {
+        pthread_mutex_unlock(&p->lock);
+        ds__amqp_close(&p->amqp);
+        pthread_mutex_lock(&p->lock);
+    }
+    spool_unconfirmed(p);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}

@@ -1,0 +1,501 @@
+/* producer.c: the API side of libdatasync: builds events, queues them for the I/O thread, waits for their fate. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "producer_private.h"
+
+/* Async mode holds at most this many unconfirmed records in memory; past it
+ * ds_emit waits for room, then spools. */
+#define DS_MAX_QUEUED 16384
+
+/* A sync caller waits this long past the confirm timeout for the I/O thread,
+ * which spools on its own at the timeout, before spooling the change itself. */
+#define DS_WAIT_GRACE_MS 1000
+
+void ds__rec_push(ds_rec_list *l, ds_record *r)
+{
+    r->next = NULL;
+    if (l->tail)
+        l->tail->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+    l->count++;
+}
+
+void ds__rec_push_front(ds_rec_list *l, ds_record *r)
+{
+    r->next = l->head;
+    l->head = r;
+    if (!l->tail)
+        l->tail = r;
+    l->count++;
+}
+
+ds_record *ds__rec_pop(ds_rec_list *l)
+{
+    ds_record *r = l->head;
+    if (!r)
+        return NULL;
+    l->head = r->next;
+    if (!l->head)
+        l->tail = NULL;
+    l->count--;
+    r->next = NULL;
+    return r;
+}
+
+void ds__rec_free(ds_record *r)
+{
+    if (!r)
+        return;
+    free(r->body);
+    free(r);
+}
+
+void ds__rec_finish(ds_producer *p, ds_record *r, int result)
+{
+    r->state = DS_REC_DONE;
+    r->result = result;
+    if (!r->from_spool)
+        p->outstanding--;
+    if (result == DS_EUNROUTABLE && !r->waited)
+        p->unroutable_since_flush++; /* a sync caller was told already */
+    if (!r->waited)
+        ds__rec_free(r);
+    pthread_cond_broadcast(&p->changed);
+}
+
+int ds__spool_records(ds_producer *p, ds_record **recs, size_t n)
+{
+    const char *stack_bodies[64];
+    size_t stack_lens[64];
+    const char **bodies = stack_bodies;
+    size_t *lens = stack_lens;
+    char err[DS_ERRMSG_SIZE];
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if (n > 64) {
+        bodies = malloc(n * sizeof *bodies);
+        lens = malloc(n * sizeof *lens);
+        if (!bodies || !lens) {
+            rc = DS_ENOMEM;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        bodies[i] = recs[i]->body;
+        lens[i] = recs[i]->len;
+    }
+    rc = ds__spool_append(p->spool, bodies, lens, n, err, sizeof err);
+    pthread_mutex_lock(&p->lock);
+    if (rc == 0) {
+        p->stats.spooled += n;
+    } else {
+        ds__seterr(p->errmsg, sizeof p->errmsg, rc, "%s", err);
+        DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
+    }
+    pthread_mutex_unlock(&p->lock);
+out:
+    if (bodies != stack_bodies)
+        free(bodies);
+    if (lens != stack_lens)
+        free(lens);
+    return rc;
+}
+
+static uint64_t deadline_after(int ms)
+{
+    return ds__now_ms() + (uint64_t)(ms > 0 ? ms : 0);
+}
+
+/* Waits on p->changed until deadline_ms (lock held). */
+static void wait_until(ds_producer *p, uint64_t deadline_ms)
+{
+    struct timespec ts;
+    uint64_t now = ds__now_ms(), step;
+
+    /* Wake at least every 100 ms so the watchdog can look at the I/O
+     * thread even when nothing signals. */
+    step = deadline_ms > now ? deadline_ms - now : 0;
+    if (step > 100)
+        step = 100;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(step / 1000);
+    ts.tv_nsec += (long)(step % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&p->changed, &p->lock, &ts);
+}
+
+static int start_io(ds_producer *p)
+{
+    p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->wake_fd < 0)
+        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_EIO,
+                          "eventfd: %s", strerror(errno));
+    if (pthread_create(&p->io_thread, NULL, ds__io_main, p) != 0) {
+        close(p->wake_fd);
+        p->wake_fd = -1;
+        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_ENOMEM,
+                          "cannot start the I/O thread");
+    }
+    p->io_started = true;
+    return 0;
+}
+
+static void free_list(ds_rec_list *l)
+{
+    ds_record *r;
+    while ((r = ds__rec_pop(l)))
+        ds__rec_free(r);
+}
+
+/* The child of a fork has the parent's memory but not its I/O thread, and
+ * shares its socket and spool descriptors: drop all of that without touching
+ * the parent's side, and start afresh. */
+static int reinit_after_fork(ds_producer *p)
+{
+    char err[DS_ERRMSG_SIZE];
+    int rc;
+
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    pthread_cond_init(&p->work, NULL);
+    free_list(&p->pending); /* the parent delivers its own records */
+    free_list(&p->inflight);
+    p->outstanding = 0;
+    p->connected = p->blocked = p->stopping = p->io_polling = false;
+    p->io_busy_since = 0;
+    p->sock_fd = -1;
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
+    if (p->amqp.conn) {
+        /* Closing our copy of the socket leaves the parent's connection up. */
+        close(amqp_get_sockfd(p->amqp.conn));
+        p->amqp.conn = NULL; /* its memory is lost: freeing it would try I/O */
+    }
+    ds__spool_forget(p->spool);
+    p->spool = NULL;
+    p->pid = getpid();
+    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, sizeof err);
+    if (rc < 0)
+        return ds__seterr(p->errmsg, sizeof p->errmsg, rc, "%s", err);
+    return start_io(p);
+}
+
+static int check_handle(ds_producer *p)
+{
+    if (!p)
+        return DS_EINVAL;
+    if (p->pid != getpid())
+        return reinit_after_fork(p);
+    return 0;
+}
+
+int ds_producer_new(ds_producer **out, const ds_options *opts)
+{
+    /* The message of a failed creation is the one thing written to opts. */
+    char *optmsg = opts ? (char *)opts->errmsg : NULL;
+    ds_producer *p;
+    char err[DS_ERRMSG_SIZE];
+    int rc;
+
+    if (!out || !opts)
+        return DS_EINVAL;
+    *out = NULL;
+    if (!opts->cfg.node_id[0])
+        return ds__seterr(optmsg, DS_ERRMSG_SIZE, DS_ECONFIG,
+                          "node.id must be set: it is the origin of every "
+                          "change this producer emits");
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return DS_ENOMEM;
+    p->cfg = opts->cfg;
+    p->log.level = p->cfg.log_level;
+    p->pid = getpid();
+    p->wake_fd = p->sock_fd = -1;
+    ds__hlc_init(&p->hlc);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    pthread_cond_init(&p->work, NULL);
+    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, sizeof err);
+    if (rc < 0) {
+        ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", err);
+        goto fail;
+    }
+    rc = start_io(p);
+    if (rc < 0) {
+        ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", p->errmsg);
+        goto fail;
+    }
+    *out = p;
+    return 0;
+
+fail:
+    ds_producer_free(p);
+    return rc;
+}
+
+void ds_producer_free(ds_producer *p)
+{
+    if (!p)
+        return;
+    if (p->pid != getpid()) {
+        /* A child never started this producer's thread: nothing to flush. */
+        p->io_started = false;
+        ds__spool_forget(p->spool);
+        p->spool = NULL;
+        p->amqp.conn = NULL;
+    }
+    if (p->io_started) {
+        pthread_mutex_lock(&p->lock);
+        p->stopping = true;
+        ds__io_wake(p);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->io_thread, NULL);
+    }
+    ds__amqp_drop(&p->amqp);
+    free_list(&p->pending);
+    free_list(&p->inflight);
+    ds__spool_close(p->spool);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
+    pthread_cond_destroy(&p->changed);
+    pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->lock);
+    ds__hlc_destroy(&p->hlc);
+    free(p);
+}
+
+void ds_producer_set_log(ds_producer *p, ds_log_fn fn, void *userdata)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->log.fn = fn;
+    p->log.userdata = userdata;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Sync mode: waits for the record's fate. If the I/O thread cannot decide in
+ * time (a stuck socket the watchdog could not break), spools the change here:
+ * it may then reach consumers twice, which versions make harmless. */
+static int wait_for_record(ds_producer *p, ds_record *r)
+{
+    uint64_t deadline =
+        deadline_after(p->cfg.producer_confirm_timeout_ms + DS_WAIT_GRACE_MS);
+    ds_record copy;
+    int rc;
+
+    while (r->state != DS_REC_DONE) {
+        uint64_t now = ds__now_ms();
+        if (now >= deadline)
+            break;
+        ds__io_watchdog(p, now);
+        wait_until(p, deadline);
+    }
+    if (r->state == DS_REC_DONE) {
+        rc = r->result;
+        ds__rec_free(r);
+        return rc;
+    }
+    r->waited = false;
+    r->abandoned = true;
+    copy = *r;
+    copy.body = malloc(r->len);
+    if (!copy.body)
+        return DS_ENOMEM;
+    memcpy(copy.body, r->body, r->len);
+    pthread_mutex_unlock(&p->lock);
+    ds_record *one = &copy;
+    rc = ds__spool_records(p, &one, 1);
+    free(copy.body);
+    pthread_mutex_lock(&p->lock);
+    return rc;
+}
+
+/* Hands a record to the I/O thread; takes ownership of r. */
+static int submit(ds_producer *p, ds_record *r)
+{
+    int rc = 0;
+
+    r->queued_ms = ds__now_ms();
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->lock);
+        ds__rec_free(r);
+        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_ECLOSED,
+                          "producer is closing");
+    }
+    p->stats.emitted++;
+
+    if (p->cfg.producer_mode == DS_MODE_ASYNC) {
+        uint64_t deadline = deadline_after(p->cfg.producer_confirm_timeout_ms);
+        while (p->outstanding >= DS_MAX_QUEUED && ds__now_ms() < deadline) {
+            ds__io_watchdog(p, ds__now_ms());
+            wait_until(p, deadline);
+        }
+        if (p->outstanding >= DS_MAX_QUEUED) {
+            /* The broker takes less than we emit: keep the change on disk
+             * rather than grow without bound. */
+            pthread_mutex_unlock(&p->lock);
+            rc = ds__spool_records(p, &r, 1);
+            ds__rec_free(r);
+            return rc;
+        }
+        p->outstanding++;
+        ds__rec_push(&p->pending, r);
+        ds__io_wake(p);
+        pthread_mutex_unlock(&p->lock);
+        return 0;
+    }
+
+    if (!p->connected) {
+        /* The broker is known to be unreachable: no use waiting for it. */
+        pthread_mutex_unlock(&p->lock);
+        rc = ds__spool_records(p, &r, 1);
+        ds__rec_free(r);
+        return rc;
+    }
+    r->waited = true;
+    p->outstanding++;
+    ds__rec_push(&p->pending, r);
+    ds__io_wake(p);
+    rc = wait_for_record(p, r);
+    if (rc == DS_EUNROUTABLE)
+        ds__seterr(p->errmsg, sizeof p->errmsg, rc,
+                   "no queue is bound to exchange %s with routing key %s: "
+                   "run datasync setup",
+                   p->cfg.amqp_exchange, p->cfg.amqp_routing_key);
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+static int new_record(ds_producer *p, ds_event *ev, ds_record **out)
+{
+    ds_record *r = calloc(1, sizeof *r);
+
+    if (!r)
+        return DS_ENOMEM;
+    r->body = ds__event_encode(ev, &r->len);
+    if (!r->body) {
+        free(r);
+        return DS_ENOMEM;
+    }
+    if ((long)r->len > p->cfg.apply_max_message_bytes) {
+        int rc = ds__seterr(p->errmsg, sizeof p->errmsg, DS_ETOOBIG,
+                            "event is %zu bytes, more than "
+                            "apply.max_message_bytes (%ld)",
+                            r->len, p->cfg.apply_max_message_bytes);
+        ds__rec_free(r);
+        return rc;
+    }
+    memcpy(r->id, ev->id, sizeof r->id);
+    memcpy(r->origin, ev->origin, sizeof r->origin);
+    *out = r;
+    return 0;
+}
+
+int ds_emit(ds_producer *p, ds_op op, const char *table, const char *key_json,
+            const char *data_json)
+{
+    ds_event ev;
+    ds_record *r = NULL;
+    int rc = check_handle(p);
+
+    if (rc < 0)
+        return rc;
+    rc = ds__event_build(&ev, op, table, key_json, data_json, p->errmsg,
+                         sizeof p->errmsg);
+    if (rc < 0)
+        return rc;
+    rc = ds__uuid7(ev.id);
+    if (rc < 0) {
+        ds__seterr(p->errmsg, sizeof p->errmsg, rc, "no randomness for an id");
+        goto out;
+    }
+    memcpy(ev.origin, p->cfg.node_id, sizeof ev.origin);
+    ev.hlc = ds__hlc_next(&p->hlc);
+    ds__rfc3339_ms(ds__now_ms(), ev.ts);
+    rc = new_record(p, &ev, &r);
+out:
+    ds__event_clear(&ev);
+    return rc < 0 ? rc : submit(p, r);
+}
+
+int ds_emit_event(ds_producer *p, const char *event_json)
+{
+    ds_event ev;
+    ds_record *r = NULL;
+    int rc = check_handle(p);
+
+    if (rc < 0)
+        return rc;
+    if (!event_json)
+        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_EINVAL,
+                          "event_json is NULL");
+    rc = ds__event_parse(&ev, event_json, strlen(event_json), p->errmsg,
+                         sizeof p->errmsg);
+    if (rc < 0)
+        return rc;
+    rc = new_record(p, &ev, &r);
+    ds__event_clear(&ev);
+    return rc < 0 ? rc : submit(p, r);
+}
+
+int ds_flush(ds_producer *p, int timeout_ms)
+{
+    uint64_t deadline;
+    int rc = check_handle(p);
+
+    if (rc < 0)
+        return rc;
+    deadline = deadline_after(timeout_ms < 0 ? p->cfg.producer_confirm_timeout_ms
+                                             : timeout_ms);
+    pthread_mutex_lock(&p->lock);
+    while (p->outstanding > 0) {
+        uint64_t now = ds__now_ms();
+        if (now >= deadline)
+            break;
+        ds__io_watchdog(p, now);
+        wait_until(p, deadline);
+    }
+    if (p->outstanding > 0) {
+        rc = ds__seterr(p->errmsg, sizeof p->errmsg, DS_ETIMEOUT,
+                        "%zu changes not yet confirmed or spooled",
+                        p->outstanding);
+    } else if (p->unroutable_since_flush > 0) {
+        rc = ds__seterr(p->errmsg, sizeof p->errmsg, DS_EUNROUTABLE,
+                        "%d changes were returned unroutable: no queue is "
+                        "bound to exchange %s with routing key %s",
+                        p->unroutable_since_flush, p->cfg.amqp_exchange,
+                        p->cfg.amqp_routing_key);
+        p->unroutable_since_flush = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+void ds_producer_stats_get(ds_producer *p, ds_producer_stats *out)
+{
+    if (!p || !out)
+        return;
+    pthread_mutex_lock(&p->lock);
+    *out = p->stats;
+    pthread_mutex_unlock(&p->lock);
+}
+
+const char *ds_producer_errmsg(const ds_producer *p)
+{
+    return p ? p->errmsg : "";
+}

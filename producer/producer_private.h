@@ -1,0 +1,115 @@
+/* producer_private.h: the producer's internals shared by producer.c (the API side) and io.c (the I/O thread). */
+#ifndef DS_PRODUCER_PRIVATE_H
+#define DS_PRODUCER_PRIVATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "amqp_util.h"
+#include "config.h"
+#include "datasync.h"
+#include "error.h"
+#include "ids.h"
+#include "log.h"
+#include "spool.h"
+
+struct ds_options {
+    ds_config cfg;
+    char errmsg[DS_ERRMSG_SIZE];
+};
+
+/* Where a record is on its way from ds_emit to the broker or the spool. */
+typedef enum {
+    DS_REC_PENDING,  /* queued, not yet published */
+    DS_REC_INFLIGHT, /* published, waiting for its confirm */
+    DS_REC_DONE      /* confirmed, spooled, or failed: see result */
+} ds_rec_state;
+
+typedef struct ds_record {
+    struct ds_record *next;
+    char id[37];
+    char origin[65];
+    char *body; /* the event's JSON, owned */
+    size_t len;
+    uint64_t seq;         /* delivery tag once published */
+    uint64_t queued_ms;   /* when ds_emit queued it */
+    uint64_t sent_ms;     /* when it was published */
+    uint64_t spool_end;   /* drained from the spool: its end offset there */
+    int nacks;            /* times the broker refused it */
+    bool from_spool;      /* a spool record being drained, no caller waits */
+    bool returned;        /* basic.return seen: no queue was bound */
+    bool waited;          /* a sync caller waits and frees it */
+    bool abandoned;       /* its caller gave up waiting: the I/O thread frees */
+    ds_rec_state state;
+    int result; /* when DONE: 0, DS_EUNROUTABLE, DS_ESPOOL */
+} ds_record;
+
+/* A FIFO of records. */
+typedef struct ds_rec_list {
+    ds_record *head, *tail;
+    size_t count;
+} ds_rec_list;
+
+struct ds_producer {
+    ds_config cfg;
+    ds_logger log;
+    ds_hlc hlc;
+    pid_t pid; /* a forked child must not touch its parent's connection */
+
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t changed; /* a record finished, or space freed */
+    pthread_cond_t work;    /* for the I/O thread: records or stop */
+    ds_rec_list pending;
+    ds_rec_list inflight;
+    size_t outstanding; /* records emitted but not DONE */
+    bool stopping;
+    bool connected;
+    bool blocked; /* connection.blocked: the broker wants no publishes */
+    int wake_fd;  /* eventfd: wakes the I/O thread out of its socket poll */
+    bool io_polling;
+    uint64_t io_busy_since; /* ms when the I/O thread entered a socket write */
+    int sock_fd;            /* the connection's socket, for the watchdog */
+    int unroutable_since_flush;
+    ds_producer_stats stats;
+    char errmsg[DS_ERRMSG_SIZE];
+
+    /* Owned by the I/O thread alone. */
+    pthread_t io_thread;
+    bool io_started;
+    ds_amqp amqp;
+    ds_spool *spool;
+    uint64_t next_seq;
+    uint64_t backoff_ms;
+    uint64_t next_connect_ms;
+    uint64_t next_drain_check_ms;
+    size_t drain_unconfirmed; /* spool records published, not yet acked */
+    bool drain_refused;       /* the broker nacked a spool record */
+    bool ever_connected;
+};
+
+void ds__rec_push(ds_rec_list *l, ds_record *r);
+void ds__rec_push_front(ds_rec_list *l, ds_record *r);
+ds_record *ds__rec_pop(ds_rec_list *l);
+void ds__rec_free(ds_record *r);
+
+/* Marks r DONE with result (lock held): wakes its waiter, or frees it when
+ * nobody waits for it. */
+void ds__rec_finish(ds_producer *p, ds_record *r, int result);
+
+/* Spools records durably (lock not held) and returns the result for each:
+ * 0, or the spool's error. */
+int ds__spool_records(ds_producer *p, ds_record **recs, size_t n);
+
+/* The I/O thread's main function. */
+void *ds__io_main(void *arg);
+
+/* Wakes the I/O thread if it sleeps in poll (lock held). */
+void ds__io_wake(ds_producer *p);
+
+/* Breaks a socket write that has been stuck longer than the confirm timeout
+ * (lock held): the I/O thread then sees an error and spools. */
+void ds__io_watchdog(ds_producer *p, uint64_t now_ms);
+
+#endif

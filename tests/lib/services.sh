@@ -1,0 +1,665 @@
+#!/usr/bin/env bash
+# services.sh: private RabbitMQ and MariaDB instances for the integration tests, as a command and as a bash library.
+#
+# Command:
+#   services.sh {rabbit|maria} {start|stop|kill|restart|status}
+#   services.sh up | down | status | env
+#   services.sh rabbit ctl ARGS...     rabbitmqctl against the private node
+#   services.sh maria sql ARGS...      the mariadb client on the private socket
+#   services.sh watch PID              detached watchdog: "down" once PID is gone
+# Library: `source services.sh`, then ds_svc_init and ds_svc <service> <action>,
+# ds_svc_up, ds_svc_down. Sourcing changes no shell option.
+#
+# Everything lives under $DS_TEST_RUNDIR (required): data, logs, pid files,
+# sockets, the Erlang cookie, ports.env. Everything listens on 127.0.0.1 only
+# and nothing touches the system's services, their config or a system epmd.
+#
+#   start    starts it (a no-op when it already runs), waits until it answers;
+#            gives up after $DS_TEST_START_TIMEOUT s (60), printing the log tail
+#   stop     graceful: rabbitmqctl stop / mariadb-admin shutdown
+#   kill     kill -9 of the server's whole process group (epmd stays)
+#   restart  stop (or kill if it hangs), then start on the same data: durable
+#            queues, persistent messages and committed rows survive
+#   status   exit 0 running, 1 process alive but not answering, 3 stopped
+#   up/down  start both in parallel / stop both, epmd too, and remove the data
+#            (logs stay for the runner to keep or delete)
+#
+# Ports: one block of ten free loopback ports is picked at first use and
+# saved in ports.env, so concurrent runs (CI, a developer) do not clash:
+#   base+0 AMQP   base+1 epmd   base+2 Erlang distribution
+#   base+3..6 rabbitmqctl's distribution   base+8 MariaDB
+# $DS_TEST_AMQP_PORT / $DS_TEST_MYSQL_PORT, when set, override (the Erlang
+# ports then follow the AMQP port).
+
+DS_SVC_SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
+DS_SVC_RABBIT_BIN=${DS_SVC_RABBIT_BIN:-/usr/lib/rabbitmq/bin}
+
+ds_svc__log() {
+    printf 'services: %s\n' "$*" >&2
+}
+
+ds_svc__err() {
+    printf 'services: error: %s\n' "$*" >&2
+    return 1
+}
+
+# Microseconds since the epoch (bash 5's EPOCHREALTIME, no fork).
+ds_svc__now_us() {
+    local t=${EPOCHREALTIME/[.,]/}
+    printf '%s' "$((10#$t))"
+}
+
+# "1.23 s" since $1 (microseconds).
+ds_svc__since() {
+    local us=$(($(ds_svc__now_us) - $1))
+    printf '%d.%02d s' $((us / 1000000)) $((us / 10000 % 100))
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1. Bounded:
+# a loopback connect answers at once unless a firewall drops it.
+ds_svc__port_open() {
+    # shellcheck disable=SC2016 # $1 is the inner shell's argument
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
+}
+
+# True when process $1 exists and is not a zombie (kill -0 succeeds on
+# zombies, which an exited server not yet reaped would be).
+ds_svc__alive() {
+    local line state
+    [[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
+    read -r line 2>/dev/null </proc/"$1"/stat || return 1
+    state=${line##*) }
+    [[ "${state%% *}" != Z ]]
+}
+
+# True when process group $1 has a live member.
+ds_svc__group_alive() {
+    local p
+    [[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
+    for p in $(pgrep -g "$1" 2>/dev/null); do
+        ds_svc__alive "$p" && return 0
+    done
+    return 1
+}
+
+# Sends signal $1 to process group $2, a group this harness made with setsid
+# (never our own group, never init's).
+ds_svc__signal_group() {
+    local sig=$1 pgid=${2:-} own
+    [[ "$pgid" =~ ^[0-9]+$ ]] && ((pgid > 1)) || return 0
+    own=$(ps -o pgid= -p $$ | tr -d ' ')
+    [[ "$pgid" != "$own" ]] || return 0
+    kill -s "$sig" -- "-$pgid" 2>/dev/null || true
+}
+
+# Waits up to $2 seconds for process group $1 to empty.
+ds_svc__wait_group_gone() {
+    local deadline=$(($(ds_svc__now_us) + $2 * 1000000))
+    while ds_svc__group_alive "$1"; do
+        (($(ds_svc__now_us) < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+# TERM, up to $2 s of grace, then KILL: ends process group $1 for sure.
+ds_svc__end_group() {
+    local pgid=$1 grace=$2
+    ds_svc__group_alive "$pgid" || return 0
+    ds_svc__signal_group TERM "$pgid"
+    ds_svc__wait_group_gone "$pgid" "$grace" && return 0
+    ds_svc__log "process group $pgid ignored SIGTERM for ${grace} s: SIGKILL"
+    ds_svc__signal_group KILL "$pgid"
+    ds_svc__wait_group_gone "$pgid" 5
+}
+
+ds_svc__read() {
+    local v=""
+    [[ -r "$1" ]] && read -r v <"$1"
+    printf '%s' "$v"
+}
+
+# Starts "$@" detached in its own session (so Ctrl-C in the terminal does not
+# reach it and its whole group can be killed), stdio on log file $1; prints
+# the pid, which is also the process group id. The command substitution's
+# subshell has no job control, so setsid(1) does not need to fork and $! is
+# the session leader even when the caller is an interactive shell.
+ds_svc__spawn() {
+    local log=$1
+    shift
+    (
+        set +m
+        setsid "$@" </dev/null >>"$log" 2>&1 &
+        echo $!
+    )
+}
+
+ds_svc__tail() {
+    local f
+    for f in "$@"; do
+        [[ -s "$f" ]] || continue
+        printf -- '---- last lines of %s ----\n' "$f" >&2
+        tail -n 25 "$f" >&2
+    done
+}
+
+# A free block of ten consecutive loopback ports, below Linux's ephemeral range.
+ds_svc__pick_block() {
+    local tries base i busy
+    for ((tries = 0; tries < 40; tries++)); do
+        base=$((20000 + 10 * ((RANDOM * 32768 + RANDOM + $$) % 1200)))
+        busy=0
+        for ((i = 0; i < 10; i++)); do
+            if ds_svc__port_open $((base + i)); then
+                busy=1
+                break
+            fi
+        done
+        if ((!busy)); then
+            printf '%s' "$base"
+            return 0
+        fi
+    done
+    ds_svc__err "no free block of 10 loopback ports found in 20000-31999"
+}
+
+# Sets up the state directory and the globals every function uses; the ports
+# come from ports.env when an earlier call picked them.
+ds_svc_init() {
+    local amqp mysql base
+    [[ -n "${DS_TEST_RUNDIR:-}" ]] ||
+        ds_svc__err "DS_TEST_RUNDIR is not set (the runner makes it: mktemp -d)" || return 1
+    mkdir -p "$DS_TEST_RUNDIR" || return 1
+    DS_SVC_DIR=$(cd "$DS_TEST_RUNDIR" && pwd) || return 1
+    DS_TEST_RUNDIR=$DS_SVC_DIR
+
+    if [[ -r "$DS_SVC_DIR/ports.env" ]]; then
+        amqp=$(sed -n 's/^amqp=//p' "$DS_SVC_DIR/ports.env")
+        mysql=$(sed -n 's/^mysql=//p' "$DS_SVC_DIR/ports.env")
+    else
+        amqp=${DS_TEST_AMQP_PORT:-}
+        mysql=${DS_TEST_MYSQL_PORT:-}
+        if [[ -z "$amqp" || -z "$mysql" ]]; then
+            base=$(ds_svc__pick_block) || return 1
+            amqp=${amqp:-$base}
+            mysql=${mysql:-$((base + 8))}
+        fi
+        printf 'amqp=%s\nmysql=%s\n' "$amqp" "$mysql" >"$DS_SVC_DIR/ports.env.tmp" &&
+            mv -f "$DS_SVC_DIR/ports.env.tmp" "$DS_SVC_DIR/ports.env" || return 1
+    fi
+    [[ "$amqp" =~ ^[0-9]+$ && "$mysql" =~ ^[0-9]+$ ]] ||
+        ds_svc__err "bad ports in $DS_SVC_DIR/ports.env: amqp=$amqp mysql=$mysql" || return 1
+
+    DS_SVC_AMQP_PORT=$amqp
+    DS_SVC_EPMD_PORT=$((amqp + 1))
+    DS_SVC_DIST_PORT=$((amqp + 2))
+    DS_SVC_CTL_PORT_MIN=$((amqp + 3))
+    DS_SVC_CTL_PORT_MAX=$((amqp + 6))
+    DS_SVC_MYSQL_PORT=$mysql
+    DS_SVC_NODE=ds$amqp@localhost
+    DS_SVC_START_TIMEOUT=${DS_TEST_START_TIMEOUT:-60}
+
+    DS_SVC_R=$DS_SVC_DIR/rabbit
+    DS_SVC_M=$DS_SVC_DIR/maria
+    DS_SVC_SOCK=$DS_SVC_M/mariadbd.sock
+    # sun_path holds 108 bytes.
+    ((${#DS_SVC_SOCK} < 100)) ||
+        ds_svc__err "DS_TEST_RUNDIR is too long for a unix socket path: $DS_SVC_SOCK" || return 1
+    mkdir -p "$DS_SVC_R/home" "$DS_SVC_R/mnesia" "$DS_SVC_R/log" "$DS_SVC_M/tmp" || return 1
+
+    # The whole environment of the private node and its CLI: nothing is read
+    # from /etc/rabbitmq, the cookie lives in a private HOME, epmd is private.
+    DS_SVC_RABBIT_ENV=(
+        "HOME=$DS_SVC_R/home"
+        "LANG=C.UTF-8" "LC_ALL=C.UTF-8"
+        "RABBITMQ_NODENAME=$DS_SVC_NODE"
+        "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1"
+        "RABBITMQ_NODE_PORT=$DS_SVC_AMQP_PORT"
+        "RABBITMQ_DIST_PORT=$DS_SVC_DIST_PORT"
+        "RABBITMQ_CTL_DIST_PORT_MIN=$DS_SVC_CTL_PORT_MIN"
+        "RABBITMQ_CTL_DIST_PORT_MAX=$DS_SVC_CTL_PORT_MAX"
+        "ERL_EPMD_ADDRESS=127.0.0.1"
+        "ERL_EPMD_PORT=$DS_SVC_EPMD_PORT"
+        "ERL_CRASH_DUMP=$DS_SVC_R/log/erl_crash.dump"
+        "RABBITMQ_MNESIA_BASE=$DS_SVC_R/mnesia"
+        "RABBITMQ_LOG_BASE=$DS_SVC_R/log"
+        "RABBITMQ_PID_FILE=$DS_SVC_R/rabbit.pid"
+        "RABBITMQ_ENABLED_PLUGINS_FILE=$DS_SVC_R/enabled_plugins"
+        "RABBITMQ_CONFIG_FILE=$DS_SVC_R/rabbitmq.conf"
+        "RABBITMQ_ADVANCED_CONFIG_FILE=$DS_SVC_R/advanced.config"
+        "RABBITMQ_CONF_ENV_FILE=$DS_SVC_R/rabbitmq-env.conf"
+        "RABBITMQ_SCHEDULER_BUSY_WAIT_THRESHOLD=none"
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"
+    )
+    # Durability stays at its defaults (innodb_flush_log_at_trx_commit=1,
+    # doublewrite): tests depend on a commit being real. Only sizes shrink.
+    DS_SVC_MARIA_OPTS=(
+        --no-defaults
+        "--datadir=$DS_SVC_M/data"
+        "--tmpdir=$DS_SVC_M/tmp"
+        --user=root
+        --innodb-buffer-pool-size=64M
+        --innodb-log-file-size=16M
+        --character-set-server=utf8mb4
+        --collation-server=utf8mb4_general_ci
+    )
+}
+
+# ---------------------------------------------------------------- RabbitMQ
+
+ds_svc__rabbitmqctl() {
+    (cd "$DS_SVC_R" && env "${DS_SVC_RABBIT_ENV[@]}" \
+        "$DS_SVC_RABBIT_BIN/rabbitmqctl" -n "$DS_SVC_NODE" "$@")
+}
+
+ds_svc__rabbit_files() {
+    [[ -e "$DS_SVC_R/rabbitmq.conf" ]] && return 0
+    echo '[].' >"$DS_SVC_R/enabled_plugins"
+    : >"$DS_SVC_R/rabbitmq-env.conf"
+    cat >"$DS_SVC_R/rabbitmq.conf" <<'EOF'
+# Private test node of datasync's harness (tests/lib/services.sh).
+# guest may log in over 127.0.0.1; the node listens on loopback only anyway.
+loopback_users = none
+# Small CI disks must not block publishers.
+disk_free_limit.absolute = 10MB
+log.console = false
+log.file.level = info
+EOF
+}
+
+# Private epmd, started once and kept across rabbit kill/restart.
+ds_svc__epmd_start() {
+    local pid i
+    pid=$(ds_svc__read "$DS_SVC_R/epmd.pgid")
+    if ds_svc__alive "$pid" && ds_svc__port_open "$DS_SVC_EPMD_PORT"; then
+        return 0
+    fi
+    if ds_svc__port_open "$DS_SVC_EPMD_PORT"; then
+        ds_svc__err "epmd port 127.0.0.1:$DS_SVC_EPMD_PORT is taken by another process"
+        return 1
+    fi
+    pid=$(ds_svc__spawn "$DS_SVC_R/log/epmd.log" env ERL_EPMD_ADDRESS=127.0.0.1 \
+        epmd -port "$DS_SVC_EPMD_PORT" -address 127.0.0.1) || return 1
+    echo "$pid" >"$DS_SVC_R/epmd.pgid"
+    for ((i = 0; i < 50; i++)); do
+        ds_svc__port_open "$DS_SVC_EPMD_PORT" && return 0
+        ds_svc__alive "$pid" || break
+        sleep 0.1
+    done
+    ds_svc__tail "$DS_SVC_R/log/epmd.log"
+    ds_svc__err "epmd did not start on 127.0.0.1:$DS_SVC_EPMD_PORT"
+}
+
+ds_svc__epmd_stop() {
+    ds_svc__end_group "$(ds_svc__read "$DS_SVC_R/epmd.pgid")" 2
+    rm -f "$DS_SVC_R/epmd.pgid"
+}
+
+ds_svc_rabbit_status() {
+    local pgid
+    pgid=$(ds_svc__read "$DS_SVC_R/pgid")
+    if ! ds_svc__group_alive "$pgid"; then
+        echo "rabbit: stopped"
+        return 3
+    fi
+    if ! ds_svc__port_open "$DS_SVC_AMQP_PORT"; then
+        echo "rabbit: process group $pgid alive but 127.0.0.1:$DS_SVC_AMQP_PORT does not answer"
+        return 1
+    fi
+    echo "rabbit: running (node $DS_SVC_NODE, pid $(ds_svc__read "$DS_SVC_R/rabbit.pid"), amqp 127.0.0.1:$DS_SVC_AMQP_PORT)"
+}
+
+ds_svc_rabbit_start() {
+    local t0 pgid wpid="" wrc="" deadline ready=0 why="" port
+    t0=$(ds_svc__now_us)
+    if ds_svc_rabbit_status >/dev/null; then
+        ds_svc__log "rabbit: already running"
+        return 0
+    fi
+    # Leftovers of a half-dead node would hold the ports or the mnesia lock.
+    ds_svc__end_group "$(ds_svc__read "$DS_SVC_R/pgid")" 5
+    for port in "$DS_SVC_AMQP_PORT" "$DS_SVC_DIST_PORT"; do
+        if ds_svc__port_open "$port"; then
+            ds_svc__err "rabbit: port 127.0.0.1:$port is taken by another process"
+            return 1
+        fi
+    done
+    ds_svc__epmd_start || return 1
+    ds_svc__rabbit_files || return 1
+    rm -f "$DS_SVC_R/rabbit.pid"
+    printf '\n==== start %s\n' "$(date '+%F %T')" >>"$DS_SVC_R/log/startup.log"
+    pgid=$(cd "$DS_SVC_R" && ds_svc__spawn "$DS_SVC_R/log/startup.log" \
+        env "${DS_SVC_RABBIT_ENV[@]}" "$DS_SVC_RABBIT_BIN/rabbitmq-server") || return 1
+    echo "$pgid" >"$DS_SVC_R/pgid"
+
+    # `rabbitmqctl wait` is the authoritative readiness check; it runs
+    # alongside a poll that notices a boot that crashed, instead of waiting
+    # out the timeout, and the AMQP port must answer too.
+    (cd "$DS_SVC_R" && exec timeout $((DS_SVC_START_TIMEOUT + 5)) env "${DS_SVC_RABBIT_ENV[@]}" \
+        "$DS_SVC_RABBIT_BIN/rabbitmqctl" -n "$DS_SVC_NODE" wait --timeout "$DS_SVC_START_TIMEOUT" \
+        "$DS_SVC_R/rabbit.pid" >>"$DS_SVC_R/log/ctl.log" 2>&1) &
+    wpid=$!
+    deadline=$((t0 + DS_SVC_START_TIMEOUT * 1000000))
+    while :; do
+        if [[ -z "$wrc" ]] && ! kill -0 "$wpid" 2>/dev/null; then
+            wrc=0
+            wait "$wpid" || wrc=$?
+            if ((wrc != 0)); then
+                why="rabbitmqctl wait failed (exit $wrc, see $DS_SVC_R/log/ctl.log)"
+                break
+            fi
+        fi
+        if [[ "$wrc" == 0 ]] && ds_svc__port_open "$DS_SVC_AMQP_PORT"; then
+            ready=1
+            break
+        fi
+        if ! ds_svc__group_alive "$pgid"; then
+            why="the node exited during start"
+            break
+        fi
+        if (($(ds_svc__now_us) > deadline)); then
+            why="not ready after ${DS_SVC_START_TIMEOUT} s"
+            break
+        fi
+        sleep 0.1
+    done
+    if ((ready)); then
+        ds_svc__log "rabbit: started in $(ds_svc__since "$t0") (node $DS_SVC_NODE, amqp 127.0.0.1:$DS_SVC_AMQP_PORT, logs $DS_SVC_R/log)"
+        return 0
+    fi
+    if [[ -z "$wrc" ]]; then
+        kill "$wpid" 2>/dev/null || true
+        wait "$wpid" 2>/dev/null || true
+    fi
+    ds_svc__tail "$DS_SVC_R/log/startup.log" "$DS_SVC_R/log/$DS_SVC_NODE.log" "$DS_SVC_R/log/ctl.log"
+    ds_svc__signal_group KILL "$pgid"
+    ds_svc__wait_group_gone "$pgid" 5 || true
+    ds_svc__err "rabbit: $why"
+}
+
+ds_svc_rabbit_stop() {
+    local pgid t0
+    t0=$(ds_svc__now_us)
+    pgid=$(ds_svc__read "$DS_SVC_R/pgid")
+    if ! ds_svc__group_alive "$pgid"; then
+        ds_svc__log "rabbit: not running"
+        return 0
+    fi
+    # With the pid file, `stop` returns once the OS process has exited.
+    if ! ds_svc__rabbitmqctl stop "$DS_SVC_R/rabbit.pid" >>"$DS_SVC_R/log/ctl.log" 2>&1 </dev/null; then
+        ds_svc__log "rabbit: rabbitmqctl stop failed (see $DS_SVC_R/log/ctl.log); terminating it"
+    fi
+    ds_svc__end_group "$pgid" 30 || ds_svc__err "rabbit: process group $pgid survived SIGKILL" || return 1
+    ds_svc__log "rabbit: stopped in $(ds_svc__since "$t0")"
+}
+
+ds_svc_rabbit_kill() {
+    local pgid
+    pgid=$(ds_svc__read "$DS_SVC_R/pgid")
+    if ! ds_svc__group_alive "$pgid"; then
+        ds_svc__log "rabbit: not running"
+        return 0
+    fi
+    ds_svc__signal_group KILL "$pgid"
+    ds_svc__wait_group_gone "$pgid" 10 || ds_svc__err "rabbit: process group $pgid survived SIGKILL" || return 1
+    ds_svc__log "rabbit: killed (SIGKILL)"
+}
+
+ds_svc_rabbit_restart() {
+    local rc=0
+    ds_svc_rabbit_status >/dev/null || rc=$?
+    case $rc in
+    0) ds_svc_rabbit_stop || return 1 ;;
+    1) ds_svc_rabbit_kill || return 1 ;;
+    esac
+    ds_svc_rabbit_start
+}
+
+# ----------------------------------------------------------------- MariaDB
+
+ds_svc__maria_admin() {
+    timeout 30 mariadb-admin --no-defaults --protocol=socket --socket="$DS_SVC_SOCK" \
+        --user=root --connect-timeout=5 "$@"
+}
+
+ds_svc_maria_status() {
+    local pgid
+    pgid=$(ds_svc__read "$DS_SVC_M/pgid")
+    if ! ds_svc__group_alive "$pgid"; then
+        echo "maria: stopped"
+        return 3
+    fi
+    if ! ds_svc__port_open "$DS_SVC_MYSQL_PORT"; then
+        echo "maria: process group $pgid alive but 127.0.0.1:$DS_SVC_MYSQL_PORT does not answer"
+        return 1
+    fi
+    echo "maria: running (pid $pgid, 127.0.0.1:$DS_SVC_MYSQL_PORT, socket $DS_SVC_SOCK)"
+}
+
+ds_svc_maria_start() {
+    local t0 pgid deadline why=""
+    t0=$(ds_svc__now_us)
+    if ds_svc_maria_status >/dev/null; then
+        ds_svc__log "maria: already running"
+        return 0
+    fi
+    ds_svc__end_group "$(ds_svc__read "$DS_SVC_M/pgid")" 5
+    if ds_svc__port_open "$DS_SVC_MYSQL_PORT"; then
+        ds_svc__err "maria: port 127.0.0.1:$DS_SVC_MYSQL_PORT is taken by another process"
+        return 1
+    fi
+    if [[ ! -d "$DS_SVC_M/data/mysql" ]]; then
+        rm -rf "$DS_SVC_M/data"
+        # root@localhost, @127.0.0.1 and @::1 with an empty password.
+        if ! timeout 120 mariadb-install-db "${DS_SVC_MARIA_OPTS[@]}" \
+            --auth-root-authentication-method=normal --skip-test-db \
+            >"$DS_SVC_M/install.log" 2>&1 </dev/null; then
+            ds_svc__tail "$DS_SVC_M/install.log"
+            ds_svc__err "maria: mariadb-install-db failed"
+            return 1
+        fi
+    fi
+    rm -f "$DS_SVC_SOCK"
+    printf '\n==== start %s\n' "$(date '+%F %T')" >>"$DS_SVC_M/startup.log"
+    pgid=$(ds_svc__spawn "$DS_SVC_M/startup.log" mariadbd "${DS_SVC_MARIA_OPTS[@]}" \
+        --bind-address=127.0.0.1 --port="$DS_SVC_MYSQL_PORT" --socket="$DS_SVC_SOCK" \
+        --pid-file="$DS_SVC_M/mariadbd.pid" --log-error="$DS_SVC_M/error.log") || return 1
+    echo "$pgid" >"$DS_SVC_M/pgid"
+
+    deadline=$((t0 + DS_SVC_START_TIMEOUT * 1000000))
+    while :; do
+        if [[ -S "$DS_SVC_SOCK" ]] && ds_svc__maria_admin ping >/dev/null 2>&1 &&
+            ds_svc__port_open "$DS_SVC_MYSQL_PORT"; then
+            ds_svc__log "maria: started in $(ds_svc__since "$t0") (127.0.0.1:$DS_SVC_MYSQL_PORT, socket $DS_SVC_SOCK, log $DS_SVC_M/error.log)"
+            return 0
+        fi
+        if ! ds_svc__group_alive "$pgid"; then
+            why="mariadbd exited during start"
+            break
+        fi
+        if (($(ds_svc__now_us) > deadline)); then
+            why="not ready after ${DS_SVC_START_TIMEOUT} s"
+            break
+        fi
+        sleep 0.05
+    done
+    ds_svc__tail "$DS_SVC_M/startup.log" "$DS_SVC_M/error.log"
+    ds_svc__signal_group KILL "$pgid"
+    ds_svc__wait_group_gone "$pgid" 5 || true
+    ds_svc__err "maria: $why"
+}
+
+ds_svc_maria_stop() {
+    local pgid t0
+    t0=$(ds_svc__now_us)
+    pgid=$(ds_svc__read "$DS_SVC_M/pgid")
+    if ! ds_svc__group_alive "$pgid"; then
+        ds_svc__log "maria: not running"
+        return 0
+    fi
+    if ! ds_svc__maria_admin shutdown >>"$DS_SVC_M/startup.log" 2>&1 </dev/null; then
+        ds_svc__log "maria: mariadb-admin shutdown failed; terminating it"
+    fi
+    ds_svc__end_group "$pgid" 30 || ds_svc__err "maria: process group $pgid survived SIGKILL" || return 1
+    ds_svc__log "maria: stopped in $(ds_svc__since "$t0")"
+}
+
+ds_svc_maria_kill() {
+    local pgid
+    pgid=$(ds_svc__read "$DS_SVC_M/pgid")
+    if ! ds_svc__group_alive "$pgid"; then
+        ds_svc__log "maria: not running"
+        return 0
+    fi
+    ds_svc__signal_group KILL "$pgid"
+    ds_svc__wait_group_gone "$pgid" 10 || ds_svc__err "maria: process group $pgid survived SIGKILL" || return 1
+    ds_svc__log "maria: killed (SIGKILL)"
+}
+
+ds_svc_maria_restart() {
+    local rc=0
+    ds_svc_maria_status >/dev/null || rc=$?
+    case $rc in
+    0) ds_svc_maria_stop || return 1 ;;
+    1) ds_svc_maria_kill || return 1 ;;
+    esac
+    ds_svc_maria_start
+}
+
+# ------------------------------------------------------------------- both
+
+# ds_svc rabbit|maria start|stop|kill|restart|status
+ds_svc() {
+    case "${1:-}:${2:-}" in
+    rabbit:start | rabbit:stop | rabbit:kill | rabbit:restart | rabbit:status | \
+        maria:start | maria:stop | maria:kill | maria:restart | maria:status)
+        "ds_svc_$1_$2"
+        ;;
+    *)
+        ds_svc__err "unknown service or action: ${1:-} ${2:-}"
+        ;;
+    esac
+}
+
+ds_svc_up() {
+    local t0 r m rc=0
+    t0=$(ds_svc__now_us)
+    ds_svc_rabbit_start &
+    r=$!
+    ds_svc_maria_start &
+    m=$!
+    wait "$r" || rc=1
+    wait "$m" || rc=1
+    ((rc == 0)) && ds_svc__log "up in $(ds_svc__since "$t0") (run dir $DS_SVC_DIR)"
+    return $rc
+}
+
+ds_svc_status() {
+    local rc=0
+    ds_svc_rabbit_status || rc=$?
+    ds_svc_maria_status || rc=$((rc ? rc : $?))
+    return $rc
+}
+
+# Both servers get SIGTERM (a graceful stop for each) at once, then SIGKILL
+# after a grace period; then epmd and the watchdog go and the data is removed.
+ds_svc_down() {
+    local t0 wd
+    t0=$(ds_svc__now_us)
+    ds_svc__end_group "$(ds_svc__read "$DS_SVC_R/pgid")" 20 &
+    ds_svc__end_group "$(ds_svc__read "$DS_SVC_M/pgid")" 20 &
+    wait
+    ds_svc__epmd_stop
+    wd=$(ds_svc__read "$DS_SVC_DIR/watchdog.pid")
+    if [[ -n "$wd" && "$wd" != "$$" ]]; then
+        ds_svc__signal_group KILL "$wd"
+    fi
+    rm -f "$DS_SVC_DIR/watchdog.pid" "$DS_SVC_R/pgid" "$DS_SVC_M/pgid" "$DS_SVC_R/rabbit.pid" "$DS_SVC_SOCK"
+    rm -rf "${DS_SVC_R:?}/mnesia" "${DS_SVC_R:?}/home" "${DS_SVC_M:?}/data" "${DS_SVC_M:?}/tmp"
+    ds_svc__log "down in $(ds_svc__since "$t0")"
+}
+
+# Exports for the tests (tests/lib/itest.c reads them).
+ds_svc_env() {
+    printf 'export DS_TEST_RUNDIR=%q\n' "$DS_SVC_DIR"
+    printf 'export DS_TEST_SERVICES=%q\n' "$DS_SVC_SELF"
+    printf 'export DS_TEST_AMQP_PORT=%q\n' "$DS_SVC_AMQP_PORT"
+    printf 'export DS_TEST_AMQP_URL=%q\n' "amqp://guest:guest@127.0.0.1:$DS_SVC_AMQP_PORT/%2f"
+    printf 'export DS_TEST_RABBIT_NODE=%q\n' "$DS_SVC_NODE"
+    printf 'export DS_TEST_MYSQL_HOST=127.0.0.1\n'
+    printf 'export DS_TEST_MYSQL_PORT=%q\n' "$DS_SVC_MYSQL_PORT"
+    printf 'export DS_TEST_MYSQL_SOCKET=%q\n' "$DS_SVC_SOCK"
+    printf 'export DS_TEST_MYSQL_USER=root\n'
+}
+
+# A detached watchdog: brings everything down once process $1 (the runner)
+# is gone, even if it was SIGKILLed and could not run its trap.
+ds_svc_watch() {
+    local pid=$1 wd
+    [[ "$pid" =~ ^[0-9]+$ ]] || ds_svc__err "watch: not a pid: $pid" || return 1
+    wd=$(ds_svc__spawn "$DS_SVC_DIR/watchdog.log" \
+        env DS_TEST_RUNDIR="$DS_SVC_DIR" bash "$DS_SVC_SELF" __watchdog "$pid") || return 1
+    echo "$wd" >"$DS_SVC_DIR/watchdog.pid"
+}
+
+ds_svc__watchdog() {
+    while ds_svc__alive "$1"; do
+        sleep 1
+    done
+    # Our runner is gone; the run dir may be gone too.
+    if [[ -d "$DS_SVC_DIR" ]]; then
+        ds_svc__log "watchdog: process $1 is gone, taking the services down"
+        rm -f "$DS_SVC_DIR/watchdog.pid"
+        ds_svc_down
+    fi
+}
+
+ds_svc__usage() {
+    cat <<'EOF'
+usage: services.sh {rabbit|maria} {start|stop|kill|restart|status}
+       services.sh {up|down|status|env}
+       services.sh rabbit ctl ARGS...     (rabbitmqctl on the private node)
+       services.sh maria sql ARGS...      (mariadb client on the private socket)
+       services.sh watch PID
+State lives under $DS_TEST_RUNDIR (required).
+EOF
+}
+
+ds_svc_main() {
+    case "${1:-}" in
+    -h | --help | help)
+        ds_svc__usage
+        return 0
+        ;;
+    "")
+        ds_svc__usage >&2
+        return 2
+        ;;
+    esac
+    ds_svc_init || return 1
+    case "${1:-}:${2:-}" in
+    up:) ds_svc_up ;;
+    down:) ds_svc_down ;;
+    status:) ds_svc_status ;;
+    env:) ds_svc_env ;;
+    watch:*) ds_svc_watch "$2" ;;
+    __watchdog:*) ds_svc__watchdog "$2" ;;
+    rabbit:ctl)
+        shift 2
+        ds_svc__rabbitmqctl "$@"
+        ;;
+    maria:sql)
+        shift 2
+        mariadb --no-defaults --protocol=socket --socket="$DS_SVC_SOCK" --user=root "$@"
+        ;;
+    rabbit:* | maria:*) ds_svc "$1" "${2:-}" ;;
+    *)
+        ds_svc__usage >&2
+        return 2
+        ;;
+    esac
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    set -euo pipefail
+    ds_svc_main "$@"
+fi
