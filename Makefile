@@ -40,7 +40,7 @@ ifeq ($(WERROR),1)
 DS_WARN += -Werror
 endif
 DS_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -fPIC -fvisibility=hidden \
-	-DDS_BUILDING_LIBRARY -Icommon -Iproducer -I$(BUILD)/gen $(DS_WARN) $(DEP_CFLAGS) -MMD -MP
+	-DDS_BUILDING_LIBRARY -Icommon -Iproducer -Itests/lib -I$(BUILD)/gen $(DS_WARN) $(DEP_CFLAGS) -MMD -MP
 DS_LDLIBS := $(DEP_LIBS) -pthread
 
 ifeq ($(V),1)

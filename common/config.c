@@ -1,4 +1,5 @@
-/* config.c: datasync.conf, read with inih and checked against one table of directives. */
+/* config.c: datasync.conf, read with inih and checked against one table of
+ * directives. */
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -30,11 +31,11 @@ typedef struct directive {
     const char *name;
     dtype type;
     size_t offset;
-    long long min, max;          /* T_INT, T_LONG: bounds; T_STRING: max length */
-    const char *const *names;    /* T_ENUM: allowed names, NULL-terminated */
-    void (*store)(void *, int);  /* T_ENUM: writes the index as the enum type */
-    check_fn check;              /* T_STRING: NULL or an extra check */
-    const char *def;             /* the default, as it would be written */
+    long long min, max;       /* T_INT, T_LONG: bounds; T_STRING: max length */
+    const char *const *names; /* T_ENUM: allowed names, NULL-terminated */
+    void (*store)(void *, int); /* T_ENUM: writes the index as the enum type */
+    check_fn check;             /* T_STRING: NULL or an extra check */
+    const char *def;            /* the default, as it would be written */
 } directive;
 
 /* Enums are stored through their own type: the width of an enum is the
@@ -63,25 +64,40 @@ static int check_not_empty(const char *value, char *reason, size_t len);
 /* _Generic with a single association makes a table row whose field has
  * another C type fail to compile, instead of writing the wrong width. */
 #define D_STRING(sec, key, f, maxlen, chk, dflt)                               \
-    {.section = sec, .name = key, .type = T_STRING,                            \
-     .offset = offsetof(ds_config, f), .max = (maxlen), .check = chk,          \
-     .def = dflt}
+    {                                                                          \
+        .section = sec, .name = key, .type = T_STRING,                         \
+        .offset = offsetof(ds_config, f), .max = (maxlen), .check = chk,       \
+        .def = dflt                                                            \
+    }
 #define D_STR(sec, key, f, chk, dflt)                                          \
     D_STRING(sec, key, f, (long long)sizeof FIELD(f) - 1, chk, dflt)
 #define D_INT(sec, key, f, lo, hi, dflt)                                       \
-    {.section = sec, .name = key, .type = _Generic(FIELD(f), int: T_INT),      \
-     .offset = offsetof(ds_config, f), .min = lo, .max = hi, .def = dflt}
+    {                                                                          \
+        .section = sec, .name = key,                                           \
+        .type = _Generic(FIELD(f), int                                         \
+                         : T_INT),                                             \
+        .offset = offsetof(ds_config, f), .min = lo, .max = hi, .def = dflt    \
+    }
 #define D_LONG(sec, key, f, lo, hi, dflt)                                      \
-    {.section = sec, .name = key, .type = _Generic(FIELD(f), long: T_LONG),    \
-     .offset = offsetof(ds_config, f), .min = lo, .max = hi, .def = dflt}
+    {                                                                          \
+        .section = sec, .name = key,                                           \
+        .type = _Generic(FIELD(f), long                                        \
+                         : T_LONG),                                            \
+        .offset = offsetof(ds_config, f), .min = lo, .max = hi, .def = dflt    \
+    }
 #define D_ENUM(sec, key, f, allowed, storefn, dflt)                            \
-    {.section = sec, .name = key, .type = T_ENUM,                              \
-     .offset = offsetof(ds_config, f), .names = allowed, .store = storefn,     \
-     .def = dflt}
+    {                                                                          \
+        .section = sec, .name = key, .type = T_ENUM,                           \
+        .offset = offsetof(ds_config, f), .names = allowed, .store = storefn,  \
+        .def = dflt                                                            \
+    }
 #define D_LEVEL(sec, key, f, dflt)                                             \
-    {.section = sec, .name = key,                                              \
-     .type = _Generic(FIELD(f), ds_log_level: T_LEVEL),                        \
-     .offset = offsetof(ds_config, f), .def = dflt}
+    {                                                                          \
+        .section = sec, .name = key,                                           \
+        .type = _Generic(FIELD(f), ds_log_level                                \
+                         : T_LEVEL),                                           \
+        .offset = offsetof(ds_config, f), .def = dflt                          \
+    }
 
 /* Every key, its default and its bounds, in the order of ARCHITECTURE.md and
  * datasync.conf.example. The defaults are parsed like any value, so they
@@ -112,8 +128,8 @@ static const directive directives[] = {
     D_INT("apply", "batch_wait_ms", apply_batch_wait_ms, 0, 60000, "10"),
     D_LONG("apply", "max_message_bytes", apply_max_message_bytes, 1024,
            134217728, "1048576"),
-    D_INT("apply", "tombstone_retention_hours",
-          apply_tombstone_retention_hours, 1, 87600, "168"),
+    D_INT("apply", "tombstone_retention_hours", apply_tombstone_retention_hours,
+          1, 87600, "168"),
 
     D_ENUM("producer", "mode", producer_mode, producer_mode_names,
            store_producer_mode, "sync"),
@@ -252,8 +268,8 @@ static int parse_integer(const directive *d, const char *value, long long *out,
         return reason(buf, len, "'%.*s' is not an integer (%lld..%lld)",
                       QUOTE_MAX, value, d->min, d->max);
     if (errno == ERANGE || v < d->min || v > d->max)
-        return reason(buf, len, "%.*s is out of bounds (%lld..%lld)",
-                      QUOTE_MAX, value, d->min, d->max);
+        return reason(buf, len, "%.*s is out of bounds (%lld..%lld)", QUOTE_MAX,
+                      value, d->min, d->max);
     *out = v;
     return 0;
 }
@@ -269,8 +285,8 @@ static void join_names(const directive *d, char *buf, size_t len)
         int n;
 
         if (d->type == T_LEVEL)
-            name = i <= DS_LOG_ERROR ? ds__log_level_name((ds_log_level)i)
-                                     : NULL;
+            name =
+                i <= DS_LOG_ERROR ? ds__log_level_name((ds_log_level)i) : NULL;
         else
             name = d->names[i];
         if (!name || used >= len)
@@ -303,8 +319,7 @@ static int apply(const directive *d, ds_config *cfg, const char *value,
         for (size_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)value[i];
             if ((c < 0x20 && c != '\t') || c == 0x7f)
-                return reason(buf, len, "control character 0x%02x in value",
-                              c);
+                return reason(buf, len, "control character 0x%02x in value", c);
         }
         if (d->check && d->check(value, buf, len) != 0)
             return -1;
@@ -376,8 +391,8 @@ static void list_sections(char *buf, size_t len)
     for (size_t i = 0; i < N_DIRECTIVES && used < len; i++) {
         int n;
 
-        if (i > 0 && strcmp(directives[i].section,
-                            directives[i - 1].section) == 0)
+        if (i > 0 &&
+            strcmp(directives[i].section, directives[i - 1].section) == 0)
             continue;
         n = snprintf(buf + used, len - used, "%s[%s]", i ? " " : "",
                      directives[i].section);
@@ -452,7 +467,8 @@ typedef struct load_state {
     int err_line; /* first bad line seen by the reader or the handler; 0 */
     int io_errno; /* a read error: the load fails with DS_EIO */
     char reason[REASON_SIZE];
-    ds_config cfg; /* a working copy: a bad file leaves the caller's as it was */
+    /* A working copy: a bad file leaves the caller's as it was. */
+    ds_config cfg;
 } load_state;
 
 static void fail_line(load_state *st, const char *fmt, ...)

@@ -1,4 +1,4 @@
-/* event.c: the change event v1: JSON decoding, validation against the contract, encoding. */
+/* event.c: the change event v1: JSON decoding, validation, encoding. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,9 +18,8 @@
 #define TABLE_SHAPE "a table name matching [A-Za-z_][A-Za-z0-9_]{0,63}"
 
 /* The contract's top-level fields. */
-static const char *const event_fields[] = {"v",  "id", "origin",
-                                           "hlc", "ts", "op",
-                                           "table", "key", "data"};
+static const char *const event_fields[] = {"v",  "id",    "origin", "hlc", "ts",
+                                           "op", "table", "key",    "data"};
 
 /* Key columns identify the row, so unlike row data they cannot be null. */
 enum column_set { COLUMNS_KEY, COLUMNS_ROW };
@@ -51,6 +50,11 @@ static int is_json_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+static int is_json_punct(char c)
+{
+    return c == '{' || c == '}' || c == '[' || c == ']' || c == ':' || c == ',';
+}
+
 static int valid_uuid(const char *s, size_t len)
 {
     if (len != 36)
@@ -68,7 +72,8 @@ static int valid_origin(const char *s, size_t len)
     if (len < 1 || len > NAME_MAX_CHARS)
         return 0;
     for (size_t i = 0; i < len; i++)
-        if (!is_alpha(s[i]) && !is_digit(s[i]) && !strchr("._-", s[i]))
+        if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '.' && s[i] != '_' &&
+            s[i] != '-')
             return 0;
     return 1;
 }
@@ -123,20 +128,35 @@ static int valid_ts(const char *s, size_t len)
            two_digits(s + 14) <= 59 && two_digits(s + 17) <= 60;
 }
 
-/* Standard alphabet, padded to a multiple of 4, '=' only at the end. */
+static int base64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (is_digit(c))
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Standard alphabet, padded to a multiple of 4, '=' only at the end, and
+ * the bits the padding leaves over all zero: ds__base64_decode refuses
+ * anything else, and an event that validates must also apply. */
 static int valid_base64(const char *s, size_t len)
 {
     size_t pad = 0;
 
     if (len % 4 != 0)
         return 0;
-    while (pad < len && s[len - 1 - pad] == '=')
+    while (pad < len && pad < 3 && s[len - 1 - pad] == '=')
         pad++;
     if (pad > 2)
         return 0;
     for (size_t i = 0; i < len - pad; i++)
-        if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '+' && s[i] != '/')
+        if (base64_value(s[i]) < 0)
             return 0;
+    if (pad > 0 && (base64_value(s[len - pad - 1]) & (pad == 2 ? 0x0F : 0x03)))
+        return 0;
     return 1;
 }
 
@@ -230,19 +250,52 @@ static size_t scan_number(const char *s, size_t len, int *range_ok)
         while (i < len && is_digit(s[i]))
             i++;
     }
+    /* json-c's strict mode catches "01" but not "-01" or "1.5.2": a number
+     * must end where the next token starts. */
+    if (i < len && s[i] != '\0' && (is_digit(s[i]) || strchr(".eE+-", s[i])))
+        return 0;
     if (integer) {
-        const char *limit = neg ? "9223372036854775808" : "18446744073709551615";
+        const char *limit =
+            neg ? "9223372036854775808" : "18446744073709551615";
         size_t limit_len = strlen(limit);
-        *range_ok = digits < limit_len ||
-                    (digits == limit_len && memcmp(s + neg, limit, digits) <= 0);
+        *range_ok = digits < limit_len || (digits == limit_len &&
+                                           memcmp(s + neg, limit, digits) <= 0);
     }
     return i;
 }
 
+/* Scans the string that opens at s[*i] and leaves *i past its closing
+ * quote. Returns -1 at a raw control character (*i on it), else 1 if the
+ * string holds the escape \u0000, else 0. */
+static int scan_string(const char *s, size_t len, size_t *i)
+{
+    int nul = 0;
+
+    for (++*i; *i < len && s[*i] != '"'; ++*i) {
+        if ((unsigned char)s[*i] < 0x20)
+            return -1;
+        if (s[*i] == '\\') {
+            nul |= len - *i > 5 && memcmp(s + *i + 1, "u0000", 5) == 0;
+            ++*i; /* json-c checks what the escape says */
+        }
+    }
+    ++*i;
+    return nul;
+}
+
+/* Whether the string that ended just before s[i] is a member name. */
+static int is_member_name(const char *s, size_t len, size_t i)
+{
+    while (i < len && is_json_space(s[i]))
+        i++;
+    return i < len && s[i] == ':';
+}
+
 /* json-c's tokener, even in strict mode, accepts some text that is not JSON
- * ('single quotes', NaN, Infinity, 1., raw control characters in strings)
- * and clamps integers beyond 64 bits without a word, which would replicate a
- * wrong value. This lexical pass rejects exactly those; json-c checks the
+ * ('single quotes', NaN, Infinity, 1., raw control characters in strings),
+ * clamps integers beyond 64 bits without a word, which would replicate a
+ * wrong value, and cuts member names at \u0000, so {"v\u0000x": 2} would
+ * replace "v". This lexical pass rejects exactly those; json-c checks the
  * rest. Returns 0, or -1 with the offset and reason. */
 static int check_json_lexemes(const char *s, size_t len, size_t *at,
                               const char **why)
@@ -252,16 +305,18 @@ static int check_json_lexemes(const char *s, size_t len, size_t *at,
     while (i < len) {
         char c = s[i];
         if (c == '"') {
-            for (i++; i < len && s[i] != '"'; i++) {
-                if ((unsigned char)s[i] < 0x20) {
-                    *at = i;
-                    *why = "control character in string";
-                    return -1;
-                }
-                if (s[i] == '\\')
-                    i++; /* json-c checks what the escape says */
+            size_t start = i;
+            int nul = scan_string(s, len, &i);
+            if (nul < 0) {
+                *at = i;
+                *why = "control character in string";
+                return -1;
             }
-            i++;
+            if (nul && is_member_name(s, len, i)) {
+                *at = start;
+                *why = "member name contains \\u0000";
+                return -1;
+            }
         } else if (c == '-' || is_digit(c)) {
             int range_ok = 1;
             size_t n = scan_number(s + i, len - i, &range_ok);
@@ -272,7 +327,7 @@ static int check_json_lexemes(const char *s, size_t len, size_t *at,
                 return -1;
             }
             i += n;
-        } else if (is_json_space(c) || strchr("{}[]:,", c) ||
+        } else if (is_json_space(c) || is_json_punct(c) ||
                    (c >= 'a' && c <= 'z')) {
             i++; /* lower case: json-c checks for true, false, null */
         } else {
@@ -288,8 +343,8 @@ static int malformed(const char *field, size_t at, const char *why, char *err,
                      size_t errlen)
 {
     return ds__seterr(err, errlen, DS_EJSON,
-                      "%s%smalformed JSON at offset %zu: %s", field ? field : "",
-                      field ? ": " : "", at, why);
+                      "%s%smalformed JSON at offset %zu: %s",
+                      field ? field : "", field ? ": " : "", at, why);
 }
 
 /* Parses text[0..len) as exactly one JSON value into *out (a new reference,
@@ -320,7 +375,8 @@ static int parse_json(const char *field, const char *text, size_t len,
         rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
         goto fail;
     }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     obj = json_tokener_parse_ex(tok, text, (int)len);
     jerr = json_tokener_get_error(tok);
     at = json_tokener_get_parse_end(tok);
@@ -350,7 +406,8 @@ static int parse_json(const char *field, const char *text, size_t len,
 
 fail:
     json_object_put(obj);
-    json_tokener_free(tok);
+    if (tok) /* unlike json_object_put, json_tokener_free wants a tokener */
+        json_tokener_free(tok);
     return rc;
 }
 
@@ -577,8 +634,8 @@ int ds__event_from_json(ds_event *ev, json_object *obj, char *err,
 
     memset(ev, 0, sizeof(*ev));
     if (!json_object_is_type(obj, json_type_object)) {
-        rc = ds__seterr(err, errlen, DS_ESCHEMA,
-                        "event: must be a JSON object");
+        rc =
+            ds__seterr(err, errlen, DS_ESCHEMA, "event: must be a JSON object");
         goto fail;
     }
     has_data = json_object_object_get_ex(obj, "data", &data);
@@ -662,8 +719,8 @@ int ds__event_build(ds_event *ev, ds_op op, const char *table,
                         TABLE_SHAPE);
         goto fail;
     }
-    if ((rc = parse_columns("key", key_json, COLUMNS_KEY, &key, err,
-                            errlen)) < 0)
+    if ((rc = parse_columns("key", key_json, COLUMNS_KEY, &key, err, errlen)) <
+        0)
         goto fail;
     if (op == DS_OP_DELETE && data_json) {
         rc = ds__seterr(err, errlen, DS_ESCHEMA,
@@ -675,8 +732,8 @@ int ds__event_build(ds_event *ev, ds_op op, const char *table,
                         "data: required for create and update");
         goto fail;
     }
-    if (data_json && (rc = parse_columns("data", data_json, COLUMNS_ROW,
-                                         &data, err, errlen)) < 0)
+    if (data_json && (rc = parse_columns("data", data_json, COLUMNS_ROW, &data,
+                                         err, errlen)) < 0)
         goto fail;
     ev->op = op;
     memcpy(ev->table, table, strlen(table) + 1);

@@ -3,17 +3,17 @@
 
 #include "decide.h"
 
-int ds_version_cmp(const ds_version *a, const ds_version *b)
+int ds_row_version_cmp(const ds_row_version *a, const ds_row_version *b)
 {
     if (a->hlc != b->hlc)
         return a->hlc < b->hlc ? -1 : 1;
     return strcmp(a->origin, b->origin);
 }
 
-ds_decision ds_decide(const ds_version *stored, const ds_version *incoming,
+ds_decision ds_decide(const ds_row_version *stored, const ds_row_version *incoming,
                       bool incoming_is_own, bool stored_is_app_write)
 {
-    if (stored && ds_version_cmp(incoming, stored) <= 0)
+    if (stored && ds_row_version_cmp(incoming, stored) <= 0)
         return DS_DECIDE_SUPERSEDED;
     if (!incoming_is_own)
         return DS_DECIDE_APPLY;

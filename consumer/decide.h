@@ -6,10 +6,10 @@
 #include <stdint.h>
 
 /* The version of one change of a row: compared by hlc, then by origin. */
-typedef struct ds_version {
+typedef struct ds_row_version {
     uint64_t hlc;
     const char *origin; /* borrowed; [A-Za-z0-9._-]{1,64} */
-} ds_version;
+} ds_row_version;
 
 typedef enum {
     DS_DECIDE_SUPERSEDED = 0, /* not newer than the stored version: ack only */
@@ -19,7 +19,7 @@ typedef enum {
 
 /* <0, 0, >0 as a is older than, equal to, newer than b. Origins compare
  * bytewise (strcmp), so every server orders ties the same way. */
-int ds_version_cmp(const ds_version *a, const ds_version *b);
+int ds_row_version_cmp(const ds_row_version *a, const ds_row_version *b);
 
 /*
  * Decides what to do with an incoming change of a row.
@@ -44,7 +44,7 @@ int ds_version_cmp(const ds_version *a, const ds_version *b);
  *   r applied, w1 repairs, w2 only recorded.
  * Pure; any thread.
  */
-ds_decision ds_decide(const ds_version *stored, const ds_version *incoming,
+ds_decision ds_decide(const ds_row_version *stored, const ds_row_version *incoming,
                       bool incoming_is_own, bool stored_is_app_write);
 
 /* "superseded", "apply", "record-only". */

@@ -88,22 +88,17 @@ static void spool_pending_before(ds_producer *p, uint64_t cutoff_ms)
 }
 
 /* Lock held. Everything unconfirmed goes to the spool, unconfirmed first and
- * then never-published, so the spool keeps emit order. Drained spool records
- * simply stay where they are: the head only moves past confirmed ones. */
+ * then never-published, so the spool keeps emit order. (Records drained from
+ * the spool are never here: drain_spool takes its own back.) */
 static void spool_unconfirmed(ds_producer *p)
 {
     ds_rec_list keep = {0};
     ds_record *r;
 
     while ((r = ds__rec_pop(&p->inflight))) {
-        if (r->from_spool) {
-            ds__rec_free(r);
-            continue;
-        }
         r->state = DS_REC_PENDING;
         ds__rec_push(&keep, r);
     }
-    p->drain_unconfirmed = 0;
     while ((r = ds__rec_pop(&p->pending)))
         ds__rec_push(&keep, r);
     p->pending = keep;
@@ -116,7 +111,7 @@ static void fail_connection(ds_producer *p, const char *why)
     if (p->amqp.conn)
         DS_LOG(&p->log, DS_LOG_WARN, "broker %s: %s; spooling %zu changes",
                p->amqp.host, why, p->inflight.count + p->pending.count);
-    p->connected = false;
+    p->broker_down = true;
     p->blocked = false;
     p->sock_fd = -1;
     p->io_busy_since = 0;
@@ -213,14 +208,14 @@ static void on_confirm(ds_producer *p, uint64_t tag, bool multiple, bool ack)
         if (!ack)
             p->stats.nacked++;
         if (r->from_spool) {
+            /* drain_spool owns it and reads the verdict. */
             p->drain_unconfirmed--;
-            if (!ack)
-                p->drain_refused = true;
-            else if (r->returned)
+            r->state = DS_REC_DONE;
+            r->result = !ack ? DS_ENACK : r->returned ? DS_EUNROUTABLE : 0;
+            if (ack && r->returned)
                 p->stats.unroutable++;
-            else
+            else if (ack)
                 p->stats.confirmed++;
-            ds__rec_free(r);
         } else if (ack) {
             if (r->returned)
                 p->stats.unroutable++;
@@ -396,8 +391,8 @@ static size_t read_spool_chunk(ds_producer *p, ds_record **recs, size_t max)
             DS_LOG(&p->log, DS_LOG_ERROR,
                    "spool: skipped %d corrupt records", skipped);
         if (ds__event_parse(&ev, payload, len, err, sizeof err) < 0) {
-            DS_LOG(&p->log, DS_LOG_ERROR, "spool: dropping an invalid record: %s",
-                   err);
+            DS_LOG(&p->log, DS_LOG_ERROR,
+                   "spool: dropping an invalid record: %s", err);
             free(payload);
             continue;
         }
@@ -413,15 +408,42 @@ static size_t read_spool_chunk(ds_producer *p, ds_record **recs, size_t max)
         recs[n]->body = payload;
         recs[n]->len = len;
         recs[n]->from_spool = true;
+        recs[n]->spool_end = ds__spool_cursor(p->spool);
         n++;
     }
     pthread_mutex_lock(&p->lock);
     return n;
 }
 
-/* Lock held. Publishes the spool's records in order, chunk by chunk, moving
- * its head only past confirmed ones. Returns 0, or -1 when the connection
- * failed. */
+/* Lock held. Takes the chunk's records back from the inflight list (the
+ * unconfirmed ones are still there when the connection failed) and frees
+ * them. Returns the spool offset up to which every record was confirmed,
+ * or 0 when the first one was not. */
+static uint64_t settle_chunk(ds_producer *p, ds_record **chunk, size_t n)
+{
+    ds_rec_list rest = {0};
+    ds_record *r;
+    uint64_t confirmed_to = 0;
+    bool prefix = true;
+
+    while ((r = ds__rec_pop(&p->inflight)))
+        if (!r->from_spool)
+            ds__rec_push(&rest, r);
+    p->inflight = rest;
+    p->drain_unconfirmed = 0;
+    for (size_t i = 0; i < n; i++) {
+        prefix = prefix && chunk[i]->state == DS_REC_DONE &&
+                 chunk[i]->result != DS_ENACK;
+        if (prefix)
+            confirmed_to = chunk[i]->spool_end;
+        ds__rec_free(chunk[i]);
+    }
+    return confirmed_to;
+}
+
+/* Lock held. Publishes the spool's records in order, a chunk at a time, and
+ * moves its head past the longest confirmed prefix of each chunk. Returns
+ * 0, or -1 when the connection failed. */
 static int drain_spool(ds_producer *p, const char **why)
 {
     char err[DS_ERRMSG_SIZE];
@@ -439,23 +461,24 @@ static int drain_spool(ds_producer *p, const char **why)
            (unsigned long long)backlog);
     for (;;) {
         size_t n = read_spool_chunk(p, chunk, 256);
-        uint64_t deadline;
+        uint64_t deadline, confirmed_to, chunk_end;
 
         if (n == 0) {
+            /* Only corrupt records (already logged) may lie past the last
+             * confirmed one: move the head over them too. */
             if (ds__spool_commit(p->spool, ds__spool_cursor(p->spool), err,
                                  sizeof err) < 0)
                 DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
             break;
         }
-        p->drain_unconfirmed += n;
-        p->drain_refused = false;
+        chunk_end = chunk[n - 1]->spool_end;
+        p->drain_unconfirmed = n;
         if (publish_records(p, chunk, n) != AMQP_STATUS_OK) {
             *why = "publish failed while draining the spool";
             rc = -1;
-            break;
         }
         deadline = ds__now_ms() + (uint64_t)p->cfg.producer_confirm_timeout_ms;
-        while (p->drain_unconfirmed > 0 && rc == 0) {
+        while (rc == 0 && p->drain_unconfirmed > 0) {
             if (ds__now_ms() >= deadline) {
                 *why = "no confirm within producer.confirm_timeout_ms";
                 rc = -1;
@@ -463,23 +486,24 @@ static int drain_spool(ds_producer *p, const char **why)
                 rc = read_frames(p, DS_POLL_MAX_MS, why);
             }
         }
+        confirmed_to = settle_chunk(p, chunk, n);
+        if (confirmed_to > 0 &&
+            ds__spool_commit(p->spool, confirmed_to, err, sizeof err) < 0) {
+            DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
+            break;
+        }
         if (rc < 0)
             break;
-        if (p->drain_refused) {
+        if (confirmed_to != chunk_end) {
             DS_LOG(&p->log, DS_LOG_WARN,
                    "broker refused spooled changes: draining again later");
             break;
         }
         drained += n;
-        if (ds__spool_commit(p->spool, ds__spool_cursor(p->spool), err,
-                             sizeof err) < 0) {
-            DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
-            break;
-        }
         /* New changes wait behind the spool; past half their timeout they
          * join it, so callers never wait longer than they were promised. */
-        spool_pending_before(p, ds__now_ms() -
-                                    (uint64_t)p->cfg.producer_confirm_timeout_ms / 2);
+        spool_pending_before(
+            p, ds__now_ms() - (uint64_t)p->cfg.producer_confirm_timeout_ms / 2);
     }
     ds__spool_drain_end(p->spool);
     if (drained)
@@ -522,7 +546,7 @@ static void connect_broker(ds_producer *p)
     if (p->ever_connected)
         p->stats.reconnects++;
     p->ever_connected = true;
-    p->connected = true;
+    p->broker_down = false;
     p->next_seq = 0;
     p->backoff_ms = DS_BACKOFF_MIN_MS;
     p->sock_fd = amqp_get_sockfd(p->amqp.conn);
@@ -605,7 +629,7 @@ void *ds__io_main(void *arg)
             fail_connection(p, why);
     }
     /* Whatever the broker has not confirmed by now stays safe on disk. */
-    p->connected = false;
+    p->broker_down = true;
     p->sock_fd = -1;
     if (p->amqp.conn) {
         pthread_mutex_unlock(&p->lock);

@@ -174,7 +174,7 @@ static int reinit_after_fork(ds_producer *p)
     free_list(&p->pending); /* the parent delivers its own records */
     free_list(&p->inflight);
     p->outstanding = 0;
-    p->connected = p->blocked = p->stopping = p->io_polling = false;
+    p->broker_down = p->blocked = p->stopping = p->io_polling = false;
     p->io_busy_since = 0;
     p->sock_fd = -1;
     if (p->wake_fd >= 0)
@@ -360,7 +360,7 @@ static int submit(ds_producer *p, ds_record *r)
         return 0;
     }
 
-    if (!p->connected) {
+    if (p->broker_down) {
         /* The broker is known to be unreachable: no use waiting for it. */
         pthread_mutex_unlock(&p->lock);
         rc = ds__spool_records(p, &r, 1);

@@ -65,7 +65,7 @@ struct ds_producer {
     ds_rec_list inflight;
     size_t outstanding; /* records emitted but not DONE */
     bool stopping;
-    bool connected;
+    bool broker_down; /* the last attempt to reach it failed: spool at once */
     bool blocked; /* connection.blocked: the broker wants no publishes */
     int wake_fd;  /* eventfd: wakes the I/O thread out of its socket poll */
     bool io_polling;
@@ -85,7 +85,6 @@ struct ds_producer {
     uint64_t next_connect_ms;
     uint64_t next_drain_check_ms;
     size_t drain_unconfirmed; /* spool records published, not yet acked */
-    bool drain_refused;       /* the broker nacked a spool record */
     bool ever_connected;
 };
 

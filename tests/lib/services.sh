@@ -82,6 +82,39 @@ ds_svc__group_alive() {
     return 1
 }
 
+# Process group $1 and every descendant of its members: beam puts its helpers
+# (erl_child_setup, inet_gethost) in sessions of their own, out of the group.
+ds_svc__tree() {
+    local p queue more
+    [[ "${1:-}" =~ ^[0-9]+$ ]] || return 0
+    read -r -a queue <<<"$(pgrep -g "$1" 2>/dev/null | tr '\n' ' ')"
+    while ((${#queue[@]})); do
+        p=${queue[0]}
+        queue=("${queue[@]:1}")
+        echo "$p"
+        read -r -a more <<<"$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')"
+        queue+=("${more[@]}")
+    done
+}
+
+ds_svc__any_alive() {
+    local p
+    for p in "$@"; do
+        ds_svc__alive "$p" && return 0
+    done
+    return 1
+}
+
+# Waits up to $1 seconds until none of the pids "${@:2}" is alive.
+ds_svc__wait_gone() {
+    local deadline=$(($(ds_svc__now_us) + $1 * 1000000))
+    shift
+    while ds_svc__any_alive "$@"; do
+        (($(ds_svc__now_us) < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
 # Sends signal $1 to process group $2, a group this harness made with setsid
 # (never our own group, never init's).
 ds_svc__signal_group() {
@@ -92,24 +125,30 @@ ds_svc__signal_group() {
     kill -s "$sig" -- "-$pgid" 2>/dev/null || true
 }
 
-# Waits up to $2 seconds for process group $1 to empty.
-ds_svc__wait_group_gone() {
-    local deadline=$(($(ds_svc__now_us) + $2 * 1000000))
-    while ds_svc__group_alive "$1"; do
-        (($(ds_svc__now_us) < deadline)) || return 1
-        sleep 0.1
-    done
+# kill -9 of process group $1 and all its descendants; waits until they are gone.
+ds_svc__kill_group() {
+    local pids
+    read -r -a pids <<<"$(ds_svc__tree "$1" | tr '\n' ' ')"
+    ds_svc__signal_group KILL "$1"
+    ((${#pids[@]})) || return 0
+    kill -s KILL "${pids[@]}" 2>/dev/null || true
+    ds_svc__wait_gone 10 "${pids[@]}"
 }
 
-# TERM, up to $2 s of grace, then KILL: ends process group $1 for sure.
+# SIGTERM to process group $1 (a graceful stop for beam, mariadbd and epmd),
+# up to $2 s of grace, then SIGKILL; helpers outside the group that outlive
+# their parent by 5 s are killed too.
 ds_svc__end_group() {
-    local pgid=$1 grace=$2
+    local pgid=$1 grace=$2 pids
     ds_svc__group_alive "$pgid" || return 0
+    read -r -a pids <<<"$(ds_svc__tree "$pgid" | tr '\n' ' ')"
     ds_svc__signal_group TERM "$pgid"
-    ds_svc__wait_group_gone "$pgid" "$grace" && return 0
-    ds_svc__log "process group $pgid ignored SIGTERM for ${grace} s: SIGKILL"
-    ds_svc__signal_group KILL "$pgid"
-    ds_svc__wait_group_gone "$pgid" 5
+    if ! ds_svc__wait_gone "$grace" "${pids[@]}"; then
+        ds_svc__log "process group $pgid still there ${grace} s after SIGTERM: SIGKILL"
+        ds_svc__kill_group "$pgid"
+        kill -s KILL "${pids[@]}" 2>/dev/null || true
+        ds_svc__wait_gone 5 "${pids[@]}"
+    fi
 }
 
 ds_svc__read() {
@@ -371,8 +410,7 @@ ds_svc_rabbit_start() {
         wait "$wpid" 2>/dev/null || true
     fi
     ds_svc__tail "$DS_SVC_R/log/startup.log" "$DS_SVC_R/log/$DS_SVC_NODE.log" "$DS_SVC_R/log/ctl.log"
-    ds_svc__signal_group KILL "$pgid"
-    ds_svc__wait_group_gone "$pgid" 5 || true
+    ds_svc__kill_group "$pgid" || true
     ds_svc__err "rabbit: $why"
 }
 
@@ -399,8 +437,7 @@ ds_svc_rabbit_kill() {
         ds_svc__log "rabbit: not running"
         return 0
     fi
-    ds_svc__signal_group KILL "$pgid"
-    ds_svc__wait_group_gone "$pgid" 10 || ds_svc__err "rabbit: process group $pgid survived SIGKILL" || return 1
+    ds_svc__kill_group "$pgid" || ds_svc__err "rabbit: process group $pgid survived SIGKILL" || return 1
     ds_svc__log "rabbit: killed (SIGKILL)"
 }
 
@@ -483,8 +520,7 @@ ds_svc_maria_start() {
         sleep 0.05
     done
     ds_svc__tail "$DS_SVC_M/startup.log" "$DS_SVC_M/error.log"
-    ds_svc__signal_group KILL "$pgid"
-    ds_svc__wait_group_gone "$pgid" 5 || true
+    ds_svc__kill_group "$pgid" || true
     ds_svc__err "maria: $why"
 }
 
@@ -510,8 +546,7 @@ ds_svc_maria_kill() {
         ds_svc__log "maria: not running"
         return 0
     fi
-    ds_svc__signal_group KILL "$pgid"
-    ds_svc__wait_group_gone "$pgid" 10 || ds_svc__err "maria: process group $pgid survived SIGKILL" || return 1
+    ds_svc__kill_group "$pgid" || ds_svc__err "maria: process group $pgid survived SIGKILL" || return 1
     ds_svc__log "maria: killed (SIGKILL)"
 }
 

@@ -1,4 +1,4 @@
-/* validate_event.c: checks event files with ds__event_parse, for the schema agreement test. */
+/* validate_event.c: runs ds__event_parse on files for the agreement check. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +44,7 @@ fail:
 
 /* Messages can quote member names, which may hold any character; the
  * agreement script needs exactly one line per file. */
-static void print_line(const char *path, const char *msg)
+static void print_invalid(const char *path, const char *msg)
 {
     printf("%s: invalid: ", path);
     for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
@@ -79,7 +79,7 @@ int main(int argc, char **argv)
         if (ds__event_parse(&ev, body, len, err, sizeof(err)) == 0)
             printf("%s: ok\n", argv[i]);
         else
-            print_line(argv[i], err);
+            print_invalid(argv[i], err);
         ds__event_clear(&ev);
         free(body);
     }

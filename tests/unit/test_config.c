@@ -1,4 +1,5 @@
-/* test_config.c: defaults, the example file, INI syntax, every config error with its file:line text. */
+/* test_config.c: defaults, the example file, INI syntax, every config error
+ * with its file:line text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -204,7 +205,8 @@ static void example_loads_and_shows_the_defaults(void **state)
     ds__config_defaults(&defaults);
     /* Start from something else, so the file must set every key. */
     ds__config_defaults(&cfg);
-    assert_int_equal(ds__config_set(&cfg, "amqp.prefetch", "1", err, ERRLEN), 0);
+    assert_int_equal(ds__config_set(&cfg, "amqp.prefetch", "1", err, ERRLEN),
+                     0);
     assert_int_equal(ds__config_set(&cfg, "mysql.user", "x", err, ERRLEN), 0);
     assert_int_equal(ds__config_load(&cfg, example_path(), err, ERRLEN), 0);
     assert_string_equal(err, "");
@@ -314,18 +316,17 @@ static void later_lines_override_and_lists_are_kept(void **state)
     char err[ERRLEN] = "";
 
     ds__config_defaults(&cfg);
-    assert_int_equal(
-        load_text(&cfg,
-                  "[amqp]\n"
-                  "prefetch = 1\n"
-                  "url = amqp://a:b@h1:5672/%2f  amqps://h2/v\n"
-                  "[apply]\n"
-                  "tables = users\torders _x9\n"
-                  "max_message_bytes = 134217728\n"
-                  "[amqp]\n"
-                  "prefetch = 2\n",
-                  err),
-        0);
+    assert_int_equal(load_text(&cfg,
+                               "[amqp]\n"
+                               "prefetch = 1\n"
+                               "url = amqp://a:b@h1:5672/%2f  amqps://h2/v\n"
+                               "[apply]\n"
+                               "tables = users\torders _x9\n"
+                               "max_message_bytes = 134217728\n"
+                               "[amqp]\n"
+                               "prefetch = 2\n",
+                               err),
+                     0);
     assert_int_equal(cfg.amqp_prefetch, 2);
     assert_string_equal(cfg.amqp_url, "amqp://a:b@h1:5672/%2f  amqps://h2/v");
     assert_string_equal(cfg.apply_tables, "users\torders _x9");
@@ -500,8 +501,7 @@ static void error_bad_strings(void **state)
     expect_error("[amqp]\nurl = amqp://a http://b\n", 2,
                  "amqp.url: 'http://b' is not an amqp:// or amqps:// URL");
     expect_error("[amqp]\nurl =\n", 2, "amqp.url: at least one URL is needed");
-    expect_error("[amqp]\nexchange =\n", 2,
-                 "amqp.exchange: must not be empty");
+    expect_error("[amqp]\nexchange =\n", 2, "amqp.exchange: must not be empty");
     expect_error("[producer]\nspool_dir = ; none\n", 2,
                  "producer.spool_dir: must not be empty");
 }
@@ -583,8 +583,8 @@ static void error_io(void **state)
     assert_int_equal(
         ds__config_load(&cfg, "/nonexistent/datasync.conf", err, ERRLEN),
         DS_EIO);
-    assert_string_equal(err,
-                        "/nonexistent/datasync.conf: No such file or directory");
+    assert_string_equal(
+        err, "/nonexistent/datasync.conf: No such file or directory");
     assert_int_equal(ds__config_load(&cfg, "/tmp", err, ERRLEN), DS_EIO);
     assert_string_equal(err, "/tmp: Is a directory");
     assert_config_equal(&cfg, &before);
@@ -620,15 +620,17 @@ static void set_good_keys(void **state)
     char url[2048];
 
     ds__config_defaults(&cfg);
-    assert_int_equal(ds__config_set(&cfg, "amqp.prefetch", "7", err, ERRLEN), 0);
+    assert_int_equal(ds__config_set(&cfg, "amqp.prefetch", "7", err, ERRLEN),
+                     0);
     assert_int_equal(cfg.amqp_prefetch, 7);
     assert_int_equal(
         ds__config_set(&cfg, "amqp.queue_type", "QUORUM", err, ERRLEN), 0);
     assert_int_equal(cfg.amqp_queue_type, DS_QUEUE_QUORUM);
-    assert_int_equal(ds__config_set(&cfg, "producer.mode", "async", err, ERRLEN),
-                     0);
+    assert_int_equal(
+        ds__config_set(&cfg, "producer.mode", "async", err, ERRLEN), 0);
     assert_int_equal(cfg.producer_mode, DS_MODE_ASYNC);
-    assert_int_equal(ds__config_set(&cfg, "log.level", "debug", err, ERRLEN), 0);
+    assert_int_equal(ds__config_set(&cfg, "log.level", "debug", err, ERRLEN),
+                     0);
     assert_int_equal(cfg.log_level, DS_LOG_DEBUG);
     assert_int_equal(ds__config_set(&cfg, "apply.max_message_bytes",
                                     "134217728", err, ERRLEN),

@@ -1,4 +1,5 @@
-/* test_error.c: every error code has a distinct name and a text; unknown codes; the version string. */
+/* test_error.c: every error code has a distinct name and a text; unknown codes;
+ * the version string. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,0 +1,99 @@
+/* apply.h: the SQL of one batch: read the versions, decide each change, write rows and versions, commit. */
+#ifndef DS_CONSUMER_APPLY_H
+#define DS_CONSUMER_APPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mysql.h>
+
+#include "catalog.h"
+#include "decide.h"
+#include "event.h"
+#include "log.h"
+
+/* Bytes of a dead letter's reason, x-datasync-error. */
+#define DS_REASON_MAX 256
+
+/* Foreign-key failures of one change before it is dead-lettered: its
+ * parent may arrive (later in the batch, or from another server). */
+#define DS_APPLY_FK_TRIES 4
+
+typedef enum {
+    DS_CHANGE_PENDING = 0, /* to apply */
+    DS_CHANGE_DONE,        /* committed: decision says what was done */
+    DS_CHANGE_POISON       /* can never apply: reason says why */
+} ds_change_state;
+
+/* One change of a batch. The consumer fills ev, table and pk; apply sets
+ * the outcome. */
+typedef struct ds_change {
+    ds_event ev;
+    const ds_table *table; /* from the current catalogue */
+    char *pk;              /* canonical key (malloc'd by the owner) */
+    size_t pklen;
+    ds_change_state state;
+    ds_decision decision;
+    bool deferred; /* applied after the others: a parent may come first */
+    int fk_failures;
+    int schema_failures;
+    char reason[DS_REASON_MAX];
+} ds_change;
+
+/* Counters since start, of committed batches only. */
+typedef struct ds_apply_stats {
+    uint64_t applied;    /* rows written or deleted */
+    uint64_t recorded;   /* own changes whose version only was recorded */
+    uint64_t superseded; /* duplicates and late changes */
+    uint64_t batches;
+    uint64_t redos; /* attempts rolled back to isolate a bad change */
+} ds_apply_stats;
+
+/* What the caller does after a batch attempt that did not commit. */
+typedef struct ds_apply_retry {
+    bool reload_catalog; /* a table or column was unknown to the server */
+    int wait_ms;         /* back off this long first (foreign keys) */
+} ds_apply_retry;
+
+typedef struct ds_applier ds_applier;
+
+/* A new applier for this server (node: its node.id, copied). NULL when out
+ * of memory. lg is borrowed and must outlive it. */
+ds_applier *ds_applier_new(const char *node, const ds_logger *lg);
+
+/* Closes its statements and frees it. NULL is a no-op. */
+void ds_applier_free(ds_applier *ap);
+
+/* Uses db from now on (borrowed). Closes the statements prepared on the
+ * previous connection: call it before closing that one, and after every
+ * catalogue reload (statements name columns). db may be NULL. */
+void ds_applier_set_db(ds_applier *ap, MYSQL *db);
+
+/*
+ * One attempt at a batch, in one transaction: reads the stored versions of
+ * every key in one query, decides each pending change in order (several
+ * changes to one key decide against each other), writes the rows of the
+ * APPLY ones with prepared statements, the new versions, and commits.
+ * Changes not PENDING are skipped.
+ *
+ * Returns 0: committed; every pending change is DONE.
+ * Returns 1 (redo): rolled back because one change failed for a reason of
+ * its own; it is now POISON with its reason, or deferred with
+ * retry->wait_ms set (foreign key), or retry->reload_catalog is set (unknown
+ * table or column: reload, check the changes again, redo). Call again.
+ * Returns < 0: rolled back on a database error with err; the caller
+ * reconnects (DS_EDBCONNECT: the server or connection) or backs off and
+ * retries the same batch.
+ */
+int ds_applier_batch(ds_applier *ap, ds_change *changes, size_t n,
+                     ds_apply_retry *retry, char *err, size_t errlen);
+
+/* Deletes up to limit tombstones older than hours, in its own committed
+ * transaction. Returns the number deleted, or < 0 with err. */
+long ds_applier_prune(ds_applier *ap, int hours, int limit, char *err,
+                      size_t errlen);
+
+const ds_apply_stats *ds_applier_stats(const ds_applier *ap);
+
+#endif

@@ -1,0 +1,548 @@
+/* catalog.c: reads the applied tables' columns and primary keys from information_schema and checks events against them. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base64.h"
+#include "catalog.h"
+#include "config.h"
+#include "error.h"
+#include "mysql_util.h"
+
+static const char COLUMNS_SQL[] =
+    "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, "
+    "IFNULL(GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS "
+    "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
+
+static const char PRIMARY_KEY_SQL[] =
+    "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
+    "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = "
+    "'PRIMARY' ORDER BY ORDINAL_POSITION";
+
+void ds_catalog_safe_name(const char *name, char *out, size_t len)
+{
+    size_t n = 0;
+    const unsigned char *p = (const unsigned char *)name;
+
+    for (; *p && n + 5 < len && (size_t)(p - (const unsigned char *)name) < 64;
+         p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\' && *p != '\'')
+            out[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(out + n, len - n, "\\x%02x", *p);
+    }
+    if (*p && n + 4 < len) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n < len ? n : len - 1] = '\0';
+}
+
+static ds_col_kind kind_of(const char *type)
+{
+    static const char *const integer[] = {"tinyint", "smallint", "mediumint",
+                                          "int",     "integer",  "bigint",
+                                          "year",    NULL};
+    static const char *const binary[] = {
+        "binary",     "varbinary",  "tinyblob",        "blob",
+        "mediumblob", "longblob",   "geometry",        "point",
+        "linestring", "polygon",    "multipoint",      "multilinestring",
+        "multipolygon", "geometrycollection", NULL};
+
+    for (int i = 0; integer[i]; i++)
+        if (strcasecmp(type, integer[i]) == 0)
+            return DS_COL_INTEGER;
+    for (int i = 0; binary[i]; i++)
+        if (strcasecmp(type, binary[i]) == 0)
+            return DS_COL_BINARY;
+    if (strcasecmp(type, "bit") == 0)
+        return DS_COL_BIT;
+    if (strcasecmp(type, "decimal") == 0 || strcasecmp(type, "numeric") == 0)
+        return DS_COL_EXACT;
+    if (strcasecmp(type, "float") == 0 || strcasecmp(type, "double") == 0 ||
+        strcasecmp(type, "real") == 0)
+        return DS_COL_FLOAT;
+    return DS_COL_TEXT;
+}
+
+static void table_free(ds_table *t)
+{
+    for (int i = 0; i < t->ncols; i++) {
+        free(t->cols[i].name);
+        free(t->cols[i].quoted);
+    }
+    free(t->cols);
+    free(t->pk);
+    free(t->by_name);
+    free(t->quoted);
+    memset(t, 0, sizeof *t);
+}
+
+void ds_catalog_free(ds_catalog *cat)
+{
+    for (int i = 0; i < cat->ntables; i++)
+        table_free(&cat->tables[i]);
+    free(cat->tables);
+    cat->tables = NULL;
+    cat->ntables = 0;
+}
+
+static char *quote(const char *name)
+{
+    size_t cap = strlen(name) * 2 + 3, len = 0;
+    char *q = malloc(cap);
+    if (q && ds__mysql_quote_ident(q, cap, &len, name) != 0) {
+        free(q);
+        q = NULL;
+    }
+    return q;
+}
+
+/* A prepared query with the two string parameters (database, table). */
+static int run_query(MYSQL *db, const char *sql, const char *database,
+                     const char *table, MYSQL_STMT **out, char *err,
+                     size_t errlen)
+{
+    MYSQL_BIND params[2];
+    unsigned long lens[2] = {strlen(database), strlen(table)};
+    int rc;
+
+    MYSQL_STMT *st = mysql_stmt_init(db);
+    if (!st)
+        return ds__seterr(err, errlen, DS_ENOMEM, "catalogue: out of memory");
+    if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) != 0) {
+        rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+        goto fail;
+    }
+    memset(params, 0, sizeof params);
+    params[0].buffer_type = MYSQL_TYPE_STRING;
+    params[0].buffer = (void *)database;
+    params[0].length = &lens[0];
+    params[1].buffer_type = MYSQL_TYPE_STRING;
+    params[1].buffer = (void *)table;
+    params[1].length = &lens[1];
+    if (mysql_stmt_bind_param(st, params) != 0 || mysql_stmt_execute(st) != 0) {
+        rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+        goto fail;
+    }
+    *out = st;
+    return 0;
+fail:
+    mysql_stmt_close(st);
+    return rc;
+}
+
+static int by_name_cmp(const void *a, const void *b, void *table)
+{
+    const ds_table *t = table;
+    return strcmp(t->cols[*(const int *)a].name, t->cols[*(const int *)b].name);
+}
+
+static int load_table(ds_table *t, MYSQL *db, const char *database,
+                      const char *name, char *err, size_t errlen)
+{
+    char col[1024], type[64], nullable[8], gen[16];
+    unsigned long lens[4];
+    MYSQL_BIND res[4];
+    MYSQL_STMT *st = NULL;
+    int rc, cap = 0;
+
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->quoted = quote(name);
+    if (!t->quoted)
+        goto nomem;
+
+    rc = run_query(db, COLUMNS_SQL, database, name, &st, err, errlen);
+    if (rc)
+        goto fail;
+    memset(res, 0, sizeof res);
+    char *bufs[4] = {col, type, nullable, gen};
+    size_t sizes[4] = {sizeof col, sizeof type, sizeof nullable, sizeof gen};
+    for (int i = 0; i < 4; i++) {
+        res[i].buffer_type = MYSQL_TYPE_STRING;
+        res[i].buffer = bufs[i];
+        res[i].buffer_length = sizes[i];
+        res[i].length = &lens[i];
+    }
+    if (mysql_stmt_bind_result(st, res) != 0) {
+        rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+        goto fail;
+    }
+    for (;;) {
+        int f = mysql_stmt_fetch(st);
+        if (f == MYSQL_NO_DATA)
+            break;
+        if (f == 1) {
+            rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+            goto fail;
+        }
+        /* Truncation is expected only of the generation expression, of
+         * which the length is all we need. */
+        if (lens[0] >= sizeof col || lens[1] >= sizeof type) {
+            rc = ds__seterr(err, errlen, DS_ETABLE,
+                            "table %s: a column name is too long", name);
+            goto fail;
+        }
+        col[lens[0]] = '\0';
+        type[lens[1]] = '\0';
+        nullable[lens[2] < sizeof nullable ? lens[2] : sizeof nullable - 1] =
+            '\0';
+        if (t->ncols == cap) {
+            cap = cap ? cap * 2 : 16;
+            ds_column *c = realloc(t->cols, (size_t)cap * sizeof *c);
+            if (!c)
+                goto nomem;
+            t->cols = c;
+        }
+        ds_column *c = &t->cols[t->ncols];
+        memset(c, 0, sizeof *c);
+        c->name = strdup(col);
+        c->quoted = quote(col);
+        t->ncols++;
+        if (!c->name || !c->quoted)
+            goto nomem;
+        c->kind = kind_of(type);
+        c->nullable = strcmp(nullable, "YES") == 0;
+        c->generated = lens[3] > 0;
+        c->pk_index = -1;
+    }
+    mysql_stmt_close(st);
+    st = NULL;
+    if (t->ncols == 0) {
+        rc = ds__seterr(err, errlen, DS_ETABLE,
+                        "apply.tables: table %s does not exist in database %s",
+                        name, database);
+        goto fail;
+    }
+
+    rc = run_query(db, PRIMARY_KEY_SQL, database, name, &st, err, errlen);
+    if (rc)
+        goto fail;
+    if (mysql_stmt_bind_result(st, res) != 0) {
+        rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+        goto fail;
+    }
+    t->pk = malloc((size_t)t->ncols * sizeof *t->pk);
+    if (!t->pk)
+        goto nomem;
+    for (;;) {
+        int f = mysql_stmt_fetch(st);
+        if (f == MYSQL_NO_DATA)
+            break;
+        if (f == 1 || f == MYSQL_DATA_TRUNCATED) {
+            rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+            goto fail;
+        }
+        col[lens[0] < sizeof col ? lens[0] : sizeof col - 1] = '\0';
+        int idx = -1;
+        for (int i = 0; i < t->ncols; i++)
+            if (strcmp(t->cols[i].name, col) == 0)
+                idx = i;
+        if (idx < 0 || t->npk >= t->ncols) {
+            rc = ds__seterr(err, errlen, DS_ETABLE,
+                            "table %s: primary key changed while read", name);
+            goto fail;
+        }
+        t->cols[idx].pk_index = t->npk;
+        t->pk[t->npk++] = idx;
+    }
+    mysql_stmt_close(st);
+    st = NULL;
+    if (t->npk == 0) {
+        rc = ds__seterr(err, errlen, DS_ETABLE,
+                        "apply.tables: table %s has no primary key: datasync "
+                        "needs one to find a row on every server",
+                        name);
+        goto fail;
+    }
+
+    t->by_name = malloc((size_t)t->ncols * sizeof *t->by_name);
+    if (!t->by_name)
+        goto nomem;
+    for (int i = 0; i < t->ncols; i++)
+        t->by_name[i] = i;
+    qsort_r(t->by_name, (size_t)t->ncols, sizeof *t->by_name, by_name_cmp, t);
+    return 0;
+nomem:
+    rc = ds__seterr(err, errlen, DS_ENOMEM, "catalogue: out of memory");
+fail:
+    if (st)
+        mysql_stmt_close(st);
+    table_free(t);
+    return rc;
+}
+
+typedef struct load_ctx {
+    ds_catalog *cat;
+    int cap;
+    MYSQL *db;
+    const char *database;
+    char *err;
+    size_t errlen;
+} load_ctx;
+
+static int load_word(const char *word, size_t len, void *vctx)
+{
+    load_ctx *ctx = vctx;
+    char name[65];
+
+    if (len >= sizeof name) {
+        return ds__seterr(ctx->err, ctx->errlen, DS_ECONFIG,
+                          "apply.tables: table name too long: %.64s...",
+                          word);
+    }
+    memcpy(name, word, len);
+    name[len] = '\0';
+    if (!ds__valid_table_name(name))
+        return ds__seterr(ctx->err, ctx->errlen, DS_ECONFIG,
+                          "apply.tables: '%s' is not a valid table name", name);
+    if (ds_catalog_table(ctx->cat, name))
+        return 0; /* listed twice */
+    if (ctx->cat->ntables == ctx->cap) {
+        int cap = ctx->cap ? ctx->cap * 2 : 8;
+        ds_table *t = realloc(ctx->cat->tables, (size_t)cap * sizeof *t);
+        if (!t)
+            return ds__seterr(ctx->err, ctx->errlen, DS_ENOMEM,
+                              "catalogue: out of memory");
+        ctx->cat->tables = t;
+        ctx->cap = cap;
+    }
+    int rc = load_table(&ctx->cat->tables[ctx->cat->ntables], ctx->db,
+                        ctx->database, name, ctx->err, ctx->errlen);
+    if (rc == 0)
+        ctx->cat->ntables++;
+    return rc;
+}
+
+int ds_catalog_load(ds_catalog *cat, MYSQL *db, const char *database,
+                    const char *tables, char *err, size_t errlen)
+{
+    ds_catalog fresh = {NULL, 0};
+    load_ctx ctx = {&fresh, 0, db, database, err, errlen};
+
+    int rc = ds__config_each_word(tables, load_word, &ctx);
+    if (rc) {
+        ds_catalog_free(&fresh);
+        return rc;
+    }
+    ds_catalog_free(cat);
+    *cat = fresh;
+    return 0;
+}
+
+const ds_table *ds_catalog_table(const ds_catalog *cat, const char *name)
+{
+    for (int i = 0; i < cat->ntables; i++)
+        if (strcmp(cat->tables[i].name, name) == 0)
+            return &cat->tables[i];
+    return NULL;
+}
+
+int ds_table_column(const ds_table *t, const char *name)
+{
+    int lo = 0, hi = t->ncols - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, t->cols[t->by_name[mid]].name);
+        if (c == 0)
+            return t->by_name[mid];
+        if (c < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checking events                                                           */
+
+/* A value that is a binary {"base64": "..."}: returns the string, or NULL. */
+static json_object *base64_member(json_object *v)
+{
+    json_object *s;
+    if (!json_object_is_type(v, json_type_object) ||
+        json_object_object_length(v) != 1 ||
+        !json_object_object_get_ex(v, "base64", &s) ||
+        !json_object_is_type(s, json_type_string))
+        return NULL;
+    return s;
+}
+
+/* A value the consumer can bind: scalar, or a well-formed base64 object. */
+static int check_value(const ds_column *c, json_object *v, const char *where,
+                       char *err, size_t errlen)
+{
+    char safe[300];
+
+    switch (json_object_get_type(v)) {
+    case json_type_null:
+    case json_type_boolean:
+    case json_type_int:
+    case json_type_double:
+    case json_type_string:
+        return 0;
+    case json_type_object: {
+        json_object *s = base64_member(v);
+        if (s) {
+            size_t len = (size_t)json_object_get_string_len(s);
+            size_t outlen;
+            unsigned char *tmp = malloc(ds__base64_decoded_max(len) + 1);
+            if (!tmp)
+                return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+            int rc = ds__base64_decode(json_object_get_string(s), len, tmp,
+                                       &outlen);
+            free(tmp);
+            if (rc == 0)
+                return 0;
+            ds_catalog_safe_name(c->name, safe, sizeof safe);
+            return ds__seterr(err, errlen, DS_ESCHEMA,
+                              "%s.%s: invalid base64", where, safe);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    ds_catalog_safe_name(c->name, safe, sizeof safe);
+    return ds__seterr(err, errlen, DS_ESCHEMA,
+                      "%s.%s: a value must be a string, number, boolean, "
+                      "null or {\"base64\": ...}",
+                      where, safe);
+}
+
+/* Appends the canonical form of one key value to buf. */
+static int key_value(const ds_column *c, json_object *v, char *buf,
+                     size_t cap, size_t *len, char *err, size_t errlen)
+{
+    char safe[300], num[32];
+    const char *text = NULL;
+    size_t tlen = 0;
+    enum json_type jt = json_object_get_type(v);
+
+    if (c->kind == DS_COL_INTEGER || c->kind == DS_COL_BIT) {
+        /* 7, "7" and "007" are one row: normalise to the shortest digits. */
+        const char *s = NULL;
+        if (jt == json_type_int)
+            s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+        else if (jt == json_type_string)
+            s = json_object_get_string(v);
+        size_t n = 0;
+        int neg = 0;
+        if (s && (*s == '-' || *s == '+'))
+            neg = *s++ == '-';
+        while (s && *s == '0' && isdigit((unsigned char)s[1]))
+            s++;
+        for (const char *p = s; p && isdigit((unsigned char)*p); p++)
+            n++;
+        if (!s || n == 0 || s[n] != '\0' || n > 20) {
+            ds_catalog_safe_name(c->name, safe, sizeof safe);
+            return ds__seterr(err, errlen, DS_ESCHEMA,
+                              "key.%s: must be an integer", safe);
+        }
+        neg = neg && !(n == 1 && s[0] == '0');
+        snprintf(num, sizeof num, "%s%.*s", neg ? "-" : "", (int)n, s);
+        text = num;
+        tlen = strlen(num);
+    } else if (jt == json_type_string || jt == json_type_int ||
+               jt == json_type_double ||
+               (jt == json_type_object && base64_member(v))) {
+        text = json_object_to_json_string_ext(
+            v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        tlen = strlen(text);
+    } else {
+        ds_catalog_safe_name(c->name, safe, sizeof safe);
+        return ds__seterr(err, errlen, DS_ESCHEMA,
+                          "key.%s: must be a string, a number or "
+                          "{\"base64\": ...}",
+                          safe);
+    }
+    if (*len + tlen + 2 > cap)
+        return ds__seterr(err, errlen, DS_ESCHEMA,
+                          "key: longer than %d bytes", DS_PK_MAX);
+    memcpy(buf + *len, text, tlen);
+    *len += tlen;
+    return 0;
+}
+
+int ds_catalog_check(const ds_table *t, const ds_event *ev, char *pk,
+                     size_t *pklen, char *err, size_t errlen)
+{
+    char safe[300];
+    size_t len = 0;
+    int rc;
+
+    /* The key: exactly the primary-key columns. */
+    json_object_object_foreach(ev->key, kname, kval)
+    {
+        int idx = ds_table_column(t, kname);
+        ds_catalog_safe_name(kname, safe, sizeof safe);
+        if (idx < 0)
+            return ds__seterr(err, errlen, DS_ECOLUMN,
+                              "key: unknown column '%s' in table %s", safe,
+                              t->name);
+        if (t->cols[idx].pk_index < 0)
+            return ds__seterr(err, errlen, DS_ESCHEMA,
+                              "key: '%s' is not a primary-key column of %s",
+                              safe, t->name);
+        (void)kval;
+    }
+    pk[len++] = '[';
+    for (int i = 0; i < t->npk; i++) {
+        const ds_column *c = &t->cols[t->pk[i]];
+        json_object *v;
+        if (!json_object_object_get_ex(ev->key, c->name, &v)) {
+            ds_catalog_safe_name(c->name, safe, sizeof safe);
+            return ds__seterr(err, errlen, DS_ESCHEMA,
+                              "key: missing primary-key column '%s' of %s",
+                              safe, t->name);
+        }
+        if (i > 0)
+            pk[len++] = ',';
+        rc = key_value(c, v, pk, DS_PK_MAX, &len, err, errlen);
+        if (rc)
+            return rc;
+        rc = check_value(c, v, "key", err, errlen);
+        if (rc)
+            return rc;
+    }
+    pk[len++] = ']';
+    *pklen = len;
+
+    if (!ev->data)
+        return 0;
+    json_object_object_foreach(ev->data, dname, dval)
+    {
+        int idx = ds_table_column(t, dname);
+        if (idx < 0) {
+            ds_catalog_safe_name(dname, safe, sizeof safe);
+            return ds__seterr(err, errlen, DS_ECOLUMN,
+                              "data: unknown column '%s' in table %s", safe,
+                              t->name);
+        }
+        const ds_column *c = &t->cols[idx];
+        rc = check_value(c, dval, "data", err, errlen);
+        if (rc)
+            return rc;
+        if (c->pk_index >= 0) {
+            /* The row's key lives in the key; data may repeat it, but not
+             * move the row (a changed key is a delete and a create). */
+            char a[DS_PK_MAX], b[DS_PK_MAX];
+            size_t alen = 0, blen = 0;
+            json_object *kv = NULL;
+            json_object_object_get_ex(ev->key, c->name, &kv);
+            if (key_value(c, dval, a, sizeof a, &alen, err, errlen) != 0 ||
+                key_value(c, kv, b, sizeof b, &blen, err, errlen) != 0 ||
+                alen != blen || memcmp(a, b, alen) != 0) {
+                ds_catalog_safe_name(dname, safe, sizeof safe);
+                return ds__seterr(err, errlen, DS_ESCHEMA,
+                                  "data.%s: differs from the key", safe);
+            }
+        }
+    }
+    return 0;
+}

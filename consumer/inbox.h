@@ -1,0 +1,110 @@
+/* inbox.h: the consumer's AMQP side: one channel, one frame pump for deliveries, confirms and closes. */
+#ifndef DS_CONSUMER_INBOX_H
+#define DS_CONSUMER_INBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amqp_util.h"
+#include "config.h"
+#include "log.h"
+
+/* One delivered message: its own copy of the body and properties, so the
+ * connection's buffers can be released while it waits in a batch. */
+typedef struct ds_message {
+    uint64_t tag; /* delivery tag, valid on connection generation gen */
+    uint64_t gen;
+    bool redelivered;
+    amqp_bytes_t body; /* malloc'd */
+    amqp_basic_properties_t props; /* allocated from pool */
+    amqp_pool_t pool;
+    struct ds_message *next;
+} ds_message;
+
+void ds_message_free(ds_message *m);
+
+typedef struct ds_inbox {
+    ds_amqp amqp;
+    const ds_config *cfg; /* borrowed */
+    const ds_logger *lg;  /* borrowed */
+    char node[65];
+    char queue[128];
+    char dead_exchange[300];
+    uint64_t gen; /* bumped at every connection: tags of older ones are void */
+    /* Deliveries complete and waiting, oldest first. */
+    ds_message *head, *tail;
+    size_t count;
+    /* The delivery whose header or body frames are still coming. */
+    ds_message *partial;
+    size_t body_got;
+    /* A basic.return's content to skip, and how much of it is left. */
+    bool skip_header;
+    size_t skip_body;
+    /* Publisher confirms of the dead letters in flight. */
+    uint64_t next_seq;      /* seq of the next publish (from 1) */
+    uint64_t wait_first;    /* first seq of the publishes awaited */
+    uint64_t wait_count;    /* how many */
+    unsigned char *wait_st; /* 0 pending, 1 acked, 2 nacked */
+    size_t wait_cap;
+    bool returned; /* a basic.return arrived while waiting */
+} ds_inbox;
+
+/* Zeroes in; no connection yet. cfg and lg are borrowed. */
+void ds_inbox_init(ds_inbox *in, const ds_config *cfg, const ds_logger *lg);
+
+/*
+ * Connects (amqp.url list, heartbeat), declares the exchanges and this
+ * node's queues, sets basic.qos(amqp.prefetch), confirm.select (for dead
+ * letters) and basic.consume with manual acks. Drops whatever the previous
+ * connection had buffered: those messages come again. Returns 0, or a
+ * DS_E code with err; the connection is then dropped.
+ */
+int ds_inbox_open(ds_inbox *in, char *err, size_t errlen);
+
+/* Whether a connection is up. */
+bool ds_inbox_connected(const ds_inbox *in);
+
+/* Closes gracefully (unacked messages go back to the queue) and frees
+ * the buffered ones. */
+void ds_inbox_close(ds_inbox *in);
+
+/* Drops the connection after an error, without the closing handshake, and
+ * frees the buffered messages. */
+void ds_inbox_drop(ds_inbox *in);
+
+/*
+ * The frame pump: reads frames for up to timeout_ms, returning early once
+ * `want` messages are buffered. Deliveries are queued; confirms recorded;
+ * heartbeats sent and checked by rabbitmq-c as it reads. Returns 0, or a
+ * DS_E code with err when the connection or channel was lost (the caller
+ * drops and reopens it).
+ */
+int ds_inbox_pump(ds_inbox *in, size_t want, int timeout_ms, char *err,
+                  size_t errlen);
+
+/* Takes the oldest buffered message (the caller frees it), or NULL. */
+ds_message *ds_inbox_take(ds_inbox *in);
+
+/* Acks every message up to tag with one basic.ack(multiple). A tag of an
+ * older connection is skipped (returns 0): the broker gives those again. */
+int ds_inbox_ack(ds_inbox *in, uint64_t gen, uint64_t tag, char *err,
+                 size_t errlen);
+
+/*
+ * Publishes each message to the dead-letter exchange, routing key
+ * "datasync.<node>", with its original body and properties (user_id and
+ * expiration dropped: the broker would refuse the one and expire the
+ * other), persistent, mandatory, headers plus x-datasync-error (reasons[i])
+ * and x-datasync-node; then pumps until the broker confirmed them all or
+ * timeout_ms passed. Returns 0; DS_ENACK, DS_EUNROUTABLE, DS_ETIMEOUT or a
+ * connection error with err.
+ */
+int ds_inbox_dead_letter(ds_inbox *in, ds_message *const *msgs,
+                         const char *const *reasons, size_t n, int timeout_ms,
+                         char *err, size_t errlen);
+
+/* Messages ready in the node's queue (passive queue.declare), or < 0. */
+long ds_inbox_queue_depth(ds_inbox *in, char *err, size_t errlen);
+
+#endif

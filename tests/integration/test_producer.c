@@ -1,0 +1,537 @@
+/* test_producer.c: libdatasync against the private RabbitMQ: delivery, spool and drain, returns, nacks, threads, bad input. */
+#include "itest.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "datasync.h"
+#include "event.h"
+#include "ids.h"
+
+#define EXCHANGE "ds_ptest"
+#define ROUTING_KEY "data.sync"
+
+struct fixture {
+    amqp_connection_state_t conn;
+    char queue[64];
+    char *spool_dir;
+    ds_producer *p;
+};
+
+static int test_no;
+/* The fixture of the running test, freed by the teardown even when an
+ * assertion ends the test early. */
+static struct fixture *current;
+
+/* The producer's log, on stderr: what a failed run needs to be read. */
+static void log_to_stderr(void *ud, ds_log_level level, const char *msg)
+{
+    (void)ud;
+    fprintf(stderr, "  producer %d: %s\n", (int)level, msg);
+}
+
+/* A producer on the private broker with its own spool and a bound queue. */
+static struct fixture *fixture_new(const char *mode, int confirm_timeout_ms)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    ds_options *o = ds_options_new();
+    char timeout[16];
+
+    assert_non_null(f);
+    assert_non_null(o);
+    snprintf(f->queue, sizeof f->queue, "ds_ptest.q%d", ++test_no);
+    f->spool_dir = itest_mkdtemp("spool");
+    f->conn = itest_amqp_connect();
+    /* A fresh exchange: no binding left by an earlier test routes here. */
+    itest_exchange_delete(f->conn, EXCHANGE);
+    itest_queue_delete(f->conn, f->queue);
+    itest_queue_declare_bound(f->conn, f->queue, EXCHANGE, ROUTING_KEY);
+
+    snprintf(timeout, sizeof timeout, "%d", confirm_timeout_ms);
+    assert_int_equal(ds_options_set(o, "amqp.url", itest_amqp_url()), 0);
+    assert_int_equal(ds_options_set(o, "amqp.exchange", EXCHANGE), 0);
+    assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
+    assert_int_equal(ds_options_set(o, "producer.mode", mode), 0);
+    assert_int_equal(ds_options_set(o, "producer.spool_dir", f->spool_dir), 0);
+    assert_int_equal(
+        ds_options_set(o, "producer.confirm_timeout_ms", timeout), 0);
+    assert_int_equal(ds_producer_new(&f->p, o), 0);
+    ds_producer_set_log(f->p, log_to_stderr, NULL);
+    ds_options_free(o);
+    current = f;
+    return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+    current = NULL;
+    ds_producer_free(f->p);
+    if (f->conn)
+        itest_queue_delete(f->conn, f->queue);
+    itest_amqp_close(f->conn);
+    free(f->spool_dir);
+    free(f);
+}
+
+/* After each test: the broker runs again and the fixture is gone. */
+static int teardown(void **state)
+{
+    (void)state;
+    if (itest_service("rabbit", "start") != 0)
+        return -1;
+    if (current) {
+        itest_amqp_close(current->conn);
+        current->conn = itest_amqp_connect();
+        fixture_free(current);
+    }
+    return 0;
+}
+
+static int emit_user(ds_producer *p, ds_op op, int id, const char *name)
+{
+    char key[64], data[256];
+    snprintf(key, sizeof key, "{\"id\":%d}", id);
+    snprintf(data, sizeof data, "{\"id\":%d,\"name\":\"%s\"}", id, name);
+    return ds_emit(p, op, "users", key, op == DS_OP_DELETE ? NULL : data);
+}
+
+/* Waits until the queue holds want messages (or timeout); returns depth. */
+static long wait_depth(struct fixture *f, long want, int timeout_ms)
+{
+    uint64_t end = ds__now_ms() + (uint64_t)timeout_ms;
+    long depth;
+    while ((depth = itest_queue_depth(f->conn, f->queue)) < want &&
+           ds__now_ms() < end)
+        usleep(50 * 1000);
+    return depth;
+}
+
+static void emitted_change_arrives_with_every_contract_field(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("sync", 5000);
+    amqp_rpc_reply_t r;
+    amqp_message_t msg;
+    ds_event ev;
+    char err[256];
+
+    assert_int_equal(emit_user(f->p, DS_OP_CREATE, 7, "Ann"), 0);
+
+    amqp_basic_get(f->conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(f->queue),
+                   1);
+    r = amqp_get_rpc_reply(f->conn);
+    itest_amqp_check(r, "basic.get");
+    assert_int_equal(r.reply.id, AMQP_BASIC_GET_OK_METHOD);
+    itest_amqp_check(amqp_read_message(f->conn, ITEST_AMQP_CHANNEL, &msg, 0),
+                     "read message");
+
+    int rc = ds__event_parse(&ev, msg.body.bytes, msg.body.len, err, sizeof err);
+    if (rc != 0)
+        fail_msg("body does not validate: %s: %.*s", err, (int)msg.body.len,
+                 (char *)msg.body.bytes);
+    assert_string_equal(ev.origin, "node-a");
+    assert_string_equal(ev.table, "users");
+    assert_int_equal(ev.op, DS_OP_CREATE);
+    assert_string_equal(json_object_to_json_string(ev.key), "{ \"id\": 7 }");
+    assert_int_equal(ev.id[14], '7'); /* UUID version 7 */
+    assert_true(ds__hlc_ms(ev.hlc) > 1600000000000ULL);
+
+    amqp_basic_properties_t *pr = &msg.properties;
+    assert_true(pr->_flags & AMQP_BASIC_MESSAGE_ID_FLAG);
+    assert_int_equal(pr->message_id.len, 36);
+    assert_memory_equal(pr->message_id.bytes, ev.id, 36);
+    assert_true(pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG);
+    assert_int_equal(pr->content_type.len, strlen("application/json"));
+    assert_memory_equal(pr->content_type.bytes, "application/json", 16);
+    assert_int_equal(pr->delivery_mode, AMQP_DELIVERY_PERSISTENT);
+    assert_true(pr->_flags & AMQP_BASIC_TIMESTAMP_FLAG);
+    assert_true(pr->_flags & AMQP_BASIC_HEADERS_FLAG);
+    bool has_origin = false;
+    for (int i = 0; i < pr->headers.num_entries; i++) {
+        amqp_table_entry_t *e = &pr->headers.entries[i];
+        if (e->key.len == 8 && memcmp(e->key.bytes, "x-origin", 8) == 0) {
+            assert_int_equal(e->value.value.bytes.len, 6);
+            assert_memory_equal(e->value.value.bytes.bytes, "node-a", 6);
+            has_origin = true;
+        }
+    }
+    assert_true(has_origin);
+    amqp_destroy_message(&msg);
+    ds__event_clear(&ev);
+
+    ds_producer_stats st;
+    ds_producer_stats_get(f->p, &st);
+    assert_int_equal(st.emitted, 1);
+    assert_int_equal(st.confirmed, 1);
+    assert_int_equal(st.spooled, 0);
+    fixture_free(f);
+}
+
+/* Reads every message of the queue and checks the hlc order and the count. */
+static void expect_in_order(struct fixture *f, int count, int timeout_ms)
+{
+    uint64_t last_hlc = 0;
+    char err[256];
+    for (int i = 0; i < count; i++) {
+        char *body = itest_queue_get(f->conn, f->queue, timeout_ms);
+        ds_event ev;
+        if (!body)
+            fail_msg("message %d of %d never arrived", i + 1, count);
+        assert_int_equal(ds__event_parse(&ev, body, strlen(body), err, sizeof err),
+                         0);
+        if (ev.hlc <= last_hlc)
+            fail_msg("message %d out of order: hlc %llu after %llu", i + 1,
+                     (unsigned long long)ev.hlc, (unsigned long long)last_hlc);
+        last_hlc = ev.hlc;
+        ds__event_clear(&ev);
+        free(body);
+    }
+    assert_null(itest_queue_get(f->conn, f->queue, 300));
+}
+
+static void broker_down_spools_then_drains_in_order(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    struct fixture *f = fixture_new("sync", 1500);
+    ds_producer_stats st;
+
+    assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "before"), 0);
+    assert_non_null(itest_queue_get(f->conn, f->queue, 5000));
+    itest_amqp_close(f->conn);
+    f->conn = NULL;
+    assert_int_equal(itest_service("rabbit", "stop"), 0);
+
+    for (int i = 0; i < N; i++) {
+        uint64_t t0 = ds__now_ms();
+        int rc = emit_user(f->p, DS_OP_UPDATE, 1, "while-down");
+        uint64_t took = ds__now_ms() - t0;
+        if (rc != 0)
+            fail_msg("emit %d with the broker down: %s (%s)", i,
+                     ds_err_name(rc), ds_producer_errmsg(f->p));
+        /* The contract: never longer than the confirm timeout (+ grace). */
+        if (took > 1500 + 1000)
+            fail_msg("emit %d took %llu ms with the broker down", i,
+                     (unsigned long long)took);
+    }
+    ds_producer_stats_get(f->p, &st);
+    assert_int_equal(st.spooled, N);
+
+    assert_int_equal(itest_service("rabbit", "start"), 0);
+    f->conn = itest_amqp_connect();
+    /* Backoff is at most 10 s; the drain then publishes all of them. */
+    assert_int_equal(wait_depth(f, N, 30000), N);
+    expect_in_order(f, N, 2000);
+    ds_producer_stats_get(f->p, &st);
+    assert_int_equal(st.confirmed, N + 1);
+    assert_true(st.reconnects >= 1);
+    fixture_free(f);
+}
+
+static void async_emits_spool_while_down_and_drain_after(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    struct fixture *f = fixture_new("async", 1500);
+
+    itest_amqp_close(f->conn);
+    f->conn = NULL;
+    assert_int_equal(itest_service("rabbit", "stop"), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(emit_user(f->p, DS_OP_UPDATE, i, "async"), 0);
+    assert_int_equal(ds_flush(f->p, 5000), 0);
+    ds_producer_stats st;
+    ds_producer_stats_get(f->p, &st);
+    assert_int_equal(st.spooled, N);
+
+    assert_int_equal(itest_service("rabbit", "start"), 0);
+    f->conn = itest_amqp_connect();
+    assert_int_equal(wait_depth(f, N, 30000), N);
+    expect_in_order(f, N, 2000);
+    fixture_free(f);
+}
+
+static void unroutable_is_reported_not_dropped(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("sync", 5000);
+    ds_producer_stats st;
+
+    /* Unbind the only queue: the exchange routes the change nowhere. */
+    amqp_queue_unbind(f->conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(f->queue),
+                      amqp_cstring_bytes(EXCHANGE),
+                      amqp_cstring_bytes(ROUTING_KEY), amqp_empty_table);
+    itest_amqp_check(amqp_get_rpc_reply(f->conn), "queue.unbind");
+
+    assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "lost?"), DS_EUNROUTABLE);
+    assert_non_null(strstr(ds_producer_errmsg(f->p), "no queue is bound"));
+    ds_producer_stats_get(f->p, &st);
+    assert_int_equal(st.unroutable, 1);
+    ds_producer_free(f->p);
+
+    /* Async: the flush reports it. */
+    ds_options *o = ds_options_new();
+    assert_int_equal(ds_options_set(o, "amqp.url", itest_amqp_url()), 0);
+    assert_int_equal(ds_options_set(o, "amqp.exchange", EXCHANGE), 0);
+    assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
+    assert_int_equal(ds_options_set(o, "producer.mode", "async"), 0);
+    assert_int_equal(ds_options_set(o, "producer.spool_dir", f->spool_dir), 0);
+    assert_int_equal(ds_producer_new(&f->p, o), 0);
+    ds_options_free(o);
+    assert_int_equal(emit_user(f->p, DS_OP_CREATE, 2, "lost?"), 0);
+    assert_int_equal(ds_flush(f->p, 5000), DS_EUNROUTABLE);
+    assert_int_equal(ds_flush(f->p, 5000), 0); /* reported once */
+    ds_producer_stats_get(f->p, &st);
+    assert_int_equal(st.unroutable, 1);
+    fixture_free(f);
+}
+
+static void nacked_changes_are_retried_or_spooled_never_lost(void **state)
+{
+    (void)state;
+    enum { N = 30, MAXLEN = 5 };
+    struct fixture *f = fixture_new("async", 2000);
+    amqp_table_entry_t args[2];
+    amqp_table_t table = {2, args};
+    char q[80];
+    ds_producer_stats st;
+
+    /* A second queue that refuses publishes beyond 5 messages: the broker
+     * nacks what it cannot store. */
+    snprintf(q, sizeof q, "%s.small", f->queue);
+    args[0].key = amqp_cstring_bytes("x-max-length");
+    args[0].value.kind = AMQP_FIELD_KIND_I32;
+    args[0].value.value.i32 = MAXLEN;
+    args[1].key = amqp_cstring_bytes("x-overflow");
+    args[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    args[1].value.value.bytes = amqp_cstring_bytes("reject-publish");
+    itest_queue_delete(f->conn, q);
+    amqp_queue_declare(f->conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(q), 0, 1,
+                       0, 0, table);
+    itest_amqp_check(amqp_get_rpc_reply(f->conn), "queue.declare small");
+    amqp_queue_bind(f->conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(q),
+                    amqp_cstring_bytes(EXCHANGE), amqp_cstring_bytes(ROUTING_KEY),
+                    amqp_empty_table);
+    itest_amqp_check(amqp_get_rpc_reply(f->conn), "queue.bind small");
+
+    for (int i = 0; i < N; i++)
+        assert_int_equal(emit_user(f->p, DS_OP_CREATE, i, "nack"), 0);
+    assert_int_equal(ds_flush(f->p, 10000), 0);
+    ds_producer_stats_get(f->p, &st);
+    assert_true(st.nacked > 0);
+    /* Every change is either confirmed or in the spool. */
+    assert_int_equal(st.confirmed + st.spooled, N);
+    assert_true(st.spooled > 0);
+
+    /* Make room: the spool drains into the small queue over time. Count
+     * distinct ids reaching it until all N arrived. */
+    char **seen = calloc(N, sizeof *seen);
+    int distinct = 0;
+    uint64_t end = ds__now_ms() + 60000;
+    while (distinct < N && ds__now_ms() < end) {
+        char *body = itest_queue_get(f->conn, q, 200);
+        if (!body)
+            continue;
+        ds_event ev;
+        char err[256];
+        assert_int_equal(ds__event_parse(&ev, body, strlen(body), err, sizeof err),
+                         0);
+        bool dup = false;
+        for (int i = 0; i < distinct; i++)
+            dup = dup || strcmp(seen[i], ev.id) == 0;
+        if (!dup)
+            seen[distinct++] = strdup(ev.id);
+        ds__event_clear(&ev);
+        free(body);
+    }
+    if (distinct != N)
+        fail_msg("only %d of %d nacked changes ever arrived", distinct, N);
+    for (int i = 0; i < distinct; i++)
+        free(seen[i]);
+    free(seen);
+    itest_queue_delete(f->conn, q);
+    fixture_free(f);
+}
+
+enum { THREADS = 8, PER_THREAD = 250 };
+
+static void *emit_many(void *arg)
+{
+    ds_producer *p = arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        int rc = emit_user(p, DS_OP_UPDATE, i, "thread");
+        if (rc != 0)
+            return (void *)(intptr_t)rc;
+    }
+    return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void run_threads(const char *mode)
+{
+    struct fixture *f = fixture_new(mode, 5000);
+    pthread_t th[THREADS];
+    enum { TOTAL = THREADS * PER_THREAD };
+    char **ids = calloc(TOTAL, sizeof *ids);
+    char err[256];
+
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, emit_many, f->p), 0);
+    for (int i = 0; i < THREADS; i++) {
+        void *ret;
+        pthread_join(th[i], &ret);
+        assert_null(ret);
+    }
+    assert_int_equal(ds_flush(f->p, 10000), 0);
+    for (int i = 0; i < TOTAL; i++) {
+        char *body = itest_queue_get(f->conn, f->queue, 5000);
+        ds_event ev;
+        if (!body)
+            fail_msg("only %d of %d changes arrived", i, TOTAL);
+        assert_int_equal(ds__event_parse(&ev, body, strlen(body), err, sizeof err),
+                         0);
+        ids[i] = strdup(ev.id);
+        ds__event_clear(&ev);
+        free(body);
+    }
+    assert_null(itest_queue_get(f->conn, f->queue, 300));
+    qsort(ids, TOTAL, sizeof *ids, cmp_str);
+    for (int i = 1; i < TOTAL; i++)
+        if (strcmp(ids[i - 1], ids[i]) == 0)
+            fail_msg("id %s arrived twice", ids[i]);
+    for (int i = 0; i < TOTAL; i++)
+        free(ids[i]);
+    free(ids);
+    fixture_free(f);
+}
+
+static void eight_threads_sync_each_change_once(void **state)
+{
+    (void)state;
+    run_threads("sync");
+}
+
+static void eight_threads_async_each_change_once(void **state)
+{
+    (void)state;
+    run_threads("async");
+}
+
+static void bad_input_is_refused_and_publishes_nothing(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("sync", 5000);
+    struct {
+        ds_op op;
+        const char *table, *key, *data;
+        int code;
+        const char *names;
+    } cases[] = {
+        {(ds_op)9, "users", "{\"id\":1}", "{}", DS_EINVAL, "op"},
+        {DS_OP_CREATE, "users; DROP TABLE x", "{\"id\":1}", "{\"a\":1}",
+         DS_ESCHEMA, "table"},
+        {DS_OP_CREATE, "", "{\"id\":1}", "{\"a\":1}", DS_ESCHEMA, "table"},
+        {DS_OP_CREATE, NULL, "{\"id\":1}", "{\"a\":1}", DS_EINVAL, "table"},
+        {DS_OP_CREATE, "users", "[1]", "{\"a\":1}", DS_ESCHEMA, "key"},
+        {DS_OP_CREATE, "users", "{}", "{\"a\":1}", DS_ESCHEMA, "key"},
+        {DS_OP_CREATE, "users", "{\"id\":null}", "{\"a\":1}", DS_ESCHEMA, "key"},
+        {DS_OP_CREATE, "users", "{\"id\":1", "{\"a\":1}", DS_EJSON, "key"},
+        {DS_OP_DELETE, "users", "{\"id\":1}", "{\"a\":1}", DS_ESCHEMA, "data"},
+        {DS_OP_CREATE, "users", "{\"id\":1}", NULL, DS_ESCHEMA, "data"},
+        {DS_OP_UPDATE, "users", "{\"id\":1}", "{\"a\":[1]}", DS_ESCHEMA, "data"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = ds_emit(f->p, cases[i].op, cases[i].table, cases[i].key,
+                         cases[i].data);
+        if (rc != cases[i].code)
+            fail_msg("case %zu: got %s (%s), want %s", i, ds_err_name(rc),
+                     ds_producer_errmsg(f->p), ds_err_name(cases[i].code));
+        if (!strstr(ds_producer_errmsg(f->p), cases[i].names))
+            fail_msg("case %zu: message \"%s\" does not name %s", i,
+                     ds_producer_errmsg(f->p), cases[i].names);
+    }
+    assert_int_equal(ds_emit_event(f->p, "{\"v\":1}"), DS_ESCHEMA);
+    assert_int_equal(ds_emit_event(f->p, "not json"), DS_EJSON);
+    assert_int_equal(ds_emit_event(f->p, NULL), DS_EINVAL);
+    assert_int_equal(ds_emit(NULL, DS_OP_CREATE, "t", "{\"a\":1}", "{}"),
+                     DS_EINVAL);
+
+    ds_producer_stats st;
+    ds_producer_stats_get(f->p, &st);
+    assert_int_equal(st.emitted, 0);
+    assert_int_equal(itest_queue_depth(f->conn, f->queue), 0);
+    fixture_free(f);
+}
+
+static void emit_event_keeps_id_and_version(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("sync", 5000);
+    const char *event =
+        "{\"v\":1,\"id\":\"0190a5f0-1c2d-7e3f-8a4b-5c6d7e8f9a0b\","
+        "\"origin\":\"node-b\",\"hlc\":123456789,"
+        "\"ts\":\"2024-07-01T12:00:00.000Z\",\"op\":\"update\","
+        "\"table\":\"users\",\"key\":{\"id\":5},\"data\":{\"id\":5}}";
+    char err[256];
+    ds_event ev;
+
+    assert_int_equal(ds_emit_event(f->p, event), 0);
+    char *body = itest_queue_get(f->conn, f->queue, 5000);
+    assert_non_null(body);
+    assert_int_equal(ds__event_parse(&ev, body, strlen(body), err, sizeof err), 0);
+    assert_string_equal(ev.id, "0190a5f0-1c2d-7e3f-8a4b-5c6d7e8f9a0b");
+    assert_string_equal(ev.origin, "node-b");
+    assert_int_equal(ev.hlc, 123456789);
+    ds__event_clear(&ev);
+    free(body);
+    fixture_free(f);
+}
+
+static void forked_child_reconnects(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("sync", 5000);
+    pid_t child;
+    int status;
+
+    assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "parent"), 0);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        int rc = emit_user(f->p, DS_OP_UPDATE, 1, "child");
+        rc = rc == 0 ? ds_flush(f->p, 5000) : rc;
+        ds_producer_free(f->p);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    waitpid(child, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(emit_user(f->p, DS_OP_UPDATE, 1, "parent-again"), 0);
+    assert_int_equal(wait_depth(f, 3, 5000), 3);
+    fixture_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(emitted_change_arrives_with_every_contract_field, teardown),
+        cmocka_unit_test_teardown(emit_event_keeps_id_and_version, teardown),
+        cmocka_unit_test_teardown(bad_input_is_refused_and_publishes_nothing, teardown),
+        cmocka_unit_test_teardown(unroutable_is_reported_not_dropped, teardown),
+        cmocka_unit_test_teardown(eight_threads_sync_each_change_once, teardown),
+        cmocka_unit_test_teardown(eight_threads_async_each_change_once, teardown),
+        cmocka_unit_test_teardown(forked_child_reconnects, teardown),
+        cmocka_unit_test_teardown(nacked_changes_are_retried_or_spooled_never_lost, teardown),
+        cmocka_unit_test_teardown(broker_down_spools_then_drains_in_order, teardown),
+        cmocka_unit_test_teardown(async_emits_spool_while_down_and_drain_after, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
