@@ -63,6 +63,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC := $(sort $(wildcard tests/integration/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJ := $(call obj,$(COMMON_SRC) $(PRODUCER_SRC))
@@ -74,10 +75,11 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRC))
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
 PROGRAMS := $(if $(wildcard consumer/main.c),$(BUILD)/datasync-consumer) $(if $(wildcard cli/main.c),$(BUILD)/datasync)
 
-all: $(LIB_SO) $(LIB_A) $(PROGRAMS) $(BUILD)/datasync.pc
+all: $(LIB_SO) $(LIB_A) $(PROGRAMS) $(EXAMPLE_BIN) $(BUILD)/datasync.pc
 
 $(BUILD)/obj/%.o: %.c
 	$(call say,CC,$<)
@@ -132,6 +134,12 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
 
+# Examples link the shared library as a host would, through datasync.h only.
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_SO)
+	$(call say,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -ldatasync -Wl,-rpath,'$$ORIGIN/..' $(DEP_LIBS)
+
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(CONSUMER_LIB_OBJ) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
@@ -147,11 +155,18 @@ build-tests: all $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN)
 
 # The README's test command: unit tests, then the schema agreement check, then
 # the integration tests against private RabbitMQ and MariaDB instances.
-test: build-tests
+# On a fresh machine the packages come first: a sub-make then builds with
+# the pkg-config flags they bring.
+test: deps
+	$(Q)$(MAKE) --no-print-directory build-tests
 	$(Q)BUILD=$(BUILD) tests/run.sh
 
 test-unit: build-tests
 	$(Q)BUILD=$(BUILD) tests/run.sh unit
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
 bench: all $(BENCH_BIN)
 	$(Q)BUILD=$(BUILD) bench/run.sh
@@ -190,7 +205,7 @@ format:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all build-tests test test-unit bench deps install uninstall format clean
+.PHONY: all build-tests test test-unit demo bench deps install uninstall format clean
 .SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
