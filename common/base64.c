@@ -64,7 +64,8 @@ size_t ds__base64_encode(const unsigned char *in, size_t len, char *out)
     size_t o = 0, i = 0;
 
     for (; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        uint32_t v =
+            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
         out[o++] = alphabet[v >> 18];
         out[o++] = alphabet[(v >> 12) & 63];
         out[o++] = alphabet[(v >> 6) & 63];

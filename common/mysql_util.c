@@ -19,59 +19,59 @@ ds_mysql_class ds__mysql_classify(unsigned int err)
 {
     switch (err) {
     /* Locks and the transaction as a whole. */
-    case ER_LOCK_WAIT_TIMEOUT:     /* 1205 */
-    case ER_LOCK_DEADLOCK:         /* 1213 */
-    case ER_LOCK_TABLE_FULL:       /* 1206 */
-    case ER_CHECKREAD:             /* 1020: record changed since last read */
-    case 1180:                     /* ER_ERROR_DURING_COMMIT */
-    case 1181:                     /* ER_ERROR_DURING_ROLLBACK */
-    case 1637:                     /* ER_TOO_MANY_CONCURRENT_TRXS */
+    case ER_LOCK_WAIT_TIMEOUT: /* 1205 */
+    case ER_LOCK_DEADLOCK:     /* 1213 */
+    case ER_LOCK_TABLE_FULL:   /* 1206 */
+    case ER_CHECKREAD:         /* 1020: record changed since last read */
+    case 1180:                 /* ER_ERROR_DURING_COMMIT */
+    case 1181:                 /* ER_ERROR_DURING_ROLLBACK */
+    case 1637:                 /* ER_TOO_MANY_CONCURRENT_TRXS */
     /* The server and the connection. */
-    case ER_CON_COUNT_ERROR:       /* 1040 */
+    case ER_CON_COUNT_ERROR:           /* 1040 */
     case ER_TOO_MANY_USER_CONNECTIONS: /* 1203 */
-    case ER_OUT_OF_RESOURCES:      /* 1041 */
-    case ER_OUTOFMEMORY:           /* 1037 */
-    case ER_SERVER_SHUTDOWN:       /* 1053 */
-    case ER_NORMAL_SHUTDOWN:       /* 1077 */
-    case ER_QUERY_INTERRUPTED:     /* 1317 */
-    case ER_CONNECTION_KILLED:     /* 1927 */
-    case 4031:                     /* client disconnected by idle timeout */
-    case 1969:                     /* ER_STATEMENT_TIMEOUT (MariaDB) */
-    case 3024:                     /* ER_QUERY_TIMEOUT (MySQL) */
-    case ER_NET_READ_ERROR:        /* 1158 */
-    case ER_NET_READ_INTERRUPTED:  /* 1159 */
-    case ER_NET_ERROR_ON_WRITE:    /* 1160 */
-    case ER_NET_WRITE_INTERRUPTED: /* 1161 */
-    case ER_NET_PACKETS_OUT_OF_ORDER: /* 1156 */
+    case ER_OUT_OF_RESOURCES:          /* 1041 */
+    case ER_OUTOFMEMORY:               /* 1037 */
+    case ER_SERVER_SHUTDOWN:           /* 1053 */
+    case ER_NORMAL_SHUTDOWN:           /* 1077 */
+    case ER_QUERY_INTERRUPTED:         /* 1317 */
+    case ER_CONNECTION_KILLED:         /* 1927 */
+    case 4031:                         /* client disconnected by idle timeout */
+    case 1969:                         /* ER_STATEMENT_TIMEOUT (MariaDB) */
+    case 3024:                         /* ER_QUERY_TIMEOUT (MySQL) */
+    case ER_NET_READ_ERROR:            /* 1158 */
+    case ER_NET_READ_INTERRUPTED:      /* 1159 */
+    case ER_NET_ERROR_ON_WRITE:        /* 1160 */
+    case ER_NET_WRITE_INTERRUPTED:     /* 1161 */
+    case ER_NET_PACKETS_OUT_OF_ORDER:  /* 1156 */
     /* Space and read-only servers: an operator fixes them; retrying is the
      * only way not to lose the changes. */
-    case ER_DISK_FULL:             /* 1021 */
-    case ER_RECORD_FILE_FULL:      /* 1114: the table is full */
+    case ER_DISK_FULL:                 /* 1021 */
+    case ER_RECORD_FILE_FULL:          /* 1114: the table is full */
     case ER_OPTION_PREVENTS_STATEMENT: /* 1290: --read-only */
-    case 1792:                     /* ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION */
-    case 1836:                     /* ER_READ_ONLY_MODE */
-    case 1015:                     /* ER_CANT_LOCK */
-    case 1030:                     /* ER_GET_ERRNO: storage engine error */
+    case 1792: /* ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION */
+    case 1836: /* ER_READ_ONLY_MODE */
+    case 1015: /* ER_CANT_LOCK */
+    case 1030: /* ER_GET_ERRNO: storage engine error */
     /* Privileges and access: a grant missing is the operator's to fix, not a
      * reason to throw the changes away. */
-    case ER_ACCESS_DENIED_ERROR:   /* 1045 */
-    case ER_DBACCESS_DENIED_ERROR: /* 1044 */
+    case ER_ACCESS_DENIED_ERROR:       /* 1045 */
+    case ER_DBACCESS_DENIED_ERROR:     /* 1044 */
     case ER_TABLEACCESS_DENIED_ERROR:  /* 1142 */
     case ER_COLUMNACCESS_DENIED_ERROR: /* 1143 */
-    case ER_BAD_DB_ERROR:          /* 1049 */
-    case ER_UNKNOWN_COM_ERROR:     /* 1047 */
-    case ER_NEED_REPREPARE:        /* 1615: retry re-prepares */
-    case ER_UNKNOWN_STMT_HANDLER:  /* 1243 */
+    case ER_BAD_DB_ERROR:              /* 1049 */
+    case ER_UNKNOWN_COM_ERROR:         /* 1047 */
+    case ER_NEED_REPREPARE:            /* 1615: retry re-prepares */
+    case ER_UNKNOWN_STMT_HANDLER:      /* 1243 */
         return DS_MYSQL_TRANSIENT;
 
-    case ER_NO_REFERENCED_ROW:     /* 1216 */
-    case ER_ROW_IS_REFERENCED:     /* 1217 */
-    case ER_ROW_IS_REFERENCED_2:   /* 1451 */
-    case ER_NO_REFERENCED_ROW_2:   /* 1452 */
+    case ER_NO_REFERENCED_ROW:   /* 1216 */
+    case ER_ROW_IS_REFERENCED:   /* 1217 */
+    case ER_ROW_IS_REFERENCED_2: /* 1451 */
+    case ER_NO_REFERENCED_ROW_2: /* 1452 */
         return DS_MYSQL_FOREIGN_KEY;
 
-    case ER_BAD_FIELD_ERROR:       /* 1054 */
-    case ER_NO_SUCH_TABLE:         /* 1146 */
+    case ER_BAD_FIELD_ERROR: /* 1054 */
+    case ER_NO_SUCH_TABLE:   /* 1146 */
         return DS_MYSQL_SCHEMA;
 
     /* The change's own data, listed for the reader: the default says the
@@ -123,8 +123,8 @@ int ds__mysql_error(MYSQL *db, const char *what, unsigned int *errnum,
                      errlen);
 }
 
-int ds__mysql_stmt_error(MYSQL_STMT *st, const char *what,
-                         unsigned int *errnum, char *err, size_t errlen)
+int ds__mysql_stmt_error(MYSQL_STMT *st, const char *what, unsigned int *errnum,
+                         char *err, size_t errlen)
 {
     return map_error(mysql_stmt_errno(st), mysql_stmt_error(st), what, errnum,
                      err, errlen);
@@ -142,8 +142,7 @@ int ds__mysql_exec(MYSQL *db, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
-int ds__mysql_exec_script(MYSQL *db, const char *sql, char *err,
-                          size_t errlen)
+int ds__mysql_exec_script(MYSQL *db, const char *sql, char *err, size_t errlen)
 {
     int rc = 0;
 
@@ -174,8 +173,7 @@ done:
     return rc;
 }
 
-int ds__mysql_quote_ident(char *buf, size_t cap, size_t *len,
-                          const char *name)
+int ds__mysql_quote_ident(char *buf, size_t cap, size_t *len, const char *name)
 {
     size_t n = *len;
 
@@ -225,9 +223,8 @@ int ds__mysql_connect(MYSQL **out, const ds_config *cfg, char *err,
     /* The library's silent reconnect would lose the session settings and
      * the open transaction without telling: the consumer reconnects itself. */
     mysql_options(db, MYSQL_OPT_RECONNECT, &reconnect);
-    if (!mysql_real_connect(db, sock ? NULL : cfg->mysql_host,
-                            cfg->mysql_user, cfg->mysql_password,
-                            cfg->mysql_database,
+    if (!mysql_real_connect(db, sock ? NULL : cfg->mysql_host, cfg->mysql_user,
+                            cfg->mysql_password, cfg->mysql_database,
                             sock ? 0 : (unsigned int)cfg->mysql_port, sock,
                             CLIENT_FOUND_ROWS)) {
         char where[1100];

@@ -54,8 +54,8 @@ int ds__mysql_error(MYSQL *db, const char *what, unsigned int *errnum,
                     char *err, size_t errlen);
 
 /* Same for a prepared statement's last error. */
-int ds__mysql_stmt_error(MYSQL_STMT *st, const char *what,
-                         unsigned int *errnum, char *err, size_t errlen);
+int ds__mysql_stmt_error(MYSQL_STMT *st, const char *what, unsigned int *errnum,
+                         char *err, size_t errlen);
 
 /* Runs one statement that returns no rows (or discards them). Returns 0
  * or the mapped error. */
@@ -64,12 +64,10 @@ int ds__mysql_exec(MYSQL *db, const char *sql, char *err, size_t errlen);
 /* Runs a script of several ';'-separated statements (multi-statement mode
  * on for this call only), draining every result. Returns 0 or the error of
  * the first failing statement. */
-int ds__mysql_exec_script(MYSQL *db, const char *sql, char *err,
-                          size_t errlen);
+int ds__mysql_exec_script(MYSQL *db, const char *sql, char *err, size_t errlen);
 
 /* Appends `name` to buf (identifier quoting: backquotes doubled). Returns 0
  * or DS_EINVAL when it does not fit. */
-int ds__mysql_quote_ident(char *buf, size_t cap, size_t *len,
-                          const char *name);
+int ds__mysql_quote_ident(char *buf, size_t cap, size_t *len, const char *name);
 
 #endif

@@ -46,11 +46,21 @@ static ds_col_kind kind_of(const char *type)
     static const char *const integer[] = {"tinyint", "smallint", "mediumint",
                                           "int",     "integer",  "bigint",
                                           "year",    NULL};
-    static const char *const binary[] = {
-        "binary",     "varbinary",  "tinyblob",        "blob",
-        "mediumblob", "longblob",   "geometry",        "point",
-        "linestring", "polygon",    "multipoint",      "multilinestring",
-        "multipolygon", "geometrycollection", NULL};
+    static const char *const binary[] = {"binary",
+                                         "varbinary",
+                                         "tinyblob",
+                                         "blob",
+                                         "mediumblob",
+                                         "longblob",
+                                         "geometry",
+                                         "point",
+                                         "linestring",
+                                         "polygon",
+                                         "multipoint",
+                                         "multilinestring",
+                                         "multipolygon",
+                                         "geometrycollection",
+                                         NULL};
 
     for (int i = 0; integer[i]; i++)
         if (strcasecmp(type, integer[i]) == 0)
@@ -292,8 +302,7 @@ static int load_word(const char *word, size_t len, void *vctx)
 
     if (len >= sizeof name) {
         return ds__seterr(ctx->err, ctx->errlen, DS_ECONFIG,
-                          "apply.tables: table name too long: %.64s...",
-                          word);
+                          "apply.tables: table name too long: %.64s...", word);
     }
     memcpy(name, word, len);
     name[len] = '\0';
@@ -394,14 +403,14 @@ static int check_value(const ds_column *c, json_object *v, const char *where,
             unsigned char *tmp = malloc(ds__base64_decoded_max(len) + 1);
             if (!tmp)
                 return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
-            int rc = ds__base64_decode(json_object_get_string(s), len, tmp,
-                                       &outlen);
+            int rc =
+                ds__base64_decode(json_object_get_string(s), len, tmp, &outlen);
             free(tmp);
             if (rc == 0)
                 return 0;
             ds_catalog_safe_name(c->name, safe, sizeof safe);
-            return ds__seterr(err, errlen, DS_ESCHEMA,
-                              "%s.%s: invalid base64", where, safe);
+            return ds__seterr(err, errlen, DS_ESCHEMA, "%s.%s: invalid base64",
+                              where, safe);
         }
         break;
     }
@@ -416,8 +425,8 @@ static int check_value(const ds_column *c, json_object *v, const char *where,
 }
 
 /* Appends the canonical form of one key value to buf. */
-static int key_value(const ds_column *c, json_object *v, char *buf,
-                     size_t cap, size_t *len, char *err, size_t errlen)
+static int key_value(const ds_column *c, json_object *v, char *buf, size_t cap,
+                     size_t *len, char *err, size_t errlen)
 {
     char safe[300], num[32];
     const char *text = NULL;
@@ -462,8 +471,8 @@ static int key_value(const ds_column *c, json_object *v, char *buf,
                           safe);
     }
     if (*len + tlen + 2 > cap)
-        return ds__seterr(err, errlen, DS_ESCHEMA,
-                          "key: longer than %d bytes", DS_PK_MAX);
+        return ds__seterr(err, errlen, DS_ESCHEMA, "key: longer than %d bytes",
+                          DS_PK_MAX);
     memcpy(buf + *len, text, tlen);
     *len += tlen;
     return 0;

@@ -10,8 +10,9 @@ int ds_row_version_cmp(const ds_row_version *a, const ds_row_version *b)
     return strcmp(a->origin, b->origin);
 }
 
-ds_decision ds_decide(const ds_row_version *stored, const ds_row_version *incoming,
-                      bool incoming_is_own, bool stored_is_app_write)
+ds_decision ds_decide(const ds_row_version *stored,
+                      const ds_row_version *incoming, bool incoming_is_own,
+                      bool stored_is_app_write)
 {
     if (stored && ds_row_version_cmp(incoming, stored) <= 0)
         return DS_DECIDE_SUPERSEDED;

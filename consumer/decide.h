@@ -44,8 +44,9 @@ int ds_row_version_cmp(const ds_row_version *a, const ds_row_version *b);
  *   r applied, w1 repairs, w2 only recorded.
  * Pure; any thread.
  */
-ds_decision ds_decide(const ds_row_version *stored, const ds_row_version *incoming,
-                      bool incoming_is_own, bool stored_is_app_write);
+ds_decision ds_decide(const ds_row_version *stored,
+                      const ds_row_version *incoming, bool incoming_is_own,
+                      bool stored_is_app_write);
 
 /* "superseded", "apply", "record-only". */
 const char *ds_decision_name(ds_decision d);

@@ -160,8 +160,8 @@ static int copy_props(ds_message *m, const amqp_basic_properties_t *p)
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         if (!(p->_flags & fields[i].flag))
             continue;
-        amqp_bytes_t *dst = (amqp_bytes_t *)((char *)&m->props +
-                                             fields[i].offset);
+        amqp_bytes_t *dst =
+            (amqp_bytes_t *)((char *)&m->props + fields[i].offset);
         const amqp_bytes_t *src =
             (const amqp_bytes_t *)((const char *)p + fields[i].offset);
         if (copy_bytes(&m->pool, dst, *src))
@@ -293,7 +293,7 @@ static int handle_frame(ds_inbox *in, const amqp_frame_t *f, char *err,
             in->skip_body = (size_t)size;
             return 0;
         }
-        if (!m || m->body.bytes || m->props._flags || size > SIZE_MAX / 2)
+        if (!m || m->body.bytes || size > SIZE_MAX / 2)
             return protocol_error("content header", err, errlen);
         if (copy_props(m, f->payload.properties.decoded))
             return ds__seterr(err, errlen, DS_ENOMEM, "inbox: out of memory");
@@ -311,7 +311,8 @@ static int handle_frame(ds_inbox *in, const amqp_frame_t *f, char *err,
     case AMQP_FRAME_BODY: {
         amqp_bytes_t frag = f->payload.body_fragment;
         if (in->skip_body) {
-            in->skip_body -= frag.len < in->skip_body ? frag.len : in->skip_body;
+            in->skip_body -=
+                frag.len < in->skip_body ? frag.len : in->skip_body;
             return 0;
         }
         if (!m || !m->body.bytes || in->body_got + frag.len > m->body.len)
@@ -431,8 +432,8 @@ static int publish_dead(ds_inbox *in, const ds_message *m, const char *reason,
     props.headers.num_entries = n;
     props.headers.entries = entries;
     props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-    props._flags &= ~(amqp_flags_t)(AMQP_BASIC_USER_ID_FLAG |
-                                    AMQP_BASIC_EXPIRATION_FLAG);
+    props._flags &=
+        ~(amqp_flags_t)(AMQP_BASIC_USER_ID_FLAG | AMQP_BASIC_EXPIRATION_FLAG);
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
 
     int st = amqp_basic_publish(in->amqp.conn, DS_AMQP_CHANNEL,

@@ -16,7 +16,7 @@ typedef struct ds_message {
     uint64_t tag; /* delivery tag, valid on connection generation gen */
     uint64_t gen;
     bool redelivered;
-    amqp_bytes_t body; /* malloc'd */
+    amqp_bytes_t body;             /* malloc'd */
     amqp_basic_properties_t props; /* allocated from pool */
     amqp_pool_t pool;
     struct ds_message *next;

@@ -41,6 +41,7 @@ failed=0
 failed_names=()
 rundir=""
 services_up=0
+current=""
 
 now_us() {
     local t=${EPOCHREALTIME/[.,]/}
@@ -58,8 +59,15 @@ run_one() {
     shift
     printf '\n=== %s\n' "$name"
     t0=$(now_us)
-    # --foreground: the test stays in our process group, so Ctrl-C reaches it.
-    timeout --foreground --kill-after=10 "$timeout_s" "$@" || rc=$?
+    # In the background with `wait`, so a signal to this script runs its trap
+    # at once (bash defers traps while a foreground child runs, and ignores
+    # SIGINT when that child exits without dying of it); the trap ends the
+    # test. timeout puts the test in a process group of its own and, on
+    # expiry, signals that whole group.
+    timeout --kill-after=10 "$timeout_s" "$@" &
+    current=$!
+    wait "$current" || rc=$?
+    current=""
     if ((rc == 0)); then
         passed=$((passed + 1))
         printf -- '--- PASS %s (%s)\n' "$name" "$(since "$t0")"
@@ -96,6 +104,17 @@ teardown() {
 on_exit() {
     local rc=$?
     trap - EXIT INT TERM HUP
+    if [[ -n "$current" ]]; then
+        # timeout made itself the leader of the test's process group.
+        echo "run.sh: interrupted, stopping the running test" >&2
+        kill -TERM -- "-$current" 2>/dev/null || true
+        for _ in {1..50}; do
+            kill -0 "$current" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL -- "-$current" 2>/dev/null || true
+        current=""
+    fi
     if [[ -n "$rundir" ]]; then
         echo "run.sh: interrupted (exit $rc), taking the services down" >&2
         ((failed > 0)) || failed=1
@@ -117,6 +136,11 @@ executables() {
     done
     return 0
 }
+
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # ---------------------------------------------------------------- unit
 t_start=$(now_us)
@@ -148,10 +172,6 @@ if [[ "$mode" != unit ]]; then
         echo "run.sh: no integration tests to run (programs in $build/itests, scripts in tests/integration)" >&2
     else
         rundir=$(mktemp -d "${TMPDIR:-/tmp}/ds-test.XXXXXX")
-        trap on_exit EXIT
-        trap 'exit 130' INT
-        trap 'exit 143' TERM
-        trap 'exit 129' HUP
         export DS_TEST_RUNDIR=$rundir
         printf '\n=== services (run dir %s)\n' "$rundir"
         services_up=1
@@ -184,9 +204,9 @@ if [[ "$mode" != unit ]]; then
             done
         fi
         teardown
-        trap - EXIT INT TERM HUP
     fi
 fi
+trap - EXIT
 
 echo
 if ((failed > 0)); then

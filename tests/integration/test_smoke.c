@@ -1,4 +1,4 @@
-/* test_smoke.c: proves the integration harness: the private broker and database work, and survive restarts and kills. */
+/* test_smoke.c: proves the harness: private broker and database, restarts. */
 #include "../lib/itest.h"
 
 #include <stdlib.h>

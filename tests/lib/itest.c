@@ -1,4 +1,4 @@
-/* itest.c: helpers for integration tests against the private RabbitMQ and MariaDB that tests/run.sh starts. */
+/* itest.c: helpers for tests against the private RabbitMQ and MariaDB. */
 #include "itest.h"
 
 #include <errno.h>
@@ -408,9 +408,9 @@ void itest_queue_declare_bound(amqp_connection_state_t conn, const char *queue,
                   .value = {.bytes = amqp_cstring_bytes("classic")}}};
     amqp_table_t args = {1, &type};
 
-    amqp_exchange_declare(conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(exchange),
-                          amqp_cstring_bytes("topic"), 0, 1, 0, 0,
-                          amqp_empty_table);
+    amqp_exchange_declare(
+        conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(exchange),
+        amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
     itest_amqp_check(amqp_get_rpc_reply(conn), "exchange.declare");
     amqp_queue_declare(conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(queue), 0,
                        1, 0, 0, args);
@@ -454,8 +454,8 @@ void itest_amqp_publish(amqp_connection_state_t conn, const char *exchange,
     memset(&props, 0, sizeof props);
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.content_type = amqp_cstring_bytes("application/json");
-    props.delivery_mode = persistent ? AMQP_DELIVERY_PERSISTENT
-                                     : AMQP_DELIVERY_NONPERSISTENT;
+    props.delivery_mode =
+        persistent ? AMQP_DELIVERY_PERSISTENT : AMQP_DELIVERY_NONPERSISTENT;
     itest_amqp_status(amqp_basic_publish(conn, ch, amqp_cstring_bytes(exchange),
                                          amqp_cstring_bytes(routing_key), 1, 0,
                                          &props, amqp_cstring_bytes(body)),
@@ -475,8 +475,9 @@ void itest_amqp_publish(amqp_connection_state_t conn, const char *exchange,
         }
         st = amqp_simple_wait_frame_noblock(conn, &frame, &tv);
         if (st == AMQP_STATUS_TIMEOUT)
-            itest_failf("no publisher confirm within %d s (exchange %s, key %s)",
-                        ITEST_IO_TIMEOUT_S, exchange, routing_key);
+            itest_failf(
+                "no publisher confirm within %d s (exchange %s, key %s)",
+                ITEST_IO_TIMEOUT_S, exchange, routing_key);
         itest_amqp_status(st, "waiting for the publisher confirm");
         if (frame.frame_type != AMQP_FRAME_METHOD)
             continue;
@@ -506,8 +507,9 @@ void itest_amqp_publish(amqp_connection_state_t conn, const char *exchange,
         case AMQP_CHANNEL_CLOSE_METHOD: {
             amqp_channel_close_t *m = frame.payload.method.decoded;
             itest_bytes_text(text, sizeof text, m->reply_text);
-            itest_failf("publish to exchange %s: broker closed channel %u: %u %s",
-                        exchange, frame.channel, m->reply_code, text);
+            itest_failf(
+                "publish to exchange %s: broker closed channel %u: %u %s",
+                exchange, frame.channel, m->reply_code, text);
             return;
         }
         case AMQP_CONNECTION_CLOSE_METHOD: {

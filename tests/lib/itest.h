@@ -1,4 +1,4 @@
-/* itest.h: helpers for integration tests against the private RabbitMQ and MariaDB that tests/run.sh starts. */
+/* itest.h: helpers for tests against the private RabbitMQ and MariaDB. */
 #ifndef DS_TESTS_ITEST_H
 #define DS_TESTS_ITEST_H
 
@@ -72,7 +72,7 @@ char *itest_mkdtemp(const char *name);
  */
 int itest_service(const char *which, const char *action);
 
-/* ----- MariaDB (root, empty password, TCP 127.0.0.1:DS_TEST_MYSQL_PORT) ----- */
+/* ----- MariaDB (root, no password, TCP 127.0.0.1:DS_TEST_MYSQL_PORT) ----- */
 
 /* Connects, with database selected when not NULL. Close with mysql_close(). */
 MYSQL *itest_mysql_connect(const char *database);

@@ -17,7 +17,7 @@
 #   start    starts it (a no-op when it already runs), waits until it answers;
 #            gives up after $DS_TEST_START_TIMEOUT s (60), printing the log tail
 #   stop     graceful: rabbitmqctl stop / mariadb-admin shutdown
-#   kill     kill -9 of the server's whole process group (epmd stays)
+#   kill     kill -9 of the server, its process group and helpers (epmd stays)
 #   restart  stop (or kill if it hangs), then start on the same data: durable
 #            queues, persistent messages and committed rows survive
 #   status   exit 0 running, 1 process alive but not answering, 3 stopped
@@ -151,6 +151,46 @@ ds_svc__end_group() {
     fi
 }
 
+# Every process started by this harness for this run dir carries
+# DS_SVC_OWNER=<run dir>:<rabbit|maria|epmd> in its environment, children
+# (erl_child_setup, inet_gethost, rabbitmqctl) included. The sweep finds them
+# by it, so nothing escapes even when a pid file was never written (a start
+# interrupted by Ctrl-C) or a helper left its process group.
+ds_svc__pids_with_env() {
+    local d pid e want entries
+    for d in /proc/[0-9]*; do
+        pid=${d#/proc/}
+        [[ "$pid" != "$$" && "$pid" != "${BASHPID:-}" ]] || continue
+        mapfile -d '' -t entries 2>/dev/null <"$d/environ" || continue
+        for e in "${entries[@]}"; do
+            for want in "$@"; do
+                if [[ "$e" == "$want" ]]; then
+                    echo "$pid"
+                    continue 3
+                fi
+            done
+        done
+    done
+}
+
+ds_svc__owned_pids() {
+    local tag marks=()
+    for tag in "$@"; do
+        marks+=("DS_SVC_OWNER=$DS_SVC_DIR:$tag")
+    done
+    ds_svc__pids_with_env "${marks[@]}"
+}
+
+# kill -9 of every process owned by the given parts (rabbit maria epmd).
+ds_svc__sweep() {
+    local pids
+    read -r -a pids <<<"$(ds_svc__owned_pids "$@" | tr '\n' ' ')"
+    ((${#pids[@]})) || return 0
+    ds_svc__log "killing leftover processes of $*: ${pids[*]}"
+    kill -s KILL "${pids[@]}" 2>/dev/null || true
+    ds_svc__wait_gone 10 "${pids[@]}"
+}
+
 ds_svc__read() {
     local v=""
     [[ -r "$1" ]] && read -r v <"$1"
@@ -248,6 +288,7 @@ ds_svc_init() {
     # The whole environment of the private node and its CLI: nothing is read
     # from /etc/rabbitmq, the cookie lives in a private HOME, epmd is private.
     DS_SVC_RABBIT_ENV=(
+        "DS_SVC_OWNER=$DS_SVC_DIR:rabbit"
         "HOME=$DS_SVC_R/home"
         "LANG=C.UTF-8" "LC_ALL=C.UTF-8"
         "RABBITMQ_NODENAME=$DS_SVC_NODE"
@@ -316,8 +357,8 @@ ds_svc__epmd_start() {
         ds_svc__err "epmd port 127.0.0.1:$DS_SVC_EPMD_PORT is taken by another process"
         return 1
     fi
-    pid=$(ds_svc__spawn "$DS_SVC_R/log/epmd.log" env ERL_EPMD_ADDRESS=127.0.0.1 \
-        epmd -port "$DS_SVC_EPMD_PORT" -address 127.0.0.1) || return 1
+    pid=$(ds_svc__spawn "$DS_SVC_R/log/epmd.log" env "DS_SVC_OWNER=$DS_SVC_DIR:epmd" \
+        ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$DS_SVC_EPMD_PORT" -address 127.0.0.1) || return 1
     echo "$pid" >"$DS_SVC_R/epmd.pgid"
     for ((i = 0; i < 50; i++)); do
         ds_svc__port_open "$DS_SVC_EPMD_PORT" && return 0
@@ -355,7 +396,8 @@ ds_svc_rabbit_start() {
         return 0
     fi
     # Leftovers of a half-dead node would hold the ports or the mnesia lock.
-    ds_svc__end_group "$(ds_svc__read "$DS_SVC_R/pgid")" 5
+    ds_svc__end_group "$(ds_svc__read "$DS_SVC_R/pgid")" 5 || true
+    ds_svc__sweep rabbit || true
     for port in "$DS_SVC_AMQP_PORT" "$DS_SVC_DIST_PORT"; do
         if ds_svc__port_open "$port"; then
             ds_svc__err "rabbit: port 127.0.0.1:$port is taken by another process"
@@ -435,9 +477,11 @@ ds_svc_rabbit_kill() {
     pgid=$(ds_svc__read "$DS_SVC_R/pgid")
     if ! ds_svc__group_alive "$pgid"; then
         ds_svc__log "rabbit: not running"
+        ds_svc__sweep rabbit
         return 0
     fi
     ds_svc__kill_group "$pgid" || ds_svc__err "rabbit: process group $pgid survived SIGKILL" || return 1
+    ds_svc__sweep rabbit || return 1
     ds_svc__log "rabbit: killed (SIGKILL)"
 }
 
@@ -479,7 +523,8 @@ ds_svc_maria_start() {
         ds_svc__log "maria: already running"
         return 0
     fi
-    ds_svc__end_group "$(ds_svc__read "$DS_SVC_M/pgid")" 5
+    ds_svc__end_group "$(ds_svc__read "$DS_SVC_M/pgid")" 5 || true
+    ds_svc__sweep maria || true
     if ds_svc__port_open "$DS_SVC_MYSQL_PORT"; then
         ds_svc__err "maria: port 127.0.0.1:$DS_SVC_MYSQL_PORT is taken by another process"
         return 1
@@ -487,7 +532,7 @@ ds_svc_maria_start() {
     if [[ ! -d "$DS_SVC_M/data/mysql" ]]; then
         rm -rf "$DS_SVC_M/data"
         # root@localhost, @127.0.0.1 and @::1 with an empty password.
-        if ! timeout 120 mariadb-install-db "${DS_SVC_MARIA_OPTS[@]}" \
+        if ! timeout 120 env "DS_SVC_OWNER=$DS_SVC_DIR:maria" mariadb-install-db "${DS_SVC_MARIA_OPTS[@]}" \
             --auth-root-authentication-method=normal --skip-test-db \
             >"$DS_SVC_M/install.log" 2>&1 </dev/null; then
             ds_svc__tail "$DS_SVC_M/install.log"
@@ -497,7 +542,8 @@ ds_svc_maria_start() {
     fi
     rm -f "$DS_SVC_SOCK"
     printf '\n==== start %s\n' "$(date '+%F %T')" >>"$DS_SVC_M/startup.log"
-    pgid=$(ds_svc__spawn "$DS_SVC_M/startup.log" mariadbd "${DS_SVC_MARIA_OPTS[@]}" \
+    pgid=$(ds_svc__spawn "$DS_SVC_M/startup.log" env "DS_SVC_OWNER=$DS_SVC_DIR:maria" \
+        mariadbd "${DS_SVC_MARIA_OPTS[@]}" \
         --bind-address=127.0.0.1 --port="$DS_SVC_MYSQL_PORT" --socket="$DS_SVC_SOCK" \
         --pid-file="$DS_SVC_M/mariadbd.pid" --log-error="$DS_SVC_M/error.log") || return 1
     echo "$pgid" >"$DS_SVC_M/pgid"
@@ -544,9 +590,11 @@ ds_svc_maria_kill() {
     pgid=$(ds_svc__read "$DS_SVC_M/pgid")
     if ! ds_svc__group_alive "$pgid"; then
         ds_svc__log "maria: not running"
+        ds_svc__sweep maria
         return 0
     fi
     ds_svc__kill_group "$pgid" || ds_svc__err "maria: process group $pgid survived SIGKILL" || return 1
+    ds_svc__sweep maria || return 1
     ds_svc__log "maria: killed (SIGKILL)"
 }
 
@@ -604,6 +652,7 @@ ds_svc_down() {
     ds_svc__end_group "$(ds_svc__read "$DS_SVC_M/pgid")" 20 &
     wait
     ds_svc__epmd_stop
+    ds_svc__sweep rabbit maria epmd || true
     wd=$(ds_svc__read "$DS_SVC_DIR/watchdog.pid")
     if [[ -n "$wd" && "$wd" != "$$" ]]; then
         ds_svc__signal_group KILL "$wd"
@@ -637,15 +686,20 @@ ds_svc_watch() {
 }
 
 ds_svc__watchdog() {
+    local pids
     while ds_svc__alive "$1"; do
         sleep 1
     done
-    # Our runner is gone; the run dir may be gone too.
-    if [[ -d "$DS_SVC_DIR" ]]; then
-        ds_svc__log "watchdog: process $1 is gone, taking the services down"
-        rm -f "$DS_SVC_DIR/watchdog.pid"
-        ds_svc_down
+    ds_svc__log "watchdog: process $1 is gone, taking the services down"
+    rm -f "$DS_SVC_DIR/watchdog.pid"
+    # Test programs of the dead runner would otherwise run on (they carry
+    # DS_TEST_RUNDIR; this watchdog does too, and skips itself).
+    read -r -a pids <<<"$(ds_svc__pids_with_env "DS_TEST_RUNDIR=$DS_SVC_DIR" | tr '\n' ' ')"
+    if ((${#pids[@]})); then
+        ds_svc__log "watchdog: killing the runner's leftover processes ${pids[*]}"
+        kill -s KILL "${pids[@]}" 2>/dev/null || true
     fi
+    ds_svc_down
 }
 
 ds_svc__usage() {

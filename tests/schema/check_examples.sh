@@ -87,6 +87,7 @@ fi
 # "PATH: ok" or "PATH: invalid: message", one line per file, into verdict
 # maps keyed by path.
 declare -A ref_verdict ref_message c_verdict c_message expected
+# shellcheck disable=SC2034,SC2004 # writes through namerefs to associative arrays
 read_verdicts() { # output, verdict map name, message map name
     local -n verdicts=$2 messages=$3
     local line path rest
@@ -99,8 +100,11 @@ read_verdicts() { # output, verdict map name, message map name
         fi
     done <<<"$1"
 }
-read_verdicts "$("$python" -c "$reference" "$schema" "${files[@]}")" ref_verdict ref_message
-read_verdicts "$("$validator" "${files[@]}")" c_verdict c_message
+# Assignments, so that set -e stops here if either validator itself fails.
+ref_out=$("$python" -c "$reference" "$schema" "${files[@]}")
+c_out=$("$validator" "${files[@]}")
+read_verdicts "$ref_out" ref_verdict ref_message
+read_verdicts "$c_out" c_verdict c_message
 
 while IFS=$'\t' read -r name substring; do
     [[ -z $name || $name == \#* ]] && continue

@@ -23,11 +23,10 @@ static void check_decode(const char *in, const char *want)
 static void rfc4648_vectors(void **state)
 {
     (void)state;
-    static const char *const plain[] = {"", "f", "fo", "foo", "foob",
-                                        "fooba", "foobar"};
-    static const char *const coded[] = {"",         "Zg==",     "Zm8=",
-                                        "Zm9v",     "Zm9vYg==", "Zm9vYmE=",
-                                        "Zm9vYmFy"};
+    static const char *const plain[] = {"",     "f",     "fo",    "foo",
+                                        "foob", "fooba", "foobar"};
+    static const char *const coded[] = {
+        "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++) {
         char enc[16];
         size_t n = ds__base64_encode((const unsigned char *)plain[i],
@@ -50,16 +49,15 @@ static void rejects_bad_input(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "Z",        /* a lone sextet */
-        "Zg=",      /* short padding */
-        "Zg===",    /* too much padding */
-        "=Zg=",     /* padding first */
-        "Zm9v Yg==", /* whitespace */
-        "Zm9v\nYg==",
-        "Zm-_",     /* URL-safe alphabet */
-        "Zh==",     /* non-zero trailing bits */
-        "Zm9=",     /* non-zero trailing bits */
-        "Zm8=Zm8=", /* padding in the middle */
+        "Z",                   /* a lone sextet */
+        "Zg=",                 /* short padding */
+        "Zg===",               /* too much padding */
+        "=Zg=",                /* padding first */
+        "Zm9v Yg==",           /* whitespace */
+        "Zm9v\nYg==",  "Zm-_", /* URL-safe alphabet */
+        "Zh==",                /* non-zero trailing bits */
+        "Zm9=",                /* non-zero trailing bits */
+        "Zm8=Zm8=",            /* padding in the middle */
         "Zm9\xc3\xa9",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

@@ -26,7 +26,8 @@ static void compare_by_hlc_then_origin(void **state)
     assert_true(ds_row_version_cmp(&a, &b) < 0);
     assert_true(ds_row_version_cmp(&b, &a) > 0);
     ds_row_version c = ver(6, "node-b");
-    assert_true(ds_row_version_cmp(&b, &c) < 0); /* tie on hlc: origin decides */
+    assert_true(ds_row_version_cmp(&b, &c) <
+                0); /* tie on hlc: origin decides */
     ds_row_version d = ver(6, "node-a");
     assert_int_equal(ds_row_version_cmp(&b, &d), 0);
     /* Bytewise: "Z" < "a", "node-10" < "node-9". */
@@ -51,14 +52,12 @@ static void remote_change(void **state)
     assert_int_equal(ds_decide(&older, &in, false, true), DS_DECIDE_APPLY);
     /* Equal (a duplicate): superseded. */
     ds_row_version same = ver(10, "node-b");
-    assert_int_equal(ds_decide(&same, &in, false, false),
-                     DS_DECIDE_SUPERSEDED);
+    assert_int_equal(ds_decide(&same, &in, false, false), DS_DECIDE_SUPERSEDED);
     /* Older (a late delivery): superseded. */
     ds_row_version newer = ver(11, "node-a");
     assert_int_equal(ds_decide(&newer, &in, false, false),
                      DS_DECIDE_SUPERSEDED);
-    assert_int_equal(ds_decide(&newer, &in, false, true),
-                     DS_DECIDE_SUPERSEDED);
+    assert_int_equal(ds_decide(&newer, &in, false, true), DS_DECIDE_SUPERSEDED);
 }
 
 static void ties_on_hlc(void **state)
@@ -77,8 +76,7 @@ static void own_change_nothing_stored(void **state)
 {
     (void)state;
     ds_row_version in = ver(10, "node-a");
-    assert_int_equal(ds_decide(NULL, &in, true, false),
-                     DS_DECIDE_RECORD_ONLY);
+    assert_int_equal(ds_decide(NULL, &in, true, false), DS_DECIDE_RECORD_ONLY);
 }
 
 /* Own-origin case 2: an older own version only recorded: record. */
@@ -89,8 +87,7 @@ static void own_change_over_own(void **state)
     assert_int_equal(ds_decide(&stored, &in, true, true),
                      DS_DECIDE_RECORD_ONLY);
     /* A duplicate or late own change: superseded. */
-    assert_int_equal(ds_decide(&in, &stored, true, true),
-                     DS_DECIDE_SUPERSEDED);
+    assert_int_equal(ds_decide(&in, &stored, true, true), DS_DECIDE_SUPERSEDED);
     assert_int_equal(ds_decide(&in, &in, true, true), DS_DECIDE_SUPERSEDED);
 }
 
@@ -103,8 +100,7 @@ static void own_change_over_remote(void **state)
     ds_row_version stored = ver(9, "node-b"), in = ver(10, "node-a");
     assert_int_equal(ds_decide(&stored, &in, true, false), DS_DECIDE_APPLY);
     ds_row_version tie_lower = ver(10, "node-0");
-    assert_int_equal(ds_decide(&tie_lower, &in, true, false),
-                     DS_DECIDE_APPLY);
+    assert_int_equal(ds_decide(&tie_lower, &in, true, false), DS_DECIDE_APPLY);
     ds_row_version higher = ver(11, "node-b");
     assert_int_equal(ds_decide(&higher, &in, true, false),
                      DS_DECIDE_SUPERSEDED);
@@ -124,8 +120,7 @@ static void decision_names(void **state)
     (void)state;
     assert_string_equal(ds_decision_name(DS_DECIDE_APPLY), "apply");
     assert_string_equal(ds_decision_name(DS_DECIDE_SUPERSEDED), "superseded");
-    assert_string_equal(ds_decision_name(DS_DECIDE_RECORD_ONLY),
-                        "record-only");
+    assert_string_equal(ds_decision_name(DS_DECIDE_RECORD_ONLY), "record-only");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -183,10 +178,9 @@ static void deliver(node *nd, int self, const write *w)
     bool has = nd->has_ver[w->key];
     if (has)
         st = ver(nd->ver_hlc[w->key], node_names[nd->ver_origin[w->key]]);
-    ds_decision d =
-        ds_decide(has ? &st : NULL, &in, w->origin == self,
-                  has && nd->ver_origin[w->key] == self &&
-                      nd->ver_app_write[w->key]);
+    ds_decision d = ds_decide(has ? &st : NULL, &in, w->origin == self,
+                              has && nd->ver_origin[w->key] == self &&
+                                  nd->ver_app_write[w->key]);
     if (d == DS_DECIDE_SUPERSEDED)
         return;
     if (d == DS_DECIDE_APPLY) {
@@ -241,8 +235,7 @@ static int run_one_interleaving(void)
             if (nd->has_ver[w->key] && nd->ver_hlc[w->key] >= h)
                 h = nd->ver_hlc[w->key] + (uint64_t)rnd_below(2);
             if (nd->has_ver[w->key] && nd->ver_hlc[w->key] == h &&
-                strcmp(node_names[nd->ver_origin[w->key]], node_names[n]) >=
-                    0)
+                strcmp(node_names[nd->ver_origin[w->key]], node_names[n]) >= 0)
                 h++;
             nd->clock = h;
             w->hlc = h;

@@ -123,11 +123,13 @@ static void check_result(const char *what, int rc, const char *err, int want_rc,
 static void parse_case(const char *body, size_t len, int want_rc,
                        const char *want, int exact)
 {
-    char err[DS_ERRMSG_SIZE] = "";
+    char err[DS_ERRMSG_SIZE] = "", what[1024];
     ds_event ev;
     int rc = ds__event_parse(&ev, body, len, err, sizeof(err));
 
-    check_result(body, rc, err, want_rc, want, exact);
+    /* body need not be terminated */
+    snprintf(what, sizeof(what), "%.*s", (int)len, body);
+    check_result(what, rc, err, want_rc, want, exact);
     if (rc == 0) {
         assert_non_null(ev.key);
     } else {

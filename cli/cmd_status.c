@@ -1,0 +1,199 @@
+/* cmd_status.c: datasync status: per node, queue depth, consumers and dead letters, as a table or JSON. */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "topology.h"
+
+static const char usage[] =
+    "Usage: datasync [-c FILE] status [--nodes a,b,c] [--json]\n"
+    "\n"
+    "For each node: the messages ready in its queue datasync.<node>, the\n"
+    "consumers attached to it, and the messages in its dead-letter queue\n"
+    "datasync.<node>.dead. Unacknowledged messages are not shown: AMQP 0-9-1\n"
+    "does not report them (the management API does). A node without a\n"
+    "consumer gets a warning (is datasync-consumer running?).\n"
+    "\n"
+    "  --nodes a,b,c    the nodes (default: node.id of the configuration)\n"
+    "  --json           one JSON object on standard output\n"
+    "  -h, --help       this help\n"
+    "\n"
+    "Exit status 0, or 7 when a queue does not exist (run datasync setup).\n";
+
+typedef struct node_status {
+    char queue[128], dead_queue[128];
+    int queue_rc, dead_rc; /* 0, or why the queue could not be inspected */
+    uint32_t ready, consumers, dead;
+    char warning[DS_ERRMSG_SIZE];
+} node_status;
+
+static void inspect(cli_broker *b, const char *node, node_status *st)
+{
+    char err[DS_ERRMSG_SIZE];
+
+    ds__topology_node_queue(node, st->queue, sizeof st->queue);
+    ds__topology_dead_queue(node, st->dead_queue, sizeof st->dead_queue);
+    st->queue_rc = cli_queue_inspect(b, st->queue, &st->ready, &st->consumers,
+                                     err, sizeof err);
+    if (st->queue_rc < 0)
+        snprintf(st->warning, sizeof st->warning, "%s", err);
+    st->dead_rc =
+        cli_queue_inspect(b, st->dead_queue, &st->dead, NULL, err, sizeof err);
+    if (st->dead_rc < 0 && st->queue_rc == 0)
+        snprintf(st->warning, sizeof st->warning, "%s", err);
+    if (st->queue_rc == 0 && st->consumers == 0)
+        snprintf(st->warning, sizeof st->warning,
+                 "no consumer on %s: is datasync-consumer running on node "
+                 "%s?",
+                 st->queue, node);
+}
+
+static json_object *count_or_null(int rc, uint32_t n)
+{
+    return rc == 0 ? json_object_new_int64(n) : NULL;
+}
+
+static int print_json(const cli_broker *b, char **nodes, size_t n,
+                      const node_status *st)
+{
+    json_object *root = json_object_new_object(), *list;
+    int rc = CLI_EXIT_OK;
+
+    if (!root)
+        return CLI_EXIT_FAILURE;
+    list = json_object_new_array();
+    json_object_object_add(root, "broker", json_object_new_string(b->urls));
+    json_object_object_add(root, "nodes", list);
+    json_object_object_add(root, "unacked_note",
+                           json_object_new_string(
+                               "unacked is null: AMQP 0-9-1 does not report "
+                               "it (needs the management API)"));
+    for (size_t i = 0; i < n; i++) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "node", json_object_new_string(nodes[i]));
+        json_object_object_add(o, "queue",
+                               json_object_new_string(st[i].queue));
+        json_object_object_add(o, "queue_exists",
+                               json_object_new_boolean(st[i].queue_rc == 0));
+        json_object_object_add(o, "ready",
+                               count_or_null(st[i].queue_rc, st[i].ready));
+        json_object_object_add(o, "unacked", NULL);
+        json_object_object_add(o, "consumers",
+                               count_or_null(st[i].queue_rc, st[i].consumers));
+        json_object_object_add(o, "dead_letter_queue",
+                               json_object_new_string(st[i].dead_queue));
+        json_object_object_add(o, "dead_letters",
+                               count_or_null(st[i].dead_rc, st[i].dead));
+        json_object_object_add(o, "warning",
+                               st[i].warning[0]
+                                   ? json_object_new_string(st[i].warning)
+                                   : NULL);
+        json_object_array_add(list, o);
+    }
+    if (puts(json_object_to_json_string_ext(
+            root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE)) <
+        0)
+        rc = CLI_EXIT_FAILURE;
+    json_object_put(root);
+    return rc;
+}
+
+static void print_table(char **nodes, size_t n, const node_status *st)
+{
+    printf("%-20s %-30s %10s %10s %10s %12s\n", "NODE", "QUEUE", "READY",
+           "UNACKED", "CONSUMERS", "DEAD");
+    for (size_t i = 0; i < n; i++) {
+        char ready[16] = "-", consumers[16] = "-", dead[16] = "-";
+
+        if (st[i].queue_rc == 0) {
+            snprintf(ready, sizeof ready, "%u", st[i].ready);
+            snprintf(consumers, sizeof consumers, "%u", st[i].consumers);
+        }
+        if (st[i].dead_rc == 0)
+            snprintf(dead, sizeof dead, "%u", st[i].dead);
+        printf("%-20s %-30s %10s %10s %10s %12s\n", nodes[i], st[i].queue,
+               ready, "n/a", consumers, dead);
+    }
+    printf("unacked: n/a (needs the management API)\n");
+}
+
+int cli_cmd_status(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"nodes", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *list = NULL;
+    char err[DS_ERRMSG_SIZE];
+    char **nodes = NULL;
+    size_t n = 0;
+    node_status *st = NULL;
+    bool json = false;
+    cli_broker b = {0};
+    int c, rc;
+
+    while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
+        switch (c) {
+        case 'n':
+            list = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+    rc = cli_config(ctx);
+    if (rc)
+        return rc;
+    rc = cli_nodes(ctx, list, &nodes, &n);
+    if (rc)
+        return rc;
+    st = calloc(n, sizeof *st);
+    if (!st) {
+        cli_error(ctx, "out of memory");
+        rc = CLI_EXIT_FAILURE;
+        goto out;
+    }
+    rc = cli_broker_open(&b, ctx, err, sizeof err);
+    if (rc < 0) {
+        cli_error(ctx, "%s", err);
+        rc = cli_exit_code(rc);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        inspect(&b, nodes[i], &st[i]);
+        /* A lost connection is not a missing queue: stop there. */
+        if (!b.amqp.conn) {
+            cli_error(ctx, "node %s: %s", nodes[i], st[i].warning);
+            rc = CLI_EXIT_BROKER;
+            goto out;
+        }
+    }
+    rc = json ? print_json(&b, nodes, n, st) : CLI_EXIT_OK;
+    if (!json)
+        print_table(nodes, n, st);
+    fflush(stdout);
+    for (size_t i = 0; i < n; i++) {
+        if (st[i].warning[0])
+            cli_warn(ctx, "node %s: %s", nodes[i], st[i].warning);
+        if (rc == CLI_EXIT_OK && (st[i].queue_rc < 0 || st[i].dead_rc < 0))
+            rc = cli_exit_code(st[i].queue_rc < 0 ? st[i].queue_rc
+                                                  : st[i].dead_rc);
+    }
+
+out:
+    cli_broker_close(&b);
+    free(st);
+    cli_nodes_free(nodes, n);
+    return rc;
+}

@@ -1,0 +1,302 @@
+/* confirm.c: publishing with a window of publisher confirms: acks, nacks and returns read as they come. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ids.h"
+
+/* rabbitmq-c 0.11 has no amqp_publisher_confirm_wait: the window is read
+ * with amqp_simple_wait_frame_noblock, frame by frame. A basic.return comes
+ * before the ack of the same message; it is matched by message_id. */
+
+void cli_event_props(amqp_basic_properties_t *props,
+                     amqp_table_entry_t *header, const char *id,
+                     const char *origin)
+{
+    /* The same properties producer/io.c gives a change. */
+    header->key = amqp_cstring_bytes("x-origin");
+    header->value.kind = AMQP_FIELD_KIND_UTF8;
+    header->value.value.bytes = amqp_cstring_bytes(origin);
+    memset(props, 0, sizeof *props);
+    props->_flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+                    AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
+                    AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG |
+                    AMQP_BASIC_HEADERS_FLAG;
+    props->content_type = amqp_cstring_bytes("application/json");
+    props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    props->message_id = amqp_cstring_bytes(id);
+    props->timestamp = ds__now_ms() / 1000;
+    props->app_id = amqp_cstring_bytes("datasync");
+    props->headers.num_entries = 1;
+    props->headers.entries = header;
+}
+
+int cli_pub_open(cli_pub *p, cli_broker *b, size_t window, int timeout_ms,
+                 cli_pub_done_fn done, void *done_ctx, char *err,
+                 size_t errlen)
+{
+    int rc;
+
+    memset(p, 0, sizeof *p);
+    p->b = b;
+    p->done = done;
+    p->done_ctx = done_ctx;
+    p->timeout_ms = timeout_ms;
+    p->cap = window ? window : 1;
+    p->next_seq = 1;
+    p->ring = calloc(p->cap, sizeof *p->ring);
+    if (!p->ring)
+        return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+    if (!b->amqp.conn)
+        return ds__seterr(err, errlen, DS_ECONNECT,
+                          "the connection to the broker (%s) was lost",
+                          b->urls);
+    amqp_channel_open(b->amqp.conn, CLI_PUB_CHANNEL);
+    rc = ds__amqp_reply_error(amqp_get_rpc_reply(b->amqp.conn),
+                              "channel.open", err, errlen);
+    if (rc == 0) {
+        amqp_confirm_select(b->amqp.conn, CLI_PUB_CHANNEL);
+        rc = ds__amqp_reply_error(amqp_get_rpc_reply(b->amqp.conn),
+                                  "confirm.select", err, errlen);
+    }
+    if (rc < 0) {
+        ds__amqp_drop(&b->amqp);
+        return rc;
+    }
+    b->pub_open = true;
+    return 0;
+}
+
+static cli_inflight *slot(cli_pub *p, size_t i)
+{
+    return &p->ring[(p->head + i) % p->cap];
+}
+
+static void settle(cli_pub *p, cli_inflight *e, int result)
+{
+    e->settled = true;
+    p->unsettled--;
+    if (result == 0)
+        p->confirmed++;
+    else if (result == DS_ENACK)
+        p->nacked++;
+    else if (result == DS_EUNROUTABLE)
+        p->unroutable++;
+    else
+        p->unanswered++;
+    if (p->done)
+        p->done(p->done_ctx, e->cookie, e->id, result);
+}
+
+/* Frees the answered publishes at the head of the window. */
+static void shrink(cli_pub *p)
+{
+    while (p->count > 0 && slot(p, 0)->settled) {
+        p->head = (p->head + 1) % p->cap;
+        p->count--;
+    }
+}
+
+static void on_confirm(cli_pub *p, uint64_t tag, bool multiple, bool ack)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        cli_inflight *e = slot(p, i);
+
+        if (e->seq > tag)
+            break;
+        if (e->settled || (!multiple && e->seq != tag))
+            continue;
+        settle(p, e, !ack ? DS_ENACK : e->returned ? DS_EUNROUTABLE : 0);
+    }
+    shrink(p);
+    p->last_answer_ms = cli_now_ms();
+}
+
+static int on_return(cli_pub *p, amqp_channel_t ch, char *err, size_t errlen)
+{
+    cli_inflight *first = NULL;
+    amqp_message_t msg;
+    char id[64] = "";
+    int rc;
+
+    rc = ds__amqp_reply_error(amqp_read_message(p->b->amqp.conn, ch, &msg, 0),
+                              "reading a returned message", err, errlen);
+    if (rc < 0)
+        return rc;
+    if ((msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) &&
+        msg.properties.message_id.len < sizeof id) {
+        memcpy(id, msg.properties.message_id.bytes,
+               msg.properties.message_id.len);
+        id[msg.properties.message_id.len] = '\0';
+    }
+    amqp_destroy_message(&msg);
+    /* The oldest unanswered publish with that id; without an id, the
+     * oldest unanswered one (returns come in publish order). */
+    for (size_t i = 0; i < p->count; i++) {
+        cli_inflight *e = slot(p, i);
+
+        if (e->settled || e->returned)
+            continue;
+        if (!first)
+            first = e;
+        if (id[0] && strcmp(e->id, id) == 0) {
+            first = e;
+            break;
+        }
+    }
+    if (first)
+        first->returned = true;
+    return 0;
+}
+
+static int lost(cli_pub *p, int rc)
+{
+    ds__amqp_drop(&p->b->amqp);
+    p->b->pub_open = false;
+    return rc;
+}
+
+static int on_frame(cli_pub *p, const amqp_frame_t *f, char *err,
+                    size_t errlen)
+{
+    if (f->frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    switch (f->payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+        const amqp_basic_ack_t *a = f->payload.method.decoded;
+        if (f->channel == CLI_PUB_CHANNEL)
+            on_confirm(p, a->delivery_tag, a->multiple, true);
+        return 0;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        const amqp_basic_nack_t *n = f->payload.method.decoded;
+        if (f->channel == CLI_PUB_CHANNEL)
+            on_confirm(p, n->delivery_tag, n->multiple, false);
+        return 0;
+    }
+    case AMQP_BASIC_RETURN_METHOD:
+        return on_return(p, f->channel, err, errlen);
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        const amqp_channel_close_t *c = f->payload.method.decoded;
+        return ds__seterr(err, errlen, DS_EAMQP,
+                          "the broker (%s) closed channel %u: %u %.*s",
+                          p->b->urls, f->channel, c->reply_code,
+                          (int)c->reply_text.len,
+                          (const char *)c->reply_text.bytes);
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        const amqp_connection_close_t *c = f->payload.method.decoded;
+        return ds__seterr(err, errlen, DS_ECONNECT,
+                          "the broker (%s) closed the connection: %u %.*s",
+                          p->b->urls, c->reply_code, (int)c->reply_text.len,
+                          (const char *)c->reply_text.bytes);
+    }
+    }
+    return 0;
+}
+
+int cli_pub_pump(cli_pub *p, int wait_ms, char *err, size_t errlen)
+{
+    amqp_connection_state_t conn = p->b->amqp.conn;
+    bool waited = false;
+
+    if (!conn)
+        return ds__seterr(err, errlen, DS_ECONNECT,
+                          "the connection to the broker (%s) was lost",
+                          p->b->urls);
+    for (;;) {
+        /* Wait once, for the first frame; then take only what is there. */
+        int ms = waited ? 0 : wait_ms;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        amqp_frame_t f;
+        int st, rc;
+
+        waited = true;
+        st = amqp_simple_wait_frame_noblock(conn, &f, &tv);
+        if (st == AMQP_STATUS_TIMEOUT)
+            break;
+        if (st != AMQP_STATUS_OK) {
+            char why[DS_ERRMSG_SIZE];
+            rc = ds__amqp_status_error(st, "waiting for publisher confirms",
+                                       why, sizeof why);
+            return lost(p, ds__seterr(err, errlen, rc, "broker %s: %s",
+                                      p->b->urls, why));
+        }
+        rc = on_frame(p, &f, err, errlen);
+        if (rc < 0)
+            return lost(p, rc);
+        amqp_maybe_release_buffers_on_channel(conn, f.channel);
+    }
+    if (p->unsettled > 0 &&
+        cli_now_ms() - p->last_answer_ms > (uint64_t)p->timeout_ms)
+        return lost(p, ds__seterr(err, errlen, DS_ETIMEOUT,
+                                  "the broker (%s) confirmed nothing for %d "
+                                  "ms (%zu publishes unanswered)",
+                                  p->b->urls, p->timeout_ms, p->unsettled));
+    return 0;
+}
+
+int cli_pub_send(cli_pub *p, const char *exchange, const char *routing_key,
+                 const amqp_basic_properties_t *props, amqp_bytes_t body,
+                 uint64_t cookie, char *err, size_t errlen)
+{
+    cli_inflight *e;
+    int st, rc;
+
+    while (p->count == p->cap) {
+        rc = cli_pub_pump(p, 100, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (!p->b->amqp.conn)
+        return ds__seterr(err, errlen, DS_ECONNECT,
+                          "the connection to the broker (%s) was lost",
+                          p->b->urls);
+    st = amqp_basic_publish(p->b->amqp.conn, CLI_PUB_CHANNEL,
+                            ds__amqp_str(exchange), ds__amqp_str(routing_key),
+                            1 /* mandatory */, 0 /* immediate */, props, body);
+    if (st != AMQP_STATUS_OK) {
+        char why[DS_ERRMSG_SIZE];
+        rc = ds__amqp_status_error(st, "basic.publish", why, sizeof why);
+        return lost(p, ds__seterr(err, errlen, rc, "broker %s: %s",
+                                  p->b->urls, why));
+    }
+    if (p->unsettled == 0)
+        p->last_answer_ms = cli_now_ms();
+    e = slot(p, p->count++);
+    memset(e, 0, sizeof *e);
+    e->seq = p->next_seq++;
+    e->cookie = cookie;
+    if ((props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) &&
+        props->message_id.len < sizeof e->id) {
+        memcpy(e->id, props->message_id.bytes, props->message_id.len);
+        e->id[props->message_id.len] = '\0';
+    }
+    p->unsettled++;
+    /* Take whatever confirms have come, without waiting. */
+    return cli_pub_pump(p, 0, err, errlen);
+}
+
+int cli_pub_finish(cli_pub *p, char *err, size_t errlen)
+{
+    while (p->unsettled > 0) {
+        int rc = cli_pub_pump(p, 200, err, errlen);
+        if (rc < 0) {
+            cli_pub_close(p, rc);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void cli_pub_close(cli_pub *p, int result)
+{
+    for (size_t i = 0; p->ring && i < p->count; i++) {
+        cli_inflight *e = slot(p, i);
+        if (!e->settled)
+            settle(p, e, result ? result : DS_ETIMEOUT);
+    }
+    p->count = 0;
+    free(p->ring);
+    p->ring = NULL;
+}

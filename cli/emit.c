@@ -1,0 +1,196 @@
+/* emit.c: publishing through libdatasync for publish and replay: the producer from the config file, its log, flush and summary. */
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+/* The library never prints: its log comes here. Warnings are shown (info
+ * too with -v); the last one is kept to explain a spooled change. */
+static void on_log(void *userdata, ds_log_level level, const char *message)
+{
+    cli_producer *cp = userdata;
+
+    if (level >= DS_LOG_INFO) {
+        /* A first connection that fails is only an info ("broker
+         * unreachable, changes go to the spool"); a warning says more. */
+        pthread_mutex_lock(&cp->lock);
+        snprintf(level >= DS_LOG_WARN ? cp->last_problem : cp->last_info,
+                 sizeof cp->last_problem, "%s", message);
+        pthread_mutex_unlock(&cp->lock);
+    }
+    if (level >= (cp->ctx->verbose ? DS_LOG_INFO : DS_LOG_WARN))
+        fprintf(stderr, "datasync %s: libdatasync: %s\n", cp->ctx->cmd,
+                message);
+}
+
+int cli_producer_open(cli_producer *cp, const cli_ctx *ctx,
+                      ds_producer_mode mode, bool origin_optional)
+{
+    ds_options *o = ds_options_new();
+    int rc;
+
+    memset(cp, 0, sizeof *cp);
+    cp->ctx = ctx;
+    pthread_mutex_init(&cp->lock, NULL);
+    if (!o) {
+        cli_error(ctx, "out of memory");
+        rc = CLI_EXIT_FAILURE;
+        goto fail;
+    }
+    /* The same file, read by the library itself: the producer gets every
+     * setting exactly as the host application's would. */
+    if (ctx->config_path && ds_options_load(o, ctx->config_path) < 0) {
+        fprintf(stderr, "%s\n", ds_options_errmsg(o));
+        rc = CLI_EXIT_CONFIG;
+        goto fail;
+    }
+    if (ds_options_set(o, "producer.mode",
+                       mode == DS_MODE_ASYNC ? "async" : "sync") < 0) {
+        cli_error(ctx, "%s", ds_options_errmsg(o));
+        rc = CLI_EXIT_FAILURE;
+        goto fail;
+    }
+    if (!ctx->cfg.node_id[0]) {
+        if (!origin_optional) {
+            cli_error(ctx,
+                      "node.id is not set in %s: it is the origin of the "
+                      "changes publish emits",
+                      cli_config_name(ctx));
+            rc = CLI_EXIT_CONFIG;
+            goto fail;
+        }
+        /* Replayed events keep their own origin; the producer only wants
+         * a valid one for its handle. */
+        ds_options_set(o, "node.id", "datasync-cli");
+    }
+    rc = ds_producer_new(&cp->p, o);
+    if (rc < 0) {
+        cli_error(ctx, "cannot start libdatasync: %s", ds_options_errmsg(o));
+        rc = cli_exit_code(rc);
+        goto fail;
+    }
+    ds_producer_set_log(cp->p, on_log, cp);
+    ds_options_free(o);
+    return 0;
+
+fail:
+    ds_options_free(o);
+    pthread_mutex_destroy(&cp->lock);
+    return rc;
+}
+
+/* The counters cannot tell this process's changes drained from the spool
+ * from older ones another process left there; the spool drains in order,
+ * so those go first, and what is counted here is at most what was
+ * emitted. A fresh producer may also spool its very first changes while it
+ * connects: they are drained, and counted, right after. */
+uint64_t cli_producer_answered(cli_producer *cp, uint64_t emitted)
+{
+    ds_producer_stats st;
+    uint64_t n;
+
+    ds_producer_stats_get(cp->p, &st);
+    n = st.confirmed + st.unroutable;
+    return n < emitted ? n : emitted;
+}
+
+static void sleep_100ms(void)
+{
+    struct timespec ts = {0, 100000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
+                       void *tickctx)
+{
+    /* ds_flush waits a fixed time; a long replay needs longer, as long as
+     * the broker keeps answering. The I/O thread spools what goes
+     * unconfirmed for confirm_timeout_ms, so the counters move at least
+     * that often while anything is outstanding. */
+    uint64_t patience = (uint64_t)cp->ctx->cfg.producer_confirm_timeout_ms +
+                        1000u;
+    uint64_t last = UINT64_MAX, since = cli_now_ms();
+    int rc;
+
+    for (;;) {
+        ds_producer_stats st;
+        uint64_t now, moved;
+
+        rc = ds_flush(cp->p, 200);
+        ds_producer_stats_get(cp->p, &st);
+        if (rc != DS_ETIMEOUT) {
+            /* Everything is confirmed or spooled; what was spooled while
+             * the broker answers is drained soon: wait for it too. */
+            if (st.spooled == 0 || cli_producer_answered(cp, emitted) >= emitted)
+                return rc;
+            sleep_100ms();
+        }
+        if (tick)
+            tick(tickctx);
+        now = cli_now_ms();
+        moved = st.confirmed + st.spooled + st.unroutable;
+        if (moved != last) {
+            last = moved;
+            since = now;
+        } else if (now - since > patience) {
+            return rc;
+        }
+    }
+}
+
+int cli_producer_close(cli_producer *cp, const char *verb, uint64_t emitted,
+                       uint64_t skipped, int flush_rc)
+{
+    ds_producer_stats st;
+    uint64_t published, unroutable, spooled;
+    int code = CLI_EXIT_OK;
+
+    ds_producer_stats_get(cp->p, &st);
+    unroutable = st.unroutable < emitted ? st.unroutable : emitted;
+    published = cli_producer_answered(cp, emitted) - unroutable;
+    /* In the spool, or spooled by ds_producer_free below. */
+    spooled = emitted - published - unroutable;
+    if (flush_rc < 0 && flush_rc != DS_ETIMEOUT &&
+        flush_rc != DS_EUNROUTABLE)
+        cli_error(cp->ctx, "%s", ds_producer_errmsg(cp->p));
+    ds_producer_free(cp->p);
+    cp->p = NULL;
+
+    printf("%s: published %llu, spooled %llu, skipped %llu", verb,
+           (unsigned long long)published, (unsigned long long)spooled,
+           (unsigned long long)skipped);
+    if (unroutable)
+        printf(", unroutable %llu", (unsigned long long)unroutable);
+    putchar('\n');
+    fflush(stdout);
+
+    if (spooled) {
+        char urls[2048];
+
+        cli_redact_urls(cp->ctx->cfg.amqp_url, urls, sizeof urls);
+        cli_warn(cp->ctx,
+                 "%llu change%s not confirmed by the broker (%s) but kept in "
+                 "the spool %s; the next producer using that directory sends "
+                 "them. Last problem: %s",
+                 (unsigned long long)spooled, spooled == 1 ? " was" : "s were",
+                 urls, cp->ctx->cfg.producer_spool_dir,
+                 cp->last_problem[0] ? cp->last_problem
+                 : cp->last_info[0]  ? cp->last_info
+                                     : "no confirm in time");
+        code = CLI_EXIT_PARTIAL;
+    }
+    if (unroutable) {
+        cli_error(cp->ctx,
+                  "%llu change%s returned unroutable: no queue is bound to "
+                  "exchange %s with routing key %s (run datasync setup)",
+                  (unsigned long long)unroutable,
+                  unroutable == 1 ? " was" : "s were",
+                  cp->ctx->cfg.amqp_exchange, cp->ctx->cfg.amqp_routing_key);
+        code = CLI_EXIT_PARTIAL;
+    }
+    if (skipped)
+        code = CLI_EXIT_PARTIAL;
+    pthread_mutex_destroy(&cp->lock);
+    return code;
+}

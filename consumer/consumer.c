@@ -1,0 +1,537 @@
+/* consumer.c: the apply loop, read straight through: gather → decode and check → apply and commit → dead-letter → ack. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apply.h"
+#include "catalog.h"
+#include "consumer.h"
+#include "error.h"
+#include "event.h"
+#include "inbox.h"
+#include "meta_sql.h"
+#include "mysql_util.h"
+
+/* How long the loop waits for a first message before looking at the stop
+ * flag and its periodic work again. */
+#define IDLE_MS 250
+/* Retry backoff of database errors: from, doubling up to. */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+/* After SIGTERM the batch in hand may still take this long to commit; past
+ * it, it is left unacked (delivered again) so the exit stays within 5 s. */
+#define STOP_GRACE_MS 2000
+#define DEAD_LETTER_TIMEOUT_MS 10000
+#define STATS_EVERY_MS 10000
+#define PRUNE_EVERY_MS (10 * 60 * 1000)
+#define PRUNE_LIMIT 1000
+#define PRUNE_ROUNDS 20
+
+struct ds_consumer {
+    const ds_config *cfg;
+    const ds_logger *lg;
+    volatile sig_atomic_t *stop;
+    int64_t stop_deadline; /* 0 until the stop flag is seen */
+    MYSQL *db;             /* NULL while disconnected */
+    ds_catalog cat;
+    ds_applier *ap;
+    ds_inbox in;
+    /* The batch in hand. */
+    ds_message **msgs;
+    ds_change *changes;
+    size_t n;
+    /* Counters for the stats line, beside the applier's. */
+    uint64_t dead_lettered, retries;
+    int64_t next_stats, next_prune;
+    char err[DS_ERRMSG_SIZE];
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool stopping(ds_consumer *c)
+{
+    if (*c->stop && c->stop_deadline == 0)
+        c->stop_deadline = now_ms() + STOP_GRACE_MS;
+    return *c->stop != 0;
+}
+
+static bool past_stop_deadline(ds_consumer *c)
+{
+    return stopping(c) && now_ms() >= c->stop_deadline;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections                                                                */
+
+static void db_close(ds_consumer *c)
+{
+    /* Statements first: they belong to the connection. */
+    ds_applier_set_db(c->ap, NULL);
+    if (c->db)
+        mysql_close(c->db);
+    c->db = NULL;
+}
+
+/* Connects and makes sure the metadata tables exist: after a restore or a
+ * DROP they come back before the first batch needs them. */
+static int db_open(ds_consumer *c)
+{
+    MYSQL *db;
+    int rc = ds__mysql_connect(&db, c->cfg, c->err, sizeof c->err);
+    if (rc)
+        return rc;
+    rc = ds__mysql_exec_script(db, DS_META_SQL, c->err, sizeof c->err);
+    if (rc) {
+        mysql_close(db);
+        return rc;
+    }
+    c->db = db;
+    ds_applier_set_db(c->ap, db);
+    return 0;
+}
+
+static int catalog_reload(ds_consumer *c, bool announce)
+{
+    int rc = ds_catalog_load(&c->cat, c->db, c->cfg->mysql_database,
+                             c->cfg->apply_tables, c->err, sizeof c->err);
+    /* End the read transaction: the next batch starts its own. */
+    mysql_rollback(c->db);
+    /* Statements name columns of the old catalogue. */
+    ds_applier_set_db(c->ap, c->db);
+    if (rc == 0 && announce)
+        DS_LOG(c->lg, DS_LOG_INFO, "catalogue reloaded");
+    return rc;
+}
+
+static void broker_lost(ds_consumer *c, const char *why)
+{
+    DS_LOG(c->lg, DS_LOG_WARN,
+           "broker: %s; reconnecting (unacked messages come again)", why);
+    ds_inbox_drop(&c->in);
+}
+
+/* Pumps broker frames (heartbeats, deliveries into the buffer) for ms, in
+ * slices so the stop flag is seen. Returns -1 if the broker was lost. */
+static int wait_pumping(ds_consumer *c, int ms)
+{
+    int64_t end = now_ms() + ms;
+    for (int64_t left = ms; left > 0 && !past_stop_deadline(c);
+         left = end - now_ms()) {
+        if (!ds_inbox_connected(&c->in))
+            return -1;
+        int rc = ds_inbox_pump(&c->in, SIZE_MAX, left > 200 ? 200 : (int)left,
+                               c->err, sizeof c->err);
+        if (rc) {
+            broker_lost(c, c->err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void broker_reconnect(ds_consumer *c)
+{
+    int backoff = BACKOFF_MIN_MS;
+    while (!stopping(c)) {
+        if (ds_inbox_open(&c->in, c->err, sizeof c->err) == 0) {
+            DS_LOG(c->lg, DS_LOG_INFO, "broker: connected to %s, consuming %s",
+                   c->in.amqp.host, c->in.queue);
+            return;
+        }
+        DS_LOG(c->lg, DS_LOG_WARN, "broker: %s; retrying in %d ms", c->err,
+               backoff);
+        for (int64_t end = now_ms() + backoff; now_ms() < end && !*c->stop;)
+            nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The batch                                                                  */
+
+/* Marks a change as one that can never apply; the reason starts with the
+ * error's name (x-datasync-error: "ESCHEMA: key: ..."). */
+__attribute__((format(printf, 3, 4))) static void
+poison(ds_change *ch, int code, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(ch->reason, sizeof ch->reason, "%s: ", ds_err_name(code));
+    va_start(ap, fmt);
+    vsnprintf(ch->reason + n, sizeof ch->reason - (size_t)n, fmt, ap);
+    va_end(ap);
+    ch->state = DS_CHANGE_POISON;
+}
+
+static void change_clear(ds_change *ch)
+{
+    ds__event_clear(&ch->ev);
+    free(ch->pk);
+    memset(ch, 0, sizeof *ch);
+}
+
+/* Checks a decoded change against the catalogue and computes its key. */
+static int check(ds_consumer *c, ds_change *ch)
+{
+    char pk[DS_PK_MAX], why[DS_REASON_MAX];
+    size_t pklen = 0;
+
+    free(ch->pk);
+    ch->pk = NULL;
+    ch->table = ds_catalog_table(&c->cat, ch->ev.table);
+    if (!ch->table) {
+        poison(ch, DS_ETABLE, "table %s is not applied on this server",
+               ch->ev.table);
+        return 0;
+    }
+    int rc = ds_catalog_check(ch->table, &ch->ev, pk, &pklen, why, sizeof why);
+    if (rc == DS_ECOLUMN)
+        return rc; /* the caller reloads the catalogue once */
+    if (rc) {
+        poison(ch, rc, "%s", why);
+        return 0;
+    }
+    ch->pk = malloc(pklen);
+    if (!ch->pk) {
+        poison(ch, DS_ENOMEM, "%s", "out of memory");
+        return 0;
+    }
+    memcpy(ch->pk, pk, pklen);
+    ch->pklen = pklen;
+    return 0;
+}
+
+/* Decodes and checks every message of the batch. An unknown column may
+ * mean a column added since start-up: reload the catalogue once, check
+ * again, and only then dead-letter. */
+static void decode_batch(ds_consumer *c)
+{
+    char why[DS_REASON_MAX];
+    const long max = c->cfg->apply_max_message_bytes;
+
+    for (size_t i = 0; i < c->n; i++) {
+        ds_change *ch = &c->changes[i];
+        const ds_message *m = c->msgs[i];
+        memset(ch, 0, sizeof *ch);
+        if (m->body.len > (size_t)max) {
+            snprintf(why, sizeof why,
+                     "message of %zu bytes, apply.max_message_bytes is %ld",
+                     m->body.len, max);
+            poison(ch, DS_ETOOBIG, "%s", why);
+            continue;
+        }
+        int rc = ds__event_parse(&ch->ev, m->body.bytes, m->body.len, why,
+                                 sizeof why);
+        if (rc) {
+            poison(ch, rc, "%s", why);
+            continue;
+        }
+        check(c, ch);
+    }
+    bool reloaded = false;
+    for (size_t i = 0; i < c->n; i++) {
+        ds_change *ch = &c->changes[i];
+        if (ch->state != DS_CHANGE_PENDING || ch->table == NULL)
+            continue;
+        if (ch->pk)
+            continue;
+        /* Here only for an unknown column (check returned DS_ECOLUMN). */
+        if (!reloaded && c->db) {
+            reloaded = true;
+            if (catalog_reload(c, true) != 0) {
+                DS_LOG(c->lg, DS_LOG_WARN, "catalogue: %s", c->err);
+            } else {
+                /* Every table pointer is new: check all again. */
+                for (size_t j = 0; j < c->n; j++)
+                    if (c->changes[j].state == DS_CHANGE_PENDING)
+                        check(c, &c->changes[j]);
+                i = (size_t)-1;
+                continue;
+            }
+        }
+        char pk[DS_PK_MAX];
+        size_t pklen;
+        if (ds_catalog_check(ch->table, &ch->ev, pk, &pklen, why, sizeof why) !=
+            0)
+            poison(ch, DS_ECOLUMN, "%s", why);
+    }
+}
+
+/* After the applier met an unknown table or column: reload and check the
+ * pending changes again, so a dropped column dead-letters its changes. */
+static int recheck_after_reload(ds_consumer *c)
+{
+    int rc = catalog_reload(c, true);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < c->n; i++) {
+        ds_change *ch = &c->changes[i];
+        if (ch->state == DS_CHANGE_PENDING && check(c, ch) == DS_ECOLUMN) {
+            char why[DS_REASON_MAX], pk[DS_PK_MAX];
+            size_t pklen;
+            ds_catalog_check(ch->table, &ch->ev, pk, &pklen, why, sizeof why);
+            poison(ch, DS_ECOLUMN, "%s", why);
+        }
+    }
+    return 0;
+}
+
+/*
+ * Applies the batch until it commits. Database errors roll back, reconnect
+ * with backoff and try the same batch again, acking nothing, while the
+ * broker connection keeps being pumped (heartbeats). Returns 0 once
+ * committed, -1 when it gave up (broker lost, or stopping): then nothing
+ * is acked and the broker delivers the messages again.
+ */
+static int apply_batch(ds_consumer *c)
+{
+    int backoff = BACKOFF_MIN_MS;
+    ds_apply_retry retry;
+
+    for (;;) {
+        if (past_stop_deadline(c)) {
+            DS_LOG(c->lg, DS_LOG_WARN,
+                   "stopping: a batch of %zu not applied; the broker "
+                   "delivers it again",
+                   c->n);
+            return -1;
+        }
+        int rc = c->db ? 0 : db_open(c);
+        if (rc == 0)
+            rc = ds_applier_batch(c->ap, c->changes, c->n, &retry, c->err,
+                                  sizeof c->err);
+        if (rc == 0)
+            return 0;
+        if (rc > 0) {
+            /* One change isolated (dead-lettered or deferred): again. */
+            if (retry.reload_catalog && recheck_after_reload(c) != 0) {
+                DS_LOG(c->lg, DS_LOG_WARN, "catalogue: %s", c->err);
+                db_close(c);
+            }
+            if (retry.wait_ms && wait_pumping(c, retry.wait_ms) != 0)
+                return -1;
+            continue;
+        }
+        c->retries++;
+        DS_LOG(c->lg, DS_LOG_WARN,
+               "database: %s; batch of %zu rolled back, retrying in %d ms",
+               c->err, c->n, backoff);
+        db_close(c);
+        if (wait_pumping(c, backoff) != 0)
+            return -1;
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
+/* Dead-letters the poison changes (confirmed), then acks the whole batch
+ * with one basic.ack(multiple). */
+static void finish_batch(ds_consumer *c)
+{
+    ds_message *dead[c->n ? c->n : 1];
+    const char *reasons[c->n ? c->n : 1];
+    size_t ndead = 0;
+    uint64_t gen = c->msgs[0]->gen;
+
+    if (gen != c->in.gen || !ds_inbox_connected(&c->in))
+        return; /* a newer connection delivers these again */
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->changes[i].state != DS_CHANGE_POISON)
+            continue;
+        dead[ndead] = c->msgs[i];
+        reasons[ndead++] = c->changes[i].reason;
+        DS_LOG(c->lg, DS_LOG_WARN, "dead letter (delivery %" PRIu64 "): %s",
+               c->msgs[i]->tag, c->changes[i].reason);
+    }
+    int rc =
+        ds_inbox_dead_letter(&c->in, dead, reasons, ndead,
+                             DEAD_LETTER_TIMEOUT_MS, c->err, sizeof c->err);
+    if (rc) {
+        broker_lost(c, c->err);
+        return;
+    }
+    c->dead_lettered += ndead;
+    rc = ds_inbox_ack(&c->in, gen, c->msgs[c->n - 1]->tag, c->err,
+                      sizeof c->err);
+    if (rc)
+        broker_lost(c, c->err);
+}
+
+static void free_batch(ds_consumer *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        change_clear(&c->changes[i]);
+        ds_message_free(c->msgs[i]);
+        c->msgs[i] = NULL;
+    }
+    c->n = 0;
+}
+
+/* Waits for a first message, then up to batch_wait_ms for more, and takes
+ * up to batch_max. */
+static void gather(ds_consumer *c)
+{
+    const size_t max = (size_t)c->cfg->apply_batch_max;
+
+    int rc = ds_inbox_pump(&c->in, 1, IDLE_MS, c->err, sizeof c->err);
+    if (rc == 0 && c->in.count > 0 && c->in.count < max)
+        rc = ds_inbox_pump(&c->in, max, c->cfg->apply_batch_wait_ms, c->err,
+                           sizeof c->err);
+    if (rc) {
+        broker_lost(c, c->err);
+        return;
+    }
+    while (c->n < max) {
+        ds_message *m = ds_inbox_take(&c->in);
+        if (!m)
+            break;
+        c->msgs[c->n++] = m;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Periodic work                                                              */
+
+static void periodic(ds_consumer *c)
+{
+    int64_t now = now_ms();
+
+    if (now >= c->next_stats) {
+        const ds_apply_stats *s = ds_applier_stats(c->ap);
+        long depth = ds_inbox_connected(&c->in)
+                         ? ds_inbox_queue_depth(&c->in, c->err, sizeof c->err)
+                         : -1;
+        if (depth < 0 && ds_inbox_connected(&c->in))
+            broker_lost(c, c->err);
+        DS_LOG(c->lg, DS_LOG_INFO,
+               "stats: applied %" PRIu64 ", recorded %" PRIu64
+               ", superseded %" PRIu64 ", dead-lettered %" PRIu64
+               ", retries %" PRIu64 ", in flight %zu, queue depth %ld",
+               s->applied, s->recorded, s->superseded, c->dead_lettered,
+               c->retries, c->in.count, depth);
+        c->next_stats = now + STATS_EVERY_MS;
+    }
+    if (now >= c->next_prune && c->db) {
+        long total = 0, n;
+        int rounds = 0;
+        /* Small deletes, each its own transaction, so pruning never holds
+         * many locks or a long transaction. */
+        do {
+            n = ds_applier_prune(c->ap, c->cfg->apply_tombstone_retention_hours,
+                                 PRUNE_LIMIT, c->err, sizeof c->err);
+            if (n > 0)
+                total += n;
+        } while (n == PRUNE_LIMIT && ++rounds < PRUNE_ROUNDS);
+        if (n < 0) {
+            DS_LOG(c->lg, DS_LOG_WARN, "prune tombstones: %s", c->err);
+            db_close(c);
+        } else if (total > 0) {
+            DS_LOG(c->lg, DS_LOG_INFO, "pruned %ld tombstones older than %d h",
+                   total, c->cfg->apply_tombstone_retention_hours);
+        }
+        c->next_prune = now + PRUNE_EVERY_MS;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                                 */
+
+int ds_consumer_run(ds_consumer *c)
+{
+    while (!stopping(c)) {
+        if (!ds_inbox_connected(&c->in)) {
+            broker_reconnect(c);
+            continue;
+        }
+        gather(c);
+        if (c->n > 0) {
+            decode_batch(c);
+            if (apply_batch(c) == 0)
+                finish_batch(c);
+            free_batch(c);
+        }
+        periodic(c);
+    }
+    const ds_apply_stats *s = ds_applier_stats(c->ap);
+    DS_LOG(c->lg, DS_LOG_INFO,
+           "stopping: applied %" PRIu64 ", recorded %" PRIu64
+           ", superseded %" PRIu64 ", dead-lettered %" PRIu64,
+           s->applied, s->recorded, s->superseded, c->dead_lettered);
+    ds_inbox_close(&c->in);
+    return 0;
+}
+
+void ds_consumer_free(ds_consumer *c)
+{
+    if (!c)
+        return;
+    free_batch(c);
+    ds_inbox_close(&c->in);
+    db_close(c);
+    ds_applier_free(c->ap);
+    ds_catalog_free(&c->cat);
+    free(c->msgs);
+    free(c->changes);
+    free(c);
+}
+
+int ds_consumer_new(ds_consumer **out, const ds_config *cfg,
+                    const ds_logger *lg, volatile sig_atomic_t *stop, char *err,
+                    size_t errlen)
+{
+    ds_consumer *c = calloc(1, sizeof *c);
+    int rc;
+
+    *out = NULL;
+    if (!c)
+        return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+    c->cfg = cfg;
+    c->lg = lg;
+    c->stop = stop;
+    ds_inbox_init(&c->in, cfg, lg);
+    c->ap = ds_applier_new(cfg->node_id, lg);
+    c->msgs = calloc((size_t)cfg->apply_batch_max, sizeof *c->msgs);
+    c->changes = calloc((size_t)cfg->apply_batch_max, sizeof *c->changes);
+    if (!c->ap || !c->msgs || !c->changes) {
+        rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    rc = db_open(c);
+    if (rc == 0)
+        rc = catalog_reload(c, false);
+    if (rc) {
+        rc = ds__seterr(err, errlen, rc, "%s", c->err);
+        goto fail;
+    }
+    rc = ds_inbox_open(&c->in, c->err, sizeof c->err);
+    if (rc) {
+        rc = ds__seterr(err, errlen, rc, "broker: %s", c->err);
+        goto fail;
+    }
+    char tables[1024] = "";
+    for (int i = 0; i < c->cat.ntables; i++) {
+        size_t len = strlen(tables);
+        snprintf(tables + len, sizeof tables - len, "%s%s", i ? " " : "",
+                 c->cat.tables[i].name);
+    }
+    DS_LOG(lg, DS_LOG_INFO,
+           "datasync-consumer %s: node %s, queue %s (%s) on %s, database %s, "
+           "tables %s, batch %d / %d ms, prefetch %d",
+           ds_version(), cfg->node_id, c->in.queue,
+           cfg->amqp_queue_type == DS_QUEUE_QUORUM ? "quorum" : "classic",
+           c->in.amqp.host, cfg->mysql_database, tables, cfg->apply_batch_max,
+           cfg->apply_batch_wait_ms, cfg->amqp_prefetch);
+    c->next_stats = now_ms() + STATS_EVERY_MS;
+    c->next_prune = now_ms();
+    *out = c;
+    return 0;
+fail:
+    ds_consumer_free(c);
+    return rc;
+}

@@ -1,0 +1,209 @@
+/* test_consumer_faults.c: three consumers through kill -9, a MariaDB outage and a RabbitMQ restart, converging every time. */
+#include "test_consumer.h"
+
+static tc_cluster cl;
+
+static int setup(void **state)
+{
+    (void)state;
+    tc_setup(&cl, "dsf", NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tc_teardown(&cl);
+    return 0;
+}
+
+enum { KEYS = 100 };
+
+/* The stream: updates of KEYS keys, versions increasing, so the expected
+ * end state is the last change of each key. A delete now and then. */
+typedef struct stream {
+    uint64_t hlc;
+    int n;
+    int last[KEYS]; /* n of the last change, or -1 when deleted */
+} stream;
+
+static void stream_init(stream *s, uint64_t start)
+{
+    s->hlc = start;
+    s->n = 0;
+    for (int k = 0; k < KEYS; k++)
+        s->last[k] = -2; /* never written */
+}
+
+static void stream_publish(stream *s, int count)
+{
+    static const char *const origins[] = {"zf-1", "zf-2", "zf-3"};
+    char **bodies = malloc((size_t)count * sizeof *bodies);
+    assert_non_null(bodies);
+    for (int i = 0; i < count; i++) {
+        int k = (s->n * 37 + i) % KEYS;
+        char key[32], data[96];
+        bool del = s->n % 11 == 5;
+        snprintf(key, sizeof key, "{\"k\":%d}", k);
+        snprintf(data, sizeof data, "{\"k\":%d,\"v\":\"s%d\",\"n\":%d}", k,
+                 s->n, s->n);
+        bodies[i] = tc_event(del ? "delete" : "update", "kv", key,
+                             del ? NULL : data, origins[s->n % 3], ++s->hlc);
+        s->last[k] = del ? -1 : s->n;
+        s->n++;
+    }
+    tc_publish_all(&cl, bodies, (size_t)count);
+    tc_free_all(bodies, (size_t)count);
+    free(bodies);
+}
+
+static char *stream_expected(const stream *s)
+{
+    size_t cap = 64 * KEYS, len = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    out[0] = '\0';
+    for (int k = 0; k < KEYS; k++)
+        if (s->last[k] >= 0)
+            len += (size_t)snprintf(out + len, cap - len, "%d|s%d|%d\n", k,
+                                    s->last[k], s->last[k]);
+    return out;
+}
+
+static const char KV_SQL[] = "SELECT k, v, n FROM kv ORDER BY k";
+static const char VERSIONS_SQL[] =
+    "SELECT tbl, pk, hlc, origin, deleted FROM datasync_versions ORDER BY "
+    "tbl, pk";
+
+static void expect_converged(const stream *s, int timeout_ms)
+{
+    char *want = stream_expected(s);
+    for (int i = 0; i < TC_NODES; i++)
+        tc_wait_dump(&cl, i, KV_SQL, want, timeout_ms);
+    free(want);
+    /* The same versions everywhere: every change was accepted once, with
+     * the same effect, on every server. */
+    char *a = tc_dump(cl.db[0], VERSIONS_SQL);
+    assert_non_null(a);
+    for (int i = 1; i < TC_NODES; i++)
+        tc_wait_dump(&cl, i, VERSIONS_SQL, a, 5000);
+    free(a);
+}
+
+static void expect_alive(void)
+{
+    for (int i = 0; i < TC_NODES; i++) {
+        int status;
+        if (waitpid(cl.pid[i], &status, WNOHANG) == cl.pid[i]) {
+            cl.pid[i] = 0;
+            fail_msg("consumer %s died (log %s)", cl.node[i], cl.log[i]);
+        }
+    }
+}
+
+/* kill -9 of a consumer mid-stream, then a restart: its unacked batch
+ * comes again, its committed one is superseded; all end identical. */
+static void kill9_mid_stream_converges(void **state)
+{
+    (void)state;
+    stream s;
+    stream_init(&s, 100000);
+    stream_publish(&s, 600);
+    tc_sleep_ms(150);
+    assert_int_equal(tc_stop(&cl, 1, SIGKILL, 5000), -SIGKILL);
+    stream_publish(&s, 600);
+    tc_start(&cl, 1);
+    stream_publish(&s, 300);
+    expect_converged(&s, 30000);
+    expect_alive();
+}
+
+/* MariaDB stopped for 10 s mid-stream: the consumers roll back and retry,
+ * ack nothing meanwhile (every message stays in the queues), keep their
+ * broker connections (heartbeats flow), and converge once it is back. */
+static void mariadb_outage_acks_nothing_and_converges(void **state)
+{
+    (void)state;
+    stream s;
+    stream_init(&s, 200000);
+    stream_publish(&s, 300);
+    expect_converged(&s, 30000);
+
+    long offset[TC_NODES];
+    for (int i = 0; i < TC_NODES; i++)
+        offset[i] = tc_file_size(cl.log[i]);
+    assert_int_equal(itest_service("maria", "stop"), 0);
+    long long down_at = tc_now_ms();
+    stream_publish(&s, 300);
+    tc_sleep_ms(2000);
+    for (int i = 0; i < TC_NODES; i++) {
+        long total = tc_queue_total(cl.queue[i]);
+        printf("%s: %ld messages (ready + unacked) with the database down\n",
+               cl.queue[i], total);
+        assert_int_equal(total, 300);
+    }
+    while (tc_now_ms() - down_at < 10000)
+        tc_sleep_ms(100);
+    for (int i = 0; i < TC_NODES; i++) {
+        long total = tc_queue_total(cl.queue[i]);
+        printf("%s: %ld messages after 10 s down\n", cl.queue[i], total);
+        assert_int_equal(total, 300);
+    }
+    expect_alive();
+    /* SIGTERM while the database is down: the batch in hand is left
+     * unacked (it comes again) and the consumer still exits 0 within 5 s. */
+    long long t0 = tc_now_ms();
+    int rc = tc_stop(&cl, 2, SIGTERM, 10000);
+    printf("%s: exit %d after %lld ms with the database down\n", cl.node[2], rc,
+           tc_now_ms() - t0);
+    assert_int_equal(rc, 0);
+    assert_true(tc_now_ms() - t0 < 5000);
+    assert_int_equal(itest_service("maria", "start"), 0);
+    tc_start(&cl, 2);
+    expect_converged(&s, 40000);
+    for (int i = 0; i < TC_NODES; i++) {
+        assert_true(tc_log_has(cl.log[i], offset[i], "database:"));
+        if (tc_log_has(cl.log[i], offset[i], "broker:"))
+            fail_msg("%s lost its broker connection during the database "
+                     "outage (log %s)",
+                     cl.node[i], cl.log[i]);
+        long total = -1;
+        for (long long end = tc_now_ms() + 10000; tc_now_ms() < end;
+             tc_sleep_ms(200))
+            if ((total = tc_queue_total(cl.queue[i])) == 0)
+                break;
+        assert_int_equal(total, 0);
+    }
+}
+
+/* RabbitMQ restarted mid-stream: the consumers reconnect, redeclare and
+ * converge; persistent messages survive in the durable queues. */
+static void rabbitmq_restart_reconnects_and_converges(void **state)
+{
+    (void)state;
+    stream s;
+    stream_init(&s, 300000);
+    long offset[TC_NODES];
+    for (int i = 0; i < TC_NODES; i++)
+        offset[i] = tc_file_size(cl.log[i]);
+    stream_publish(&s, 800);
+    itest_amqp_close(cl.amqp);
+    cl.amqp = NULL;
+    assert_int_equal(itest_service("rabbit", "restart"), 0);
+    tc_amqp_open(&cl);
+    stream_publish(&s, 400);
+    expect_converged(&s, 60000);
+    expect_alive();
+    for (int i = 0; i < TC_NODES; i++)
+        assert_true(tc_log_has(cl.log[i], offset[i], "broker: connected"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kill9_mid_stream_converges),
+        cmocka_unit_test(mariadb_outage_acks_nothing_and_converges),
+        cmocka_unit_test(rabbitmq_restart_reconnects_and_converges),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
