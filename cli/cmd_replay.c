@@ -167,9 +167,9 @@ static int replay_to_queue(struct run *r, cli_input *in, const char *node)
     progress_end(&r->pg);
     cli_broker_close(&r->b);
 
-    printf("replay: %llu events to queue %s: confirmed %llu, nacked %llu, "
+    printf("replay: %llu event%s to queue %s: confirmed %llu, nacked %llu, "
            "unroutable %llu, unanswered %llu, skipped %zu\n",
-           (unsigned long long)r->sent, r->queue,
+           (unsigned long long)r->sent, r->sent == 1 ? "" : "s", r->queue,
            (unsigned long long)r->pub.confirmed,
            (unsigned long long)r->pub.nacked,
            (unsigned long long)r->pub.unroutable,

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -212,8 +213,10 @@ static void on_confirm(ds_producer *p, uint64_t tag, bool multiple, bool ack)
             p->drain_unconfirmed--;
             r->state = DS_REC_DONE;
             r->result = !ack ? DS_ENACK : r->returned ? DS_EUNROUTABLE : 0;
-            if (ack && r->returned)
+            if (ack && r->returned) {
                 p->stats.unroutable++;
+                p->unroutable_since_flush++; /* ds_flush reports it */
+            }
             else if (ack)
                 p->stats.confirmed++;
         } else if (ack) {
@@ -519,6 +522,9 @@ static void connect_broker(ds_producer *p)
     const char *why = NULL;
     int rc;
 
+    snprintf(p->client_name, sizeof p->client_name,
+             "datasync-producer %s pid %d", p->cfg.node_id, (int)p->pid);
+    p->amqp.client_name = p->client_name;
     pthread_mutex_unlock(&p->lock);
     rc = ds__amqp_connect(&p->amqp, p->cfg.amqp_url, p->cfg.amqp_heartbeat,
                           p->cfg.producer_confirm_timeout_ms, err, sizeof err);
@@ -596,7 +602,10 @@ void *ds__io_main(void *arg)
                 break;
         }
         if (!p->amqp.conn) {
-            spool_pending_before(p, UINT64_MAX);
+            /* Before the first attempt, changes wait for it; after a
+             * failed one, they go to the spool at once. */
+            if (p->broker_down)
+                spool_pending_before(p, UINT64_MAX);
             if (now >= p->next_connect_ms)
                 connect_broker(p);
             else

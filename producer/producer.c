@@ -37,6 +37,25 @@ void ds__rec_push_front(ds_rec_list *l, ds_record *r)
     l->count++;
 }
 
+bool ds__rec_unlink(ds_rec_list *l, ds_record *r)
+{
+    ds_record *prev = NULL;
+    for (ds_record *at = l->head; at; prev = at, at = at->next) {
+        if (at != r)
+            continue;
+        if (prev)
+            prev->next = r->next;
+        else
+            l->head = r->next;
+        if (l->tail == r)
+            l->tail = prev;
+        l->count--;
+        r->next = NULL;
+        return true;
+    }
+    return false;
+}
+
 ds_record *ds__rec_pop(ds_rec_list *l)
 {
     ds_record *r = l->head;
@@ -287,40 +306,58 @@ void ds_producer_set_log(ds_producer *p, ds_log_fn fn, void *userdata)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Sync mode: waits for the record's fate. If the I/O thread cannot decide in
- * time (a stuck socket the watchdog could not break), spools the change here:
- * it may then reach consumers twice, which versions make harmless. */
+/* Lock held, unlocked around the disk write. Spools a record the caller
+ * still owns (not in any list) and returns the spool's verdict. */
+static int spool_own(ds_producer *p, ds_record *r)
+{
+    int rc;
+    pthread_mutex_unlock(&p->lock);
+    rc = ds__spool_records(p, &r, 1);
+    pthread_mutex_lock(&p->lock);
+    return rc;
+}
+
+/* Sync mode: waits for the record's fate. A change the I/O thread has not
+ * published by the confirm timeout (it is busy connecting or draining) is
+ * taken back and spooled here. One already published is the I/O thread's to
+ * settle; only if that thread is stuck past the grace (a socket the watchdog
+ * could not break) is a copy spooled here too: it may then reach consumers
+ * twice, which versions make harmless. */
 static int wait_for_record(ds_producer *p, ds_record *r)
 {
-    uint64_t deadline =
-        deadline_after(p->cfg.producer_confirm_timeout_ms + DS_WAIT_GRACE_MS);
-    ds_record copy;
+    uint64_t start = ds__now_ms();
+    uint64_t deadline = start + (uint64_t)p->cfg.producer_confirm_timeout_ms;
     int rc;
 
     while (r->state != DS_REC_DONE) {
         uint64_t now = ds__now_ms();
-        if (now >= deadline)
+        if (now >= deadline && r->state == DS_REC_PENDING &&
+            ds__rec_unlink(&p->pending, r)) {
+            p->outstanding--;
+            pthread_cond_broadcast(&p->changed);
+            rc = spool_own(p, r);
+            ds__rec_free(r);
+            return rc;
+        }
+        if (now >= deadline + DS_WAIT_GRACE_MS)
             break;
         ds__io_watchdog(p, now);
-        wait_until(p, deadline);
+        wait_until(p, deadline + DS_WAIT_GRACE_MS);
     }
     if (r->state == DS_REC_DONE) {
         rc = r->result;
         ds__rec_free(r);
         return rc;
     }
+    ds_record copy = *r;
     r->waited = false;
-    r->abandoned = true;
-    copy = *r;
+    r->abandoned = true; /* the I/O thread frees it when it settles */
     copy.body = malloc(r->len);
     if (!copy.body)
         return DS_ENOMEM;
     memcpy(copy.body, r->body, r->len);
-    pthread_mutex_unlock(&p->lock);
-    ds_record *one = &copy;
-    rc = ds__spool_records(p, &one, 1);
+    rc = spool_own(p, &copy);
     free(copy.body);
-    pthread_mutex_lock(&p->lock);
     return rc;
 }
 

@@ -79,6 +79,7 @@ struct ds_producer {
     pthread_t io_thread;
     bool io_started;
     ds_amqp amqp;
+    char client_name[96]; /* the connection's name in the broker's tools */
     ds_spool *spool;
     uint64_t next_seq;
     uint64_t backoff_ms;
@@ -91,6 +92,8 @@ struct ds_producer {
 void ds__rec_push(ds_rec_list *l, ds_record *r);
 void ds__rec_push_front(ds_rec_list *l, ds_record *r);
 ds_record *ds__rec_pop(ds_rec_list *l);
+/* Removes r from l; false when r is not in it. */
+bool ds__rec_unlink(ds_rec_list *l, ds_record *r);
 void ds__rec_free(ds_record *r);
 
 /* Marks r DONE with result (lock held): wakes its waiter, or frees it when

@@ -281,6 +281,7 @@ static void unroutable_is_reported_not_dropped(void **state)
     assert_int_equal(ds_options_set(o, "producer.mode", "async"), 0);
     assert_int_equal(ds_options_set(o, "producer.spool_dir", f->spool_dir), 0);
     assert_int_equal(ds_producer_new(&f->p, o), 0);
+    ds_producer_set_log(f->p, log_to_stderr, NULL);
     ds_options_free(o);
     assert_int_equal(emit_user(f->p, DS_OP_CREATE, 2, "lost?"), 0);
     assert_int_equal(ds_flush(f->p, 5000), DS_EUNROUTABLE);
@@ -519,8 +520,44 @@ static void forked_child_reconnects(void **state)
     fixture_free(f);
 }
 
+/* A resource alarm: the broker blocks publishers (connection.blocked). Sync
+ * emits still return within the timeout, their changes spooled, and arrive
+ * once the alarm clears. */
+static void blocked_broker_spools_within_the_timeout(void **state)
+{
+    (void)state;
+    enum { N = 5 };
+    struct fixture *f = fixture_new("sync", 1500);
+    char cmd[512];
+    ds_producer_stats st;
+
+    assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "before"), 0);
+    snprintf(cmd, sizeof cmd,
+             "%s rabbit ctl set_vm_memory_high_watermark 0.0000001 >/dev/null",
+             itest_env("DS_TEST_SERVICES"));
+    assert_int_equal(system(cmd), 0);
+    for (int i = 0; i < N; i++) {
+        uint64_t t0 = ds__now_ms();
+        assert_int_equal(emit_user(f->p, DS_OP_UPDATE, 1, "blocked"), 0);
+        if (ds__now_ms() - t0 > 1500 + 1000)
+            fail_msg("emit %d took %llu ms while blocked", i,
+                     (unsigned long long)(ds__now_ms() - t0));
+    }
+    ds_producer_stats_get(f->p, &st);
+    assert_int_equal(st.spooled, N);
+    snprintf(cmd, sizeof cmd,
+             "%s rabbit ctl set_vm_memory_high_watermark 0.4 >/dev/null",
+             itest_env("DS_TEST_SERVICES"));
+    assert_int_equal(system(cmd), 0);
+    /* The "before" change plus every spooled one, at least once each. */
+    assert_true(wait_depth(f, N + 1, 30000) >= N + 1);
+    fixture_free(f);
+}
+
 int main(void)
 {
+    if (getenv("DS_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("DS_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(emitted_change_arrives_with_every_contract_field, teardown),
         cmocka_unit_test_teardown(emit_event_keeps_id_and_version, teardown),
@@ -530,6 +567,8 @@ int main(void)
         cmocka_unit_test_teardown(eight_threads_async_each_change_once, teardown),
         cmocka_unit_test_teardown(forked_child_reconnects, teardown),
         cmocka_unit_test_teardown(nacked_changes_are_retried_or_spooled_never_lost, teardown),
+        cmocka_unit_test_teardown(blocked_broker_spools_within_the_timeout,
+                                  teardown),
         cmocka_unit_test_teardown(broker_down_spools_then_drains_in_order, teardown),
         cmocka_unit_test_teardown(async_emits_spool_while_down_and_drain_after, teardown),
     };
