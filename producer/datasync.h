@@ -121,13 +121,19 @@ typedef struct ds_producer_stats {
 
 /*
  * Creates a producer from opts (copied: opts may be freed afterwards).
- * Opens the spool in producer.spool_dir; connecting to the broker is lazy
- * and never fails creation: an unreachable broker only means changes are
- * spooled. Returns 0 and *out, or a negative code (*out stays NULL); the
- * message of a failed creation is in opts' errmsg.
+ * node.id must be set: it is the origin of every change. Opens the spool in
+ * producer.spool_dir and starts the library's I/O thread, which connects
+ * in the background: an unreachable broker never fails creation, it only
+ * means changes are spooled. Returns 0 and *out, or a negative code (*out
+ * stays NULL) with the reason in ds_options_errmsg(opts), the one thing
+ * this call writes into opts.
  *
- * Threads: one producer may be used by several threads at once. Fork: a
- * child process must not use its parent's producer; it creates its own.
+ * Threads: one producer may be used by several threads at once.
+ * Fork: a child may keep using the producer it inherited: its first call
+ * notices the new process, drops the parent's connection and queue (the
+ * parent still delivers those), reopens the spool and reconnects. Only the
+ * forking thread survives a fork, so fork while no other thread is inside a
+ * ds_ call (as pre-forking servers do before they serve).
  */
 DS_EXPORT int ds_producer_new(ds_producer **out, const ds_options *opts);
 
@@ -170,8 +176,9 @@ DS_EXPORT int ds_flush(ds_producer *p, int timeout_ms);
 /* Copies the counters into *out. Any thread. */
 DS_EXPORT void ds_producer_stats_get(ds_producer *p, ds_producer_stats *out);
 
-/* The detail of the last error on p; "" if none. Borrowed: valid until the
- * next call on p from the same thread that got the error. */
+/* The detail of the last error on p; "" if none. Borrowed: the buffer lives
+ * as long as p; with several threads it holds the latest failure of any of
+ * them, so read it right after the failing call. */
 DS_EXPORT const char *ds_producer_errmsg(const ds_producer *p);
 
 #ifdef __cplusplus

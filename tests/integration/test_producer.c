@@ -2,6 +2,7 @@
 #include "itest.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,6 +555,93 @@ static void blocked_broker_spools_within_the_timeout(void **state)
     fixture_free(f);
 }
 
+/* Sends SIGSTOP or SIGCONT to the private broker: a stopped broker is a black
+ * hole, TCP stays open but nothing answers. */
+static void signal_broker(int sig)
+{
+    char *path = itest_path("rabbit/rabbit.pid");
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    free(path);
+    assert_int_equal(kill((pid_t)pid, sig), 0);
+}
+
+static int resume_broker(void **state)
+{
+    signal_broker(SIGCONT);
+    return teardown(state);
+}
+
+/* A black-holed broker never blocks an emit or a flush past the confirm
+ * timeout, even when the socket stops taking bytes (rabbitmq-c 0.11 would
+ * wait forever in basic.publish): everything lands in the spool, and
+ * reaches the queue once the broker answers again. */
+static void blackholed_broker_never_blocks(void **state)
+{
+    (void)state;
+    enum { SMALL = 3, BIG = 200, BLOB = 60000 };
+    struct fixture *f = fixture_new("sync", 1000);
+    char *data = malloc(BLOB + 64), key[32], *async_spool;
+    ds_producer *ap;
+    ds_producer_stats st;
+
+    /* A second producer, async, connected before the broker goes silent. */
+    ds_options *o = ds_options_new();
+    async_spool = itest_mkdtemp("spool-async");
+    assert_int_equal(ds_options_set(o, "amqp.url", itest_amqp_url()), 0);
+    assert_int_equal(ds_options_set(o, "amqp.exchange", EXCHANGE), 0);
+    assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
+    assert_int_equal(ds_options_set(o, "producer.mode", "async"), 0);
+    assert_int_equal(ds_options_set(o, "producer.spool_dir", async_spool), 0);
+    assert_int_equal(ds_options_set(o, "producer.confirm_timeout_ms", "1000"), 0);
+    assert_int_equal(ds_producer_new(&ap, o), 0);
+    ds_producer_set_log(ap, log_to_stderr, NULL);
+    ds_options_free(o);
+    assert_int_equal(emit_user(ap, DS_OP_CREATE, 2, "before"), 0);
+    assert_int_equal(ds_flush(ap, 5000), 0);
+    assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "before"), 0);
+
+    signal_broker(SIGSTOP);
+    for (int i = 0; i < SMALL; i++) {
+        uint64_t t0 = ds__now_ms();
+        assert_int_equal(emit_user(f->p, DS_OP_UPDATE, 1, "black hole"), 0);
+        if (ds__now_ms() - t0 > 1000 + 1000)
+            fail_msg("sync emit %d blocked %llu ms", i,
+                     (unsigned long long)(ds__now_ms() - t0));
+    }
+
+    /* Enough bytes to fill the socket's buffers: the I/O thread blocks in
+     * basic.publish until the watchdog shuts the socket down. */
+    uint64_t t0 = ds__now_ms();
+    for (int i = 0; i < BIG; i++) {
+        int n = snprintf(data, BLOB + 64, "{\"id\":%d,\"blob\":\"", i);
+        memset(data + n, 'x', BLOB);
+        strcpy(data + n + BLOB, "\"}");
+        snprintf(key, sizeof key, "{\"id\":%d}", i);
+        assert_int_equal(ds_emit(ap, DS_OP_UPDATE, "users", key, data), 0);
+    }
+    int rc = ds_flush(ap, 5000);
+    uint64_t took = ds__now_ms() - t0;
+    if (rc != 0)
+        fail_msg("flush with a black-holed broker: %s (%s) after %llu ms",
+                 ds_err_name(rc), ds_producer_errmsg(ap),
+                 (unsigned long long)took);
+    ds_producer_stats_get(ap, &st);
+    assert_int_equal(st.spooled, BIG);
+    free(data);
+
+    signal_broker(SIGCONT);
+    /* 1 + 1 before, SMALL + BIG spooled: each arrives (duplicates allowed:
+     * a publish the broker took before going silent may come twice). */
+    assert_true(wait_depth(f, 2 + SMALL + BIG, 60000) >= 2 + SMALL + BIG);
+    ds_producer_free(ap);
+    free(async_spool);
+    fixture_free(f);
+}
+
 int main(void)
 {
     if (getenv("DS_TEST_FILTER"))
@@ -569,6 +657,8 @@ int main(void)
         cmocka_unit_test_teardown(nacked_changes_are_retried_or_spooled_never_lost, teardown),
         cmocka_unit_test_teardown(blocked_broker_spools_within_the_timeout,
                                   teardown),
+        cmocka_unit_test_teardown(blackholed_broker_never_blocks,
+                                  resume_broker),
         cmocka_unit_test_teardown(broker_down_spools_then_drains_in_order, teardown),
         cmocka_unit_test_teardown(async_emits_spool_while_down_and_drain_after, teardown),
     };
