@@ -159,9 +159,8 @@ int cli_get(cli_broker *b, const char *queue, cli_msg *m, bool *got, char *err,
     return 0;
 }
 
-void cli_msg_free(cli_broker *b, cli_msg *m)
+void cli_msg_free(cli_msg *m)
 {
-    (void)b;
     if (m->tag)
         amqp_destroy_message(&m->msg);
     memset(m, 0, sizeof *m);

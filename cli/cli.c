@@ -1,4 +1,5 @@
 /* cli.c: the CLI's shared plumbing: the exit-code table, messages, configuration, option and node-list parsing. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,10 +155,16 @@ int cli_getopt(const cli_ctx *ctx, int argc, char **argv, const char *shortopts,
     opterr = 0;
     c = getopt_long(argc, argv, spec, longopts, NULL);
     if (c == '?') {
-        if (optopt)
-            cli_usage_error(ctx, "unknown option -%c", optopt);
+        const char *arg = argv[optind - 1];
+
+        /* optopt is 0 for an unknown long option, the option's value for
+         * a known one given a value it does not take ("--json=x"). */
+        if (!optopt)
+            cli_usage_error(ctx, "unknown option %s", arg);
+        else if (strncmp(arg, "--", 2) == 0)
+            cli_usage_error(ctx, "option %s takes no value", arg);
         else
-            cli_usage_error(ctx, "unknown option %s", argv[optind - 1]);
+            cli_usage_error(ctx, "unknown option -%c", optopt);
         return '?';
     }
     if (c == ':') {
@@ -321,6 +328,14 @@ uint64_t cli_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void cli_sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }
 
 void cli_format_time(uint64_t unix_s, char *out, size_t len)

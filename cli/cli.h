@@ -92,6 +92,9 @@ bool cli_interactive(void);
 /* Milliseconds of the monotonic clock. */
 uint64_t cli_now_ms(void);
 
+/* Sleeps ms milliseconds (signals do not cut it short). */
+void cli_sleep_ms(uint64_t ms);
+
 /* ------------------------------------------------------------------------ */
 /* The broker session of the commands that talk AMQP themselves (broker.c).  */
 
@@ -136,7 +139,7 @@ typedef struct cli_msg {
  * code with err. */
 int cli_get(cli_broker *b, const char *queue, cli_msg *m, bool *got, char *err,
             size_t errlen);
-void cli_msg_free(cli_broker *b, cli_msg *m);
+void cli_msg_free(cli_msg *m);
 
 /* A header of m's properties as text ("" when absent); numbers and
  * timestamps are formatted. */

@@ -69,6 +69,13 @@ static const char usage_purge[] =
     "  --yes       really delete\n"
     "  -h, --help  this help\n";
 
+/* The options of a subcommand. */
+typedef struct dlq_opts {
+    bool json;        /* list */
+    const char *file; /* export: NULL or "-" for standard output */
+    bool yes;         /* purge */
+} dlq_opts;
+
 typedef struct dlq {
     cli_ctx *ctx;
     const char *node;
@@ -122,7 +129,7 @@ static int dlq_walk(dlq *d, msg_fn fn, void *ctx)
         if (!got)
             break;
         rc = fn(d, &m, ctx);
-        cli_msg_free(&d->b, &m);
+        cli_msg_free(&m);
         if (rc < 0)
             return rc;
     }
@@ -214,8 +221,9 @@ static int list_one(dlq *d, cli_msg *m, void *ctx)
     return 0;
 }
 
-static int dlq_list(dlq *d, bool json)
+static int dlq_list(dlq *d, const dlq_opts *o)
 {
+    bool json = o->json;
     json_object *array = json ? json_object_new_array() : NULL;
     int rc;
 
@@ -288,8 +296,9 @@ static int export_one(dlq *d, cli_msg *m, void *ctx)
     return 0;
 }
 
-static int dlq_export(dlq *d, const char *path)
+static int dlq_export(dlq *d, const dlq_opts *o)
 {
+    const char *path = o->file;
     struct export_ctx e = {0};
     bool to_file = path && strcmp(path, "-") != 0;
     int rc;
@@ -366,7 +375,16 @@ static int replay_one(dlq *d, cli_msg *m, void *ctx)
     amqp_basic_properties_t props = m->msg.properties;
     const amqp_table_t *old = &m->msg.properties.headers;
     amqp_table_entry_t *entries = NULL;
+    dead_info di;
     int n = 0, rc;
+
+    /* Confirms are matched to returns by message_id: one that has none
+     * (not published by libdatasync) gets its event's id, when it has one. */
+    describe(m, &di);
+    if (!(props._flags & AMQP_BASIC_MESSAGE_ID_FLAG) && di.id[0]) {
+        props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+        props.message_id = amqp_cstring_bytes(di.id);
+    }
 
     /* The same message, without the reasons of its death: the consumer
      * writes new ones if it fails again. */
@@ -394,11 +412,12 @@ static int replay_one(dlq *d, cli_msg *m, void *ctx)
     return rc;
 }
 
-static int dlq_replay(dlq *d)
+static int dlq_replay(dlq *d, const dlq_opts *o)
 {
     struct replay_ctx r = {.d = d};
     int rc;
 
+    (void)o;
     rc = cli_queue_inspect(&d->b, d->queue, NULL, NULL, d->err, sizeof d->err);
     if (rc == 0)
         rc = cli_pub_open(&r.pub, &d->b, 256,
@@ -407,8 +426,17 @@ static int dlq_replay(dlq *d)
     if (rc < 0)
         return fail(d, rc);
     rc = dlq_walk(d, replay_one, &r);
-    if (rc == 0)
-        rc = cli_pub_finish(&r.pub, d->err, sizeof d->err);
+    /* What went out is waited for even after an error: each confirmed
+     * republish still gets its dead letter removed. */
+    {
+        char err[DS_ERRMSG_SIZE];
+        int frc = cli_pub_finish(&r.pub, err, sizeof err);
+
+        if (rc == 0 && frc < 0) {
+            rc = frc;
+            snprintf(d->err, sizeof d->err, "%s", err);
+        }
+    }
     cli_pub_close(&r.pub, rc < 0 ? rc : DS_ETIMEOUT);
     printf("dlq replay: %zu dead letter%s republished to %s and removed from "
            "%s, %zu kept\n",
@@ -425,12 +453,12 @@ static int dlq_replay(dlq *d)
 /* ------------------------------------------------------------------------ */
 /* purge and the dispatch                                                    */
 
-static int dlq_purge(dlq *d, bool yes)
+static int dlq_purge(dlq *d, const dlq_opts *o)
 {
     uint32_t purged = 0;
     int rc;
 
-    if (!yes)
+    if (!o->yes)
         return cli_usage_error(d->ctx,
                                "refusing to delete the %u dead letter%s of %s "
                                "without --yes",
@@ -452,17 +480,20 @@ int cli_cmd_dlq(cli_ctx *ctx, int argc, char **argv)
         {"yes", no_argument, NULL, 'y'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
+    /* Which options each subcommand takes. */
     static const struct {
         const char *name, *cmd, *help;
         bool json, yes, file;
+        int (*run)(dlq *d, const dlq_opts *o);
     } subs[] = {
-        {"list", "dlq list", usage_list, true, false, false},
-        {"export", "dlq export", usage_export, false, false, true},
-        {"replay", "dlq replay", usage_replay, false, false, false},
-        {"purge", "dlq purge", usage_purge, false, true, false},
+        {"list", "dlq list", usage_list, true, false, false, dlq_list},
+        {"export", "dlq export", usage_export, false, false, true, dlq_export},
+        {"replay", "dlq replay", usage_replay, false, false, false,
+         dlq_replay},
+        {"purge", "dlq purge", usage_purge, false, true, false, dlq_purge},
     };
-    const char *node = NULL, *file = NULL;
-    bool json = false, yes = false;
+    const char *node = NULL;
+    dlq_opts o = {0};
     size_t s;
     dlq d;
     int c, rc;
@@ -486,7 +517,7 @@ int cli_cmd_dlq(cli_ctx *ctx, int argc, char **argv)
     ctx->cmd = subs[s].cmd;
     argc--;
     argv++;
-    optind = 0;
+    optind = 0; /* GNU getopt starts over at argv[1] */
     while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
         switch (c) {
         case 'n':
@@ -495,12 +526,12 @@ int cli_cmd_dlq(cli_ctx *ctx, int argc, char **argv)
         case 'j':
             if (!subs[s].json)
                 return cli_usage_error(ctx, "unknown option --json");
-            json = true;
+            o.json = true;
             break;
         case 'y':
             if (!subs[s].yes)
                 return cli_usage_error(ctx, "unknown option --yes");
-            yes = true;
+            o.yes = true;
             break;
         case 'h':
             fputs(subs[s].help, stdout);
@@ -510,29 +541,15 @@ int cli_cmd_dlq(cli_ctx *ctx, int argc, char **argv)
         }
     }
     if (subs[s].file && optind < argc)
-        file = argv[optind++];
+        o.file = argv[optind++];
     if (optind < argc)
         return cli_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 
     memset(&d, 0, sizeof d);
     d.ctx = ctx;
     rc = dlq_open(&d, node);
-    if (rc == 0) {
-        switch (s) {
-        case 0:
-            rc = dlq_list(&d, json);
-            break;
-        case 1:
-            rc = dlq_export(&d, file);
-            break;
-        case 2:
-            rc = dlq_replay(&d);
-            break;
-        default:
-            rc = dlq_purge(&d, yes);
-            break;
-        }
-    }
+    if (rc == 0)
+        rc = subs[s].run(&d, &o);
     cli_broker_close(&d.b);
     return rc;
 }

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "topology.h"
@@ -64,14 +63,6 @@ static void progress_end(progress *pg)
 static uint64_t rate_slot(uint64_t start_ms, unsigned long rate, uint64_t i)
 {
     return rate ? start_ms + i * 1000u / rate : 0;
-}
-
-static void sleep_ms(uint64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -161,8 +152,12 @@ static int replay_to_queue(struct run *r, cli_input *in, const char *node)
     }
     r->pg.start_ms = cli_now_ms();
     rc = cli_input_each(in, emit_to_queue, r);
-    if (rc == 0)
-        rc = cli_pub_finish(&r->pub, r->err, sizeof r->err);
+    /* Whatever went out is waited for, even after a read error. */
+    if (rc >= 0) {
+        int frc = cli_pub_finish(&r->pub, r->err, sizeof r->err);
+        if (frc < 0)
+            rc = frc;
+    }
     cli_pub_close(&r->pub, rc < 0 ? rc : DS_ETIMEOUT);
     progress_end(&r->pg);
     cli_broker_close(&r->b);
@@ -195,7 +190,7 @@ static int emit_to_all(cli_item *it, void *ctx)
 
     while (cli_now_ms() < slot) {
         uint64_t left = slot - cli_now_ms();
-        sleep_ms(left < 200 ? left : 200);
+        cli_sleep_ms(left < 200 ? left : 200);
         progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), false);
     }
     rc = ds_emit_event(r->cp.p, it->text);

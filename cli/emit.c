@@ -1,6 +1,5 @@
 /* emit.c: publishing through libdatasync for publish and replay: the producer from the config file, its log, flush and summary. */
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 
@@ -94,13 +93,6 @@ uint64_t cli_producer_answered(cli_producer *cp, uint64_t emitted)
     return n < emitted ? n : emitted;
 }
 
-static void sleep_100ms(void)
-{
-    struct timespec ts = {0, 100000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
                        void *tickctx)
 {
@@ -124,7 +116,7 @@ int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
              * the broker answers is drained soon: wait for it too. */
             if (st.spooled == 0 || cli_producer_answered(cp, emitted) >= emitted)
                 return rc;
-            sleep_100ms();
+            cli_sleep_ms(100);
         }
         if (tick)
             tick(tickctx);

@@ -903,6 +903,60 @@ static void test_dlq_purge_needs_yes(void **state)
     run_free(&r);
 }
 
+/* A node queue that takes 5 messages and nacks the rest (reject-publish),
+ * standing in for a broker that refuses messages. */
+static void declare_small_queue(const char *queue)
+{
+    amqp_table_entry_t args[2];
+    amqp_table_t table = {2, args};
+
+    args[0].key = amqp_cstring_bytes("x-max-length");
+    args[0].value.kind = AMQP_FIELD_KIND_I64;
+    args[0].value.value.i64 = 5;
+    args[1].key = amqp_cstring_bytes("x-overflow");
+    args[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    args[1].value.value.bytes = amqp_cstring_bytes("reject-publish");
+    amqp_queue_declare(cur.conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(queue),
+                       0, 1, 0, 0, table);
+    itest_amqp_check(amqp_get_rpc_reply(cur.conn), "queue.declare");
+}
+
+static void test_not_confirmed_is_partial(void **state)
+{
+    char *file = events_file("ten.jsonl", 10, "node-q");
+    run r;
+
+    (void)state;
+    setup_both();
+    itest_queue_delete(cur.conn, cur.qa);
+    declare_small_queue(cur.qa);
+
+    /* replay --node: the refused events are named, and the exit says so. */
+    CLI(&r, NULL, "-c", cur.conf, "replay", "--node", cur.node_a, file);
+    expect(&r, EXIT_PARTIAL, "confirmed 5, nacked 5", "line 6: event");
+    assert_non_null(strstr(r.err, "line 10: event"));
+    assert_null(strstr(r.err, "line 5: event"));
+    run_free(&r);
+    assert_int_equal(itest_queue_depth(cur.conn, cur.qa), 5);
+
+    /* dlq replay into the full queue: every dead letter stays. */
+    fill_dead_letters(3);
+    CLI(&r, NULL, "-c", cur.conf, "dlq", "replay", "--node", cur.node_a);
+    expect(&r, EXIT_PARTIAL, "0 dead letters republished", "stays in");
+    run_free(&r);
+    assert_int_equal(itest_queue_depth(cur.conn, cur.qa_dead), 3);
+    /* Room for two: two leave the dead-letter queue, one stays. */
+    itest_queue_purge(cur.conn, cur.qa);
+    for (int i = 0; i < 3; i++)
+        itest_amqp_publish(cur.conn, "", cur.qa, "{}", true);
+    CLI(&r, NULL, "-c", cur.conf, "dlq", "replay", "--node", cur.node_a);
+    expect(&r, EXIT_PARTIAL, "2 dead letters republished", NULL);
+    assert_non_null(strstr(r.out, "1 kept"));
+    run_free(&r);
+    assert_int_equal(itest_queue_depth(cur.conn, cur.qa_dead), 1);
+    free(file);
+}
+
 /* ------------------------------------------------------------------------ */
 /* status                                                                    */
 
@@ -1315,6 +1369,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_dlq_replay_removes_only_after_confirm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_purge_needs_yes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_not_confirmed_is_partial, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_status_depths_and_consumers, setup,
                                         teardown),

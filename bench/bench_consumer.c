@@ -1,0 +1,805 @@
+/* bench_consumer.c: datasync-consumer's apply rate from a pre-filled queue against a no-op and a naive per-message consumer, in the same run. */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <mysql.h>
+
+#include "amqp_util.h"
+#include "config.h"
+#include "error.h"
+#include "ids.h"
+#include "mysql_util.h"
+#include "topology.h"
+
+/*
+ * Three consumers drain the same durable queue, filled with the same
+ * persistent messages before each measurement (the fill is not timed):
+ *   (a) the built datasync-consumer, as a process with a configuration,
+ *       from its start until the queue is empty and the last change is
+ *       committed;
+ *   (b) a no-op rabbitmq-c consumer: same prefetch, one basic.ack(multiple)
+ *       every batch_max messages (as the real one acks a full batch), no
+ *       decoding, no database;
+ *   (c) a naive consumer: per message json-c parse, one prepared upsert
+ *       (INSERT ... ON DUPLICATE KEY UPDATE) or DELETE by primary key,
+ *       commit, basic.ack of that message alone; it keeps no versions, so
+ *       it does less work per change than (a). It runs on a prefix of the
+ *       events (DS_BENCH_NAIVE) to keep the run bounded: one commit each.
+ * Rounds alternate (a), (b), (c), so drift on a shared machine hits all
+ * alike; the table shows medians and ratios of medians.
+ */
+
+#define NODE "bench-a"
+#define EXCHANGE "ds_bench_consumer"
+#define DB_REAL "ds_bench_real"
+#define DB_NAIVE "ds_bench_naive"
+#define WINDOW 1024      /* unconfirmed publishes in flight while filling */
+#define POLL_MS 20       /* completion polling of (a) */
+#define RUN_LIMIT_S 300  /* one measurement longer than this is a failure */
+#define NEW_ROUND_S 330  /* no new round starts after this much of the run */
+#define NDATA 6          /* data columns besides the key */
+
+static const char *const data_cols[NDATA] = {"name",  "email",   "price",
+                                             "qty",   "updated", "note"};
+
+static const char *url, *build_dir, *mysql_host;
+static int mysql_port;
+static int n_events = 100000, n_keys = 10000, n_naive = 10000, rounds = 3;
+static int prefetch = 1000, batch_max = 200;
+static char rundir[512];
+static pid_t child; /* the consumer under test, killed if we die */
+
+typedef struct bench_event {
+    char *body;
+    size_t len;
+    char id[37];
+} bench_event;
+
+/* What the tables hold after a prefix of the events has applied. */
+typedef struct expect {
+    long rows, keys;
+    long long qty_sum;
+    int last_key; /* key of the prefix's last event: it carries the max hlc */
+    unsigned long long last_hlc;
+} expect;
+
+static bench_event *events;
+static expect exp_all, exp_naive;
+
+static void die(const char *what, const char *why)
+{
+    fprintf(stderr, "bench_consumer: %s: %s\n", what, why);
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    exit(1);
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+static int env_int(const char *name, int def, int lo, int hi)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        fprintf(stderr, "bench_consumer: %s=%s out of range %d..%d, using %d\n",
+                name, v, lo, hi, def);
+        return def;
+    }
+    return (int)n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The events                                                                 */
+
+static uint64_t rng = 0x9e3779b97f4a7c15u;
+
+static uint32_t rnd(void)
+{
+    /* xorshift64*: deterministic, so every run publishes the same mix. */
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (uint32_t)((rng * UINT64_C(2685821657736338717)) >> 32);
+}
+
+/*
+ * n events over nkeys keys of table items: 70% update, 20% create, 10%
+ * delete, keys uniform at random, origins bench-x and bench-y (both remote
+ * to NODE), hlc strictly increasing, so every change is newer than the
+ * stored version and applies: the consumer's most expensive case.
+ */
+static void make_events(void)
+{
+    bool *present = calloc((size_t)n_keys + 1, sizeof *present);
+    bool *touched = calloc((size_t)n_keys + 1, sizeof *touched);
+    int *qty = calloc((size_t)n_keys + 1, sizeof *qty);
+    uint64_t base = ds__now_ms() << 16;
+    char ts[32], data[600];
+    long rows = 0, keys = 0;
+    long long qty_sum = 0;
+
+    events = calloc((size_t)n_events, sizeof *events);
+    if (!present || !touched || !qty || !events)
+        die("events", "out of memory");
+    ds__rfc3339_ms(ds__now_ms(), ts);
+    for (int i = 0; i < n_events; i++) {
+        bench_event *e = &events[i];
+        uint32_t r = rnd() % 100;
+        int k = (int)(rnd() % (uint32_t)n_keys) + 1;
+        const char *op = r < 70 ? "update" : r < 90 ? "create" : "delete";
+        const char *origin = rnd() & 1 ? "bench-x" : "bench-y";
+        unsigned long long hlc = (unsigned long long)(base + (uint64_t)i);
+        int q = (int)(rnd() % 1000);
+
+        if (ds__uuid7(e->id))
+            die("events", "no randomness for event ids");
+        if (r < 90) {
+            char note[128] = "null";
+            if (rnd() % 4)
+                snprintf(note, sizeof note,
+                         "\"revision %d of item %d, changed on the other "
+                         "server\"",
+                         i, k);
+            snprintf(data, sizeof data,
+                     ",\"data\":{\"id\":%d,\"name\":\"item %d rev %d\","
+                     "\"email\":\"owner%d@example.com\",\"price\":\"%u.%02u\","
+                     "\"qty\":%d,\"updated\":\"2026-01-%02u %02u:%02u:%02u."
+                     "%03u\",\"note\":%s}",
+                     k, k, i, k, rnd() % 100000, rnd() % 100, q,
+                     1 + rnd() % 28, rnd() % 24, rnd() % 60, rnd() % 60,
+                     rnd() % 1000, note);
+            if (!present[k])
+                rows++;
+            else
+                qty_sum -= qty[k];
+            present[k] = true;
+            qty[k] = q;
+            qty_sum += q;
+        } else {
+            data[0] = '\0';
+            if (present[k]) {
+                rows--;
+                qty_sum -= qty[k];
+            }
+            present[k] = false;
+        }
+        if (!touched[k]) {
+            touched[k] = true;
+            keys++;
+        }
+        e->body = malloc(strlen(data) + 300);
+        if (!e->body)
+            die("events", "out of memory");
+        e->len = (size_t)sprintf(
+            e->body,
+            "{\"v\":1,\"id\":\"%s\",\"origin\":\"%s\",\"hlc\":%llu,\"ts\":"
+            "\"%s\",\"op\":\"%s\",\"table\":\"items\",\"key\":{\"id\":%d}%s}",
+            e->id, origin, hlc, ts, op, k, data);
+        if (i + 1 == n_naive || i + 1 == n_events) {
+            expect *x = i + 1 == n_naive ? &exp_naive : &exp_all;
+            x->rows = rows;
+            x->keys = keys;
+            x->qty_sum = qty_sum;
+            x->last_key = k;
+            x->last_hlc = hlc;
+            if (i + 1 == n_events && n_naive == n_events)
+                exp_naive = *x;
+        }
+    }
+    free(present);
+    free(touched);
+    free(qty);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Broker and database helpers                                                */
+
+static void config_for(ds_config *cfg, const char *database)
+{
+    char err[DS_ERRMSG_SIZE], port[16];
+    snprintf(port, sizeof port, "%d", mysql_port);
+    ds__config_defaults(cfg);
+    if (ds__config_set(cfg, "node.id", NODE, err, sizeof err) ||
+        ds__config_set(cfg, "amqp.url", url, err, sizeof err) ||
+        ds__config_set(cfg, "amqp.exchange", EXCHANGE, err, sizeof err) ||
+        ds__config_set(cfg, "mysql.host", mysql_host, err, sizeof err) ||
+        ds__config_set(cfg, "mysql.port", port, err, sizeof err) ||
+        ds__config_set(cfg, "mysql.user", "root", err, sizeof err) ||
+        ds__config_set(cfg, "mysql.database", database, err, sizeof err))
+        die("config", err);
+}
+
+static void amqp_open(ds_amqp *a)
+{
+    char err[DS_ERRMSG_SIZE];
+    memset(a, 0, sizeof *a);
+    if (ds__amqp_connect(a, url, 0, 30000, err, sizeof err) < 0)
+        die("connect", err);
+}
+
+static void check(ds_amqp *a, const char *what)
+{
+    char err[DS_ERRMSG_SIZE];
+    if (ds__amqp_reply_error(amqp_get_rpc_reply(a->conn), what, err,
+                             sizeof err) < 0)
+        die(what, err);
+}
+
+static long queue_depth(ds_amqp *a, const char *queue)
+{
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(a->conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(queue),
+                           1, 0, 0, 0, amqp_empty_table);
+    if (!ok)
+        check(a, "queue.declare (passive)");
+    return ok ? (long)ok->message_count : -1;
+}
+
+static const char *node_queue(void)
+{
+    static char q[128];
+    ds__topology_node_queue(NODE, q, sizeof q);
+    return q;
+}
+
+static const char *dead_queue(void)
+{
+    static char q[128];
+    ds__topology_dead_queue(NODE, q, sizeof q);
+    return q;
+}
+
+/*
+ * Empties the node's queues and publishes the first n events through the
+ * exchange, persistent and mandatory, with the producer's properties,
+ * WINDOW unconfirmed at most, until the broker confirmed every one. The
+ * topology is declared by the consumer's own code, so its start-up declare
+ * meets identical arguments.
+ */
+static double fill_queue(int n)
+{
+    ds_amqp a;
+    ds_config cfg;
+    char err[DS_ERRMSG_SIZE];
+    uint64_t acked = 0, sent = 0, t0 = now_us();
+
+    config_for(&cfg, DB_REAL);
+    amqp_open(&a);
+    if (ds__topology_declare_exchanges(&a, &cfg, err, sizeof err) ||
+        ds__topology_declare_node(&a, &cfg, NODE, err, sizeof err))
+        die("topology", err);
+    amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(node_queue()));
+    check(&a, "queue.purge");
+    amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(dead_queue()));
+    check(&a, "queue.purge");
+    amqp_confirm_select(a.conn, DS_AMQP_CHANNEL);
+    check(&a, "confirm.select");
+    while (acked < (uint64_t)n) {
+        while (sent < (uint64_t)n && sent - acked < WINDOW) {
+            const bench_event *e = &events[sent];
+            amqp_basic_properties_t props;
+            memset(&props, 0, sizeof props);
+            props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+                           AMQP_BASIC_DELIVERY_MODE_FLAG |
+                           AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_APP_ID_FLAG;
+            props.content_type = amqp_cstring_bytes("application/json");
+            props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+            props.message_id = amqp_cstring_bytes(e->id);
+            props.app_id = amqp_cstring_bytes("datasync");
+            amqp_bytes_t body = {e->len, e->body};
+            if (amqp_basic_publish(a.conn, DS_AMQP_CHANNEL,
+                                   amqp_cstring_bytes(EXCHANGE),
+                                   amqp_cstring_bytes("data.sync"), 1, 0,
+                                   &props, body) != AMQP_STATUS_OK)
+                die("fill", "publish failed");
+            sent++;
+        }
+        amqp_frame_t f;
+        struct timeval tv = {30, 0};
+        if (amqp_simple_wait_frame_noblock(a.conn, &f, &tv) != AMQP_STATUS_OK)
+            die("fill", "no confirm within 30 s");
+        if (f.frame_type != AMQP_FRAME_METHOD)
+            continue;
+        if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+            amqp_basic_ack_t *ack = f.payload.method.decoded;
+            acked = ack->multiple ? ack->delivery_tag : acked + 1;
+        } else if (f.payload.method.id == AMQP_BASIC_NACK_METHOD ||
+                   f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
+            die("fill", "the broker refused or returned a message");
+        }
+        amqp_maybe_release_buffers(a.conn);
+    }
+    double secs = (double)(now_us() - t0) / 1e6;
+    long depth = queue_depth(&a, node_queue());
+    if (depth != n) {
+        snprintf(err, sizeof err, "queue holds %ld messages, expected %d",
+                 depth, n);
+        die("fill", err);
+    }
+    ds__amqp_close(&a);
+    return n / secs;
+}
+
+static MYSQL *admin_connect(void)
+{
+    MYSQL *db = mysql_init(NULL);
+    unsigned int timeout = 30;
+    if (!db)
+        die("mysql", "out of memory");
+    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &timeout);
+    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    if (!mysql_real_connect(db, mysql_host, "root", "", NULL,
+                            (unsigned int)mysql_port, NULL, 0))
+        die("mysql connect", mysql_error(db));
+    return db;
+}
+
+static void sql(MYSQL *db, const char *text)
+{
+    if (mysql_query(db, text))
+        die(text, mysql_error(db));
+    MYSQL_RES *res = mysql_store_result(db);
+    if (res)
+        mysql_free_result(res);
+}
+
+/* The number a one-value query returns; -1 when it fails (a table that is
+ * not there yet) or gives no row. */
+static long long scalar(MYSQL *db, const char *text)
+{
+    long long v = -1;
+    if (mysql_query(db, text))
+        return -1;
+    MYSQL_RES *res = mysql_store_result(db);
+    if (!res)
+        return -1;
+    MYSQL_ROW row = mysql_fetch_row(res);
+    if (row && row[0])
+        v = strtoll(row[0], NULL, 10);
+    mysql_free_result(res);
+    return v;
+}
+
+/* A fresh database with the application table: seven columns, integer
+ * key, text, exact decimal, date-time, a secondary index to maintain. */
+static void reset_database(MYSQL *db, const char *name)
+{
+    char q[512];
+    snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s", name);
+    sql(db, q);
+    snprintf(q, sizeof q, "CREATE DATABASE %s CHARACTER SET utf8mb4", name);
+    sql(db, q);
+    snprintf(q, sizeof q,
+             "CREATE TABLE %s.items (id INT PRIMARY KEY, name VARCHAR(64) "
+             "NOT NULL, email VARCHAR(128), price DECIMAL(12,2) NOT NULL, qty "
+             "INT NOT NULL, updated DATETIME(3) NOT NULL, note VARCHAR(255), "
+             "KEY items_updated (updated)) ENGINE=InnoDB",
+             name);
+    sql(db, q);
+}
+
+/* The rows must be what the events say, or the rate means nothing. */
+static void verify_rows(MYSQL *db, const char *name, const expect *x,
+                        const char *who)
+{
+    char q[256], why[256];
+    snprintf(q, sizeof q, "SELECT COUNT(*) FROM %s.items", name);
+    long long rows = scalar(db, q);
+    snprintf(q, sizeof q, "SELECT COALESCE(SUM(qty), 0) FROM %s.items", name);
+    long long sum = scalar(db, q);
+    if (rows != x->rows || sum != x->qty_sum) {
+        snprintf(why, sizeof why,
+                 "%s.items has %lld rows, qty sum %lld; expected %ld, %lld",
+                 name, rows, sum, x->rows, x->qty_sum);
+        die(who, why);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* (a) datasync-consumer                                                      */
+
+static long vm_hwm_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+/* Runs the built daemon on a pre-filled queue. Returns its rate; *hwm gets
+ * its peak RSS in KiB, read just before SIGTERM. */
+static double run_real(MYSQL *admin, int pf, long *hwm)
+{
+    char conf[600], logf[600], bin[600], q[256], why[700];
+    int status;
+
+    reset_database(admin, DB_REAL);
+    fill_queue(n_events);
+
+    snprintf(conf, sizeof conf, "%s/bench-consumer-%d.conf", rundir, pf);
+    snprintf(logf, sizeof logf, "%s/bench-consumer.log", rundir);
+    snprintf(bin, sizeof bin, "%s/datasync-consumer", build_dir);
+    FILE *f = fopen(conf, "w");
+    if (!f)
+        die(conf, strerror(errno));
+    fprintf(f,
+            "[node]\nid = %s\n"
+            "[amqp]\nurl = %s\nexchange = %s\nprefetch = %d\n"
+            "[mysql]\nhost = %s\nport = %d\nuser = root\ndatabase = %s\n"
+            "[apply]\ntables = items\nbatch_max = %d\n"
+            "[log]\nlevel = info\n",
+            NODE, url, EXCHANGE, pf, mysql_host, mysql_port, DB_REAL,
+            batch_max);
+    fclose(f);
+
+    ds_amqp a;
+    amqp_open(&a);
+    snprintf(q, sizeof q,
+             "SELECT hlc FROM %s.datasync_versions WHERE tbl = 'items' AND "
+             "pk = '[%d]'",
+             DB_REAL, exp_all.last_key);
+
+    fflush(stdout);
+    fflush(stderr);
+    uint64_t t0 = now_us();
+    child = fork();
+    if (child < 0)
+        die("fork", strerror(errno));
+    if (child == 0) {
+        FILE *out = freopen(logf, "a", stdout);
+        if (!out || dup2(fileno(stdout), 2) < 0)
+            _exit(126);
+        execl(bin, bin, "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    /* Done once nothing is ready in the queue and the last event, which
+     * carries the highest version, is committed: the consumer applies in
+     * order, so everything before it is committed too. */
+    for (;;) {
+        if (waitpid(child, &status, WNOHANG) == child) {
+            child = 0;
+            snprintf(why, sizeof why, "exited early (status 0x%x); see %s",
+                     status, logf);
+            die("datasync-consumer", why);
+        }
+        if (queue_depth(&a, node_queue()) == 0 &&
+            (unsigned long long)scalar(admin, q) == exp_all.last_hlc)
+            break;
+        if (now_us() - t0 > (uint64_t)RUN_LIMIT_S * 1000000u) {
+            snprintf(why, sizeof why, "not done after %d s; see %s",
+                     RUN_LIMIT_S, logf);
+            die("datasync-consumer", why);
+        }
+        sleep_ms(POLL_MS);
+    }
+    double secs = (double)(now_us() - t0) / 1e6;
+    *hwm = vm_hwm_kib(child);
+
+    kill(child, SIGTERM);
+    uint64_t end = now_us() + 10 * 1000000u;
+    while (waitpid(child, &status, WNOHANG) != child) {
+        if (now_us() > end)
+            die("datasync-consumer", "no exit within 10 s of SIGTERM");
+        sleep_ms(10);
+    }
+    child = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(why, sizeof why, "stopped with status 0x%x; see %s", status,
+                 logf);
+        die("datasync-consumer", why);
+    }
+    /* Its connection is closed: anything unacked would be ready again. */
+    if (queue_depth(&a, node_queue()) != 0 || queue_depth(&a, dead_queue()) != 0)
+        die("datasync-consumer", "messages left unacked or dead-lettered");
+    ds__amqp_close(&a);
+    verify_rows(admin, DB_REAL, &exp_all, "datasync-consumer");
+    snprintf(q, sizeof q, "SELECT COUNT(*) FROM %s.datasync_versions", DB_REAL);
+    if (scalar(admin, q) != exp_all.keys)
+        die("datasync-consumer", "versions table does not hold every key");
+    return n_events / secs;
+}
+
+/* ------------------------------------------------------------------------ */
+/* (b) and (c): rabbitmq-c consumers inside the bench                         */
+
+static void start_consuming(ds_amqp *a)
+{
+    amqp_basic_qos(a->conn, DS_AMQP_CHANNEL, 0, (uint16_t)prefetch, 0);
+    check(a, "basic.qos");
+    amqp_basic_consume(a->conn, DS_AMQP_CHANNEL,
+                       amqp_cstring_bytes(node_queue()), amqp_empty_bytes, 0, 0,
+                       0, amqp_empty_table);
+    check(a, "basic.consume");
+}
+
+static void next_message(ds_amqp *a, amqp_envelope_t *env)
+{
+    struct timeval tv = {30, 0};
+    amqp_maybe_release_buffers(a->conn);
+    amqp_rpc_reply_t r = amqp_consume_message(a->conn, env, &tv, 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        check(a, "consume");
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        die("consume", "no message within 30 s");
+}
+
+/* Consumes and acks, nothing else: what the broker and rabbitmq-c cost. */
+static double run_noop(void)
+{
+    ds_amqp a, probe;
+    int got = 0;
+    uint64_t last_tag = 0;
+
+    fill_queue(n_events);
+    uint64_t t0 = now_us();
+    amqp_open(&a);
+    start_consuming(&a);
+    while (got < n_events) {
+        amqp_envelope_t env;
+        next_message(&a, &env);
+        last_tag = env.delivery_tag;
+        amqp_destroy_envelope(&env);
+        if (++got % batch_max == 0 || got == n_events)
+            if (amqp_basic_ack(a.conn, DS_AMQP_CHANNEL, last_tag, 1) !=
+                AMQP_STATUS_OK)
+                die("no-op", "basic.ack failed");
+    }
+    double secs = (double)(now_us() - t0) / 1e6;
+    ds__amqp_close(&a);
+    amqp_open(&probe);
+    if (queue_depth(&probe, node_queue()) != 0)
+        die("no-op", "messages left unacked");
+    ds__amqp_close(&probe);
+    return n_events / secs;
+}
+
+typedef struct naive_params {
+    MYSQL_BIND b[1 + NDATA];
+    long long ints[1 + NDATA];
+    unsigned long lens[1 + NDATA];
+} naive_params;
+
+static void bind_value(naive_params *p, int i, json_object *v)
+{
+    MYSQL_BIND *b = &p->b[i];
+    memset(b, 0, sizeof *b);
+    switch (json_object_get_type(v)) {
+    case json_type_int:
+        p->ints[i] = json_object_get_int64(v);
+        b->buffer_type = MYSQL_TYPE_LONGLONG;
+        b->buffer = &p->ints[i];
+        break;
+    case json_type_string:
+        p->lens[i] = (unsigned long)json_object_get_string_len(v);
+        b->buffer_type = MYSQL_TYPE_STRING;
+        b->buffer = (void *)json_object_get_string(v);
+        b->buffer_length = p->lens[i];
+        b->length = &p->lens[i];
+        break;
+    default:
+        b->buffer_type = MYSQL_TYPE_NULL;
+        break;
+    }
+}
+
+static MYSQL_STMT *prepare(MYSQL *db, const char *text)
+{
+    MYSQL_STMT *st = mysql_stmt_init(db);
+    if (!st || mysql_stmt_prepare(st, text, (unsigned long)strlen(text)))
+        die(text, st ? mysql_stmt_error(st) : "out of memory");
+    return st;
+}
+
+/* One change per transaction, acked alone once committed: what a first
+ * implementation would do. Same connection settings as the daemon's. */
+static double run_naive(MYSQL *admin)
+{
+    ds_config cfg;
+    MYSQL *db;
+    ds_amqp a, probe;
+    char err[DS_ERRMSG_SIZE];
+    json_tokener *tok = json_tokener_new();
+    naive_params p;
+
+    reset_database(admin, DB_NAIVE);
+    fill_queue(n_naive);
+    config_for(&cfg, DB_NAIVE);
+    uint64_t t0 = now_us();
+    if (ds__mysql_connect(&db, &cfg, err, sizeof err))
+        die("naive: mysql", err);
+    MYSQL_STMT *upsert = prepare(
+        db, "INSERT INTO items (id, name, email, price, qty, updated, note) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE name = "
+            "VALUES(name), email = VALUES(email), price = VALUES(price), qty "
+            "= VALUES(qty), updated = VALUES(updated), note = VALUES(note)");
+    MYSQL_STMT *del = prepare(db, "DELETE FROM items WHERE id = ?");
+    amqp_open(&a);
+    start_consuming(&a);
+    for (int got = 0; got < n_naive; got++) {
+        amqp_envelope_t env;
+        json_object *ev, *op, *key, *id, *data, *v;
+        next_message(&a, &env);
+        json_tokener_reset(tok);
+        ev = json_tokener_parse_ex(tok, env.message.body.bytes,
+                                   (int)env.message.body.len);
+        if (!ev || !json_object_object_get_ex(ev, "op", &op) ||
+            !json_object_object_get_ex(ev, "key", &key) ||
+            !json_object_object_get_ex(key, "id", &id))
+            die("naive", "bad event");
+        bool is_delete = strcmp(json_object_get_string(op), "delete") == 0;
+        MYSQL_STMT *st = is_delete ? del : upsert;
+        bind_value(&p, 0, id);
+        if (!is_delete) {
+            if (!json_object_object_get_ex(ev, "data", &data))
+                die("naive", "no data");
+            for (int i = 0; i < NDATA; i++) {
+                v = NULL;
+                json_object_object_get_ex(data, data_cols[i], &v);
+                bind_value(&p, 1 + i, v);
+            }
+        }
+        if (mysql_stmt_bind_param(st, p.b) || mysql_stmt_execute(st))
+            die("naive: execute", mysql_stmt_error(st));
+        if (mysql_commit(db))
+            die("naive: commit", mysql_error(db));
+        if (amqp_basic_ack(a.conn, DS_AMQP_CHANNEL, env.delivery_tag, 0) !=
+            AMQP_STATUS_OK)
+            die("naive", "basic.ack failed");
+        json_object_put(ev);
+        amqp_destroy_envelope(&env);
+    }
+    double secs = (double)(now_us() - t0) / 1e6;
+    ds__amqp_close(&a);
+    mysql_stmt_close(upsert);
+    mysql_stmt_close(del);
+    mysql_close(db);
+    json_tokener_free(tok);
+    amqp_open(&probe);
+    if (queue_depth(&probe, node_queue()) != 0)
+        die("naive", "messages left unacked");
+    ds__amqp_close(&probe);
+    verify_rows(admin, DB_NAIVE, &exp_naive, "naive");
+    return n_naive / secs;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static double median(const double *v, int n)
+{
+    double s[16];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+int main(void)
+{
+    double ra[16], rb[16], rc[16], fill;
+    long hwm[16], hwm_default = -1, peak = 0;
+    double rate_default = 0;
+    int done = 0;
+    const int default_prefetch = 500; /* amqp.prefetch's default */
+
+    url = getenv("DS_TEST_AMQP_URL");
+    build_dir = getenv("DS_TEST_BUILD");
+    mysql_host = getenv("DS_TEST_MYSQL_HOST");
+    if (!url || !build_dir || !mysql_host || !getenv("DS_TEST_MYSQL_PORT"))
+        die("environment", "DS_TEST_AMQP_URL, DS_TEST_BUILD, "
+                           "DS_TEST_MYSQL_HOST/PORT are not set (run through "
+                           "bench/run.sh)");
+    mysql_port = atoi(getenv("DS_TEST_MYSQL_PORT"));
+    n_events = env_int("DS_BENCH_EVENTS", n_events, 1000, 10000000);
+    n_keys = env_int("DS_BENCH_KEYS", n_keys, 1, 10000000);
+    n_naive = env_int("DS_BENCH_NAIVE", n_naive, 100, n_events);
+    if (n_naive > n_events)
+        n_naive = n_events;
+    rounds = env_int("DS_BENCH_ROUNDS", rounds, 1, 16);
+    prefetch = env_int("DS_BENCH_PREFETCH", prefetch, 1, 65535);
+    batch_max = env_int("DS_BENCH_BATCH", batch_max, 1, 10000);
+    const char *rd = getenv("DS_TEST_RUNDIR");
+    snprintf(rundir, sizeof rundir, "%s", rd && *rd ? rd : "/tmp");
+    signal(SIGPIPE, SIG_IGN);
+
+    uint64_t start = now_us();
+    make_events();
+    MYSQL *admin = admin_connect();
+    fill = fill_queue(n_events); /* warm-up; also the fill rate for the log */
+    fprintf(stderr, "fill: %d persistent messages at %.0f/s (not timed)\n",
+            n_events, fill);
+
+    /* Alternate (a), (b), (c) in every round; stop starting rounds once
+     * the run would no longer fit its time budget. */
+    for (int r = 0; r < rounds; r++) {
+        if (r >= 2 && now_us() - start > (uint64_t)NEW_ROUND_S * 1000000u)
+            break;
+        ra[r] = run_real(admin, prefetch, &hwm[r]);
+        rb[r] = run_noop();
+        rc[r] = run_naive(admin);
+        if (hwm[r] > peak)
+            peak = hwm[r];
+        done++;
+        fprintf(stderr,
+                "round %d: consumer %.0f/s, no-op %.0f/s, naive %.0f/s, "
+                "consumer peak RSS %.1f MiB (%.0f s so far)\n",
+                r + 1, ra[r], rb[r], rc[r], hwm[r] / 1024.0,
+                (double)(now_us() - start) / 1e6);
+    }
+    if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT")) {
+        rate_default = run_real(admin, default_prefetch, &hwm_default);
+        fprintf(stderr, "default prefetch %d: consumer %.0f/s, peak RSS %.1f MiB\n",
+                default_prefetch, rate_default, hwm_default / 1024.0);
+    }
+    mysql_close(admin);
+
+    double m_a = median(ra, done), m_b = median(rb, done),
+           m_c = median(rc, done);
+    printf("\nconsumer benchmark (%d events over %d keys, 70%% update / 20%% "
+           "create / 10%% delete;\nprefetch %d, batch_max %d; %d rounds, "
+           "medians; naive on the first %d events)\n",
+           n_events, n_keys, prefetch, batch_max, done, n_naive);
+    printf("| measure                                       | value          |\n");
+    printf("|-----------------------------------------------|----------------|\n");
+    printf("| (a) datasync-consumer, start to all committed | %8.0f ev/s  |\n",
+           m_a);
+    printf("| (b) no-op consumer, ack(multiple) per %-5d   | %8.0f ev/s  |\n",
+           batch_max, m_b);
+    printf("| (c) naive: 1 transaction + 1 ack per message  | %8.0f ev/s  |\n",
+           m_c);
+    printf("| (a) / (b) (target >= 0.50)                    | %8.2f x     |\n",
+           m_a / m_b);
+    printf("| (a) / (c) (target >= 5)                       | %8.2f x     |\n",
+           m_a / m_c);
+    printf("| consumer peak RSS, prefetch %-5d (<= 64 MiB) | %8.1f MiB   |\n",
+           prefetch, peak / 1024.0);
+    if (hwm_default >= 0) {
+        printf("| (a) at prefetch %-5d (default), one run      | %8.0f ev/s  |\n",
+               default_prefetch, rate_default);
+        printf("| consumer peak RSS, prefetch %-5d            | %8.1f MiB   |\n",
+               default_prefetch, hwm_default / 1024.0);
+    }
+    printf("total bench time %.0f s\n", (double)(now_us() - start) / 1e6);
+
+    for (int i = 0; i < n_events; i++)
+        free(events[i].body);
+    free(events);
+    return 0;
+}
