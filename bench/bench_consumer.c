@@ -51,8 +51,8 @@
 static const char *const data_cols[NDATA] = {"name",  "email",   "price",
                                              "qty",   "updated", "note"};
 
-static const char *url, *build_dir, *mysql_host;
-static int mysql_port;
+static const char *url, *build_dir, *db_host;
+static int db_port;
 static int n_events = 100000, n_keys = 10000, n_naive = 10000, rounds = 3;
 static int prefetch = 1000, batch_max = 200;
 static char rundir[512];
@@ -201,16 +201,11 @@ static void make_events(void)
             "{\"v\":1,\"id\":\"%s\",\"origin\":\"%s\",\"hlc\":%llu,\"ts\":"
             "\"%s\",\"op\":\"%s\",\"table\":\"items\",\"key\":{\"id\":%d}%s}",
             e->id, origin, hlc, ts, op, k, data);
-        if (i + 1 == n_naive || i + 1 == n_events) {
-            expect *x = i + 1 == n_naive ? &exp_naive : &exp_all;
-            x->rows = rows;
-            x->keys = keys;
-            x->qty_sum = qty_sum;
-            x->last_key = k;
-            x->last_hlc = hlc;
-            if (i + 1 == n_events && n_naive == n_events)
-                exp_naive = *x;
-        }
+        expect now = {rows, keys, qty_sum, k, hlc};
+        if (i + 1 == n_naive)
+            exp_naive = now;
+        if (i + 1 == n_events)
+            exp_all = now;
     }
     free(present);
     free(touched);
@@ -223,12 +218,12 @@ static void make_events(void)
 static void config_for(ds_config *cfg, const char *database)
 {
     char err[DS_ERRMSG_SIZE], port[16];
-    snprintf(port, sizeof port, "%d", mysql_port);
+    snprintf(port, sizeof port, "%d", db_port);
     ds__config_defaults(cfg);
     if (ds__config_set(cfg, "node.id", NODE, err, sizeof err) ||
         ds__config_set(cfg, "amqp.url", url, err, sizeof err) ||
         ds__config_set(cfg, "amqp.exchange", EXCHANGE, err, sizeof err) ||
-        ds__config_set(cfg, "mysql.host", mysql_host, err, sizeof err) ||
+        ds__config_set(cfg, "mysql.host", db_host, err, sizeof err) ||
         ds__config_set(cfg, "mysql.port", port, err, sizeof err) ||
         ds__config_set(cfg, "mysql.user", "root", err, sizeof err) ||
         ds__config_set(cfg, "mysql.database", database, err, sizeof err))
@@ -354,8 +349,8 @@ static MYSQL *admin_connect(void)
         die("mysql", "out of memory");
     mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &timeout);
     mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (!mysql_real_connect(db, mysql_host, "root", "", NULL,
-                            (unsigned int)mysql_port, NULL, 0))
+    if (!mysql_real_connect(db, db_host, "root", "", NULL,
+                            (unsigned int)db_port, NULL, 0))
         die("mysql connect", mysql_error(db));
     return db;
 }
@@ -461,7 +456,7 @@ static double run_real(MYSQL *admin, int pf, long *hwm)
             "[mysql]\nhost = %s\nport = %d\nuser = root\ndatabase = %s\n"
             "[apply]\ntables = items\nbatch_max = %d\n"
             "[log]\nlevel = info\n",
-            NODE, url, EXCHANGE, pf, mysql_host, mysql_port, DB_REAL,
+            NODE, url, EXCHANGE, pf, db_host, db_port, DB_REAL,
             batch_max);
     fclose(f);
 
@@ -721,12 +716,12 @@ int main(void)
 
     url = getenv("DS_TEST_AMQP_URL");
     build_dir = getenv("DS_TEST_BUILD");
-    mysql_host = getenv("DS_TEST_MYSQL_HOST");
-    if (!url || !build_dir || !mysql_host || !getenv("DS_TEST_MYSQL_PORT"))
+    db_host = getenv("DS_TEST_MYSQL_HOST");
+    if (!url || !build_dir || !db_host || !getenv("DS_TEST_MYSQL_PORT"))
         die("environment", "DS_TEST_AMQP_URL, DS_TEST_BUILD, "
                            "DS_TEST_MYSQL_HOST/PORT are not set (run through "
                            "bench/run.sh)");
-    mysql_port = atoi(getenv("DS_TEST_MYSQL_PORT"));
+    db_port = atoi(getenv("DS_TEST_MYSQL_PORT"));
     n_events = env_int("DS_BENCH_EVENTS", n_events, 1000, 10000000);
     n_keys = env_int("DS_BENCH_KEYS", n_keys, 1, 10000000);
     n_naive = env_int("DS_BENCH_NAIVE", n_naive, 100, n_events);

@@ -15,9 +15,9 @@ int cli_broker_open(cli_broker *b, const cli_ctx *ctx, char *err, size_t errlen)
     cli_redact_urls(ctx->cfg.amqp_url, b->urls, sizeof b->urls);
     /* The confirm timeout bounds every wait of the CLI too: connect, login,
      * RPCs and confirms. */
-    rc = ds__amqp_connect(&b->amqp, ctx->cfg.amqp_url, ctx->cfg.amqp_heartbeat,
-                          ctx->cfg.producer_confirm_timeout_ms, why,
-                          sizeof why);
+    rc =
+        ds__amqp_connect(&b->amqp, ctx->cfg.amqp_url, ctx->cfg.amqp_heartbeat,
+                         ctx->cfg.producer_confirm_timeout_ms, why, sizeof why);
     if (rc < 0)
         return ds__seterr(err, errlen, rc == DS_EINVAL ? DS_ECONFIG : rc,
                           "cannot reach the broker (amqp.url = %s): %s",
@@ -27,9 +27,9 @@ int cli_broker_open(cli_broker *b, const cli_ctx *ctx, char *err, size_t errlen)
 
 void cli_broker_close(cli_broker *b)
 {
-    /* connection.close alone: it closes both channels, and unacked
-     * messages go back to their queues ("released", which does not count
-     * as a delivery attempt against a quorum queue's delivery limit). */
+    /* connection.close alone: it closes both channels, and the messages
+     * got and not acked go back to their queues without an explicit
+     * reject (which a quorum queue would count against a delivery limit). */
     if (!b->amqp.conn)
         return;
     amqp_connection_close(b->amqp.conn, AMQP_REPLY_SUCCESS);

@@ -1,5 +1,6 @@
 /* cli.c: the CLI's shared plumbing: the exit-code table, messages, configuration, option and node-list parsing. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +26,12 @@ static const exit_row exit_table[] = {
     {CLI_EXIT_FAILURE,
      "failure: input/output, spool, out of memory, anything not below",
      {DS_EIO, DS_ESPOOL, DS_ENOMEM, 0}},
-    {CLI_EXIT_USAGE, "usage: unknown command or option, missing argument",
-     {0}},
-    {CLI_EXIT_CONFIG, "configuration: bad file (FILE:LINE: reason) or value",
+    {CLI_EXIT_USAGE, "usage: unknown command or option, missing argument", {0}},
+    {CLI_EXIT_CONFIG,
+     "configuration: bad file (FILE:LINE: reason) or value",
      {DS_ECONFIG, 0}},
-    {CLI_EXIT_INPUT, "invalid input: JSON, schema, size (line N: reason)",
+    {CLI_EXIT_INPUT,
+     "invalid input: JSON, schema, size (line N: reason)",
      {DS_EINVAL, DS_EJSON, DS_ESCHEMA, DS_ETOOBIG, 0}},
     {CLI_EXIT_BROKER,
      "broker unreachable, or a broker call failed (e.g. queue type conflict)",
@@ -37,8 +39,12 @@ static const exit_row exit_table[] = {
     {CLI_EXIT_PARTIAL,
      "partial: not all confirmed (spooled, nacked, unroutable, skipped...)",
      {DS_EUNROUTABLE, DS_ENACK, 0}},
-    {CLI_EXIT_NOTFOUND, "a queue does not exist: run datasync setup",
+    {CLI_EXIT_NOTFOUND,
+     "a queue does not exist: run datasync setup",
      {DS_ENOTFOUND, 0}},
+    {CLI_EXIT_INTERRUPTED,
+     "interrupted: what was sent was waited for and summarised",
+     {0}},
 };
 
 int cli_exit_code(int err)
@@ -317,6 +323,34 @@ void cli_redact_urls(const char *urls, char *out, size_t len)
     }
 }
 
+/* The one global of the program: a signal handler can set nothing else. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+void cli_catch_interrupts(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    /* No SA_RESTART: a read of standard input waiting for a line returns.
+     * SA_RESETHAND: a second signal is not caught. */
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+bool cli_interrupted(void)
+{
+    return interrupted != 0;
+}
+
 bool cli_interactive(void)
 {
     return isatty(STDERR_FILENO) == 1;
@@ -343,6 +377,7 @@ void cli_format_time(uint64_t unix_s, char *out, size_t len)
     time_t t = (time_t)unix_s;
     struct tm tm;
 
-    if (!gmtime_r(&t, &tm) || strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    if (!gmtime_r(&t, &tm) ||
+        strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(out, len, "%llu", (unsigned long long)unix_s);
 }

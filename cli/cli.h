@@ -26,7 +26,8 @@ enum {
     CLI_EXIT_INPUT = 4,    /* invalid input: JSON, schema, size */
     CLI_EXIT_BROKER = 5,   /* broker unreachable, refused or failed a call */
     CLI_EXIT_PARTIAL = 6,  /* not everything was confirmed by the broker */
-    CLI_EXIT_NOTFOUND = 7  /* a queue does not exist: run setup */
+    CLI_EXIT_NOTFOUND = 7, /* a queue does not exist: run setup */
+    CLI_EXIT_INTERRUPTED = 130 /* SIGINT or SIGTERM: stopped, summarised */
 };
 
 /* The exit code for a DS_E code (0 for 0). */
@@ -39,7 +40,7 @@ void cli_print_exit_codes(FILE *out);
 /* The context of one run.                                                  */
 
 typedef struct cli_ctx {
-    const char *config_arg; /* -c FILE, or NULL */
+    const char *config_arg;  /* -c FILE, or NULL */
     const char *config_path; /* the file read, NULL: defaults only */
     const char *cmd;         /* "publish", "dlq list", ...: prefixes errors */
     bool verbose;            /* -v: the library's info messages too */
@@ -85,6 +86,11 @@ int cli_node(cli_ctx *ctx, const char *given, const char **out);
 
 /* Copies the URL list into out with every password replaced by "***". */
 void cli_redact_urls(const char *urls, char *out, size_t len);
+
+/* From now on, SIGINT and SIGTERM only ask the command to stop sending
+ * (cli_interrupted); a second one ends the process as usual. */
+void cli_catch_interrupts(void);
+bool cli_interrupted(void);
 
 /* Whether long-running commands draw a progress line (stderr is a tty). */
 bool cli_interactive(void);
@@ -171,7 +177,7 @@ typedef struct cli_pub {
     int timeout_ms;     /* no answer for this long: give up */
     cli_inflight *ring; /* publishes in seq order, oldest at head */
     size_t cap, head, count;
-    size_t unsettled;   /* entries of the ring not yet answered */
+    size_t unsettled; /* entries of the ring not yet answered */
     uint64_t next_seq;
     uint64_t confirmed, nacked, unroutable, unanswered;
     uint64_t last_answer_ms;
@@ -204,9 +210,8 @@ void cli_pub_close(cli_pub *p, int result);
 /* The properties libdatasync gives a change (content type, persistent,
  * message_id, timestamp, app_id, x-origin), so a message the CLI publishes
  * itself looks like the producer's. header is storage for x-origin. */
-void cli_event_props(amqp_basic_properties_t *props,
-                     amqp_table_entry_t *header, const char *id,
-                     const char *origin);
+void cli_event_props(amqp_basic_properties_t *props, amqp_table_entry_t *header,
+                     const char *id, const char *origin);
 
 /* ------------------------------------------------------------------------ */
 /* Input: one change or whole event per line (input.c).                     */

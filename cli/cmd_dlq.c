@@ -18,11 +18,13 @@ static const char usage[] =
     "kept in the queue datasync.<ID>.dead with the reason in the header\n"
     "x-datasync-error. --node defaults to node.id.\n"
     "\n"
-    "  list     id, table, op, when and reason of each dead letter (they stay)\n"
+    "  list     id, table, op, when and reason of each dead letter (they "
+    "stay)\n"
     "  export   the original events, one per line, to FILE or standard output\n"
     "           (they stay): fix them, then datasync replay --node ID FILE\n"
     "  replay   each dead letter back to datasync.<ID>, removed from the\n"
-    "           dead-letter queue only once the broker confirmed its republish\n"
+    "           dead-letter queue only once the broker confirmed its "
+    "republish\n"
     "  purge    deletes every dead letter (asks for --yes)\n"
     "\n"
     "Run 'datasync dlq COMMAND --help' for the options of one.\n";
@@ -119,7 +121,7 @@ typedef int (*msg_fn)(dlq *d, cli_msg *m, void *ctx);
  * 0 or the first error of fn or the broker (in d->err). */
 static int dlq_walk(dlq *d, msg_fn fn, void *ctx)
 {
-    for (uint32_t i = 0; i < d->count; i++) {
+    for (uint32_t i = 0; i < d->count && !cli_interrupted(); i++) {
         bool got;
         cli_msg m;
         int rc = cli_get(&d->b, d->dead_queue, &m, &got, d->err, sizeof d->err);
@@ -228,8 +230,8 @@ static int dlq_list(dlq *d, const dlq_opts *o)
     int rc;
 
     if (json && !array)
-        return fail(d, ds__seterr(d->err, sizeof d->err, DS_ENOMEM,
-                                  "out of memory"));
+        return fail(
+            d, ds__seterr(d->err, sizeof d->err, DS_ENOMEM, "out of memory"));
     if (!json)
         printf("%-36s  %-20s  %-6s  %-20s  %s\n", "ID", "TABLE", "OP", "WHEN",
                "REASON");
@@ -258,14 +260,16 @@ static int export_one(dlq *d, cli_msg *m, void *ctx)
     const char *line = bytes;
     int rc = 0;
 
-    /* One event per line: a pretty-printed body is made compact; one that
-     * is not JSON and spans lines cannot be written as a line. */
+    /* One event per line. In JSON a line break can only be whitespace
+     * between tokens (never inside a string), so a pretty-printed body is
+     * put on one line by turning its breaks into spaces, every value left
+     * exactly as written; a body that is not JSON cannot be. */
     if (memchr(bytes, '\n', len) || memchr(bytes, '\0', len)) {
         json_object *obj;
 
         body = body_text(m);
-        obj = body && !memchr(bytes, '\0', len) ? json_tokener_parse(body)
-                                                : NULL;
+        obj =
+            body && !memchr(bytes, '\0', len) ? json_tokener_parse(body) : NULL;
         if (!obj) {
             dead_info di;
             describe(m, &di);
@@ -277,15 +281,14 @@ static int export_one(dlq *d, cli_msg *m, void *ctx)
             free(body);
             return 0;
         }
-        line = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
-        len = strlen(line);
-        if (fwrite(line, 1, len, e->out) != len)
-            rc = -1;
         json_object_put(obj);
-    } else if (len && fwrite(line, 1, len, e->out) != len) {
-        rc = -1;
+        for (char *p = body; *p; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+        line = body;
     }
+    if (len && fwrite(line, 1, len, e->out) != len)
+        rc = -1;
     if (rc == 0 && fputc('\n', e->out) == EOF)
         rc = -1;
     free(body);
@@ -305,22 +308,22 @@ static int dlq_export(dlq *d, const dlq_opts *o)
 
     e.out = to_file ? fopen(path, "w") : stdout;
     if (!e.out)
-        return fail(d, ds__seterr(d->err, sizeof d->err, DS_EIO,
-                                  "cannot create %s: %s", path,
-                                  strerror(errno)));
+        return fail(d,
+                    ds__seterr(d->err, sizeof d->err, DS_EIO,
+                               "cannot create %s: %s", path, strerror(errno)));
     rc = dlq_walk(d, export_one, &e);
     /* The file is complete and on disk before the user acts on it. */
     if (fflush(e.out) != 0 || (to_file && fsync(fileno(e.out)) != 0))
         rc = rc ? rc
-                : ds__seterr(d->err, sizeof d->err, DS_EIO,
-                             "cannot write %s: %s",
-                             to_file ? path : "standard output",
-                             strerror(errno));
+                : ds__seterr(
+                      d->err, sizeof d->err, DS_EIO, "cannot write %s: %s",
+                      to_file ? path : "standard output", strerror(errno));
     if (to_file && fclose(e.out) != 0 && rc == 0)
         rc = ds__seterr(d->err, sizeof d->err, DS_EIO, "cannot write %s: %s",
                         path, strerror(errno));
-    fprintf(stderr, "datasync dlq export: %zu dead letter%s of %s exported to "
-                    "%s%s\n",
+    fprintf(stderr,
+            "datasync dlq export: %zu dead letter%s of %s exported to "
+            "%s%s\n",
             e.written, e.written == 1 ? "" : "s", d->dead_queue,
             to_file ? path : "standard output",
             e.skipped ? " (some skipped, see above)" : "");
@@ -348,22 +351,23 @@ static void on_republished(void *ctx, uint64_t tag, const char *id, int result)
 
     if (result != 0) {
         r->kept++;
-        cli_error(d->ctx, "dead letter %s: republish to %s not confirmed (%s): "
-                          "it stays in %s",
+        cli_error(d->ctx,
+                  "dead letter %s: republish to %s not confirmed (%s): "
+                  "it stays in %s",
                   id[0] ? id : "(no id)", d->queue,
                   result == DS_EUNROUTABLE ? "unroutable" : ds_strerror(result),
                   d->dead_queue);
         return;
     }
-    st = d->b.amqp.conn ? amqp_basic_ack(d->b.amqp.conn, DS_AMQP_CHANNEL, tag,
-                                         0)
-                        : AMQP_STATUS_CONNECTION_CLOSED;
+    st = d->b.amqp.conn
+             ? amqp_basic_ack(d->b.amqp.conn, DS_AMQP_CHANNEL, tag, 0)
+             : AMQP_STATUS_CONNECTION_CLOSED;
     if (st != AMQP_STATUS_OK) {
         /* It was republished: replaying it again later is harmless. */
         r->kept++;
         if (!r->ack_rc)
-            r->ack_rc = ds__amqp_status_error(st, "basic.ack", d->err,
-                                              sizeof d->err);
+            r->ack_rc =
+                ds__amqp_status_error(st, "basic.ack", d->err, sizeof d->err);
         return;
     }
     r->removed++;
@@ -425,6 +429,7 @@ static int dlq_replay(dlq *d, const dlq_opts *o)
                           on_republished, &r, d->err, sizeof d->err);
     if (rc < 0)
         return fail(d, rc);
+    cli_catch_interrupts();
     rc = dlq_walk(d, replay_one, &r);
     /* What went out is waited for even after an error: each confirmed
      * republish still gets its dead letter removed. */
@@ -447,6 +452,11 @@ static int dlq_replay(dlq *d, const dlq_opts *o)
         rc = r.ack_rc;
     if (rc < 0)
         return fail(d, rc);
+    if (cli_interrupted()) {
+        cli_error(d->ctx, "interrupted: the other dead letters stay in %s",
+                  d->dead_queue);
+        return CLI_EXIT_INTERRUPTED;
+    }
     return r.kept ? CLI_EXIT_PARTIAL : CLI_EXIT_OK;
 }
 
@@ -488,8 +498,7 @@ int cli_cmd_dlq(cli_ctx *ctx, int argc, char **argv)
     } subs[] = {
         {"list", "dlq list", usage_list, true, false, false, dlq_list},
         {"export", "dlq export", usage_export, false, false, true, dlq_export},
-        {"replay", "dlq replay", usage_replay, false, false, false,
-         dlq_replay},
+        {"replay", "dlq replay", usage_replay, false, false, false, dlq_replay},
         {"purge", "dlq purge", usage_purge, false, true, false, dlq_purge},
     };
     const char *node = NULL;

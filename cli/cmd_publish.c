@@ -65,13 +65,20 @@ static int publish(struct run *r, cli_input *in, cli_item *one,
 {
     int rc, flush_rc, code;
 
-    rc = cli_producer_open(&r->cp, r->ctx,
-                           one ? DS_MODE_SYNC : DS_MODE_ASYNC, false);
+    rc = cli_producer_open(&r->cp, r->ctx, one ? DS_MODE_SYNC : DS_MODE_ASYNC,
+                           false);
     if (rc)
         return rc;
+    if (!one)
+        cli_catch_interrupts();
     rc = one ? emit_item(one, r) : cli_input_each(in, emit_item, r);
     flush_rc = cli_producer_flush(&r->cp, r->emitted, NULL, NULL);
     code = cli_producer_close(&r->cp, "publish", r->emitted, skipped, flush_rc);
+    if (rc == 0 && cli_interrupted()) {
+        cli_error(r->ctx, "interrupted: the rest of %s was not published",
+                  in->name);
+        return CLI_EXIT_INTERRUPTED;
+    }
     return rc ? rc : code;
 }
 

@@ -46,8 +46,7 @@ static void progress_draw(progress *pg, uint64_t done, bool force)
     elapsed = now - pg->start_ms;
     rate = elapsed ? done * 1000u / elapsed : 0;
     left = rate && pg->total > done ? (pg->total - done) / rate : 0;
-    fprintf(stderr,
-            "\r%llu/%llu events, %llu/s, %llu:%02llu left\033[K",
+    fprintf(stderr, "\r%llu/%llu events, %llu/s, %llu:%02llu left\033[K",
             (unsigned long long)done, (unsigned long long)pg->total,
             (unsigned long long)rate, (unsigned long long)(left / 60),
             (unsigned long long)(left % 60));
@@ -111,20 +110,21 @@ static int emit_to_queue(cli_item *it, void *ctx)
     char *body;
     int rc;
 
-    while (cli_now_ms() < slot) {
+    while (cli_now_ms() < slot && !cli_interrupted()) {
         rc = cli_pub_pump(&r->pub, (int)(slot - cli_now_ms()), r->err,
                           sizeof r->err);
         if (rc < 0)
             return rc;
         progress_draw(&r->pg, pub_done(&r->pub), false);
     }
+    if (cli_interrupted())
+        return 0; /* the line loop stops too */
     body = ds__event_encode(&it->ev, &len);
     if (!body)
         return ds__seterr(r->err, sizeof r->err, DS_ENOMEM, "out of memory");
     cli_event_props(&props, &header, it->ev.id, it->ev.origin);
-    rc = cli_pub_send(&r->pub, "", r->queue, &props,
-                      (amqp_bytes_t){len, body}, it->line, r->err,
-                      sizeof r->err);
+    rc = cli_pub_send(&r->pub, "", r->queue, &props, (amqp_bytes_t){len, body},
+                      it->line, r->err, sizeof r->err);
     free(body);
     if (rc == 0)
         r->sent++;
@@ -168,8 +168,7 @@ static int replay_to_queue(struct run *r, cli_input *in, const char *node)
            (unsigned long long)r->pub.confirmed,
            (unsigned long long)r->pub.nacked,
            (unsigned long long)r->pub.unroutable,
-           (unsigned long long)r->pub.unanswered,
-           in->invalid);
+           (unsigned long long)r->pub.unanswered, in->invalid);
     fflush(stdout);
     if (rc < 0) {
         cli_error(r->ctx, "%s", r->err);
@@ -188,11 +187,13 @@ static int emit_to_all(cli_item *it, void *ctx)
     uint64_t slot = rate_slot(r->pg.start_ms, r->rate, r->sent);
     int rc;
 
-    while (cli_now_ms() < slot) {
+    while (cli_now_ms() < slot && !cli_interrupted()) {
         uint64_t left = slot - cli_now_ms();
         cli_sleep_ms(left < 200 ? left : 200);
         progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), false);
     }
+    if (cli_interrupted())
+        return 0; /* the line loop stops too */
     rc = ds_emit_event(r->cp.p, it->text);
     if (rc < 0) {
         progress_end(&r->pg);
@@ -303,7 +304,13 @@ int cli_cmd_replay(cli_ctx *ctx, int argc, char **argv)
     if (rc == 0) {
         r->pg.on = cli_interactive();
         r->pg.total = in.valid;
+        cli_catch_interrupts();
         rc = node ? replay_to_queue(r, &in, node) : replay_to_all(r, &in);
+        if (rc == 0 && cli_interrupted()) {
+            cli_error(ctx, "interrupted: the rest of %s was not replayed",
+                      in.name);
+            rc = CLI_EXIT_INTERRUPTED;
+        }
     }
     cli_input_close(&in);
 out:

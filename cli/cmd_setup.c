@@ -52,8 +52,8 @@ int cli_cmd_setup(cli_ctx *ctx, int argc, char **argv)
     ds__topology_dead_exchange(&ctx->cfg, dead_exchange, sizeof dead_exchange);
     rc = cli_broker_open(&b, ctx, err, sizeof err);
     if (rc == 0)
-        rc = ds__topology_declare_exchanges(&b.amqp, &ctx->cfg, err,
-                                            sizeof err);
+        rc =
+            ds__topology_declare_exchanges(&b.amqp, &ctx->cfg, err, sizeof err);
     if (rc < 0) {
         cli_error(ctx, "%s", err);
         goto out;

@@ -65,16 +65,15 @@ static int print_json(const cli_broker *b, char **nodes, size_t n,
     list = json_object_new_array();
     json_object_object_add(root, "broker", json_object_new_string(b->urls));
     json_object_object_add(root, "nodes", list);
-    json_object_object_add(root, "unacked_note",
-                           json_object_new_string(
-                               "unacked is null: AMQP 0-9-1 does not report "
+    json_object_object_add(
+        root, "unacked_note",
+        json_object_new_string("unacked is null: AMQP 0-9-1 does not report "
                                "it (needs the management API)"));
     for (size_t i = 0; i < n; i++) {
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "node", json_object_new_string(nodes[i]));
-        json_object_object_add(o, "queue",
-                               json_object_new_string(st[i].queue));
+        json_object_object_add(o, "queue", json_object_new_string(st[i].queue));
         json_object_object_add(o, "queue_exists",
                                json_object_new_boolean(st[i].queue_rc == 0));
         json_object_object_add(o, "ready",
@@ -86,10 +85,9 @@ static int print_json(const cli_broker *b, char **nodes, size_t n,
                                json_object_new_string(st[i].dead_queue));
         json_object_object_add(o, "dead_letters",
                                count_or_null(st[i].dead_rc, st[i].dead));
-        json_object_object_add(o, "warning",
-                               st[i].warning[0]
-                                   ? json_object_new_string(st[i].warning)
-                                   : NULL);
+        json_object_object_add(
+            o, "warning",
+            st[i].warning[0] ? json_object_new_string(st[i].warning) : NULL);
         json_object_array_add(list, o);
     }
     if (puts(json_object_to_json_string_ext(

@@ -9,9 +9,8 @@
  * with amqp_simple_wait_frame_noblock, frame by frame. A basic.return comes
  * before the ack of the same message; it is matched by message_id. */
 
-void cli_event_props(amqp_basic_properties_t *props,
-                     amqp_table_entry_t *header, const char *id,
-                     const char *origin)
+void cli_event_props(amqp_basic_properties_t *props, amqp_table_entry_t *header,
+                     const char *id, const char *origin)
 {
     /* The same properties producer/io.c gives a change. */
     header->key = amqp_cstring_bytes("x-origin");
@@ -32,8 +31,7 @@ void cli_event_props(amqp_basic_properties_t *props,
 }
 
 int cli_pub_open(cli_pub *p, cli_broker *b, size_t window, int timeout_ms,
-                 cli_pub_done_fn done, void *done_ctx, char *err,
-                 size_t errlen)
+                 cli_pub_done_fn done, void *done_ctx, char *err, size_t errlen)
 {
     int rc;
 
@@ -52,8 +50,8 @@ int cli_pub_open(cli_pub *p, cli_broker *b, size_t window, int timeout_ms,
                           "the connection to the broker (%s) was lost",
                           b->urls);
     amqp_channel_open(b->amqp.conn, CLI_PUB_CHANNEL);
-    rc = ds__amqp_reply_error(amqp_get_rpc_reply(b->amqp.conn),
-                              "channel.open", err, errlen);
+    rc = ds__amqp_reply_error(amqp_get_rpc_reply(b->amqp.conn), "channel.open",
+                              err, errlen);
     if (rc == 0) {
         amqp_confirm_select(b->amqp.conn, CLI_PUB_CHANNEL);
         rc = ds__amqp_reply_error(amqp_get_rpc_reply(b->amqp.conn),
@@ -156,8 +154,7 @@ static int lost(cli_pub *p, int rc)
     return rc;
 }
 
-static int on_frame(cli_pub *p, const amqp_frame_t *f, char *err,
-                    size_t errlen)
+static int on_frame(cli_pub *p, const amqp_frame_t *f, char *err, size_t errlen)
 {
     if (f->frame_type != AMQP_FRAME_METHOD)
         return 0;
@@ -178,11 +175,10 @@ static int on_frame(cli_pub *p, const amqp_frame_t *f, char *err,
         return on_return(p, f->channel, err, errlen);
     case AMQP_CHANNEL_CLOSE_METHOD: {
         const amqp_channel_close_t *c = f->payload.method.decoded;
-        return ds__seterr(err, errlen, DS_EAMQP,
-                          "the broker (%s) closed channel %u: %u %.*s",
-                          p->b->urls, f->channel, c->reply_code,
-                          (int)c->reply_text.len,
-                          (const char *)c->reply_text.bytes);
+        return ds__seterr(
+            err, errlen, DS_EAMQP, "the broker (%s) closed channel %u: %u %.*s",
+            p->b->urls, f->channel, c->reply_code, (int)c->reply_text.len,
+            (const char *)c->reply_text.bytes);
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
         const amqp_connection_close_t *c = f->payload.method.decoded;
@@ -258,8 +254,8 @@ int cli_pub_send(cli_pub *p, const char *exchange, const char *routing_key,
     if (st != AMQP_STATUS_OK) {
         char why[DS_ERRMSG_SIZE];
         rc = ds__amqp_status_error(st, "basic.publish", why, sizeof why);
-        return lost(p, ds__seterr(err, errlen, rc, "broker %s: %s",
-                                  p->b->urls, why));
+        return lost(
+            p, ds__seterr(err, errlen, rc, "broker %s: %s", p->b->urls, why));
     }
     if (p->unsettled == 0)
         p->last_answer_ms = cli_now_ms();

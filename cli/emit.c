@@ -100,8 +100,8 @@ int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
      * the broker keeps answering. The I/O thread spools what goes
      * unconfirmed for confirm_timeout_ms, so the counters move at least
      * that often while anything is outstanding. */
-    uint64_t patience = (uint64_t)cp->ctx->cfg.producer_confirm_timeout_ms +
-                        1000u;
+    uint64_t patience =
+        (uint64_t)cp->ctx->cfg.producer_confirm_timeout_ms + 1000u;
     uint64_t last = UINT64_MAX, since = cli_now_ms();
     int rc;
 
@@ -114,7 +114,8 @@ int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
         if (rc != DS_ETIMEOUT) {
             /* Everything is confirmed or spooled; what was spooled while
              * the broker answers is drained soon: wait for it too. */
-            if (st.spooled == 0 || cli_producer_answered(cp, emitted) >= emitted)
+            if (st.spooled == 0 ||
+                cli_producer_answered(cp, emitted) >= emitted)
                 return rc;
             cli_sleep_ms(100);
         }
@@ -143,8 +144,7 @@ int cli_producer_close(cli_producer *cp, const char *verb, uint64_t emitted,
     published = cli_producer_answered(cp, emitted) - unroutable;
     /* In the spool, or spooled by ds_producer_free below. */
     spooled = emitted - published - unroutable;
-    if (flush_rc < 0 && flush_rc != DS_ETIMEOUT &&
-        flush_rc != DS_EUNROUTABLE)
+    if (flush_rc < 0 && flush_rc != DS_ETIMEOUT && flush_rc != DS_EUNROUTABLE)
         cli_error(cp->ctx, "%s", ds_producer_errmsg(cp->p));
     ds_producer_free(cp->p);
     cp->p = NULL;

@@ -90,8 +90,8 @@ static const char *member_text(json_object *obj, const char *name)
         return NULL;
     if (json_object_is_type(v, json_type_string))
         return json_object_get_string(v);
-    return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
+    return json_object_to_json_string_ext(
+        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 static int parse_change(json_object *obj, const ds_config *cfg, cli_item *it,
@@ -137,8 +137,7 @@ static int parse_change(json_object *obj, const ds_config *cfg, cli_item *it,
 }
 
 int cli_line_parse(const char *line, size_t len, unsigned kinds,
-                   const ds_config *cfg, cli_item *it, char *err,
-                   size_t errlen)
+                   const ds_config *cfg, cli_item *it, char *err, size_t errlen)
 {
     json_object *obj = NULL;
     char why[DS_ERRMSG_SIZE];
@@ -170,8 +169,7 @@ int cli_line_parse(const char *line, size_t len, unsigned kinds,
     }
     obj = json_tokener_parse(line);
     if (!obj || !json_object_is_type(obj, json_type_object)) {
-        rc = ds__seterr(err, errlen, DS_ESCHEMA,
-                        "expected a JSON object (%s)",
+        rc = ds__seterr(err, errlen, DS_ESCHEMA, "expected a JSON object (%s)",
                         kinds & CLI_KIND_CHANGE ? "a change or a whole event"
                                                 : "a whole event");
         goto fail;
@@ -274,7 +272,7 @@ static int each_line(cli_input *in, FILE *f, line_fn fn, void *ctx)
     int rc = 0;
 
     errno = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    while (!cli_interrupted() && (len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         if (in->copy && f == in->f &&
             (fwrite(line, 1, (size_t)len, in->copy) != (size_t)len ||
@@ -290,7 +288,7 @@ static int each_line(cli_input *in, FILE *f, line_fn fn, void *ctx)
         if (rc)
             break;
     }
-    if (rc == 0 && ferror(f)) {
+    if (rc == 0 && ferror(f) && !cli_interrupted()) {
         cli_error(in->ctx, "cannot read %s: %s", in->name, strerror(errno));
         rc = CLI_EXIT_FAILURE;
     }

@@ -17,8 +17,7 @@ static const command commands[] = {
      cli_cmd_publish},
     {"replay", "publish whole events again, to every node or to one",
      cli_cmd_replay},
-    {"dlq", "list, export, replay or purge a node's dead letters",
-     cli_cmd_dlq},
+    {"dlq", "list, export, replay or purge a node's dead letters", cli_cmd_dlq},
     {"status", "queue depth, consumers and dead letters per node",
      cli_cmd_status},
 };
@@ -109,7 +108,8 @@ int main(int argc, char **argv)
             return commands[i].run(&ctx, cargc, cargv);
         }
     }
-    return cli_usage_error(&ctx, "unknown command '%s' (setup, publish, "
-                                 "replay, dlq, status)",
+    return cli_usage_error(&ctx,
+                           "unknown command '%s' (setup, publish, "
+                           "replay, dlq, status)",
                            argv[optind]);
 }

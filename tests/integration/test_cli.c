@@ -60,8 +60,10 @@ static void run_free(run *r)
 }
 
 /* Runs $DS_TEST_BUILD/datasync with argv (NULL-terminated), standard input
- * from stdin_path (NULL: /dev/null), and collects its output. */
-static void run_argv(run *r, const char *stdin_path, const char *const *argv)
+ * from stdin_path (NULL: /dev/null), and collects its output. With
+ * signal_after_ms > 0, sends SIGINT that long after the start. */
+static void run_argv_signal(run *r, const char *stdin_path,
+                            const char *const *argv, int signal_after_ms)
 {
     char *bin = NULL, *out = itest_path("cli.stdout"),
          *err = itest_path("cli.stderr");
@@ -88,6 +90,12 @@ static void run_argv(run *r, const char *stdin_path, const char *const *argv)
         execv(bin, (char *const *)args);
         _exit(127);
     }
+    if (signal_after_ms > 0) {
+        struct timespec ts = {signal_after_ms / 1000,
+                              (long)(signal_after_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGINT);
+    }
     assert_int_equal(waitpid(pid, &st, 0), pid);
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     r->out = slurp(out);
@@ -107,7 +115,10 @@ static void run_argv(run *r, const char *stdin_path, const char *const *argv)
     free(err);
 }
 
-#define CLI(r, in, ...) run_argv((r), (in), (const char *const[]){__VA_ARGS__, NULL})
+#define CLI(r, in, ...)                                                        \
+    run_argv_signal((r), (in), (const char *const[]){__VA_ARGS__, NULL}, 0)
+#define CLI_INTERRUPTED(r, ms, ...)                                            \
+    run_argv_signal((r), NULL, (const char *const[]){__VA_ARGS__, NULL}, (ms))
 
 static void expect(const run *r, int status, const char *out_has,
                    const char *err_has)
@@ -159,8 +170,8 @@ static char *write_conf(const char *name, const char *node_id,
                          "[producer]\nspool_dir = %s/spool-%s\n"
                          "confirm_timeout_ms = 3000\n"
                          "%s",
-                         node_id, itest_amqp_url(), cur.exchange, cur.dir,
-                         name, extra ? extra : "") > 0);
+                         node_id, itest_amqp_url(), cur.exchange, cur.dir, name,
+                         extra ? extra : "") > 0);
     write_file(path, text);
     free(text);
     return path;
@@ -311,8 +322,8 @@ static void publish_dead(const char *queue, const char *body,
     props.headers.entries = h;
     assert_int_equal(amqp_basic_publish(cur.conn, ITEST_AMQP_PUBLISH_CHANNEL,
                                         amqp_cstring_bytes(cur.dead_exchange),
-                                        amqp_cstring_bytes(queue), 1, 0,
-                                        &props, amqp_cstring_bytes(body)),
+                                        amqp_cstring_bytes(queue), 1, 0, &props,
+                                        amqp_cstring_bytes(body)),
                      AMQP_STATUS_OK);
     while (!acked) {
         struct timeval tv = {10, 0};
@@ -330,8 +341,8 @@ static void publish_dead(const char *queue, const char *body,
 }
 
 /* An event line with a fixed id and version. */
-static char *event_line(int n, const char *origin, uint64_t hlc,
-                        const char *op, const char *table, const char *row)
+static char *event_line(int n, const char *origin, uint64_t hlc, const char *op,
+                        const char *table, const char *row)
 {
     char *s = NULL;
 
@@ -370,12 +381,12 @@ static size_t count_lines(const char *s)
 static void test_help_everywhere(void **state)
 {
     static const char *const cmds[][3] = {
-        {"--help", NULL, NULL},   {"-h", NULL, NULL},
-        {"setup", "--help", NULL}, {"publish", "--help", NULL},
-        {"replay", "-h", NULL},    {"dlq", "--help", NULL},
-        {"dlq", "list", "--help"}, {"dlq", "export", "--help"},
+        {"--help", NULL, NULL},      {"-h", NULL, NULL},
+        {"setup", "--help", NULL},   {"publish", "--help", NULL},
+        {"replay", "-h", NULL},      {"dlq", "--help", NULL},
+        {"dlq", "list", "--help"},   {"dlq", "export", "--help"},
         {"dlq", "replay", "--help"}, {"dlq", "purge", "--help"},
-        {"status", "--help", NULL}, {"help", "publish", NULL},
+        {"status", "--help", NULL},  {"help", "publish", NULL},
     };
     run r;
 
@@ -504,8 +515,8 @@ static void test_setup_twice_creates_queues(void **state)
 
 static void test_setup_queue_type_conflict(void **state)
 {
-    char *quorum = write_conf("quorum.conf", cur.node_a,
-                              "[amqp]\nqueue_type = quorum\n");
+    char *quorum =
+        write_conf("quorum.conf", cur.node_a, "[amqp]\nqueue_type = quorum\n");
     char nodes[160];
     run r;
 
@@ -595,13 +606,14 @@ static const char *const good2 = "{\"op\":\"delete\",\"table\":\"users\","
 
 static char *mixed_input(void)
 {
-    char *path = NULL, *text = NULL, *event = event_line(
-                                         7, "node-z", 99, "update", "users",
-                                         "{\"id\":7,\"name\":\"z\"}");
+    char *path = NULL, *text = NULL,
+         *event = event_line(7, "node-z", 99, "update", "users",
+                             "{\"id\":7,\"name\":\"z\"}");
 
     /* Line 3 is blank, line 4 bad (a key with no member), line 5 an event. */
-    assert_true(asprintf(&text, "%s%s\n{\"op\":\"update\",\"table\":\"users\","
-                                "\"key\":{},\"data\":{\"id\":3}}\n%s\n",
+    assert_true(asprintf(&text,
+                         "%s%s\n{\"op\":\"update\",\"table\":\"users\","
+                         "\"key\":{},\"data\":{\"id\":3}}\n%s\n",
                          good1, good2, event) > 0);
     assert_true(asprintf(&path, "%s/mixed.jsonl", cur.dir) > 0);
     write_file(path, text);
@@ -655,8 +667,8 @@ static void test_publish_skip_invalid_publishes_the_rest(void **state)
         if (i == 1)
             assert_non_null(strstr(body, "\"op\":\"delete\""));
         if (i == 2) {
-            assert_non_null(
-                strstr(body, "\"id\":\"0190a0b0-c0d0-7e0f-8a1b-000000000007\""));
+            assert_non_null(strstr(
+                body, "\"id\":\"0190a0b0-c0d0-7e0f-8a1b-000000000007\""));
             assert_non_null(strstr(body, "\"origin\":\"node-z\",\"hlc\":99,"));
         }
         free(body);
@@ -679,8 +691,8 @@ static char *events_file(const char *name, int n, const char *origin)
     for (int i = 1; i <= n; i++) {
         char row[64], *line;
         snprintf(row, sizeof row, "{\"id\":%d,\"name\":\"r%d\"}", i, i);
-        line = event_line(i, origin, 1000u + (unsigned)i, "create", "users",
-                          row);
+        line =
+            event_line(i, origin, 1000u + (unsigned)i, "create", "users", row);
         fprintf(f, "%s\n", line);
         free(line);
     }
@@ -753,6 +765,28 @@ static void test_replay_to_one_node_keeps_ids(void **state)
     free(file);
 }
 
+/* SIGINT stops the sending, not the waiting: what went out is confirmed
+ * and counted, and the count matches the queue. */
+static void test_replay_interrupted_is_summarised(void **state)
+{
+    char *file = events_file("slow.jsonl", 400, "node-q");
+    unsigned long confirmed = 0;
+    const char *at;
+    run r;
+
+    (void)state;
+    setup_both();
+    CLI_INTERRUPTED(&r, 800, "-c", cur.conf, "replay", "--node", cur.node_b,
+                    "--rate", "100", file);
+    expect(&r, 130, "confirmed ", "interrupted");
+    at = strstr(r.out, "confirmed ");
+    assert_int_equal(sscanf(at, "confirmed %lu", &confirmed), 1);
+    assert_true(confirmed > 0 && confirmed < 400);
+    run_free(&r);
+    assert_int_equal(itest_queue_depth(cur.conn, cur.qb), (long)confirmed);
+    free(file);
+}
+
 static void test_replay_takes_only_whole_events(void **state)
 {
     char *path = NULL;
@@ -776,8 +810,7 @@ static void fill_dead_letters(int n)
 {
     for (int i = 1; i <= n; i++) {
         char row[64], reason[64], *line;
-        snprintf(row, sizeof row, "{\"id\":%d,\"name\":\"d%d\"}", 500 + i,
-                 i);
+        snprintf(row, sizeof row, "{\"id\":%d,\"name\":\"d%d\"}", 500 + i, i);
         snprintf(reason, sizeof reason, "unknown column 'col%d'", i);
         line = event_line(500 + i, "node-q", 5000u + (unsigned)i, "create",
                           "orders", row);
@@ -831,8 +864,7 @@ static void test_dlq_list_export_keep_dead_letters(void **state)
     assert_int_equal(count_lines(text), 3);
     for (int i = 1; i <= 3; i++) {
         char *line = NULL, row[64];
-        snprintf(row, sizeof row, "{\"id\":%d,\"name\":\"d%d\"}", 500 + i,
-                 i);
+        snprintf(row, sizeof row, "{\"id\":%d,\"name\":\"d%d\"}", 500 + i, i);
         line = event_line(500 + i, "node-q", 5000u + (unsigned)i, "create",
                           "orders", row);
         assert_non_null(strstr(text, line));
@@ -846,6 +878,28 @@ static void test_dlq_list_export_keep_dead_letters(void **state)
     run_free(&r);
     assert_int_equal(itest_queue_depth(cur.conn, cur.qa_dead), 3);
     free(file);
+}
+
+/* A pretty-printed dead letter is exported on one line, values intact; one
+ * that is not JSON and spans lines is skipped with a warning. */
+static void test_dlq_export_multiline_bodies(void **state)
+{
+    char *text;
+    run r;
+
+    (void)state;
+    setup_both();
+    publish_dead(cur.qa, "{\n  \"v\": 1,\r\n  \"n\": 18446744073709551615\n}",
+                 "pretty");
+    publish_dead(cur.qa, "not\njson", "garbage");
+    CLI(&r, NULL, "-c", cur.conf, "dlq", "export", "--node", cur.node_a);
+    expect(&r, EXIT_PARTIAL, NULL, "not exported");
+    text = r.out;
+    assert_int_equal(count_lines(text), 1);
+    assert_non_null(
+        strstr(text, "{   \"v\": 1,    \"n\": 18446744073709551615 }"));
+    run_free(&r);
+    assert_int_equal(itest_queue_depth(cur.conn, cur.qa_dead), 2);
 }
 
 static void test_dlq_replay_removes_only_after_confirm(void **state)
@@ -1304,8 +1358,7 @@ static void test_e2e_replay_twice_leaves_identical_rows(void **state)
                           "create", "items", row);
         write_file(sentinel, line);
         free(line);
-        CLI(&r, NULL, "-c", cur.conf, "replay", "--node", cur.node_b,
-            sentinel);
+        CLI(&r, NULL, "-c", cur.conf, "replay", "--node", cur.node_b, sentinel);
         expect(&r, 0, "confirmed 1", NULL);
         run_free(&r);
         snprintf(sql, sizeof sql, "SELECT name FROM items WHERE id = %d",
@@ -1362,10 +1415,14 @@ int main(void)
             test_publish_skip_invalid_publishes_the_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_to_one_node_keeps_ids,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_interrupted_is_summarised,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_takes_only_whole_events,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_list_export_keep_dead_letters,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_export_multiline_bodies, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_dlq_replay_removes_only_after_confirm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_purge_needs_yes, setup,

@@ -85,8 +85,7 @@ static void test_nodes(void **state)
 static int parse(const char *line, unsigned kinds, cli_item *it, char *err,
                  size_t errlen)
 {
-    return cli_line_parse(line, strlen(line), kinds, &ctx.cfg, it, err,
-                          errlen);
+    return cli_line_parse(line, strlen(line), kinds, &ctx.cfg, it, err, errlen);
 }
 
 #define BOTH (CLI_KIND_CHANGE | CLI_KIND_EVENT)
@@ -112,8 +111,8 @@ static void test_lines(void **state)
     assert_int_equal(it.ev.op, DS_OP_UPDATE);
     assert_string_equal(it.ev.table, "t");
     assert_string_equal(it.key_json, "{\"id\":9223372036854775807}");
-    assert_string_equal(it.data_json,
-                        "{\"id\":9223372036854775807,\"p\":1.50,\"s\":\"a/b\"}");
+    assert_string_equal(
+        it.data_json, "{\"id\":9223372036854775807,\"p\":1.50,\"s\":\"a/b\"}");
     cli_item_clear(&it);
 
     /* A delete: data absent or null. */
@@ -231,16 +230,16 @@ static void test_input_passes(void **state)
 
     (void)state;
     assert_non_null(f);
-    fprintf(f, "{\"op\":\"delete\",\"table\":\"t\",\"key\":{\"id\":1}}\r\n"
-               "\n"
-               "   \t\n"
-               "{\"op\":\"delete\",\"table\":\"t\"}\n"
-               "%s",
+    fprintf(f,
+            "{\"op\":\"delete\",\"table\":\"t\",\"key\":{\"id\":1}}\r\n"
+            "\n"
+            "   \t\n"
+            "{\"op\":\"delete\",\"table\":\"t\"}\n"
+            "%s",
             event); /* no final newline */
     assert_int_equal(fclose(f), 0);
-    assert_int_equal(cli_input_open(&in, &ctx, path,
-                                    CLI_KIND_CHANGE | CLI_KIND_EVENT),
-                     0);
+    assert_int_equal(
+        cli_input_open(&in, &ctx, path, CLI_KIND_CHANGE | CLI_KIND_EVENT), 0);
     assert_int_equal(cli_input_check(&in), 0);
     assert_int_equal(in.valid, 2);
     assert_int_equal(in.invalid, 1);

@@ -1,0 +1,729 @@
+/* chaos_producer.c: the chaos run's host application: random creates, updates and deletes over the shared key space, each written to its own database first, then emitted through libdatasync (sync mode) and logged. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mysql.h>
+
+#include "../chaos/chaos.h"
+#include "datasync.h"
+#include "ids.h"
+
+/*
+ * What a careful host does, so that whatever the run finds is datasync's:
+ *
+ * - One transaction per change: lock the row (SELECT ... FOR UPDATE), write
+ *   it, read this server's stored version of the row (a locking read, so
+ *   a version committed by the consumer meanwhile is seen), take the
+ *   change's hlc = max(wall clock << 16, last + 1, stored + 1) (a hybrid
+ *   logical clock observes what it received), and insert the change into
+ *   the outbox table chaos_outbox; commit.
+ * - Then ds_emit_event() with the change's own id and version; once it
+ *   returned 0 the change is appended to the emitted log, then its outbox
+ *   row is deleted. At start, after any database error and at the end,
+ *   whatever is left in the outbox is emitted again (same id and version:
+ *   duplicates are harmless), so a kill -9 between commit and emit loses
+ *   no committed change.
+ *
+ * The hlc is taken after the row write, under the row lock: a remote
+ * change the consumer writes to the same row is either committed before
+ * (and then observed) or waits for this transaction (and then its version,
+ * made before it reached this server, is older or it is newer and wins
+ * everywhere alike).
+ *
+ * On SIGTERM: finish the change in hand, empty the outbox, wait until the
+ * spool (producer.spool_dir) is empty, free the producer, exit 0; exit 3
+ * if the outbox or the spool could not be emptied by --drain-timeout.
+ */
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static const char *opt_conf, *opt_node, *opt_db, *opt_host = "127.0.0.1";
+static const char *opt_emitted, *opt_spool;
+static int opt_port = 3306, opt_rate = 80, opt_drain_timeout = 90;
+static uint64_t opt_seed = 1;
+
+static ds_producer *prod;
+static MYSQL *db;
+static int log_fd = -1;
+static uint64_t last_hlc;
+static uint64_t rng;
+
+static struct {
+    uint64_t changes, creates, updates, deletes;
+    uint64_t emitted, emit_errors, reemitted;
+    uint64_t db_errors, lock_retries, hlc_bumps, reconnects;
+} st;
+
+/* ------------------------------------------------------------------------ */
+
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+{
+    char stamp[40], line[2048];
+    va_list ap;
+    ch_stamp(stamp, sizeof stamp);
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s chaos-producer %s: %s\n", stamp, opt_node, line);
+    fflush(stderr);
+}
+
+static void lib_log(void *ud, ds_log_level level, const char *message)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    (void)ud;
+    say("libdatasync %s: %s", names[level & 3], message);
+}
+
+static uint64_t next_rand(void)
+{
+    /* xorshift64*: reproducible from the seed, no global libc state. */
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * UINT64_C(2685821657736338717);
+}
+
+static unsigned pick(unsigned n)
+{
+    return (unsigned)(next_rand() % n);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !stop_flag)
+        ;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The database                                                               */
+
+static void db_close(void)
+{
+    if (db)
+        mysql_close(db);
+    db = NULL;
+}
+
+static int db_open(void)
+{
+    unsigned int timeout = 3, rw = 10, proto = MYSQL_PROTOCOL_TCP;
+    db = mysql_init(NULL);
+    if (!db)
+        return -1;
+    mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &rw);
+    mysql_options(db, MYSQL_OPT_WRITE_TIMEOUT, &rw);
+    mysql_options(db, MYSQL_OPT_PROTOCOL, &proto);
+    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    /* CLIENT_FOUND_ROWS: an update reports the row it matched, so "one
+     * row changed" can be checked even if the values happen to repeat. */
+    if (!mysql_real_connect(db, opt_host, "root", "", opt_db,
+                            (unsigned int)opt_port, NULL, CLIENT_FOUND_ROWS) ||
+        mysql_query(db, "SET SESSION innodb_lock_wait_timeout = 10") != 0 ||
+        mysql_autocommit(db, 0) != 0) {
+        say("database: %s", mysql_error(db));
+        db_close();
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs sql; returns 0 or the MySQL errno (result sets are discarded). */
+static unsigned int exec(const char *sql)
+{
+    if (mysql_query(db, sql) != 0)
+        return mysql_errno(db) ? mysql_errno(db) : 2013;
+    MYSQL_RES *res = mysql_store_result(db);
+    if (res)
+        mysql_free_result(res);
+    return mysql_errno(db);
+}
+
+/* Runs a query expecting at most one row: *found, and the first column
+ * (when col0 is not NULL) as an unsigned number. */
+static unsigned int query_one(const char *sql, bool *found, uint64_t *col0)
+{
+    *found = false;
+    if (mysql_query(db, sql) != 0)
+        return mysql_errno(db) ? mysql_errno(db) : 2013;
+    MYSQL_RES *res = mysql_store_result(db);
+    if (!res)
+        return mysql_errno(db) ? mysql_errno(db) : 2013;
+    MYSQL_ROW row = mysql_fetch_row(res);
+    if (row) {
+        *found = true;
+        if (col0)
+            *col0 = row[0] ? strtoull(row[0], NULL, 10) : 0;
+    }
+    mysql_free_result(res);
+    return 0;
+}
+
+/* A quoted SQL string literal of s into out (capacity 2*len+3). */
+static void sql_quote(char *out, const char *s)
+{
+    size_t n = strlen(s);
+    out[0] = '\'';
+    unsigned long m = mysql_real_escape_string(db, out + 1, s, n);
+    out[1 + m] = '\'';
+    out[2 + m] = '\0';
+}
+
+/* ------------------------------------------------------------------------ */
+/* Emitting                                                                   */
+
+static void log_line(const char *line)
+{
+    size_t len = strlen(line), done = 0;
+    /* One write per line: a kill -9 leaves whole lines only. */
+    while (done < len) {
+        ssize_t n = write(log_fd, line + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            say("emitted log: %s", strerror(errno));
+            exit(1);
+        }
+        done += (size_t)n;
+    }
+}
+
+/* Emits one committed change and, once ds_emit_event returned 0, logs it
+ * and deletes its outbox row. Returns 0, -1 when emitting failed (the
+ * outbox keeps it), -2 on a database error deleting the row (it is
+ * emitted again later: harmless). */
+static int emit_logged(const char *id, const char *event, const char *logline)
+{
+    int rc = ds_emit_event(prod, event);
+    if (rc != 0) {
+        st.emit_errors++;
+        say("ds_emit_event %s: %s (%s); kept in the outbox", id,
+            ds_err_name(rc), ds_producer_errmsg(prod));
+        return -1;
+    }
+    st.emitted++;
+    log_line(logline);
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM chaos_outbox WHERE id = '%s'", id);
+    if (exec(sql) != 0 || mysql_commit(db) != 0) {
+        say("outbox delete %s: %s", id, mysql_error(db));
+        return -2;
+    }
+    return 0;
+}
+
+/* Emits whatever the outbox holds, oldest version first. Returns 0 when
+ * it is empty, -1 on a database error, -2 when an emit failed. */
+static int sweep_outbox(void)
+{
+    if (mysql_query(db, "SELECT id, hlc, event, logline FROM chaos_outbox "
+                        "ORDER BY hlc") != 0)
+        return -1;
+    MYSQL_RES *res = mysql_store_result(db);
+    if (!res)
+        return -1;
+    /* End the read's transaction: deletes commit one by one. */
+    mysql_commit(db);
+    MYSQL_ROW row;
+    int rc = 0, n = 0;
+    while (rc == 0 && (row = mysql_fetch_row(res))) {
+        uint64_t h = strtoull(row[1], NULL, 10);
+        if (h > last_hlc)
+            last_hlc = h;
+        rc = emit_logged(row[0], row[2], row[3]);
+        if (rc == 0) {
+            n++;
+            st.reemitted++;
+        }
+    }
+    mysql_free_result(res);
+    if (n)
+        say("outbox: emitted %d committed changes again", n);
+    return rc == -1 ? -2 : rc == -2 ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One change                                                                 */
+
+/* The row's new values: SQL (a, b, ...) assignments/values and JSON. */
+typedef struct row_text {
+    char sql_cols[512], sql_vals[1024], sql_set[1024], json[1024];
+} row_text;
+
+static void add_col(row_text *r, const char *name, const char *sql_value,
+                    const char *json_value, bool is_key)
+{
+    size_t lc = strlen(r->sql_cols), lv = strlen(r->sql_vals),
+           ls = strlen(r->sql_set), lj = strlen(r->json);
+    snprintf(r->sql_cols + lc, sizeof r->sql_cols - lc, "%s`%s`",
+             lc ? ", " : "", name);
+    snprintf(r->sql_vals + lv, sizeof r->sql_vals - lv, "%s%s",
+             lv ? ", " : "", sql_value);
+    if (!is_key)
+        snprintf(r->sql_set + ls, sizeof r->sql_set - ls, "%s`%s` = %s",
+                 ls ? ", " : "", name, sql_value);
+    snprintf(r->json + lj, sizeof r->json - lj, "%s\"%s\":%s",
+             lj ? "," : "{", name, json_value);
+}
+
+static void add_int(row_text *r, const char *name, long long v, bool is_key)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%lld", v);
+    add_col(r, name, s, s, is_key);
+}
+
+/* s: plain text without quotes, backslashes or control characters. */
+static void add_str(row_text *r, const char *name, const char *s, bool is_key)
+{
+    char q[300], j[300];
+    if (!s) {
+        add_col(r, name, "NULL", "null", is_key);
+        return;
+    }
+    sql_quote(q, s);
+    snprintf(j, sizeof j, "\"%s\"", s);
+    add_col(r, name, q, j, is_key);
+}
+
+static void make_row(const ch_table *t, int idx, row_text *r)
+{
+    int id;
+    const char *k1;
+    char buf[128];
+
+    memset(r, 0, sizeof *r);
+    ch_key(t, idx, &id, &k1);
+    if (strcmp(t->name, "items") == 0) {
+        add_int(r, "id", id, true);
+        snprintf(buf, sizeof buf, "item-%d \xc3\xbc\xe2\x9c\x93 %u", id,
+                 (unsigned)next_rand());
+        add_str(r, "name", buf, false);
+        add_int(r, "qty", (long long)pick(1100) - 100, false);
+        snprintf(buf, sizeof buf, "%u.%02u", pick(1000000), pick(100));
+        add_str(r, "price", buf, false);
+        if (pick(5) == 0) {
+            add_str(r, "note", NULL, false);
+        } else {
+            snprintf(buf, sizeof buf, "note %08x from %s",
+                     (unsigned)next_rand(), opt_node);
+            add_str(r, "note", buf, false);
+        }
+        add_int(r, "rev", (long long)(st.changes + 1), false);
+    } else if (strcmp(t->name, "accounts") == 0) {
+        add_int(r, "id", id, true);
+        snprintf(buf, sizeof buf, "user%d@chaos.test", id);
+        add_str(r, "email", buf, false);
+        add_int(r, "balance",
+                (long long)(next_rand() % (UINT64_C(1) << 40)) -
+                    (1LL << 39),
+                false);
+        bool active = pick(2);
+        add_col(r, "active", active ? "1" : "0", active ? "true" : "false",
+                false);
+        if (pick(3) == 0) {
+            add_str(r, "born", NULL, false);
+        } else {
+            snprintf(buf, sizeof buf, "%04u-%02u-%02u", 1950 + pick(56),
+                     1 + pick(12), 1 + pick(28));
+            add_str(r, "born", buf, false);
+        }
+    } else {
+        add_str(r, "k1", k1, true);
+        add_int(r, "k2", id, true);
+        snprintf(buf, sizeof buf, "v-%s-%08x", opt_node,
+                 (unsigned)next_rand());
+        add_str(r, "v", buf, false);
+    }
+    size_t lj = strlen(r->json);
+    snprintf(r->json + lj, sizeof r->json - lj, "}");
+}
+
+static void pk_where(const ch_table *t, int idx, char *out, size_t len)
+{
+    int id;
+    const char *k1;
+    ch_key(t, idx, &id, &k1);
+    if (k1)
+        snprintf(out, len, "`k1` = '%s' AND `k2` = %d", k1, id);
+    else
+        snprintf(out, len, "`id` = %d", id);
+}
+
+/* Lock wait timeout, deadlock, a concurrent insert of the same key: roll
+ * back and try another change. Anything else: reconnect. */
+static bool retryable(unsigned int e)
+{
+    return e == 1205 || e == 1213 || e == 1062;
+}
+
+/* Returns 0, or the MySQL errno of the failed step (the transaction is
+ * rolled back by the caller). */
+static unsigned int one_change(void)
+{
+    const ch_table *t;
+    unsigned r = pick(300);
+    int idx;
+    char where[128], sql[4096], pk[64], key[128];
+    bool exists, found;
+    uint64_t stored = 0;
+    unsigned int e;
+
+    /* Each key of the 300 equally likely. */
+    for (int i = 0;; i++) {
+        if (r < (unsigned)CH_TABLES[i].nkeys) {
+            t = &CH_TABLES[i];
+            idx = (int)r;
+            break;
+        }
+        r -= (unsigned)CH_TABLES[i].nkeys;
+    }
+    pk_where(t, idx, where, sizeof where);
+    ch_pk(t, idx, pk, sizeof pk);
+    ch_key_json(t, idx, key, sizeof key);
+
+    snprintf(sql, sizeof sql, "SELECT 1 FROM `%s` WHERE %s FOR UPDATE",
+             t->name, where);
+    if ((e = query_one(sql, &exists, NULL)))
+        return e;
+    const char *op;
+    row_text row;
+    if (!exists) {
+        op = "create";
+        make_row(t, idx, &row);
+        snprintf(sql, sizeof sql, "INSERT INTO `%s` (%s) VALUES (%s)",
+                 t->name, row.sql_cols, row.sql_vals);
+    } else if (pick(100) < 70) {
+        op = "update";
+        make_row(t, idx, &row);
+        snprintf(sql, sizeof sql, "UPDATE `%s` SET %s WHERE %s", t->name,
+                 row.sql_set, where);
+    } else {
+        op = "delete";
+        snprintf(sql, sizeof sql, "DELETE FROM `%s` WHERE %s", t->name,
+                 where);
+    }
+    if ((e = exec(sql)))
+        return e;
+    if (mysql_affected_rows(db) != 1) {
+        say("%s %s %s changed %llu rows; expected 1", op, t->name, pk,
+            (unsigned long long)mysql_affected_rows(db));
+        return 1213; /* cannot happen under the row lock: try another */
+    }
+
+    /* The version this server holds for the row, read with a lock after
+     * the write: see the comment at the top. */
+    char qpk[160];
+    sql_quote(qpk, pk);
+    snprintf(sql, sizeof sql,
+             "SELECT hlc FROM datasync_versions WHERE tbl = '%s' AND pk = %s "
+             "FOR UPDATE",
+             t->name, qpk);
+    e = query_one(sql, &found, &stored);
+    if (e == 1146) /* no consumer has started here yet */
+        found = false;
+    else if (e)
+        return e;
+
+    uint64_t hlc = ch_wall_ms() << 16;
+    if (hlc <= last_hlc)
+        hlc = last_hlc + 1;
+    if (found && hlc <= stored) {
+        st.hlc_bumps++;
+        hlc = stored + 1;
+    }
+
+    char id[37], ts[32];
+    if (ds__uuid7(id) != 0) {
+        say("no randomness for a UUID");
+        exit(1);
+    }
+    ds__rfc3339_ms(ch_wall_ms(), ts);
+    char event[2048], logline[2048];
+    snprintf(event, sizeof event,
+             "{\"v\":1,\"id\":\"%s\",\"origin\":\"%s\",\"hlc\":%" PRIu64
+             ",\"ts\":\"%s\",\"op\":\"%s\",\"table\":\"%s\",\"key\":%s%s%s}",
+             id, opt_node, hlc, ts, op, t->name, key,
+             op[0] == 'd' ? "" : ",\"data\":", op[0] == 'd' ? "" : row.json);
+    snprintf(logline, sizeof logline, "E\t%s\t%s\t%" PRIu64 "\t%s\t%s\t%s\t%s\n",
+             id, opt_node, hlc, t->name, pk, op,
+             op[0] == 'd' ? "-" : row.json);
+
+    char qev[4200], qline[4200];
+    sql_quote(qev, event);
+    sql_quote(qline, logline);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO chaos_outbox (id, hlc, event, logline) VALUES "
+             "('%s', %" PRIu64 ", %s, %s)",
+             id, hlc, qev, qline);
+    if ((e = exec(sql)))
+        return e;
+    if (mysql_commit(db) != 0)
+        return mysql_errno(db) ? mysql_errno(db) : 2013;
+    /* Committed (or, after a lost connection, perhaps: the outbox sweep
+     * settles that). */
+    last_hlc = hlc;
+    st.changes++;
+    if (op[0] == 'c')
+        st.creates++;
+    else if (op[0] == 'u')
+        st.updates++;
+    else
+        st.deletes++;
+
+    int rc = emit_logged(id, event, logline);
+    return rc == -2 ? 2013 : rc == -1 ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* The largest hlc of this producer's emitted log (a restart continues
+ * above it: versions stay strictly increasing per producer). */
+static uint64_t max_logged_hlc(void)
+{
+    FILE *f = fopen(opt_emitted, "r");
+    char line[4096];
+    uint64_t max = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f)) {
+        char *save = NULL, *tok = strtok_r(line, "\t", &save);
+        for (int i = 0; tok && i < 3; i++)
+            tok = strtok_r(NULL, "\t", &save);
+        if (tok) {
+            uint64_t h = strtoull(tok, NULL, 10);
+            if (h > max)
+                max = h;
+        }
+    }
+    fclose(f);
+    return max;
+}
+
+/* Bytes of the spool not yet confirmed: spool.log's size past the offset
+ * in spool.head (producer/spool.h: 8 bytes little-endian, then a crc). */
+static long long spool_backlog(void)
+{
+    char path[4096];
+    struct stat sb;
+    unsigned char b[12];
+    uint64_t head = 0;
+
+    snprintf(path, sizeof path, "%s/spool.log", opt_spool);
+    if (stat(path, &sb) != 0)
+        return 0;
+    snprintf(path, sizeof path, "%s/spool.head", opt_spool);
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        if (read(fd, b, sizeof b) == (ssize_t)sizeof b)
+            for (int i = 7; i >= 0; i--)
+                head = head << 8 | b[i];
+        close(fd);
+    }
+    return (uint64_t)sb.st_size > head ? (long long)((uint64_t)sb.st_size - head)
+                                       : 0;
+}
+
+static void print_stats(const char *when)
+{
+    ds_producer_stats ps;
+    ds_producer_stats_get(prod, &ps);
+    say("%s: changes %" PRIu64 " (create %" PRIu64 ", update %" PRIu64
+        ", delete %" PRIu64 "), emitted %" PRIu64 " (again from the outbox %" PRIu64
+        "), emit errors %" PRIu64 ", db errors %" PRIu64 ", lock retries %" PRIu64
+        ", hlc raised by an observed version %" PRIu64 "; library: confirmed %" PRIu64
+        ", spooled %" PRIu64 ", nacked %" PRIu64 ", reconnects %" PRIu64
+        "; spool backlog %lld bytes",
+        when, st.changes, st.creates, st.updates, st.deletes, st.emitted,
+        st.reemitted, st.emit_errors, st.db_errors, st.lock_retries,
+        st.hlc_bumps, ps.confirmed, ps.spooled, ps.nacked, ps.reconnects,
+        spool_backlog());
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: chaos_producer -c CONF --node ID --db NAME --port PORT "
+            "--emitted FILE --spool DIR [--host H] [--seed N] [--rate N] "
+            "[--drain-timeout S]\n");
+    exit(2);
+}
+
+/* (Re)connects to the database until it answers or the deadline (0: until
+ * stopped), and empties the outbox. Returns 0 when connected and the
+ * outbox is empty. */
+static int recover(int64_t deadline)
+{
+    int backoff = 100;
+    for (;;) {
+        if (!db && db_open() == 0)
+            st.reconnects++;
+        if (db) {
+            int rc = sweep_outbox();
+            if (rc == 0)
+                return 0;
+            if (rc == -1) {
+                say("database: %s; reconnecting", mysql_error(db));
+                db_close();
+            }
+        }
+        if (deadline ? ch_mono_ms() >= deadline : stop_flag)
+            return -1;
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"node", required_argument, NULL, 'n'},
+        {"db", required_argument, NULL, 'd'},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'P'},
+        {"emitted", required_argument, NULL, 'e'},
+        {"spool", required_argument, NULL, 's'},
+        {"seed", required_argument, NULL, 'S'},
+        {"rate", required_argument, NULL, 'r'},
+        {"drain-timeout", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': opt_conf = optarg; break;
+        case 'n': opt_node = optarg; break;
+        case 'd': opt_db = optarg; break;
+        case 'H': opt_host = optarg; break;
+        case 'P': opt_port = atoi(optarg); break;
+        case 'e': opt_emitted = optarg; break;
+        case 's': opt_spool = optarg; break;
+        case 'S': opt_seed = strtoull(optarg, NULL, 10); break;
+        case 'r': opt_rate = atoi(optarg); break;
+        case 't': opt_drain_timeout = atoi(optarg); break;
+        default: usage();
+        }
+    }
+    if (!opt_conf || !opt_node || !opt_db || !opt_emitted || !opt_spool ||
+        opt_rate <= 0)
+        usage();
+    rng = opt_seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    log_fd = open(opt_emitted, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (log_fd < 0) {
+        say("%s: %s", opt_emitted, strerror(errno));
+        return 1;
+    }
+    last_hlc = max_logged_hlc();
+
+    ds_options *o = ds_options_new();
+    if (!o || ds_options_load(o, opt_conf) != 0 ||
+        ds_options_set(o, "node.id", opt_node) != 0 ||
+        ds_options_set(o, "producer.spool_dir", opt_spool) != 0 ||
+        ds_options_set(o, "producer.mode", "sync") != 0) {
+        say("configuration: %s", o ? ds_options_errmsg(o) : "out of memory");
+        return 1;
+    }
+    int rc = ds_producer_new(&prod, o);
+    if (rc != 0) {
+        say("ds_producer_new: %s: %s", ds_err_name(rc), ds_options_errmsg(o));
+        return 1;
+    }
+    ds_options_free(o);
+    ds_producer_set_log(prod, lib_log, NULL);
+    say("started: database %s, seed %" PRIu64 ", %d changes/s, spool %s "
+        "(backlog %lld bytes), last hlc %" PRIu64,
+        opt_db, opt_seed, opt_rate, opt_spool, spool_backlog(), last_hlc);
+
+    recover(0);
+    int64_t next_stats = ch_mono_ms() + 10000;
+    const int64_t interval_us = 1000000 / opt_rate;
+    int64_t slot_us = ch_mono_ms() * 1000;
+    while (!stop_flag) {
+        /* Pace at --rate, without catching up more than a second. */
+        int64_t now_us = ch_mono_ms() * 1000;
+        if (slot_us < now_us - 1000000)
+            slot_us = now_us - 1000000;
+        if (slot_us > now_us)
+            sleep_ms((int)((slot_us - now_us) / 1000));
+        slot_us += interval_us;
+        if (stop_flag)
+            break;
+        if (!db && recover(0) != 0)
+            continue;
+        unsigned int e = one_change();
+        if (e) {
+            if (e != 1)
+                mysql_rollback(db);
+            if (e == 1) {
+                /* An emit failed: the outbox keeps the change; retry it
+                 * after a pause. */
+                sleep_ms(500);
+                recover(0);
+            } else if (retryable(e)) {
+                st.lock_retries++;
+            } else {
+                st.db_errors++;
+                say("database: [%u] %s; reconnecting", e, mysql_error(db));
+                db_close();
+            }
+        }
+        if (ch_mono_ms() >= next_stats) {
+            print_stats("stats");
+            next_stats = ch_mono_ms() + 10000;
+        }
+    }
+
+    /* The end: empty the outbox, then wait for the spool to drain. */
+    int64_t deadline = ch_mono_ms() + (int64_t)opt_drain_timeout * 1000;
+    say("stopping: emptying the outbox and the spool (at most %d s)",
+        opt_drain_timeout);
+    int status = 0;
+    if (recover(deadline) != 0) {
+        say("FAILED: the outbox still holds changes at the deadline");
+        status = 3;
+    }
+    int64_t next_note = ch_mono_ms() + 5000;
+    long long backlog;
+    while ((backlog = spool_backlog()) > 0 && ch_mono_ms() < deadline) {
+        if (ch_mono_ms() >= next_note) {
+            say("waiting for the spool to drain: %lld bytes", backlog);
+            next_note = ch_mono_ms() + 5000;
+        }
+        sleep_ms(200);
+    }
+    if (backlog > 0) {
+        say("FAILED: %lld bytes still in the spool at the deadline", backlog);
+        status = 3;
+    }
+    print_stats("final");
+    ds_producer_free(prod);
+    db_close();
+    close(log_fd);
+    say("exit %d", status);
+    return status;
+}
