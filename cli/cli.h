@@ -207,12 +207,6 @@ int cli_pub_finish(cli_pub *p, char *err, size_t errlen);
 /* Settles everything unanswered with result and frees the window. */
 void cli_pub_close(cli_pub *p, int result);
 
-/* The properties libdatasync gives a change (content type, persistent,
- * message_id, timestamp, app_id, x-origin), so a message the CLI publishes
- * itself looks like the producer's. header is storage for x-origin. */
-void cli_event_props(amqp_basic_properties_t *props, amqp_table_entry_t *header,
-                     const char *id, const char *origin);
-
 /* ------------------------------------------------------------------------ */
 /* Input: one change or whole event per line (input.c).                     */
 

@@ -122,7 +122,7 @@ static int emit_to_queue(cli_item *it, void *ctx)
     body = ds__event_encode(&it->ev, &len);
     if (!body)
         return ds__seterr(r->err, sizeof r->err, DS_ENOMEM, "out of memory");
-    cli_event_props(&props, &header, it->ev.id, it->ev.origin);
+    ds__amqp_event_props(&props, &header, it->ev.id, it->ev.origin);
     rc = cli_pub_send(&r->pub, "", r->queue, &props, (amqp_bytes_t){len, body},
                       it->line, r->err, sizeof r->err);
     free(body);

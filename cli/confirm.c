@@ -9,27 +9,6 @@
  * with amqp_simple_wait_frame_noblock, frame by frame. A basic.return comes
  * before the ack of the same message; it is matched by message_id. */
 
-void cli_event_props(amqp_basic_properties_t *props, amqp_table_entry_t *header,
-                     const char *id, const char *origin)
-{
-    /* The same properties producer/io.c gives a change. */
-    header->key = amqp_cstring_bytes("x-origin");
-    header->value.kind = AMQP_FIELD_KIND_UTF8;
-    header->value.value.bytes = amqp_cstring_bytes(origin);
-    memset(props, 0, sizeof *props);
-    props->_flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
-                    AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
-                    AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG |
-                    AMQP_BASIC_HEADERS_FLAG;
-    props->content_type = amqp_cstring_bytes("application/json");
-    props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    props->message_id = amqp_cstring_bytes(id);
-    props->timestamp = ds__now_ms() / 1000;
-    props->app_id = amqp_cstring_bytes("datasync");
-    props->headers.num_entries = 1;
-    props->headers.entries = header;
-}
-
 int cli_pub_open(cli_pub *p, cli_broker *b, size_t window, int timeout_ms,
                  cli_pub_done_fn done, void *done_ctx, char *err, size_t errlen)
 {
@@ -113,21 +92,12 @@ static void on_confirm(cli_pub *p, uint64_t tag, bool multiple, bool ack)
 static int on_return(cli_pub *p, amqp_channel_t ch, char *err, size_t errlen)
 {
     cli_inflight *first = NULL;
-    amqp_message_t msg;
-    char id[64] = "";
+    char id[64];
     int rc;
 
-    rc = ds__amqp_reply_error(amqp_read_message(p->b->amqp.conn, ch, &msg, 0),
-                              "reading a returned message", err, errlen);
+    rc = ds__amqp_read_return(p->b->amqp.conn, ch, id, sizeof id, err, errlen);
     if (rc < 0)
         return rc;
-    if ((msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) &&
-        msg.properties.message_id.len < sizeof id) {
-        memcpy(id, msg.properties.message_id.bytes,
-               msg.properties.message_id.len);
-        id[msg.properties.message_id.len] = '\0';
-    }
-    amqp_destroy_message(&msg);
     /* The oldest unanswered publish with that id; without an id, the
      * oldest unanswered one (returns come in publish order). */
     for (size_t i = 0; i < p->count; i++) {
@@ -263,11 +233,10 @@ int cli_pub_send(cli_pub *p, const char *exchange, const char *routing_key,
     memset(e, 0, sizeof *e);
     e->seq = p->next_seq++;
     e->cookie = cookie;
-    if ((props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) &&
-        props->message_id.len < sizeof e->id) {
-        memcpy(e->id, props->message_id.bytes, props->message_id.len);
-        e->id[props->message_id.len] = '\0';
-    }
+    ds__amqp_copy_str((props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+                          ? props->message_id
+                          : amqp_empty_bytes,
+                      e->id, sizeof e->id);
     p->unsettled++;
     /* Take whatever confirms have come, without waiting. */
     return cli_pub_pump(p, 0, err, errlen);

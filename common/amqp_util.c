@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "amqp_util.h"
 #include "config.h"
@@ -18,6 +19,56 @@ amqp_bytes_t ds__amqp_str(const char *s)
     b.len = s ? strlen(s) : 0;
     b.bytes = (void *)(s ? s : "");
     return b;
+}
+
+void ds__amqp_copy_str(amqp_bytes_t b, char *out, size_t len)
+{
+    if (b.len < len) {
+        memcpy(out, b.bytes, b.len);
+        out[b.len] = '\0';
+    } else if (len > 0) {
+        out[0] = '\0';
+    }
+}
+
+void ds__amqp_event_props(amqp_basic_properties_t *props,
+                          amqp_table_entry_t *header, const char *id,
+                          const char *origin)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    header->key = amqp_cstring_bytes("x-origin");
+    header->value.kind = AMQP_FIELD_KIND_UTF8;
+    header->value.value.bytes = amqp_cstring_bytes(origin);
+    memset(props, 0, sizeof *props);
+    props->_flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+                    AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
+                    AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG |
+                    AMQP_BASIC_HEADERS_FLAG;
+    props->content_type = amqp_cstring_bytes("application/json");
+    props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    props->message_id = amqp_cstring_bytes(id);
+    props->timestamp = (uint64_t)now.tv_sec;
+    props->app_id = amqp_cstring_bytes("datasync");
+    props->headers.num_entries = 1;
+    props->headers.entries = header;
+}
+
+int ds__amqp_read_return(amqp_connection_state_t conn, amqp_channel_t channel,
+                         char *id, size_t idlen, char *err, size_t errlen)
+{
+    amqp_message_t msg;
+    int rc = ds__amqp_reply_error(amqp_read_message(conn, channel, &msg, 0),
+                                  "reading a returned message", err, errlen);
+    if (rc < 0)
+        return rc;
+    ds__amqp_copy_str((msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+                          ? msg.properties.message_id
+                          : amqp_empty_bytes,
+                      id, idlen);
+    amqp_destroy_message(&msg);
+    return 0;
 }
 
 int ds__amqp_status_error(int status, const char *what, char *err,

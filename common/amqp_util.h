@@ -56,4 +56,21 @@ bool ds__amqp_reply_closed_connection(amqp_rpc_reply_t r);
 /* Builds an amqp_bytes_t that borrows s (NULL gives empty bytes). */
 amqp_bytes_t ds__amqp_str(const char *s);
 
+/* Copies b into out as a C string when it fits (len > b.len); else "". */
+void ds__amqp_copy_str(amqp_bytes_t b, char *out, size_t len);
+
+/* Fills the properties every change event travels with: content type
+ * application/json, persistent, message_id = the event id, timestamp, app
+ * id "datasync", header x-origin. props and header borrow id and origin;
+ * header is the one entry props' headers point at. */
+void ds__amqp_event_props(amqp_basic_properties_t *props,
+                          amqp_table_entry_t *header, const char *id,
+                          const char *origin);
+
+/* After a basic.return method frame: reads the returned message on channel
+ * and copies its message_id into id ("" when it has none). Returns 0 or a
+ * DS_E code with err. */
+int ds__amqp_read_return(amqp_connection_state_t conn, amqp_channel_t channel,
+                         char *id, size_t idlen, char *err, size_t errlen);
+
 #endif

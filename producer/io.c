@@ -127,23 +127,9 @@ static int publish_one(ds_producer *p, ds_record *r)
 {
     amqp_basic_properties_t props;
     amqp_table_entry_t header;
-
-    header.key = amqp_cstring_bytes("x-origin");
-    header.value.kind = AMQP_FIELD_KIND_UTF8;
-    header.value.value.bytes = amqp_cstring_bytes(r->origin);
-    memset(&props, 0, sizeof props);
-    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
-                   AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
-    props.content_type = amqp_cstring_bytes("application/json");
-    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    props.message_id = amqp_cstring_bytes(r->id);
-    props.timestamp = ds__now_ms() / 1000;
-    props.app_id = amqp_cstring_bytes("datasync");
-    props.headers.num_entries = 1;
-    props.headers.entries = &header;
-
     amqp_bytes_t body = {r->len, r->body};
+
+    ds__amqp_event_props(&props, &header, r->id, r->origin);
     return amqp_basic_publish(p->amqp.conn, DS_AMQP_CHANNEL,
                               ds__amqp_str(p->cfg.amqp_exchange),
                               ds__amqp_str(p->cfg.amqp_routing_key),
@@ -249,22 +235,15 @@ static void on_confirm(ds_producer *p, uint64_t tag, bool multiple, bool ack)
  * mark the record so the ack reports it unroutable. */
 static int on_return(ds_producer *p)
 {
-    amqp_message_t msg;
-    amqp_rpc_reply_t rr;
-    char id[37] = "";
+    char id[37], err[DS_ERRMSG_SIZE];
+    int rc;
 
     pthread_mutex_unlock(&p->lock);
-    rr = amqp_read_message(p->amqp.conn, DS_AMQP_CHANNEL, &msg, 0);
+    rc = ds__amqp_read_return(p->amqp.conn, DS_AMQP_CHANNEL, id, sizeof id,
+                              err, sizeof err);
     pthread_mutex_lock(&p->lock);
-    if (rr.reply_type != AMQP_RESPONSE_NORMAL)
+    if (rc < 0)
         return -1;
-    if ((msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) &&
-        msg.properties.message_id.len < sizeof id) {
-        memcpy(id, msg.properties.message_id.bytes,
-               msg.properties.message_id.len);
-        id[msg.properties.message_id.len] = '\0';
-    }
-    amqp_destroy_message(&msg);
     for (ds_record *r = p->inflight.head; r; r = r->next) {
         if (strcmp(r->id, id) == 0) {
             r->returned = true;
