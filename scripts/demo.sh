@@ -76,7 +76,8 @@ say "The application on server a writes rows and emits every change"
 "$BUILD/examples/demo_app" -c "$DS_TEST_RUNDIR/node-a.conf" \
     --socket "$DS_TEST_MYSQL_SOCKET" --database demo_a
 
-table_of() { sql -N -e "SELECT id, name, email, balance FROM demo_$1.users ORDER BY id"; }
+# One line per row, "id name email balance", so three servers fit side by side.
+table_of() { sql -N -e "SELECT CONCAT_WS(' ', id, name, email, balance) FROM demo_$1.users ORDER BY id"; }
 
 say "Waiting for the three databases to converge"
 match=no
@@ -92,6 +93,7 @@ done
 say "Table users on each server"
 paste <(echo "server a"; table_of a) <(echo "server b"; table_of b) <(echo "server c"; table_of c) |
     column -t -s $'\t' 2>/dev/null || paste <(table_of a) <(table_of b) <(table_of c)
+echo
 "$BUILD/datasync" -c "$DS_TEST_RUNDIR/node-a.conf" status --nodes a,b,c || true
 
 if [ "$match" = yes ]; then
