@@ -24,6 +24,8 @@ SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(PREFIX)/etc
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# systemd looks in <prefix>/lib/systemd/system whatever LIBDIR is.
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 BUILD ?= build
 CC ?= cc
@@ -147,7 +149,14 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(CONSUMER_LIB_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
 
-$(BUILD)/datasync.pc: producer/datasync.pc.in Makefile
+# The .pc file names PREFIX, LIBDIR and INCLUDEDIR: pc-vars changes when they
+# do, so `make install PREFIX=...` after a plain `make` installs the right one.
+PC_VARS := $(PREFIX):$(LIBDIR):$(INCLUDEDIR):$(DS_VERSION)
+$(BUILD)/pc-vars: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PC_VARS)' | cmp -s - $@ || echo '$(PC_VARS)' > $@
+
+$(BUILD)/datasync.pc: producer/datasync.pc.in Makefile $(BUILD)/pc-vars
 	$(call say,GEN,$@)
 	@mkdir -p $(dir $@)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
@@ -197,12 +206,17 @@ install: all
 	for page in $(wildcard docs/*.[1-8]); do \
 		sec=$${page##*.}; install -d $(DESTDIR)$(MANDIR)/man$$sec; \
 		install -m 644 $$page $(DESTDIR)$(MANDIR)/man$$sec/; done
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|^ExecStart=/usr/local/sbin/|ExecStart=$(SBINDIR)/|' packaging/systemd/datasync-consumer@.service \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libdatasync.a $(DESTDIR)$(LIBDIR)/libdatasync.so* \
 		$(DESTDIR)$(INCLUDEDIR)/datasync.h $(DESTDIR)$(PKGCONFIGDIR)/datasync.pc \
 		$(DESTDIR)$(BINDIR)/datasync $(DESTDIR)$(SBINDIR)/datasync-consumer \
-		$(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example
+		$(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
 	for page in $(notdir $(wildcard docs/*.[1-8])); do \
 		rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$page; done
 
@@ -213,7 +227,8 @@ format:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all build-tests test test-unit chaos demo bench deps install uninstall format clean
+.PHONY: all build-tests test test-unit chaos demo bench deps install uninstall format clean FORCE
+FORCE:
 .SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

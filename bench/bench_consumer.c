@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -434,12 +435,30 @@ static long vm_hwm_kib(pid_t pid)
     return kib;
 }
 
-/* Runs the built daemon on a pre-filled queue. Returns its rate; *hwm gets
- * its peak RSS in KiB, read just before SIGTERM. */
-static double run_real(MYSQL *admin, int pf, long *hwm)
+/* Statements the server executed: prepared executes plus COMMITs, which
+ * is every round trip of the daemon's apply loop (the polling here uses
+ * plain queries, counted in neither). */
+static long long server_round_trips(MYSQL *db)
+{
+    return scalar(db, "SELECT SUM(VARIABLE_VALUE) FROM "
+                      "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME "
+                      "IN ('COM_STMT_EXECUTE', 'COM_COMMIT')");
+}
+
+typedef struct real_result {
+    double rate;
+    long hwm_kib;        /* peak RSS, read just before SIGTERM */
+    double cpu_s;        /* the daemon's user + system time */
+    double trips_per_ev; /* database round trips per event */
+} real_result;
+
+/* Runs the built daemon on a pre-filled queue. */
+static real_result run_real(MYSQL *admin, int pf)
 {
     char conf[600], logf[600], bin[600], q[256], why[700];
     int status;
+    real_result res;
+    struct rusage ru;
 
     reset_database(admin, DB_REAL);
     fill_queue(n_events);
@@ -467,6 +486,7 @@ static double run_real(MYSQL *admin, int pf, long *hwm)
              "pk = '[%d]'",
              DB_REAL, exp_all.last_key);
 
+    long long trips0 = server_round_trips(admin);
     fflush(stdout);
     fflush(stderr);
     uint64_t t0 = now_us();
@@ -501,16 +521,21 @@ static double run_real(MYSQL *admin, int pf, long *hwm)
         sleep_ms(POLL_MS);
     }
     double secs = (double)(now_us() - t0) / 1e6;
-    *hwm = vm_hwm_kib(child);
+    res.rate = n_events / secs;
+    res.hwm_kib = vm_hwm_kib(child);
+    res.trips_per_ev =
+        (double)(server_round_trips(admin) - trips0) / n_events;
 
     kill(child, SIGTERM);
     uint64_t end = now_us() + 10 * 1000000u;
-    while (waitpid(child, &status, WNOHANG) != child) {
+    while (wait4(child, &status, WNOHANG, &ru) != child) {
         if (now_us() > end)
             die("datasync-consumer", "no exit within 10 s of SIGTERM");
         sleep_ms(10);
     }
     child = 0;
+    res.cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         snprintf(why, sizeof why, "stopped with status 0x%x; see %s", status,
                  logf);
@@ -524,7 +549,7 @@ static double run_real(MYSQL *admin, int pf, long *hwm)
     snprintf(q, sizeof q, "SELECT COUNT(*) FROM %s.datasync_versions", DB_REAL);
     if (scalar(admin, q) != exp_all.keys)
         die("datasync-consumer", "versions table does not hold every key");
-    return n_events / secs;
+    return res;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -706,13 +731,20 @@ static double median(const double *v, int n)
     return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+/* One table row: the label padded to the column, the value formatted. */
+static void row(const char *label, const char *value)
+{
+    printf("| %-46s | %-14s |\n", label, value);
+}
+
 int main(void)
 {
-    double ra[16], rb[16], rc[16], fill;
-    long hwm[16], hwm_default = -1, peak = 0;
-    double rate_default = 0;
+    double ra[16], rb[16], rc[16], cpu[16], trips[16], fill;
+    long peak = 0;
+    real_result def = {0, -1, 0, 0};
     int done = 0;
     const int default_prefetch = 500; /* amqp.prefetch's default */
+    char label[96], value[64];
 
     url = getenv("DS_TEST_AMQP_URL");
     build_dir = getenv("DS_TEST_BUILD");
@@ -741,57 +773,73 @@ int main(void)
     fprintf(stderr, "fill: %d persistent messages at %.0f/s (not timed)\n",
             n_events, fill);
 
-    /* Alternate (a), (b), (c) in every round; stop starting rounds once
-     * the run would no longer fit its time budget. */
+    /* Alternate (a), (b), (c) in every round; past two rounds, stop
+     * starting new ones once the run would no longer fit its budget. */
     for (int r = 0; r < rounds; r++) {
         if (r >= 2 && now_us() - start > (uint64_t)NEW_ROUND_S * 1000000u)
             break;
-        ra[r] = run_real(admin, prefetch, &hwm[r]);
+        real_result a = run_real(admin, prefetch);
+        ra[r] = a.rate;
+        cpu[r] = a.cpu_s;
+        trips[r] = a.trips_per_ev;
+        if (a.hwm_kib > peak)
+            peak = a.hwm_kib;
         rb[r] = run_noop();
         rc[r] = run_naive(admin);
-        if (hwm[r] > peak)
-            peak = hwm[r];
         done++;
         fprintf(stderr,
-                "round %d: consumer %.0f/s, no-op %.0f/s, naive %.0f/s, "
-                "consumer peak RSS %.1f MiB (%.0f s so far)\n",
-                r + 1, ra[r], rb[r], rc[r], hwm[r] / 1024.0,
-                (double)(now_us() - start) / 1e6);
+                "round %d: consumer %.0f/s (%.2f round trips/event, %.1f s "
+                "CPU, peak RSS %.1f MiB), no-op %.0f/s, naive %.0f/s "
+                "[%.0f s]\n",
+                r + 1, ra[r], trips[r], cpu[r], a.hwm_kib / 1024.0, rb[r],
+                rc[r], (double)(now_us() - start) / 1e6);
     }
     if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT")) {
-        rate_default = run_real(admin, default_prefetch, &hwm_default);
-        fprintf(stderr, "default prefetch %d: consumer %.0f/s, peak RSS %.1f MiB\n",
-                default_prefetch, rate_default, hwm_default / 1024.0);
+        def = run_real(admin, default_prefetch);
+        fprintf(stderr, "prefetch %d: consumer %.0f/s, peak RSS %.1f MiB\n",
+                default_prefetch, def.rate, def.hwm_kib / 1024.0);
     }
     mysql_close(admin);
 
     double m_a = median(ra, done), m_b = median(rb, done),
            m_c = median(rc, done);
-    printf("\nconsumer benchmark (%d events over %d keys, 70%% update / 20%% "
-           "create / 10%% delete;\nprefetch %d, batch_max %d; %d rounds, "
-           "medians; naive on the first %d events)\n",
+    printf("\nconsumer benchmark: %d events over %d keys (70%% update, 20%% "
+           "create, 10%% delete),\nprefetch %d, batch_max %d, %d rounds, "
+           "medians; (c) on the first %d events\n",
            n_events, n_keys, prefetch, batch_max, done, n_naive);
-    printf("| measure                                       | value          |\n");
-    printf("|-----------------------------------------------|----------------|\n");
-    printf("| (a) datasync-consumer, start to all committed | %8.0f ev/s  |\n",
-           m_a);
-    printf("| (b) no-op consumer, ack(multiple) per %-5d   | %8.0f ev/s  |\n",
-           batch_max, m_b);
-    printf("| (c) naive: 1 transaction + 1 ack per message  | %8.0f ev/s  |\n",
-           m_c);
-    printf("| (a) / (b) (target >= 0.50)                    | %8.2f x     |\n",
-           m_a / m_b);
-    printf("| (a) / (c) (target >= 5)                       | %8.2f x     |\n",
-           m_a / m_c);
-    printf("| consumer peak RSS, prefetch %-5d (<= 64 MiB) | %8.1f MiB   |\n",
-           prefetch, peak / 1024.0);
-    if (hwm_default >= 0) {
-        printf("| (a) at prefetch %-5d (default), one run      | %8.0f ev/s  |\n",
-               default_prefetch, rate_default);
-        printf("| consumer peak RSS, prefetch %-5d            | %8.1f MiB   |\n",
-               default_prefetch, hwm_default / 1024.0);
+    row("measure", "value");
+    printf("|------------------------------------------------|----------------|\n");
+    snprintf(value, sizeof value, "%8.0f ev/s", m_a);
+    row("(a) datasync-consumer, start to all committed", value);
+    snprintf(label, sizeof label, "(b) no-op consumer, ack(multiple) per %d",
+             batch_max);
+    snprintf(value, sizeof value, "%8.0f ev/s", m_b);
+    row(label, value);
+    snprintf(value, sizeof value, "%8.0f ev/s", m_c);
+    row("(c) naive, 1 transaction + 1 ack per message", value);
+    snprintf(value, sizeof value, "%8.2f x", m_a / m_b);
+    row("(a) / (b)   (target >= 0.50)", value);
+    snprintf(value, sizeof value, "%8.2f x", m_a / m_c);
+    row("(a) / (c)   (target >= 5)", value);
+    snprintf(label, sizeof label, "(a) peak RSS, prefetch %d (target <= 64 MiB)",
+             prefetch);
+    snprintf(value, sizeof value, "%8.1f MiB", peak / 1024.0);
+    row(label, value);
+    snprintf(value, sizeof value, "%8.2f", median(trips, done));
+    row("(a) database round trips per event", value);
+    snprintf(value, sizeof value, "%8.1f us", median(cpu, done) * 1e6 / n_events);
+    row("(a) daemon CPU per event (user + sys)", value);
+    if (def.hwm_kib >= 0) {
+        snprintf(label, sizeof label, "(a) at prefetch %d (default), one run",
+                 default_prefetch);
+        snprintf(value, sizeof value, "%8.0f ev/s", def.rate);
+        row(label, value);
+        snprintf(label, sizeof label, "(a) peak RSS, prefetch %d",
+                 default_prefetch);
+        snprintf(value, sizeof value, "%8.1f MiB", def.hwm_kib / 1024.0);
+        row(label, value);
     }
-    printf("total bench time %.0f s\n", (double)(now_us() - start) / 1e6);
+    printf("(%.0f s in all, fills included)\n", (double)(now_us() - start) / 1e6);
 
     for (int i = 0; i < n_events; i++)
         free(events[i].body);

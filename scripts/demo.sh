@@ -109,4 +109,6 @@ What to try next:
   - make test runs every test, including broker and database kills and restarts.
   - datasync --help, man docs/datasync.1: publish, replay, dead letters, status.
   - datasync.conf.example documents every configuration key.
+  - With Docker: docker compose up -d --build runs these three servers in containers (compose.yaml).
+  - From PHP: examples/php/example.php emits changes through libdatasync (PHP's FFI).
 EOF

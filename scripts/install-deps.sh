@@ -23,6 +23,12 @@ packages=(
     rabbitmq-server mariadb-server mariadb-client
     # the test harness: pgrep/ps (procps), setsid (util-linux), timeout (coreutils)
     procps util-linux coreutils
+    # tests/integration/test_php.sh: PHP with FFI (php8.x-common brings it)
+    php-cli
+    # tests/integration/test_compose.sh: `docker-compose config` checks
+    # compose.yaml without a Docker daemon (docker.io is only recommended,
+    # and recommends are not installed); python3-yaml reads its output
+    docker-compose python3-yaml
 )
 
 if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then

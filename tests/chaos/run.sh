@@ -1,0 +1,648 @@
+#!/usr/bin/env bash
+# run.sh: the chaos run (issue 6): three servers, two producers, random faults for a bounded time, then a checker that counts every change as accounted for, lost or wrongly applied.
+#
+#   BUILD=build tests/chaos/run.sh [--duration SECONDS] [--seed N] [--rate N] [--keep]
+#
+#   --duration  how long faults are injected (default 120)
+#   --seed      the seed of every random choice (default: a random one,
+#               printed); the same seed replays the same sequence of faults
+#   --rate      changes per second of each producer (default 80)
+#   --keep      keep the run folder even when the run passes (DS_TEST_KEEP=1
+#               does the same)
+#
+# What runs, all on 127.0.0.1: three databases chaos_a/b/c on the private
+# MariaDB (tests/chaos/schema.sql), three datasync-consumer processes
+# (nodes chaos-a/b/c, exchange "chaos"), one of them (chosen by the seed)
+# connected to RabbitMQ through chaos_proxy, and two chaos_producer
+# processes (origins chaos-a and chaos-b, each writing its own database
+# first, see tests/tools/chaos_producer.c). The fault loop takes the fault
+# kinds in a seeded random order, each once per round:
+#   consumer_kill   kill -9 of a consumer, restarted 0.2-3 s later
+#   producer_kill   kill -9 of a producer, restarted 0.2-2 s later with the
+#                   same spool and outbox
+#   broker_restart  services.sh rabbit restart
+#   broker_kill     services.sh rabbit kill, started again 1-4 s later; half
+#                   the time a producer is also killed -9 and restarted
+#                   meanwhile (its spool must survive and drain later)
+#   maria_stop      services.sh maria stop, started again 2-6 s later; half
+#                   the time a consumer is also killed -9 meanwhile (it
+#                   fails to start until the database is back)
+#   blackhole       the proxy stops forwarding without closing for 3-15 s,
+#                   then forwards again or closes the connections
+# Then faults stop, everything is brought up, the producers stop (each
+# empties its outbox and waits for its spool to drain), the queues drain
+# (no message ready or unacked, datasync_versions unchanged for a second),
+# the consumers stop, and tests/tools/chaos_check prints the summary.
+#
+# Services: with DS_TEST_RUNDIR set (tests/run.sh), the running private
+# services of tests/lib/services.sh are used and left running; without it,
+# private ones are started in a fresh run dir and taken down at the end.
+#
+# Logs: everything is under the run folder it names (producer, consumer,
+# proxy logs, emitted logs, faults.log, the checker's details, a copy of
+# the service logs). It is removed when the run passes, unless --keep or
+# DS_TEST_KEEP=1. Exit 0 when the checker passes and no process died on its
+# own; 1 otherwise; 2 on bad usage or missing programs.
+#
+# Bounded: a watchdog ends the run after duration + 360 s. Every process it
+# starts carries DS_CHAOS_RUN=<run folder> in its environment; at the end
+# none may be left (they are killed, and the run fails, if one is).
+
+# The fault_* functions are called as "fault_$kind"; the watchdog's script
+# is single-quoted on purpose (it expands its own arguments).
+# shellcheck disable=SC2317,SC2016
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=${BUILD:-build}
+[[ "$build" == /* ]] || build=$root/$build
+services=$root/tests/lib/services.sh
+
+duration=120
+seed=""
+rate=80
+keep=${DS_TEST_KEEP:-0}
+while (($#)); do
+    case "$1" in
+    --duration) duration=${2:?--duration needs a value}; shift 2 ;;
+    --seed) seed=${2:?--seed needs a value}; shift 2 ;;
+    --rate) rate=${2:?--rate needs a value}; shift 2 ;;
+    --keep) keep=1; shift ;;
+    -h | --help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+    esac
+done
+[[ "$duration" =~ ^[0-9]+$ && "$rate" =~ ^[0-9]+$ ]] || { echo "run.sh: --duration and --rate take whole numbers" >&2; exit 2; }
+[[ -z "$seed" ]] && seed=$(( (RANDOM << 15 | RANDOM) % 1000000 ))
+[[ "$seed" =~ ^[0-9]+$ ]] || { echo "run.sh: --seed takes a whole number" >&2; exit 2; }
+
+consumer_bin=$build/datasync-consumer
+cli_bin=$build/datasync
+producer_bin=$build/tools/chaos_producer
+proxy_bin=$build/tools/chaos_proxy
+check_bin=$build/tools/chaos_check
+for b in "$consumer_bin" "$cli_bin" "$producer_bin" "$proxy_bin" "$check_bin"; do
+    if [[ ! -x "$b" ]]; then
+        echo "run.sh: $b is missing: make BUILD=${BUILD:-build} all build-tests" >&2
+        exit 2
+    fi
+done
+
+nodes=(chaos-a chaos-b chaos-c)
+dbs=(chaos_a chaos_b chaos_c)
+producers=(0 1) # the producers run on nodes 0 and 1, as their origin
+RANDOM=$seed
+
+t_start=${EPOCHREALTIME/[.,]/}
+elapsed() {
+    local us=$((${EPOCHREALTIME/[.,]/} - t_start))
+    printf '%d.%d' $((us / 1000000)) $((us / 100000 % 10))
+}
+
+# ----------------------------------------------------------------- state
+
+own_services=0
+cdir=""
+proxy_pid=""
+watchdog_pid=""
+declare -a cons_pid=("" "" "") prod_pid=("" "")
+declare -a cons_log_start=(0 0 0)
+unexpected=() # processes that died on their own
+finished=0
+status=1
+
+note() {
+    local line
+    line="$(date -u '+%F %T') T+$(elapsed)s $*"
+    echo "chaos: $line"
+    [[ -n "$cdir" ]] && echo "$line" >>"$cdir/faults.log"
+}
+
+fault() {
+    local line
+    line="$(date -u '+%F %T') T+$(elapsed)s FAULT $*"
+    echo "chaos: $line"
+    echo "$line" >>"$cdir/faults.log"
+}
+
+# rnd N: a number in [0, N) into R (no subshell: RANDOM stays seeded).
+rnd() { R=$((RANDOM % $1)); }
+
+# nap TENTHS: sleeps that many tenths of a second.
+nap() { sleep "$(($1 / 10)).$(($1 % 10))"; }
+
+# True when pid $1 exists and is not a zombie.
+alive() {
+    local line state
+    [[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
+    read -r line 2>/dev/null </proc/"$1"/stat || return 1
+    state=${line##*) }
+    [[ "${state%% *}" != Z ]]
+}
+
+# Our processes still around: every pid whose environment carries our mark.
+owned_pids() {
+    local d pid e entries
+    [[ -n "$cdir" ]] || return 0
+    for d in /proc/[0-9]*; do
+        pid=${d#/proc/}
+        [[ "$pid" != "$$" && "$pid" != "${BASHPID:-}" ]] || continue
+        mapfile -d '' -t entries 2>/dev/null <"$d/environ" || continue
+        for e in "${entries[@]}"; do
+            if [[ "$e" == "DS_CHAOS_RUN=$cdir" ]]; then
+                alive "$pid" && echo "$pid"
+                break
+            fi
+        done
+    done
+}
+
+# stop_pid PID SECONDS: SIGTERM, then SIGKILL after the grace; reaps it.
+# Prints nothing; returns the exit status (137 when it had to be killed).
+stop_pid() {
+    local pid=$1 grace=$2 i rc=0
+    [[ -n "$pid" ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    if alive "$pid"; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || rc=$?
+    return $rc
+}
+
+cleanup() {
+    local rc=$? pids p
+    trap - EXIT INT TERM HUP
+    if ((!finished)); then
+        echo "chaos: interrupted (exit $rc): stopping every process of the run" >&2
+    fi
+    [[ -n "$watchdog_pid" ]] && kill -KILL -- "-$watchdog_pid" 2>/dev/null
+    for p in "${prod_pid[@]}" "${cons_pid[@]}" "$proxy_pid"; do
+        [[ -n "$p" ]] && kill -KILL "$p" 2>/dev/null
+    done
+    read -r -a pids <<<"$(owned_pids | tr '\n' ' ')"
+    if ((${#pids[@]})); then
+        kill -KILL "${pids[@]}" 2>/dev/null
+    fi
+    wait 2>/dev/null
+    if ((!finished)) && [[ -n "${DS_TEST_RUNDIR:-}" ]]; then
+        # Leave the shared services running, as we found them.
+        if ((own_services)); then
+            timeout 120 "$services" down >/dev/null 2>&1
+        else
+            timeout 120 "$services" rabbit start >/dev/null 2>&1
+            timeout 120 "$services" maria start >/dev/null 2>&1
+        fi
+    fi
+    if ((!finished)) && [[ -n "$cdir" ]]; then
+        echo "chaos: run folder kept: $cdir" >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# ------------------------------------------------------------- services
+
+if [[ -z "${DS_TEST_RUNDIR:-}" ]]; then
+    own_services=1
+    DS_TEST_RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/ds-chaos.XXXXXX")
+    export DS_TEST_RUNDIR
+    echo "chaos: starting private services in $DS_TEST_RUNDIR"
+    "$services" watch $$
+    if ! "$services" up; then
+        echo "chaos: the services did not start (logs under $DS_TEST_RUNDIR)" >&2
+        exit 1
+    fi
+fi
+eval "$("$services" env)"
+
+cdir=$DS_TEST_RUNDIR/chaos-$(date -u +%Y%m%d-%H%M%S)-seed$seed
+mkdir -p "$cdir"
+: >"$cdir/faults.log"
+
+hard_timeout=$((duration + 360))
+# The watchdog has a session of its own (setsid), so the cleanup can kill
+# it and its sleep together.
+setsid bash -c 'end=$((SECONDS + $1)); while kill -0 "$2" 2>/dev/null; do
+    ((SECONDS < end)) || { echo "chaos: hard timeout after $1 s" >&2; kill -TERM "$2"; exit 0; }
+    sleep 1; done' _ "$hard_timeout" "$$" </dev/null >>"$cdir/faults.log" 2>&1 &
+watchdog_pid=$!
+disown "$watchdog_pid" # no job report when the cleanup kills it
+
+rnd 3
+proxied=$R
+note "seed $seed, faults for $duration s, $rate changes/s per producer, consumer ${nodes[proxied]} through the proxy, run folder $cdir"
+note "reproduce: BUILD=${BUILD:-build} tests/chaos/run.sh --duration $duration --seed $seed --rate $rate"
+
+# ----------------------------------------------------------------- setup
+
+msql() { "$services" maria sql "$@"; }
+
+for i in 0 1 2; do
+    if ! msql -e "DROP DATABASE IF EXISTS ${dbs[i]}; CREATE DATABASE ${dbs[i]} CHARACTER SET utf8mb4" ||
+        ! msql "${dbs[i]}" <"$root/tests/chaos/schema.sql"; then
+        echo "chaos: cannot create database ${dbs[i]}" >&2
+        exit 1
+    fi
+done
+
+# Queues of an earlier run on these services go first.
+existing=$("$services" rabbit ctl list_queues -q --no-table-headers name 2>/dev/null)
+for n in "${nodes[@]}"; do
+    for q in "datasync.$n" "datasync.$n.dead"; do
+        if grep -qx "$q" <<<"$existing"; then
+            "$services" rabbit ctl delete_queue "$q" >/dev/null 2>&1 || true
+        fi
+    done
+done
+
+"$proxy_bin" --target-port "$DS_TEST_AMQP_PORT" --port-file "$cdir/proxy.port" \
+    >>"$cdir/proxy.log" 2>&1 &
+proxy_pid=$!
+for _ in {1..50}; do
+    [[ -s "$cdir/proxy.port" ]] && break
+    sleep 0.1
+done
+proxy_port=$(cat "$cdir/proxy.port" 2>/dev/null)
+[[ -n "$proxy_port" ]] || { echo "chaos: the proxy did not start (see $cdir/proxy.log)" >&2; exit 1; }
+
+amqp_direct="amqp://guest:guest@127.0.0.1:$DS_TEST_AMQP_PORT/%2f"
+for i in 0 1 2; do
+    url=$amqp_direct
+    ((i == proxied)) && url="amqp://guest:guest@127.0.0.1:$proxy_port/%2f"
+    cat >"$cdir/consumer-${nodes[i]}.conf" <<EOF
+# The chaos run's consumer of node ${nodes[i]} (tests/chaos/run.sh).
+[node]
+id = ${nodes[i]}
+[amqp]
+url = $url
+exchange = chaos
+prefetch = 200
+heartbeat = 5
+[mysql]
+host = 127.0.0.1
+port = $DS_TEST_MYSQL_PORT
+user = root
+database = ${dbs[i]}
+[apply]
+tables = items accounts tags
+batch_max = 50
+batch_wait_ms = 20
+[log]
+level = info
+EOF
+done
+for i in "${producers[@]}"; do
+    cat >"$cdir/producer-${nodes[i]}.conf" <<EOF
+# The chaos run's producer of node ${nodes[i]} (tests/chaos/run.sh).
+[node]
+id = ${nodes[i]}
+[amqp]
+url = $amqp_direct
+exchange = chaos
+heartbeat = 5
+[producer]
+mode = sync
+spool_dir = $cdir/spool-${nodes[i]}
+confirm_timeout_ms = 2000
+[log]
+level = info
+EOF
+done
+
+if ! "$cli_bin" -c "$cdir/consumer-${nodes[0]}.conf" setup --nodes "$(IFS=,; echo "${nodes[*]}")" \
+    >>"$cdir/setup.log" 2>&1; then
+    echo "chaos: datasync setup failed (see $cdir/setup.log)" >&2
+    exit 1
+fi
+
+# ------------------------------------------------------------- processes
+
+# start_consumer I: starts node I's consumer; waits (up to 20 s) until it
+# consumes. Returns 1 if it exited at start-up (the broker or the database
+# is down: reconcile starts it again later, as a supervisor would).
+start_consumer() {
+    local i=$1 log=$cdir/consumer-${nodes[$1]}.log k
+    cons_log_start[i]=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    env DS_CHAOS_RUN="$cdir" "$consumer_bin" -c "$cdir/consumer-${nodes[i]}.conf" >>"$log" 2>&1 &
+    cons_pid[i]=$!
+    for ((k = 0; k < 200; k++)); do
+        if tail -c +$((cons_log_start[i] + 1)) "$log" 2>/dev/null | grep -q 'datasync-consumer [0-9]'; then
+            return 0
+        fi
+        alive "${cons_pid[i]}" || break
+        sleep 0.1
+    done
+    alive "${cons_pid[i]}" && return 0
+    local rc=0
+    wait "${cons_pid[i]}" 2>/dev/null || rc=$?
+    note "consumer ${nodes[i]} exited at start-up (exit $rc); started again later"
+    cons_pid[i]=""
+    return 1
+}
+
+prod_incarnation=(0 0)
+start_producer() {
+    local p=$1 i=${producers[$1]}
+    prod_incarnation[p]=$((prod_incarnation[p] + 1))
+    env DS_CHAOS_RUN="$cdir" "$producer_bin" -c "$cdir/producer-${nodes[i]}.conf" \
+        --node "${nodes[i]}" --db "${dbs[i]}" --port "$DS_TEST_MYSQL_PORT" \
+        --emitted "$cdir/emitted-${nodes[i]}.log" --spool "$cdir/spool-${nodes[i]}" \
+        --seed $((seed * 1000 + p * 100 + prod_incarnation[p])) --rate "$rate" \
+        --drain-timeout 90 >>"$cdir/producer-${nodes[i]}.log" 2>&1 &
+    prod_pid[p]=$!
+}
+
+# Starts whatever should run and does not: a consumer that exited at
+# start-up, or a process that died on its own (recorded: that is a bug).
+keep_consumers() {
+    local i rc log
+    for i in 0 1 2; do
+        if [[ -n "${cons_pid[i]}" ]] && ! alive "${cons_pid[i]}"; then
+            rc=0
+            wait "${cons_pid[i]}" 2>/dev/null || rc=$?
+            log=$cdir/consumer-${nodes[i]}.log
+            if tail -c +$((cons_log_start[i] + 1)) "$log" | grep -q 'datasync-consumer [0-9]'; then
+                unexpected+=("consumer ${nodes[i]} exit $rc")
+                note "UNEXPECTED: consumer ${nodes[i]} (pid ${cons_pid[i]}) exited on its own with status $rc"
+            else
+                note "consumer ${nodes[i]} exited at start-up (exit $rc)"
+            fi
+            cons_pid[i]=""
+        fi
+        [[ -n "${cons_pid[i]}" ]] || start_consumer "$i"
+    done
+}
+
+reconcile() {
+    local p rc
+    keep_consumers
+    for p in "${!producers[@]}"; do
+        if [[ -n "${prod_pid[p]}" ]] && ! alive "${prod_pid[p]}"; then
+            rc=0
+            wait "${prod_pid[p]}" 2>/dev/null || rc=$?
+            unexpected+=("producer ${nodes[producers[p]]} exit $rc")
+            note "UNEXPECTED: producer ${nodes[producers[p]]} (pid ${prod_pid[p]}) exited on its own with status $rc"
+            prod_pid[p]=""
+        fi
+        [[ -n "${prod_pid[p]}" ]] || start_producer "$p"
+    done
+}
+
+# kill -9 and reap.
+kill9() {
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
+# ---------------------------------------------------------------- faults
+
+fault_consumer_kill() {
+    local i
+    rnd 3; i=$R
+    [[ -n "${cons_pid[i]}" ]] || start_consumer "$i" || return 0
+    rnd 28; local down=$((R + 2))
+    fault "consumer_kill ${nodes[i]} pid ${cons_pid[i]} (kill -9), down $((down / 10)).$((down % 10)) s"
+    kill9 "${cons_pid[i]}"
+    cons_pid[i]=""
+    nap "$down"
+    start_consumer "$i"
+}
+
+fault_producer_kill() {
+    local p
+    rnd ${#producers[@]}; p=$R
+    rnd 18; local down=$((R + 2))
+    fault "producer_kill ${nodes[producers[p]]} pid ${prod_pid[p]} (kill -9), down $((down / 10)).$((down % 10)) s"
+    kill9 "${prod_pid[p]}"
+    prod_pid[p]=""
+    nap "$down"
+    start_producer "$p"
+}
+
+fault_broker_restart() {
+    fault "broker_restart (services.sh rabbit restart)"
+    "$services" rabbit restart >>"$cdir/services.log" 2>&1 ||
+        note "rabbit restart failed (see $cdir/services.log)"
+    note "broker back"
+}
+
+fault_broker_kill() {
+    local p
+    rnd 30; local down=$((R + 10))
+    fault "broker_kill (services.sh rabbit kill), down $((down / 10)).$((down % 10)) s before start"
+    "$services" rabbit kill >>"$cdir/services.log" 2>&1 || note "rabbit kill failed"
+    rnd 2
+    if ((R == 0)); then
+        # The producer's spool holds what it emitted since: it must survive.
+        sleep 0.5
+        rnd ${#producers[@]}; p=$R
+        fault "producer_kill ${nodes[producers[p]]} pid ${prod_pid[p]} (kill -9) while the broker is down; restarted at once"
+        kill9 "${prod_pid[p]}"
+        prod_pid[p]=""
+        start_producer "$p"
+    fi
+    nap "$down"
+    "$services" rabbit start >>"$cdir/services.log" 2>&1 || note "rabbit start failed (see $cdir/services.log)"
+    note "broker back"
+}
+
+fault_maria_stop() {
+    local i
+    rnd 40; local down=$((R + 20))
+    fault "maria_stop (services.sh maria stop), down $((down / 10)).$((down % 10)) s"
+    "$services" maria stop >>"$cdir/services.log" 2>&1 || note "maria stop failed"
+    rnd 2
+    if ((R == 0)); then
+        # Its batch in hand is rolled back, unacked: it must come again.
+        rnd 3; i=$R
+        if [[ -n "${cons_pid[i]}" ]]; then
+            fault "consumer_kill ${nodes[i]} pid ${cons_pid[i]} (kill -9) while the database is down; restarted at once"
+            kill9 "${cons_pid[i]}"
+            cons_pid[i]=""
+            start_consumer "$i" # exits at start-up: started again later
+        fi
+    fi
+    nap "$down"
+    "$services" maria start >>"$cdir/services.log" 2>&1 || note "maria start failed (see $cdir/services.log)"
+    note "database back"
+}
+
+fault_blackhole() {
+    rnd 120; local hold=$((R + 30)) how
+    rnd 2
+    how=$([[ $R == 0 ]] && echo resume || echo close)
+    fault "blackhole ${nodes[proxied]}'s broker connection for $((hold / 10)).$((hold % 10)) s, then $how"
+    kill -USR1 "$proxy_pid"
+    nap "$hold"
+    if [[ $how == resume ]]; then
+        kill -USR2 "$proxy_pid"
+    else
+        kill -HUP "$proxy_pid"
+    fi
+}
+
+kinds=(consumer_kill producer_kill broker_restart broker_kill maria_stop blackhole)
+
+# ------------------------------------------------------------------- run
+
+for i in 0 1 2; do
+    start_consumer "$i" || { echo "chaos: consumer ${nodes[i]} does not start (see $cdir/consumer-${nodes[i]}.log)" >&2; exit 1; }
+done
+for p in "${!producers[@]}"; do
+    start_producer "$p"
+done
+note "3 consumers and 2 producers running; faults start in 3 s"
+sleep 3
+
+fault_end=$((${EPOCHREALTIME/[.,]/} + duration * 1000000))
+round=()
+while ((${EPOCHREALTIME/[.,]/} < fault_end)); do
+    if ((${#round[@]} == 0)); then
+        # A new round: every kind once, in a seeded random order.
+        round=("${kinds[@]}")
+        for ((k = ${#round[@]} - 1; k > 0; k--)); do
+            rnd $((k + 1))
+            tmp=${round[k]}; round[k]=${round[R]}; round[R]=$tmp
+        done
+    fi
+    kind=${round[0]}
+    round=("${round[@]:1}")
+    "fault_$kind"
+    reconcile
+    rnd 30
+    nap $((R + 10))
+    reconcile
+done
+
+# ------------------------------------------------------------------- end
+
+note "faults stop; bringing everything up"
+kill -USR2 "$proxy_pid" 2>/dev/null
+"$services" rabbit start >>"$cdir/services.log" 2>&1 || note "rabbit start failed"
+"$services" maria start >>"$cdir/services.log" 2>&1 || note "maria start failed"
+reconcile
+
+note "stopping the producers (each empties its outbox and waits for its spool)"
+prod_status=()
+for p in "${!producers[@]}"; do
+    kill -TERM "${prod_pid[p]}" 2>/dev/null
+done
+for p in "${!producers[@]}"; do
+    # Their drain timeout is 90 s; consumers must keep running meanwhile.
+    for ((k = 0; k < 1000; k++)); do
+        alive "${prod_pid[p]}" || break
+        ((k % 20 == 0)) && keep_consumers
+        sleep 0.1
+    done
+    rc=0
+    stop_pid "${prod_pid[p]}" 1 || rc=$?
+    prod_status+=("${nodes[producers[p]]}: exit $rc;")
+    note "producer ${nodes[producers[p]]} stopped: exit $rc ($(grep -o 'final: .*' "$cdir/producer-${nodes[producers[p]]}.log" | tail -1))"
+    prod_pid[p]=""
+done
+
+note "waiting for the queues to drain"
+drain_start=${EPOCHREALTIME/[.,]/}
+drained=0
+last_sig=""
+while (((${EPOCHREALTIME/[.,]/} - drain_start) < 120 * 1000000)); do
+    keep_consumers
+    queues=$("$services" rabbit ctl list_queues -q --no-table-headers name messages messages_unacknowledged consumers 2>/dev/null)
+    busy=0
+    for n in "${nodes[@]}"; do
+        line=$(awk -v q="datasync.$n" '$1 == q' <<<"$queues")
+        read -r _ msgs unacked ncons <<<"$line"
+        if [[ -z "$line" || "${msgs:-1}" != 0 || "${unacked:-1}" != 0 || "${ncons:-0}" == 0 ]]; then
+            busy=1
+        fi
+    done
+    sig=$(msql -N -e "SELECT COUNT(*), SUM(hlc), SUM(deleted) FROM chaos_a.datasync_versions UNION ALL
+        SELECT COUNT(*), SUM(hlc), SUM(deleted) FROM chaos_b.datasync_versions UNION ALL
+        SELECT COUNT(*), SUM(hlc), SUM(deleted) FROM chaos_c.datasync_versions" 2>/dev/null | tr '\n\t' '  ')
+    if ((!busy)) && [[ -n "$sig" && "$sig" == "$last_sig" ]]; then
+        drained=1
+        break
+    fi
+    last_sig=$sig
+    sleep 1
+done
+drain_s=$(((${EPOCHREALTIME/[.,]/} - drain_start) / 1000000))
+if ((drained)); then
+    note "queues drained in $drain_s s"
+else
+    note "queues NOT drained after $drain_s s: $(tr '\n' ';' <<<"$queues")"
+fi
+
+note "stopping the consumers"
+for i in 0 1 2; do
+    rc=0
+    stop_pid "${cons_pid[i]}" 10 || rc=$?
+    ((rc == 0)) || note "consumer ${nodes[i]} stopped with status $rc"
+    cons_pid[i]=""
+done
+stop_pid "$proxy_pid" 5
+proxy_pid=""
+
+infos=(
+    --info "$(printf 'proxied consumer\t%s (through chaos_proxy)' "${nodes[proxied]}")"
+    --info "$(printf 'producers\t%s' "${prod_status[*]}")"
+    --info "$(printf 'queues drained\t%s' "$( ((drained)) && echo "yes, in $drain_s s after the producers stopped" || echo "NO, gave up after $drain_s s")")"
+    --info "$(printf 'processes that died alone\t%s' "${#unexpected[@]}${unexpected[*]:+ (${unexpected[*]})}")"
+    --info "$(printf 'run folder\t%s' "$cdir")"
+)
+check_rc=0
+"$check_bin" --port "$DS_TEST_MYSQL_PORT" --amqp "$amqp_direct" \
+    --node "chaos-a=chaos_a" --node "chaos-b=chaos_b" --node "chaos-c=chaos_c" \
+    --emitted "$cdir/emitted-chaos-a.log" --emitted "$cdir/emitted-chaos-b.log" \
+    --spool "$cdir/spool-chaos-a" --spool "$cdir/spool-chaos-b" \
+    --faults "$cdir/faults.log" --seed "$seed" --duration "$duration" \
+    --details "$cdir/check-details.log" "${infos[@]}" >"$cdir/summary.txt" 2>&1 || check_rc=$?
+cat "$cdir/summary.txt"
+
+# A copy of the service logs, so the folder tells the whole story.
+mkdir -p "$cdir/services"
+cp -r "$DS_TEST_RUNDIR/rabbit/log" "$cdir/services/rabbit" 2>/dev/null
+cp "$DS_TEST_RUNDIR/maria/error.log" "$cdir/services/maria-error.log" 2>/dev/null
+
+kill -KILL -- "-$watchdog_pid" 2>/dev/null
+watchdog_pid=""
+
+read -r -a left <<<"$(owned_pids | tr '\n' ' ')"
+if ((${#left[@]})); then
+    echo "chaos: FAIL: processes left behind: ${left[*]}: killing them" >&2
+    kill -KILL "${left[@]}" 2>/dev/null
+    check_rc=1
+fi
+
+if ((own_services)); then
+    timeout 120 "$services" down >/dev/null 2>&1
+fi
+
+if ((check_rc == 0 && ${#unexpected[@]} == 0)); then
+    status=0
+    if [[ "$keep" == 1 ]]; then
+        echo "chaos: PASS; run folder kept: $cdir"
+    else
+        echo "chaos: PASS (run folder removed; --keep or DS_TEST_KEEP=1 keeps it)"
+        rm -rf "$cdir"
+        ((own_services)) && rm -rf "$DS_TEST_RUNDIR"
+    fi
+else
+    status=1
+    ((${#unexpected[@]})) && echo "chaos: FAIL: processes died on their own: ${unexpected[*]}"
+    if ((own_services)); then
+        echo "chaos: FAIL; logs kept: $cdir (service logs under $DS_TEST_RUNDIR)"
+    else
+        echo "chaos: FAIL; logs kept: $cdir"
+    fi
+fi
+finished=1
+exit "$status"

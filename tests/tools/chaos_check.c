@@ -1,0 +1,877 @@
+/* chaos_check.c: the chaos run's checker: every emitted change accounted for on every node, rows as the highest version says and equal everywhere, no dead letters; prints the summary table. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+#include <mysql.h>
+
+#include "../chaos/chaos.h"
+#include "amqp_util.h"
+
+/*
+ *   chaos_check --port P --amqp URL --node ID=DB ... --emitted FILE ...
+ *               [--host H] [--faults FILE] [--seed N] [--duration S]
+ *               [--spool DIR ...] [--info "label\tvalue" ...] [--details FILE]
+ *
+ * Reads the emitted logs (tests/chaos/chaos.h gives the format) and, on
+ * every node, datasync_versions, the replicated tables, the outbox, and
+ * the node's queues. Counts:
+ *   emitted      distinct change ids in the logs
+ *   accounted    on a node: its stored version of the change's row is >=
+ *                the change's (hlc, origin): applied, or superseded by a
+ *                newer one; "all" counts changes accounted on every node
+ *   lost         emitted, but not accounted for on some node
+ *   wrong effect a (node, row) whose stored version is the highest emitted
+ *                version of the row but whose row is not that change's
+ *                data (a delete: the row must be absent), or whose stored
+ *                version no emitted change has, or a row nobody emitted
+ *   differing    rows (by key) whose contents are not the same on all nodes
+ *   dead letters messages in datasync.<node>.dead (the workload makes only
+ *                valid changes: every one is unexplained)
+ * Exit 0 when lost, wrong effect, differing, dead letters and inconsistent
+ * log lines are all 0; 1 otherwise; 2 when it could not check.
+ * Details (each lost change, each wrong row, each difference, dead-letter
+ * reasons) go to --details, and the first few to standard output.
+ */
+
+#define MAX_NODES 3
+#define SHOW 8
+
+typedef struct change {
+    char id[37];
+    char origin[65];
+    uint64_t hlc;
+    int table;
+    char pk[64];
+    char op; /* c, u, d */
+    char *data;
+    int key;
+} change;
+
+typedef struct version {
+    bool exists, deleted;
+    uint64_t hlc;
+    char origin[65];
+} version;
+
+typedef struct key {
+    int table;
+    char pk[64];
+    int best; /* change index with the highest version, -1 */
+    version ver[MAX_NODES];
+    char *row[MAX_NODES]; /* row text, NULL when absent */
+} key;
+
+static change *changes;
+static size_t nchanges, capchanges;
+static key *keys;
+static size_t nkeys, capkeys;
+
+static int nnodes;
+static char node_id[MAX_NODES][65], node_db[MAX_NODES][65];
+static const char *opt_host = "127.0.0.1", *opt_amqp, *opt_faults;
+static const char *opt_details, *opt_seed = "?", *opt_duration = "?";
+static int opt_port;
+static const char *emitted_files[8], *spool_dirs[8], *infos[32];
+static int nemitted, nspools, ninfos;
+static FILE *details;
+
+/* ------------------------------------------------------------------------ */
+/* A small string hash map: name -> index                                     */
+
+typedef struct smap {
+    char **k;
+    size_t *v;
+    size_t cap, n;
+} smap;
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+    return h;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n);
+    if (!p) {
+        fprintf(stderr, "chaos_check: out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) {
+        fprintf(stderr, "chaos_check: out of memory\n");
+        exit(2);
+    }
+    return d;
+}
+
+static size_t *smap_slot(smap *m, const char *k, bool insert, bool *isnew)
+{
+    if (insert && (m->n + 1) * 2 > m->cap) {
+        smap old = *m;
+        m->cap = old.cap ? old.cap * 2 : 1024;
+        m->k = calloc(m->cap, sizeof *m->k);
+        m->v = calloc(m->cap, sizeof *m->v);
+        if (!m->k || !m->v) {
+            fprintf(stderr, "chaos_check: out of memory\n");
+            exit(2);
+        }
+        m->n = 0;
+        for (size_t i = 0; i < old.cap; i++) {
+            if (!old.k[i])
+                continue;
+            bool dummy;
+            *smap_slot(m, old.k[i], true, &dummy) = old.v[i];
+            free(old.k[i]);
+        }
+        free(old.k);
+        free(old.v);
+    }
+    if (!m->cap)
+        return NULL;
+    for (size_t i = hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->k[i]) {
+            if (!insert)
+                return NULL;
+            m->k[i] = xstrdup(k);
+            m->n++;
+            if (isnew)
+                *isnew = true;
+            return &m->v[i];
+        }
+        if (strcmp(m->k[i], k) == 0) {
+            if (isnew)
+                *isnew = false;
+            return &m->v[i];
+        }
+    }
+}
+
+static smap key_map, id_map;
+
+static int key_index(int table, const char *pk)
+{
+    char k[128];
+    bool isnew;
+    snprintf(k, sizeof k, "%d\t%s", table, pk);
+    size_t *slot = smap_slot(&key_map, k, true, &isnew);
+    if (isnew) {
+        if (nkeys == capkeys) {
+            capkeys = capkeys ? capkeys * 2 : 512;
+            keys = xrealloc(keys, capkeys * sizeof *keys);
+        }
+        memset(&keys[nkeys], 0, sizeof keys[nkeys]);
+        keys[nkeys].table = table;
+        snprintf(keys[nkeys].pk, sizeof keys[nkeys].pk, "%s", pk);
+        keys[nkeys].best = -1;
+        *slot = nkeys++;
+    }
+    return (int)*slot;
+}
+
+static int vcmp(uint64_t ha, const char *oa, uint64_t hb, const char *ob)
+{
+    if (ha != hb)
+        return ha < hb ? -1 : 1;
+    return strcmp(oa, ob);
+}
+
+/* ------------------------------------------------------------------------ */
+
+__attribute__((format(printf, 1, 2))) static void detail(const char *fmt, ...)
+{
+    va_list ap;
+    if (!details)
+        return;
+    va_start(ap, fmt);
+    vfprintf(details, fmt, ap);
+    va_end(ap);
+}
+
+static long inconsistent, dup_lines, bad_lines;
+
+static void read_emitted(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        /* A producer that never emitted leaves no log: fine. */
+        if (errno == ENOENT)
+            return;
+        fprintf(stderr, "chaos_check: %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n') {
+            bad_lines++; /* a torn last line cannot happen with one write */
+            detail("torn line in %s: %s\n", path, line);
+            continue;
+        }
+        line[len - 1] = '\0';
+        char *f8[8], *save = NULL;
+        int n = 0;
+        for (char *t = strtok_r(line, "\t", &save); t && n < 8;
+             t = strtok_r(NULL, "\t", &save))
+            f8[n++] = t;
+        const ch_table *t = n == 8 ? ch_table_named(f8[4]) : NULL;
+        if (!t || strcmp(f8[0], "E") != 0 || strlen(f8[1]) != 36) {
+            bad_lines++;
+            detail("bad line in %s\n", path);
+            continue;
+        }
+        size_t *slot;
+        bool isnew;
+        slot = smap_slot(&id_map, f8[1], true, &isnew);
+        if (!isnew) {
+            change *o = &changes[*slot];
+            dup_lines++;
+            if (o->hlc != strtoull(f8[3], NULL, 10) ||
+                strcmp(o->origin, f8[2]) != 0 || strcmp(o->pk, f8[5]) != 0 ||
+                o->op != f8[6][0] ||
+                strcmp(o->data ? o->data : "-", f8[7]) != 0) {
+                inconsistent++;
+                detail("inconsistent lines for change %s\n", f8[1]);
+            }
+            continue;
+        }
+        if (nchanges == capchanges) {
+            capchanges = capchanges ? capchanges * 2 : 4096;
+            changes = xrealloc(changes, capchanges * sizeof *changes);
+        }
+        change *c = &changes[nchanges];
+        memset(c, 0, sizeof *c);
+        snprintf(c->id, sizeof c->id, "%s", f8[1]);
+        snprintf(c->origin, sizeof c->origin, "%s", f8[2]);
+        c->hlc = strtoull(f8[3], NULL, 10);
+        c->table = (int)(t - CH_TABLES);
+        snprintf(c->pk, sizeof c->pk, "%s", f8[5]);
+        c->op = f8[6][0];
+        c->data = strcmp(f8[7], "-") == 0 ? NULL : xstrdup(f8[7]);
+        c->key = key_index(c->table, c->pk);
+        *slot = nchanges++;
+    }
+    free(line);
+    fclose(f);
+}
+
+/* The row text a change's data makes: columns in chaos.h order, joined by
+ * 0x1f, NULL as \N. */
+static char *expected_row(const change *c)
+{
+    const ch_table *t = &CH_TABLES[c->table];
+    json_object *o = json_tokener_parse(c->data);
+    char out[2048];
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < t->ncols; i++) {
+        json_object *v = NULL;
+        char val[512];
+        if (!o || !json_object_object_get_ex(o, t->cols[i].name, &v))
+            snprintf(val, sizeof val, "<missing>");
+        else if (!v)
+            snprintf(val, sizeof val, "\\N");
+        else if (json_object_get_type(v) == json_type_boolean)
+            snprintf(val, sizeof val, "%d", json_object_get_boolean(v));
+        else if (json_object_get_type(v) == json_type_int)
+            snprintf(val, sizeof val, "%" PRId64, json_object_get_int64(v));
+        else
+            snprintf(val, sizeof val, "%s", json_object_get_string(v));
+        len += (size_t)snprintf(out + len, sizeof out - len, "%s%s",
+                                i ? "\x1f" : "", val);
+        if (len >= sizeof out)
+            len = sizeof out - 1;
+    }
+    json_object_put(o);
+    return xstrdup(out);
+}
+
+/* For messages: the row text with | between columns. */
+static const char *show(const char *row, char *buf, size_t len)
+{
+    if (!row)
+        return "(absent)";
+    snprintf(buf, len, "%s", row);
+    for (char *p = buf; *p; p++)
+        if (*p == '\x1f')
+            *p = '|';
+    return buf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The nodes                                                                  */
+
+static MYSQL *connect_db(const char *name)
+{
+    MYSQL *db = mysql_init(NULL);
+    unsigned int timeout = 10, proto = MYSQL_PROTOCOL_TCP;
+    mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &timeout);
+    mysql_options(db, MYSQL_OPT_PROTOCOL, &proto);
+    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    if (!mysql_real_connect(db, opt_host, "root", "", name,
+                            (unsigned int)opt_port, NULL, 0)) {
+        fprintf(stderr, "chaos_check: database %s: %s\n", name,
+                mysql_error(db));
+        exit(2);
+    }
+    return db;
+}
+
+static MYSQL_RES *query(MYSQL *db, const char *sql)
+{
+    if (mysql_query(db, sql) != 0) {
+        fprintf(stderr, "chaos_check: %s: %s\n", sql, mysql_error(db));
+        exit(2);
+    }
+    return mysql_store_result(db);
+}
+
+static long rows_in[MAX_NODES][CH_NTABLES], versions_in[MAX_NODES],
+    tombstones_in[MAX_NODES], outbox_in[MAX_NODES];
+
+static void read_node(int n)
+{
+    MYSQL *db = connect_db(node_db[n]);
+    MYSQL_RES *res;
+    MYSQL_ROW row;
+
+    res = query(db, "SELECT tbl, pk, hlc, origin, deleted FROM "
+                    "datasync_versions");
+    while ((row = mysql_fetch_row(res))) {
+        const ch_table *t = ch_table_named(row[0]);
+        versions_in[n]++;
+        if (!t) {
+            detail("node %s: a version of unknown table %s\n", node_id[n],
+                   row[0]);
+            continue;
+        }
+        key *k = &keys[key_index((int)(t - CH_TABLES), row[1])];
+        k->ver[n].exists = true;
+        k->ver[n].hlc = strtoull(row[2], NULL, 10);
+        snprintf(k->ver[n].origin, sizeof k->ver[n].origin, "%s", row[3]);
+        k->ver[n].deleted = atoi(row[4]) != 0;
+        tombstones_in[n] += k->ver[n].deleted;
+    }
+    mysql_free_result(res);
+
+    for (int ti = 0; ti < CH_NTABLES; ti++) {
+        const ch_table *t = &CH_TABLES[ti];
+        char sql[512];
+        size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT ");
+        for (int i = 0; i < t->ncols; i++)
+            len += (size_t)snprintf(sql + len, sizeof sql - len, "%s`%s`",
+                                    i ? ", " : "", t->cols[i].name);
+        snprintf(sql + len, sizeof sql - len, " FROM `%s`", t->name);
+        res = query(db, sql);
+        while ((row = mysql_fetch_row(res))) {
+            char pk[64], text[2048];
+            size_t tl = 0;
+            if (t->npk == 1)
+                snprintf(pk, sizeof pk, "[%s]", row[0]);
+            else
+                snprintf(pk, sizeof pk, "[\"%s\",%s]", row[0], row[1]);
+            text[0] = '\0';
+            for (int i = 0; i < t->ncols; i++) {
+                tl += (size_t)snprintf(text + tl, sizeof text - tl, "%s%s",
+                                       i ? "\x1f" : "",
+                                       row[i] ? row[i] : "\\N");
+                if (tl >= sizeof text)
+                    tl = sizeof text - 1;
+            }
+            key *k = &keys[key_index(ti, pk)];
+            free(k->row[n]);
+            k->row[n] = xstrdup(text);
+            rows_in[n][ti]++;
+        }
+        mysql_free_result(res);
+    }
+
+    if (mysql_query(db, "SELECT COUNT(*) FROM chaos_outbox") == 0) {
+        res = mysql_store_result(db);
+        if (res && (row = mysql_fetch_row(res)))
+            outbox_in[n] = atol(row[0]);
+        if (res)
+            mysql_free_result(res);
+    }
+    mysql_close(db);
+}
+
+static long dead[MAX_NODES], ready[MAX_NODES], consumers[MAX_NODES];
+static bool amqp_ok;
+
+/* Messages and consumers of a queue (passive declare); false if missing. */
+static bool inspect(ds_amqp *a, const char *queue, long *messages,
+                    long *cons)
+{
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(a->conn, DS_AMQP_CHANNEL, ds__amqp_str(queue), 1,
+                           0, 0, 0, amqp_empty_table);
+    if (!ok) {
+        /* The 404 closed the channel: open it again for the next one. */
+        amqp_channel_open(a->conn, DS_AMQP_CHANNEL);
+        amqp_get_rpc_reply(a->conn);
+        return false;
+    }
+    *messages = (long)ok->message_count;
+    if (cons)
+        *cons = (long)ok->consumer_count;
+    return true;
+}
+
+/* Prints up to max dead letters' reasons; leaves them in the queue (not
+ * acked: the broker takes them back when the connection closes). */
+static void peek_dead(ds_amqp *a, const char *queue, int max)
+{
+    for (int i = 0; i < max; i++) {
+        amqp_rpc_reply_t r = amqp_basic_get(a->conn, DS_AMQP_CHANNEL,
+                                            ds__amqp_str(queue), 0);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL ||
+            r.reply.id != AMQP_BASIC_GET_OK_METHOD)
+            return;
+        amqp_message_t msg;
+        if (amqp_read_message(a->conn, DS_AMQP_CHANNEL, &msg, 0).reply_type !=
+            AMQP_RESPONSE_NORMAL)
+            return;
+        char reason[300] = "(no x-datasync-error)";
+        if (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
+            amqp_table_t *h = &msg.properties.headers;
+            for (int e = 0; e < h->num_entries; e++)
+                if (h->entries[e].key.len == 16 &&
+                    memcmp(h->entries[e].key.bytes, "x-datasync-error", 16) ==
+                        0 &&
+                    h->entries[e].value.kind == AMQP_FIELD_KIND_UTF8)
+                    snprintf(reason, sizeof reason, "%.*s",
+                             (int)h->entries[e].value.value.bytes.len,
+                             (const char *)h->entries[e]
+                                 .value.value.bytes.bytes);
+        }
+        printf("  dead letter in %s: %s\n    %.*s\n", queue, reason,
+               (int)(msg.body.len > 300 ? 300 : msg.body.len),
+               (const char *)msg.body.bytes);
+        detail("dead letter in %s: %s: %.*s\n", queue, reason,
+               (int)msg.body.len, (const char *)msg.body.bytes);
+        amqp_destroy_message(&msg);
+    }
+}
+
+static void read_queues(void)
+{
+    ds_amqp a = {0};
+    char err[512];
+    if (ds__amqp_connect(&a, opt_amqp, 0, 10000, err, sizeof err) != 0) {
+        printf("checker: cannot reach the broker: %s\n", err);
+        return;
+    }
+    amqp_ok = true;
+    for (int n = 0; n < nnodes; n++) {
+        char q[256], dq[256];
+        snprintf(q, sizeof q, "datasync.%s", node_id[n]);
+        snprintf(dq, sizeof dq, "datasync.%s.dead", node_id[n]);
+        if (!inspect(&a, q, &ready[n], &consumers[n]))
+            ready[n] = consumers[n] = -1;
+        if (!inspect(&a, dq, &dead[n], NULL))
+            dead[n] = -1;
+    }
+    for (int n = 0; n < nnodes; n++)
+        if (dead[n] > 0) {
+            char dq[256];
+            snprintf(dq, sizeof dq, "datasync.%s.dead", node_id[n]);
+            peek_dead(&a, dq, 3);
+        }
+    ds__amqp_close(&a);
+}
+
+static long long spool_backlog(const char *dir)
+{
+    char path[4096];
+    struct stat sb;
+    unsigned char b[12];
+    uint64_t head = 0;
+    snprintf(path, sizeof path, "%s/spool.log", dir);
+    if (stat(path, &sb) != 0)
+        return 0;
+    snprintf(path, sizeof path, "%s/spool.head", dir);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        if (fread(b, 1, sizeof b, f) == sizeof b)
+            for (int i = 7; i >= 0; i--)
+                head = head << 8 | b[i];
+        fclose(f);
+    }
+    return (uint64_t)sb.st_size > head ? (long long)((uint64_t)sb.st_size - head)
+                                       : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The fault log: lines "<date> <time> FAULT <kind> ..."                      */
+
+static void fault_counts(char *out, size_t len, int *total)
+{
+    char kinds[16][32];
+    int counts[16], nk = 0;
+    *total = 0;
+    out[0] = '\0';
+    FILE *f = opt_faults ? fopen(opt_faults, "r") : NULL;
+    if (!f) {
+        snprintf(out, len, "(no fault log)");
+        return;
+    }
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        char *p = strstr(line, " FAULT ");
+        char kind[32];
+        if (!p || sscanf(p + 7, "%31s", kind) != 1)
+            continue;
+        int i;
+        for (i = 0; i < nk && strcmp(kinds[i], kind) != 0; i++)
+            ;
+        if (i == nk) {
+            if (nk == 16)
+                continue;
+            snprintf(kinds[nk], sizeof kinds[nk], "%s", kind);
+            counts[nk++] = 0;
+        }
+        counts[i]++;
+        ++*total;
+    }
+    fclose(f);
+    size_t l = 0;
+    for (int i = 0; i < nk; i++)
+        l += (size_t)snprintf(out + l, len - l, "%s%s %d", i ? ", " : "",
+                              kinds[i], counts[i]);
+    if (nk == 0)
+        snprintf(out, len, "none");
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: chaos_check --port P --amqp URL --node ID=DB... "
+            "--emitted FILE... [--host H] [--faults FILE] [--seed N] "
+            "[--duration S] [--spool DIR...] [--info 'label\\tvalue'...] "
+            "[--details FILE]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'P'},
+        {"amqp", required_argument, NULL, 'a'},
+        {"node", required_argument, NULL, 'n'},
+        {"emitted", required_argument, NULL, 'e'},
+        {"faults", required_argument, NULL, 'f'},
+        {"seed", required_argument, NULL, 's'},
+        {"duration", required_argument, NULL, 'd'},
+        {"spool", required_argument, NULL, 'S'},
+        {"info", required_argument, NULL, 'i'},
+        {"details", required_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'H': opt_host = optarg; break;
+        case 'P': opt_port = atoi(optarg); break;
+        case 'a': opt_amqp = optarg; break;
+        case 'n': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || nnodes == MAX_NODES)
+                usage();
+            snprintf(node_id[nnodes], sizeof node_id[nnodes], "%.*s",
+                     (int)(eq - optarg), optarg);
+            snprintf(node_db[nnodes], sizeof node_db[nnodes], "%s", eq + 1);
+            nnodes++;
+            break;
+        }
+        case 'e':
+            if (nemitted < 8)
+                emitted_files[nemitted++] = optarg;
+            break;
+        case 'f': opt_faults = optarg; break;
+        case 's': opt_seed = optarg; break;
+        case 'd': opt_duration = optarg; break;
+        case 'S':
+            if (nspools < 8)
+                spool_dirs[nspools++] = optarg;
+            break;
+        case 'i':
+            if (ninfos < 32)
+                infos[ninfos++] = optarg;
+            break;
+        case 'D': opt_details = optarg; break;
+        default: usage();
+        }
+    }
+    if (!opt_port || !opt_amqp || nnodes == 0 || nemitted == 0)
+        usage();
+    if (opt_details && !(details = fopen(opt_details, "w"))) {
+        fprintf(stderr, "chaos_check: %s: %s\n", opt_details, strerror(errno));
+        return 2;
+    }
+
+    for (int i = 0; i < nemitted; i++)
+        read_emitted(emitted_files[i]);
+    for (int n = 0; n < nnodes; n++)
+        read_node(n);
+    read_queues();
+
+    /* The highest emitted version of every row. */
+    for (size_t i = 0; i < nchanges; i++) {
+        key *k = &keys[changes[i].key];
+        if (k->best < 0 ||
+            vcmp(changes[i].hlc, changes[i].origin, changes[k->best].hlc,
+                 changes[k->best].origin) > 0)
+            k->best = (int)i;
+    }
+
+    /* Accounted and lost. */
+    long accounted[MAX_NODES] = {0}, lost[MAX_NODES] = {0}, accounted_all = 0,
+         lost_any = 0, by_origin_n[4] = {0};
+    char by_origin[4][65] = {{0}};
+    long by_op[3] = {0};
+    int shown = 0;
+    for (size_t i = 0; i < nchanges; i++) {
+        const change *ch = &changes[i];
+        const key *k = &keys[ch->key];
+        bool all = true;
+        for (int o = 0; o < 4; o++) {
+            if (!by_origin[o][0])
+                snprintf(by_origin[o], sizeof by_origin[o], "%s", ch->origin);
+            if (strcmp(by_origin[o], ch->origin) == 0) {
+                by_origin_n[o]++;
+                break;
+            }
+        }
+        by_op[ch->op == 'c' ? 0 : ch->op == 'u' ? 1 : 2]++;
+        for (int n = 0; n < nnodes; n++) {
+            const version *v = &k->ver[n];
+            if (v->exists &&
+                vcmp(v->hlc, v->origin, ch->hlc, ch->origin) >= 0) {
+                accounted[n]++;
+                continue;
+            }
+            all = false;
+            lost[n]++;
+            detail("LOST on %s: change %s %s %s %s version (%" PRIu64
+                   ", %s); node holds %s%" PRIu64 ", %s)\n",
+                   node_id[n], ch->id, ch->op == 'c'   ? "create"
+                                       : ch->op == 'u' ? "update"
+                                                       : "delete",
+                   CH_TABLES[ch->table].name, ch->pk, ch->hlc, ch->origin,
+                   v->exists ? "(" : "no version (", v->hlc,
+                   v->exists ? v->origin : "-");
+            if (shown++ < SHOW)
+                printf("  LOST on %s: change %s (%s %s %s, hlc %" PRIu64
+                       ", origin %s); the node holds %s%" PRIu64 ", %s)\n",
+                       node_id[n], ch->id,
+                       ch->op == 'c'   ? "create"
+                       : ch->op == 'u' ? "update"
+                                       : "delete",
+                       CH_TABLES[ch->table].name, ch->pk, ch->hlc, ch->origin,
+                       v->exists ? "(" : "no version (", v->hlc,
+                       v->exists ? v->origin : "-");
+        }
+        accounted_all += all;
+        lost_any += !all;
+    }
+
+    /* Effects, and differences between nodes. */
+    long wrong[MAX_NODES] = {0}, wrong_all = 0, differing = 0,
+         versions_differ = 0;
+    int shown_wrong = 0, shown_diff = 0;
+    for (size_t ki = 0; ki < nkeys; ki++) {
+        key *k = &keys[ki];
+        const change *best = k->best >= 0 ? &changes[k->best] : NULL;
+        char *want = best && best->op != 'd' ? expected_row(best) : NULL;
+        bool any_wrong = false;
+        for (int n = 0; n < nnodes; n++) {
+            const version *v = &k->ver[n];
+            const char *why = NULL;
+            if (best && v->exists &&
+                vcmp(v->hlc, v->origin, best->hlc, best->origin) == 0) {
+                if (!want && k->row[n])
+                    why = "deleted by the highest version, but present";
+                else if (want && !k->row[n])
+                    why = "absent, but the highest version is a create/update";
+                else if (want && strcmp(want, k->row[n]) != 0)
+                    why = "row differs from the highest version's data";
+                else if (v->deleted != (best->op == 'd'))
+                    why = "tombstone flag disagrees with the change";
+            } else if (v->exists &&
+                       (!best || vcmp(v->hlc, v->origin, best->hlc,
+                                      best->origin) > 0)) {
+                why = "stored version is no emitted change's";
+            } else if (!best && k->row[n]) {
+                why = "row that no emitted change made";
+            }
+            if (!why)
+                continue;
+            wrong[n]++;
+            any_wrong = true;
+            char b1[1024], b2[1024];
+            detail("WRONG on %s: %s %s: %s; stored version (%" PRIu64
+                   ", %s%s); highest emitted %s (%" PRIu64 ", %s, %s); row "
+                   "%s; expected %s\n",
+                   node_id[n], CH_TABLES[k->table].name, k->pk, why, v->hlc,
+                   v->exists ? v->origin : "none",
+                   v->deleted ? ", tombstone" : "", best ? best->id : "-",
+                   best ? best->hlc : 0, best ? best->origin : "-",
+                   best ? (best->op == 'd' ? "delete" : "write") : "-",
+                   show(k->row[n], b1, sizeof b1), show(want, b2, sizeof b2));
+            if (shown_wrong++ < SHOW)
+                printf("  WRONG on %s: %s %s: %s (stored version %" PRIu64
+                       " %s; highest emitted %" PRIu64 " %s)\n    row:      "
+                       "%s\n    expected: %s\n",
+                       node_id[n], CH_TABLES[k->table].name, k->pk, why,
+                       v->hlc, v->exists ? v->origin : "none",
+                       best ? best->hlc : 0, best ? best->origin : "-",
+                       show(k->row[n], b1, sizeof b1),
+                       show(want, b2, sizeof b2));
+        }
+        wrong_all += any_wrong;
+        free(want);
+
+        bool differ = false, vdiffer = false;
+        for (int n = 1; n < nnodes; n++) {
+            const char *a = k->row[0], *b = k->row[n];
+            if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
+                differ = true;
+            const version *v0 = &k->ver[0], *vn = &k->ver[n];
+            if (v0->exists != vn->exists ||
+                (v0->exists && vcmp(v0->hlc, v0->origin, vn->hlc,
+                                    vn->origin) != 0))
+                vdiffer = true;
+        }
+        versions_differ += vdiffer;
+        if (differ) {
+            differing++;
+            char b[1024];
+            detail("DIFFER %s %s:", CH_TABLES[k->table].name, k->pk);
+            for (int n = 0; n < nnodes; n++)
+                detail(" %s=%s", node_id[n], show(k->row[n], b, sizeof b));
+            detail("\n");
+            if (shown_diff++ < SHOW) {
+                printf("  DIFFER %s %s:\n", CH_TABLES[k->table].name, k->pk);
+                for (int n = 0; n < nnodes; n++)
+                    printf("    %-10s %s (version %" PRIu64 " %s)\n",
+                           node_id[n], show(k->row[n], b, sizeof b),
+                           k->ver[n].hlc,
+                           k->ver[n].exists ? k->ver[n].origin : "none");
+            }
+        }
+    }
+
+    long dead_total = 0, outbox_total = 0;
+    for (int n = 0; n < nnodes; n++) {
+        dead_total += dead[n] > 0 ? dead[n] : 0;
+        outbox_total += outbox_in[n];
+    }
+    long long spool_total = 0;
+    for (int i = 0; i < nspools; i++)
+        spool_total += spool_backlog(spool_dirs[i]);
+
+    bool pass = lost_any == 0 && differing == 0 && dead_total == 0 &&
+                wrong_all == 0 && inconsistent == 0 && bad_lines == 0 &&
+                amqp_ok && nchanges > 0;
+    for (int n = 0; n < nnodes; n++)
+        if (dead[n] < 0)
+            pass = false; /* the dead-letter queue must exist to be empty */
+
+    /* The table: one screen. */
+    char faults[512];
+    int nfaults;
+    fault_counts(faults, sizeof faults, &nfaults);
+    const char *rule =
+        "------------------------------------------------------------------"
+        "------------";
+    printf("\n%s\n datasync chaos run: %s\n%s\n", rule,
+           pass ? "PASS" : "FAIL", rule);
+    printf(" %-28s %s\n", "seed", opt_seed);
+    printf(" %-28s %s s\n", "fault period", opt_duration);
+    printf(" %-28s %d: %s\n", "faults", nfaults, faults);
+    for (int i = 0; i < ninfos; i++) {
+        const char *tab = strchr(infos[i], '\t');
+        if (tab)
+            printf(" %-28.*s %s\n", (int)(tab - infos[i]), infos[i], tab + 1);
+        else
+            printf(" %s\n", infos[i]);
+    }
+    printf(" %-28s %zu (create %ld, update %ld, delete %ld;", "emitted changes",
+           nchanges, by_op[0], by_op[1], by_op[2]);
+    for (int o = 0; o < 4 && by_origin[o][0]; o++)
+        printf(" %s %ld", by_origin[o], by_origin_n[o]);
+    printf(")\n");
+    printf(" %-28s %ld logged twice (re-emitted), %ld inconsistent, %ld bad\n",
+           "emitted log lines", dup_lines, inconsistent, bad_lines);
+    printf("%s\n %-28s", rule, "");
+    for (int n = 0; n < nnodes; n++)
+        printf(" %10s", node_id[n]);
+    printf(" %10s\n", "all nodes");
+    printf(" %-28s", "accounted for");
+    for (int n = 0; n < nnodes; n++)
+        printf(" %10ld", accounted[n]);
+    printf(" %10ld\n", accounted_all);
+    printf(" %-28s", "lost");
+    for (int n = 0; n < nnodes; n++)
+        printf(" %10ld", lost[n]);
+    printf(" %10ld\n", lost_any);
+    printf(" %-28s", "wrong effect (rows)");
+    for (int n = 0; n < nnodes; n++)
+        printf(" %10ld", wrong[n]);
+    printf(" %10ld\n", wrong_all);
+    printf(" %-28s", "dead letters");
+    for (int n = 0; n < nnodes; n++)
+        printf(" %10ld", dead[n]);
+    printf(" %10ld\n", dead_total);
+    printf(" %-28s", "messages left in queue");
+    for (int n = 0; n < nnodes; n++)
+        printf(" %10ld", ready[n]);
+    printf("\n %-28s", "rows items/accounts/tags");
+    for (int n = 0; n < nnodes; n++) {
+        char b[32];
+        snprintf(b, sizeof b, "%ld/%ld/%ld", rows_in[n][0], rows_in[n][1],
+                 rows_in[n][2]);
+        printf(" %10s", b);
+    }
+    printf("\n %-28s", "versions (tombstones)");
+    for (int n = 0; n < nnodes; n++) {
+        char b[32];
+        snprintf(b, sizeof b, "%ld (%ld)", versions_in[n], tombstones_in[n]);
+        printf(" %10s", b);
+    }
+    printf("\n %-28s", "outbox rows left");
+    for (int n = 0; n < nnodes; n++)
+        printf(" %10ld", outbox_in[n]);
+    printf(" %10ld\n", outbox_total);
+    printf("%s\n", rule);
+    printf(" %-28s %ld (versions differ: %ld)\n", "rows differing across nodes",
+           differing, versions_differ);
+    printf(" %-28s %lld bytes\n", "spool left (producers)", spool_total);
+    printf(" %-28s %s\n", "verdict",
+           pass ? "PASS: lost 0, wrong effect 0, differing 0, dead letters 0"
+                : "FAIL: see the lines above and the details file");
+    printf("%s\n", rule);
+    if (details)
+        fclose(details);
+    return pass ? 0 : 1;
+}
