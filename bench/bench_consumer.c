@@ -36,21 +36,31 @@
  *       it does less work per change than (a). It runs on a prefix of the
  *       events (DS_BENCH_NAIVE) to keep the run bounded: one commit each.
  * Rounds alternate (a), (b), (c), so drift on a shared machine hits all
- * alike; the table shows medians and ratios of medians.
+ * alike; the table shows medians and ratios of medians. Every measurement
+ * checks its result: the queue empty after the consumer is gone (nothing
+ * left unacked), no dead letters, and the rows (count, sum of a column)
+ * and versions exactly as the events say.
+ *
+ * Environment, besides bench/run.sh's DS_TEST_*: DS_BENCH_EVENTS (100000),
+ * DS_BENCH_KEYS (10000), DS_BENCH_NAIVE (10000, the prefix (c) consumes),
+ * DS_BENCH_ROUNDS (3), DS_BENCH_PREFETCH (1000), DS_BENCH_BATCH (200,
+ * apply.batch_max and (b)'s ack interval), DS_BENCH_NO_DEFAULT (set: skip
+ * the extra run of (a) at the default prefetch).
  */
 
 #define NODE "bench-a"
 #define EXCHANGE "ds_bench_consumer"
 #define DB_REAL "ds_bench_real"
 #define DB_NAIVE "ds_bench_naive"
-#define WINDOW 1024      /* unconfirmed publishes in flight while filling */
-#define POLL_MS 20       /* completion polling of (a) */
-#define RUN_LIMIT_S 300  /* one measurement longer than this is a failure */
-#define NEW_ROUND_S 330  /* no new round starts after this much of the run */
-#define NDATA 6          /* data columns besides the key */
+#define WINDOW 1024     /* unconfirmed publishes in flight while filling */
+#define POLL_MS 20      /* completion polling of (a) */
+#define RUN_LIMIT_S 300 /* one measurement longer than this is a failure */
+#define NEW_ROUND_S 330 /* no new round starts after this much of the run */
+#define NDATA 6         /* data columns besides the key */
+#define DASHES "------------------------------------------------"
 
-static const char *const data_cols[NDATA] = {"name",  "email",   "price",
-                                             "qty",   "updated", "note"};
+static const char *const data_cols[NDATA] = {"name", "email",   "price",
+                                             "qty",  "updated", "note"};
 
 static const char *url, *build_dir, *db_host;
 static int db_port;
@@ -172,9 +182,8 @@ static void make_events(void)
                      "\"email\":\"owner%d@example.com\",\"price\":\"%u.%02u\","
                      "\"qty\":%d,\"updated\":\"2026-01-%02u %02u:%02u:%02u."
                      "%03u\",\"note\":%s}",
-                     k, k, i, k, rnd() % 100000, rnd() % 100, q,
-                     1 + rnd() % 28, rnd() % 24, rnd() % 60, rnd() % 60,
-                     rnd() % 1000, note);
+                     k, k, i, k, rnd() % 100000, rnd() % 100, q, 1 + rnd() % 28,
+                     rnd() % 24, rnd() % 60, rnd() % 60, rnd() % 1000, note);
             if (!present[k])
                 rows++;
             else
@@ -475,8 +484,7 @@ static real_result run_real(MYSQL *admin, int pf)
             "[mysql]\nhost = %s\nport = %d\nuser = root\ndatabase = %s\n"
             "[apply]\ntables = items\nbatch_max = %d\n"
             "[log]\nlevel = info\n",
-            NODE, url, EXCHANGE, pf, db_host, db_port, DB_REAL,
-            batch_max);
+            NODE, url, EXCHANGE, pf, db_host, db_port, DB_REAL, batch_max);
     fclose(f);
 
     ds_amqp a;
@@ -523,8 +531,7 @@ static real_result run_real(MYSQL *admin, int pf)
     double secs = (double)(now_us() - t0) / 1e6;
     res.rate = n_events / secs;
     res.hwm_kib = vm_hwm_kib(child);
-    res.trips_per_ev =
-        (double)(server_round_trips(admin) - trips0) / n_events;
+    res.trips_per_ev = (double)(server_round_trips(admin) - trips0) / n_events;
 
     kill(child, SIGTERM);
     uint64_t end = now_us() + 10 * 1000000u;
@@ -542,7 +549,8 @@ static real_result run_real(MYSQL *admin, int pf)
         die("datasync-consumer", why);
     }
     /* Its connection is closed: anything unacked would be ready again. */
-    if (queue_depth(&a, node_queue()) != 0 || queue_depth(&a, dead_queue()) != 0)
+    if (queue_depth(&a, node_queue()) != 0 ||
+        queue_depth(&a, dead_queue()) != 0)
         die("datasync-consumer", "messages left unacked or dead-lettered");
     ds__amqp_close(&a);
     verify_rows(admin, DB_REAL, &exp_all, "datasync-consumer");
@@ -808,7 +816,7 @@ int main(void)
            "medians; (c) on the first %d events\n",
            n_events, n_keys, prefetch, batch_max, done, n_naive);
     row("measure", "value");
-    printf("|------------------------------------------------|----------------|\n");
+    printf("|%.48s|%.16s|\n", DASHES, DASHES);
     snprintf(value, sizeof value, "%8.0f ev/s", m_a);
     row("(a) datasync-consumer, start to all committed", value);
     snprintf(label, sizeof label, "(b) no-op consumer, ack(multiple) per %d",
@@ -821,13 +829,14 @@ int main(void)
     row("(a) / (b)   (target >= 0.50)", value);
     snprintf(value, sizeof value, "%8.2f x", m_a / m_c);
     row("(a) / (c)   (target >= 5)", value);
-    snprintf(label, sizeof label, "(a) peak RSS, prefetch %d (target <= 64 MiB)",
-             prefetch);
+    snprintf(label, sizeof label,
+             "(a) peak RSS, prefetch %d (target <= 64 MiB)", prefetch);
     snprintf(value, sizeof value, "%8.1f MiB", peak / 1024.0);
     row(label, value);
     snprintf(value, sizeof value, "%8.2f", median(trips, done));
     row("(a) database round trips per event", value);
-    snprintf(value, sizeof value, "%8.1f us", median(cpu, done) * 1e6 / n_events);
+    snprintf(value, sizeof value, "%8.1f us",
+             median(cpu, done) * 1e6 / n_events);
     row("(a) daemon CPU per event (user + sys)", value);
     if (def.hwm_kib >= 0) {
         snprintf(label, sizeof label, "(a) at prefetch %d (default), one run",
@@ -839,7 +848,8 @@ int main(void)
         snprintf(value, sizeof value, "%8.1f MiB", def.hwm_kib / 1024.0);
         row(label, value);
     }
-    printf("(%.0f s in all, fills included)\n", (double)(now_us() - start) / 1e6);
+    printf("(%.0f s in all, fills included)\n",
+           (double)(now_us() - start) / 1e6);
 
     for (int i = 0; i < n_events; i++)
         free(events[i].body);

@@ -7,6 +7,7 @@
 #include "apply.h"
 #include "error.h"
 #include "mysql_util.h"
+#include "rows.h"
 #include "stmt.h"
 
 /* Version reads take 2^k keys at once (padded), k <= READ_LOG2_MAX, so a
@@ -24,6 +25,11 @@ typedef struct vkey {
     bool exists, dirty, deleted, applied;
     uint64_t hlc;
     char origin[65];
+    /* Grouped writes: the key's last change that applies, whether a
+     * delete that applies came before it, and how many upserts since. */
+    struct ds_change *last;
+    bool wiped;
+    int upserts;
 } vkey;
 
 struct ds_applier {
@@ -34,6 +40,11 @@ struct ds_applier {
     size_t nslots;
     vkey **keys; /* the batch's keys in first-seen order */
     size_t nkeys, keyscap;
+    ds_change **todo; /* grouped writes: the changes to write, and a group */
+    ds_change **group;
+    /* A grouped statement failed: the batch goes row by row, so the change
+     * at fault is found, until a batch commits. */
+    bool per_row;
     ds_apply_stats stats;
 };
 
@@ -76,6 +87,8 @@ void ds_applier_free(ds_applier *ap)
     ds_stmts_free(&ap->s);
     free(ap->slots);
     free(ap->keys);
+    free(ap->todo);
+    free(ap->group);
     free(ap);
 }
 
@@ -127,6 +140,14 @@ static int map_reset(ds_applier *ap, size_t n)
         if (!k)
             return DS_ENOMEM;
         ap->keys = k;
+        ds_change **t = realloc(ap->todo, n * sizeof *t);
+        if (!t)
+            return DS_ENOMEM;
+        ap->todo = t;
+        ds_change **g = realloc(ap->group, n * sizeof *g);
+        if (!g)
+            return DS_ENOMEM;
+        ap->group = g;
         ap->keyscap = n;
     }
     memset(ap->slots, 0, ap->nslots * sizeof *ap->slots);
@@ -291,191 +312,6 @@ static int write_versions(ds_applier *ap, char *err, size_t errlen)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The rows                                                                   */
-
-static void add_pk_where(ds_applier *ap, const ds_table *t)
-{
-    ds_sql_add(&ap->s, " WHERE ");
-    for (int i = 0; i < t->npk; i++) {
-        if (i)
-            ds_sql_add(&ap->s, " AND ");
-        ds_sql_add(&ap->s, t->cols[t->pk[i]].quoted);
-        ds_sql_add(&ap->s, " = ?");
-    }
-}
-
-/* Binds the key's values in primary-key order from position first. */
-static int bind_key(ds_applier *ap, const ds_change *c, size_t first)
-{
-    const ds_table *t = c->table;
-    for (int i = 0; i < t->npk; i++) {
-        const ds_column *col = &t->cols[t->pk[i]];
-        json_object *v = NULL;
-        json_object_object_get_ex(c->ev.key, col->name, &v);
-        int rc = ds_bind_json(&ap->s, first + (size_t)i, col, v);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int delete_row(ds_applier *ap, const ds_change *c, unsigned int *errnum,
-                      char *err, size_t errlen)
-{
-    const ds_table *t = c->table;
-    char key[80];
-    size_t keylen = (size_t)snprintf(key, sizeof key, "D%s", t->name);
-    uint64_t rows;
-    int rc;
-
-    MYSQL_STMT *st = ds_stmts_get(&ap->s, key, keylen);
-    if (!st) {
-        ds_sql_reset(&ap->s);
-        ds_sql_add(&ap->s, "DELETE FROM ");
-        ds_sql_add(&ap->s, t->quoted);
-        add_pk_where(ap, t);
-        rc = ds_stmts_prepare(&ap->s, key, keylen, &st, err, errlen);
-        if (rc)
-            return rc;
-    }
-    if (ds_params_reserve(&ap->s, (size_t)t->npk))
-        return nomem(err, errlen);
-    rc = bind_key(ap, c, 0);
-    if (rc)
-        return ds__seterr(err, errlen, rc, "key: cannot bind");
-    return ds_stmts_run(&ap->s, st, &rows, errnum, err, errlen);
-}
-
-/*
- * Writes a create or update: UPDATE by primary key, and INSERT when no row
- * matched (CLIENT_FOUND_ROWS: matched, not changed). Never INSERT ... ON
- * DUPLICATE KEY UPDATE: that also matches other unique keys, and would
- * overwrite another row that happens to share one; here such a clash is a
- * duplicate-key error for this change.
- */
-static int upsert_row(ds_applier *ap, const ds_change *c, unsigned int *errnum,
-                      char *err, size_t errlen)
-{
-    const ds_table *t = c->table;
-    size_t keycap = 80 + (size_t)t->ncols;
-    char *key = malloc(keycap);
-    int *set = malloc(((size_t)t->ncols + 1) * sizeof *set);
-    json_object **vals = malloc(((size_t)t->ncols + 1) * sizeof *vals);
-    size_t nset = 0, keylen;
-    uint64_t rows = 0;
-    MYSQL_STMT *st;
-    int rc;
-
-    if (!key || !set || !vals) {
-        rc = nomem(err, errlen);
-        goto out;
-    }
-    /* The written columns, in table order, so one shape of change always
-     * maps to one statement. */
-    keylen = (size_t)snprintf(key, keycap, "U%s", t->name) + 1;
-    for (int i = 0; i < t->ncols; i++) {
-        const ds_column *col = &t->cols[i];
-        json_object *v;
-        bool on = col->pk_index < 0 && !col->generated &&
-                  json_object_object_get_ex(c->ev.data, col->name, &v);
-        key[keylen++] = on ? '1' : '0';
-        if (on) {
-            set[nset] = i;
-            vals[nset++] = v;
-        }
-    }
-
-    st = ds_stmts_get(&ap->s, key, keylen);
-    if (!st) {
-        ds_sql_reset(&ap->s);
-        ds_sql_add(&ap->s, "UPDATE ");
-        ds_sql_add(&ap->s, t->quoted);
-        ds_sql_add(&ap->s, " SET ");
-        for (size_t i = 0; i < nset; i++) {
-            ds_sql_add(&ap->s, i ? ", " : "");
-            ds_sql_add(&ap->s, t->cols[set[i]].quoted);
-            ds_sql_add(&ap->s, " = ?");
-        }
-        if (nset == 0) {
-            /* Only key columns: a no-op that still reports a match. */
-            ds_sql_add(&ap->s, t->cols[t->pk[0]].quoted);
-            ds_sql_add(&ap->s, " = ");
-            ds_sql_add(&ap->s, t->cols[t->pk[0]].quoted);
-        }
-        add_pk_where(ap, t);
-        rc = ds_stmts_prepare(&ap->s, key, keylen, &st, err, errlen);
-        if (rc)
-            goto out;
-    }
-    if (ds_params_reserve(&ap->s, nset + (size_t)t->npk)) {
-        rc = nomem(err, errlen);
-        goto out;
-    }
-    for (size_t i = 0; i < nset; i++) {
-        rc = ds_bind_json(&ap->s, i, &t->cols[set[i]], vals[i]);
-        if (rc)
-            goto bad_value;
-    }
-    rc = bind_key(ap, c, nset);
-    if (rc)
-        goto bad_value;
-    rc = ds_stmts_run(&ap->s, st, &rows, errnum, err, errlen);
-    if (rc || rows > 0)
-        goto out;
-
-    /* No row has this key: insert it, key columns from the key. */
-    key[0] = 'I';
-    st = ds_stmts_get(&ap->s, key, keylen);
-    if (!st) {
-        ds_sql_reset(&ap->s);
-        ds_sql_add(&ap->s, "INSERT INTO ");
-        ds_sql_add(&ap->s, t->quoted);
-        ds_sql_add(&ap->s, " (");
-        for (int i = 0; i < t->npk; i++) {
-            ds_sql_add(&ap->s, i ? ", " : "");
-            ds_sql_add(&ap->s, t->cols[t->pk[i]].quoted);
-        }
-        for (size_t i = 0; i < nset; i++) {
-            ds_sql_add(&ap->s, ", ");
-            ds_sql_add(&ap->s, t->cols[set[i]].quoted);
-        }
-        ds_sql_add(&ap->s, ") VALUES (");
-        for (size_t i = 0; i < (size_t)t->npk + nset; i++)
-            ds_sql_add(&ap->s, i ? ", ?" : "?");
-        ds_sql_add(&ap->s, ")");
-        rc = ds_stmts_prepare(&ap->s, key, keylen, &st, err, errlen);
-        if (rc)
-            goto out;
-    }
-    if (ds_params_reserve(&ap->s, nset + (size_t)t->npk)) {
-        rc = nomem(err, errlen);
-        goto out;
-    }
-    rc = bind_key(ap, c, 0);
-    if (rc)
-        goto bad_value;
-    for (size_t i = 0; i < nset; i++) {
-        rc =
-            ds_bind_json(&ap->s, (size_t)t->npk + i, &t->cols[set[i]], vals[i]);
-        if (rc)
-            goto bad_value;
-    }
-    rc = ds_stmts_run(&ap->s, st, &rows, errnum, err, errlen);
-    goto out;
-bad_value:
-    if (rc == DS_ENOMEM)
-        rc = nomem(err, errlen);
-    else
-        rc = ds__seterr(err, errlen, DS_ESCHEMA, "a value cannot be bound");
-out:
-    ds_params_clear(&ap->s);
-    free(key);
-    free(set);
-    free(vals);
-    return rc;
-}
-
-/* ------------------------------------------------------------------------ */
 /* The batch                                                                  */
 
 static void rollback(ds_applier *ap)
@@ -511,26 +347,47 @@ static void poison(ds_change *c, unsigned int errnum, const char *reason)
     snprintf(c->reason, sizeof c->reason, "%s: %s", ds_err_name(code), reason);
 }
 
+/* The convergence rule for c against its key's version in the batch. */
+static ds_decision decide(const ds_applier *ap, const vkey *v,
+                          const ds_change *c)
+{
+    ds_row_version in = {c->ev.hlc, c->ev.origin};
+    ds_row_version stored = {v->hlc, v->origin};
+    bool own = strcmp(c->ev.origin, ap->node) == 0;
+    bool app_write =
+        v->exists && !v->applied && strcmp(v->origin, ap->node) == 0;
+    return ds_decide(v->exists ? &stored : NULL, &in, own, app_write);
+}
+
+/* The key's version after a decided change. */
+static void record(vkey *v, const ds_change *c)
+{
+    if (c->decision == DS_DECIDE_SUPERSEDED)
+        return;
+    v->exists = true;
+    v->dirty = true;
+    v->hlc = c->ev.hlc;
+    snprintf(v->origin, sizeof v->origin, "%s", c->ev.origin);
+    v->deleted = c->ev.op == DS_OP_DELETE;
+    v->applied = c->decision == DS_DECIDE_APPLY;
+}
+
 /* Decides one change against the batch's map and writes its row. Returns
  * 0, 1 (redo, c marked) or < 0 (error for the whole batch). */
 static int apply_one(ds_applier *ap, ds_change *c, ds_apply_retry *retry,
                      char *err, size_t errlen)
 {
     vkey *v = map_find(ap, c->ev.table, c->pk, c->pklen, false);
-    ds_row_version in = {c->ev.hlc, c->ev.origin};
-    ds_row_version stored = {v->hlc, v->origin};
-    bool own = strcmp(c->ev.origin, ap->node) == 0;
-    bool app_write =
-        v->exists && !v->applied && strcmp(v->origin, ap->node) == 0;
     unsigned int errnum = 0;
     int rc = 0;
 
-    c->decision = ds_decide(v->exists ? &stored : NULL, &in, own, app_write);
+    ap->s.prepare_errnum = 0;
+    c->decision = decide(ap, v, c);
     if (c->decision == DS_DECIDE_APPLY) {
         if (c->ev.op == DS_OP_DELETE)
-            rc = delete_row(ap, c, &errnum, err, errlen);
+            rc = ds_row_delete(&ap->s, c, &errnum, err, errlen);
         else
-            rc = upsert_row(ap, c, &errnum, err, errlen);
+            rc = ds_row_upsert(&ap->s, c, &errnum, err, errlen);
     }
     if (rc == DS_ESCHEMA) {
         /* A value apply cannot bind: nothing ran for it; drop it. */
@@ -538,8 +395,14 @@ static int apply_one(ds_applier *ap, ds_change *c, ds_apply_retry *retry,
         poison(c, 0, err);
         return 1;
     }
+    if (rc < 0 && errnum == 0 && ap->s.prepare_errnum != 0) {
+        /* Preparing failed: an unknown column is this change's (a column
+         * dropped since the catalogue was read); reload, as at execute. */
+        errnum = ap->s.prepare_errnum;
+        ap->s.prepare_errnum = 0;
+    }
     if (rc < 0 && errnum == 0)
-        return rc; /* out of memory, or preparing failed: not this change's */
+        return rc; /* out of memory: not this change's */
     if (rc < 0) {
         switch (ds__mysql_classify(errnum)) {
         case DS_MYSQL_TRANSIENT:
@@ -566,15 +429,67 @@ static int apply_one(ds_applier *ap, ds_change *c, ds_apply_retry *retry,
             return 1;
         }
     }
-    if (c->decision != DS_DECIDE_SUPERSEDED) {
-        v->exists = true;
-        v->dirty = true;
-        v->hlc = c->ev.hlc;
-        snprintf(v->origin, sizeof v->origin, "%s", c->ev.origin);
-        v->deleted = c->ev.op == DS_OP_DELETE;
-        v->applied = c->decision == DS_DECIDE_APPLY;
-    }
+    record(v, c);
     return 0;
+}
+
+/*
+ * Decides every pending change in order (deferred ones last) without
+ * writing, keeps per key the last change that applies (the row ends as it
+ * says: later changes of a key are newer), then writes those rows a group
+ * at a time, groups in the order of their first change. A key deleted
+ * earlier in the batch and written again is deleted first, as row by row
+ * (cascades fire alike). Returns 0, < 0 on a transient database error, or
+ * 1 when a statement failed for another reason, or the batch cannot be
+ * written grouped: the caller redoes it row by row, which finds the change
+ * at fault and deals with it as always (dead letter, deferral, reload).
+ */
+static int apply_grouped(ds_applier *ap, ds_change *changes, size_t n,
+                         char *err, size_t errlen)
+{
+    size_t ntodo = 0;
+    int rc;
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            ds_change *c = &changes[i];
+            if (c->state != DS_CHANGE_PENDING || c->deferred != (pass == 1))
+                continue;
+            vkey *v = map_find(ap, c->ev.table, c->pk, c->pklen, false);
+            c->decision = decide(ap, v, c);
+            record(v, c);
+            if (c->decision != DS_DECIDE_APPLY)
+                continue;
+            v->last = c;
+            if (c->ev.op == DS_OP_DELETE) {
+                v->wiped = true;
+                v->upserts = 0;
+            } else {
+                v->upserts++;
+            }
+        }
+    }
+    for (size_t i = 0; i < ap->nkeys; i++) {
+        const vkey *v = ap->keys[i];
+        /* Writing only the last upsert is the same as writing them all in
+         * turn when it sets the whole row; a partial one would keep
+         * columns an earlier upsert of the batch set differently. */
+        if (v->last && v->upserts > 1 && !ds_row_is_whole(v->last))
+            return ds__seterr(err, errlen, 1,
+                              "a key changed twice, the last time partly");
+        if (v->last && v->wiped && v->last->ev.op != DS_OP_DELETE)
+            ap->todo[ntodo++] = v->last;
+    }
+    rc = ds_rows_write(&ap->s, ap->todo, ap->group, ntodo, true, err, errlen);
+    ntodo = 0;
+    for (size_t i = 0; i < ap->nkeys; i++)
+        if (ap->keys[i]->last)
+            ap->todo[ntodo++] = ap->keys[i]->last;
+    if (rc == 0)
+        rc = ds_rows_write(&ap->s, ap->todo, ap->group, ntodo, false, err, errlen);
+    if (rc == 0)
+        return 0;
+    return rc == DS_EDBCONNECT ? rc : 1;
 }
 
 int ds_applier_batch(ds_applier *ap, ds_change *changes, size_t n,
@@ -601,9 +516,23 @@ int ds_applier_batch(ds_applier *ap, ds_change *changes, size_t n,
     rc = read_versions(ap, err, errlen);
     if (rc)
         goto fail;
+    if (!ap->per_row) {
+        rc = apply_grouped(ap, changes, n, err, errlen);
+        if (rc < 0)
+            goto fail;
+        if (rc > 0) {
+            DS_LOG(ap->lg, DS_LOG_INFO,
+                   "grouped write failed (%s); redoing the batch row by row",
+                   err);
+            rollback(ap);
+            ap->per_row = true;
+            ap->stats.redos++;
+            return 1;
+        }
+    }
     /* In order, deferred changes (a foreign key failed) last: versions make
      * the order within a batch irrelevant to the outcome. */
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; ap->per_row && pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {
             ds_change *c = &changes[i];
             if (c->state != DS_CHANGE_PENDING || c->deferred != (pass == 1))
@@ -625,6 +554,7 @@ int ds_applier_batch(ds_applier *ap, ds_change *changes, size_t n,
         goto fail;
     }
 
+    ap->per_row = false;
     ap->stats.batches++;
     for (size_t i = 0; i < n; i++) {
         ds_change *c = &changes[i];

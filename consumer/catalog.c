@@ -22,6 +22,11 @@ static const char PRIMARY_KEY_SQL[] =
     "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = "
     "'PRIMARY' ORDER BY ORDINAL_POSITION";
 
+static const char OTHER_UNIQUE_SQL[] =
+    "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE "
+    "TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 AND INDEX_NAME "
+    "<> 'PRIMARY' LIMIT 1";
+
 void ds_catalog_safe_name(const char *name, char *out, size_t len)
 {
     size_t n = 0;
@@ -269,6 +274,26 @@ static int load_table(ds_table *t, MYSQL *db, const char *database,
                         name);
         goto fail;
     }
+
+    rc = run_query(db, OTHER_UNIQUE_SQL, database, name, &st, err, errlen);
+    if (rc)
+        goto fail;
+    if (mysql_stmt_bind_result(st, res) != 0) {
+        rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+        goto fail;
+    }
+    for (;;) {
+        int f = mysql_stmt_fetch(st);
+        if (f == MYSQL_NO_DATA)
+            break;
+        if (f == 1) {
+            rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+            goto fail;
+        }
+        t->other_unique = true;
+    }
+    mysql_stmt_close(st);
+    st = NULL;
 
     t->by_name = malloc((size_t)t->ncols * sizeof *t->by_name);
     if (!t->by_name)

@@ -40,6 +40,9 @@ typedef struct ds_table {
     int *pk; /* column indexes, in primary-key order */
     int npk;
     int *by_name; /* column indexes sorted by name, for lookups */
+    /* A unique index besides the primary key: an INSERT ... ON DUPLICATE
+     * KEY UPDATE could match another row by it, so upserts go row by row. */
+    bool other_unique;
 } ds_table;
 
 typedef struct ds_catalog {

@@ -104,7 +104,8 @@ int ds_stmts_prepare(ds_stmts *s, const char *key, size_t keylen,
         return ds__seterr(err, errlen, DS_ENOMEM, "apply: out of memory");
     }
     if (mysql_stmt_prepare(st, s->sql, (unsigned long)s->sqllen) != 0) {
-        int rc = ds__mysql_stmt_error(st, "prepare", NULL, err, errlen);
+        int rc = ds__mysql_stmt_error(st, "prepare", &s->prepare_errnum, err,
+                                      errlen);
         mysql_stmt_close(st);
         free(k);
         return rc;

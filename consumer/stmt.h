@@ -42,6 +42,7 @@ typedef struct ds_stmts {
     char *sql;
     size_t sqllen, sqlcap;
     bool sqloom;
+    unsigned int prepare_errnum; /* MySQL errno of the last failed prepare */
 } ds_stmts;
 
 /* Zeroes s. */
