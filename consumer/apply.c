@@ -1,4 +1,5 @@
-/* apply.c: one batch in one transaction: stored versions in one query, the rule per change, rows by primary key, versions, commit. */
+/* apply.c: one batch in one transaction: stored versions in one query, the rule
+ * per change, rows by primary key, versions, commit. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -486,7 +487,8 @@ static int apply_grouped(ds_applier *ap, ds_change *changes, size_t n,
         if (ap->keys[i]->last)
             ap->todo[ntodo++] = ap->keys[i]->last;
     if (rc == 0)
-        rc = ds_rows_write(&ap->s, ap->todo, ap->group, ntodo, false, err, errlen);
+        rc = ds_rows_write(&ap->s, ap->todo, ap->group, ntodo, false, err,
+                           errlen);
     if (rc == 0)
         return 0;
     return rc == DS_EDBCONNECT ? rc : 1;

@@ -1,4 +1,5 @@
-/* rows.c: the SQL that writes rows by primary key: one at a time, or a group of rows in multi-row statements. */
+/* rows.c: the SQL that writes rows by primary key: one at a time, or a group of
+ * rows in multi-row statements. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,7 @@ static int bind_key(ds_stmts *s, const ds_change *c, size_t first)
 }
 
 int ds_row_delete(ds_stmts *s, const ds_change *c, unsigned int *errnum,
-                      char *err, size_t errlen)
+                  char *err, size_t errlen)
 {
     const ds_table *t = c->table;
     char key[80];
@@ -80,7 +81,7 @@ int ds_row_delete(ds_stmts *s, const ds_change *c, unsigned int *errnum,
  * duplicate-key error for this change.
  */
 int ds_row_upsert(ds_stmts *s, const ds_change *c, unsigned int *errnum,
-                      char *err, size_t errlen)
+                  char *err, size_t errlen)
 {
     const ds_table *t = c->table;
     size_t keycap = 80 + (size_t)t->ncols;
@@ -181,8 +182,7 @@ int ds_row_upsert(ds_stmts *s, const ds_change *c, unsigned int *errnum,
     if (rc)
         goto bad_value;
     for (size_t i = 0; i < nset; i++) {
-        rc =
-            ds_bind_json(s, (size_t)t->npk + i, &t->cols[set[i]], vals[i]);
+        rc = ds_bind_json(s, (size_t)t->npk + i, &t->cols[set[i]], vals[i]);
         if (rc)
             goto bad_value;
     }
@@ -379,8 +379,7 @@ static int upsert_rows(ds_stmts *s, ds_change **g, size_t n, char *err,
             size_t p = r * per_row;
             rc = bind_key(s, c, p);
             for (size_t i = 0; rc == 0 && i < nset; i++) {
-                json_object_object_get_ex(c->ev.data,
-                                          t->cols[set[i]].name, &v);
+                json_object_object_get_ex(c->ev.data, t->cols[set[i]].name, &v);
                 rc = ds_bind_json(s, p + npk + i, &t->cols[set[i]], v);
             }
             if (rc) {
@@ -415,8 +414,7 @@ int ds_rows_write(ds_stmts *s, ds_change **todo, ds_change **group, size_t n,
             continue;
         for (size_t j = i; j < n; j++) {
             ds_change *c = todo[j];
-            if (c && (wipe ? c->table == first->table
-                           : same_group(first, c))) {
+            if (c && (wipe ? c->table == first->table : same_group(first, c))) {
                 group[ng++] = c;
                 todo[j] = NULL;
             }

@@ -1,4 +1,5 @@
-/* rows.h: the SQL that writes rows by primary key: one at a time, or a group of rows in multi-row statements. */
+/* rows.h: the SQL that writes rows by primary key: one at a time, or a group of
+ * rows in multi-row statements. */
 #ifndef DS_CONSUMER_ROWS_H
 #define DS_CONSUMER_ROWS_H
 

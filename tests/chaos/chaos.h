@@ -73,8 +73,7 @@ static const ch_table CH_TABLES[] = {
 #define CH_NTABLES ((int)(sizeof CH_TABLES / sizeof CH_TABLES[0]))
 
 /* tags' first key column takes these values, its second 0..9. */
-static const char *const CH_TAG_K1[] = {"red", "green", "blue", "cyan",
-                                        "plum"};
+static const char *const CH_TAG_K1[] = {"red", "green", "blue", "cyan", "plum"};
 
 /* The key values of key number idx of table t: an integer id (items,
  * accounts) or (k1, k2) (tags). */

@@ -595,7 +595,6 @@ infos=(
     --info "$(printf 'proxied consumer\t%s (through chaos_proxy)' "${nodes[proxied]}")"
     --info "$(printf 'producers\t%s' "${prod_status[*]}")"
     --info "$(printf 'queues drained\t%s' "$( ((drained)) && echo "yes, in $drain_s s after the producers stopped" || echo "NO, gave up after $drain_s s")")"
-    --info "$(printf 'processes that died alone\t%s' "${#unexpected[@]}${unexpected[*]:+ (${unexpected[*]})}")"
     --info "$(printf 'run folder\t%s' "$cdir")"
 )
 check_rc=0
@@ -604,7 +603,8 @@ check_rc=0
     --emitted "$cdir/emitted-chaos-a.log" --emitted "$cdir/emitted-chaos-b.log" \
     --spool "$cdir/spool-chaos-a" --spool "$cdir/spool-chaos-b" \
     --faults "$cdir/faults.log" --seed "$seed" --duration "$duration" \
-    --details "$cdir/check-details.log" "${infos[@]}" >"$cdir/summary.txt" 2>&1 || check_rc=$?
+    --details "$cdir/check-details.log" "${infos[@]}" \
+    --died "${#unexpected[@]}${unexpected[*]:+ (${unexpected[*]})}" >"$cdir/summary.txt" 2>&1 || check_rc=$?
 cat "$cdir/summary.txt"
 
 # A copy of the service logs, so the folder tells the whole story.

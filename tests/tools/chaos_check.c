@@ -19,6 +19,7 @@
  *   chaos_check --port P --amqp URL --node ID=DB ... --emitted FILE ...
  *               [--host H] [--faults FILE] [--seed N] [--duration S]
  *               [--spool DIR ...] [--info "label\tvalue" ...] [--details FILE]
+ *               [--died "N (which)"]
  *
  * Reads the emitted logs (tests/chaos/chaos.h gives the format) and, on
  * every node, datasync_versions, the replicated tables, the outbox, and
@@ -35,8 +36,10 @@
  *   differing    rows (by key) whose contents are not the same on all nodes
  *   dead letters messages in datasync.<node>.dead (the workload makes only
  *                valid changes: every one is unexplained)
- * Exit 0 when lost, wrong effect, differing, dead letters and inconsistent
- * log lines are all 0; 1 otherwise; 2 when it could not check.
+ * Exit 0 when lost, wrong effect, differing, dead letters, inconsistent
+ * log lines and --died (processes of the run that died on their own,
+ * counted by tests/chaos/run.sh) are all 0; 1 otherwise; 2 when it could
+ * not check.
  * Details (each lost change, each wrong row, each difference, dead-letter
  * reasons) go to --details, and the first few to standard output.
  */
@@ -79,6 +82,7 @@ static char node_id[MAX_NODES][65], node_db[MAX_NODES][65];
 static const char *opt_host = "127.0.0.1", *opt_amqp, *opt_faults;
 static const char *opt_details, *opt_seed = "?", *opt_duration = "?";
 static int opt_port;
+static const char *opt_died; /* "N" or "N (what)": processes that died alone */
 static const char *emitted_files[8], *spool_dirs[8], *infos[32];
 static int nemitted, nspools, ninfos;
 static FILE *details;
@@ -389,9 +393,9 @@ static void read_node(int n)
                 snprintf(pk, sizeof pk, "[\"%s\",%s]", row[0], row[1]);
             text[0] = '\0';
             for (int i = 0; i < t->ncols; i++) {
-                tl += (size_t)snprintf(text + tl, sizeof text - tl, "%s%s",
-                                       i ? "\x1f" : "",
-                                       row[i] ? row[i] : "\\N");
+                tl +=
+                    (size_t)snprintf(text + tl, sizeof text - tl, "%s%s",
+                                     i ? "\x1f" : "", row[i] ? row[i] : "\\N");
                 if (tl >= sizeof text)
                     tl = sizeof text - 1;
             }
@@ -417,12 +421,11 @@ static long dead[MAX_NODES], ready[MAX_NODES], consumers[MAX_NODES];
 static bool amqp_ok;
 
 /* Messages and consumers of a queue (passive declare); false if missing. */
-static bool inspect(ds_amqp *a, const char *queue, long *messages,
-                    long *cons)
+static bool inspect(ds_amqp *a, const char *queue, long *messages, long *cons)
 {
     amqp_queue_declare_ok_t *ok =
-        amqp_queue_declare(a->conn, DS_AMQP_CHANNEL, ds__amqp_str(queue), 1,
-                           0, 0, 0, amqp_empty_table);
+        amqp_queue_declare(a->conn, DS_AMQP_CHANNEL, ds__amqp_str(queue), 1, 0,
+                           0, 0, amqp_empty_table);
     if (!ok) {
         /* The 404 closed the channel: open it again for the next one. */
         amqp_channel_open(a->conn, DS_AMQP_CHANNEL);
@@ -440,8 +443,8 @@ static bool inspect(ds_amqp *a, const char *queue, long *messages,
 static void peek_dead(ds_amqp *a, const char *queue, int max)
 {
     for (int i = 0; i < max; i++) {
-        amqp_rpc_reply_t r = amqp_basic_get(a->conn, DS_AMQP_CHANNEL,
-                                            ds__amqp_str(queue), 0);
+        amqp_rpc_reply_t r =
+            amqp_basic_get(a->conn, DS_AMQP_CHANNEL, ds__amqp_str(queue), 0);
         if (r.reply_type != AMQP_RESPONSE_NORMAL ||
             r.reply.id != AMQP_BASIC_GET_OK_METHOD)
             return;
@@ -457,10 +460,10 @@ static void peek_dead(ds_amqp *a, const char *queue, int max)
                     memcmp(h->entries[e].key.bytes, "x-datasync-error", 16) ==
                         0 &&
                     h->entries[e].value.kind == AMQP_FIELD_KIND_UTF8)
-                    snprintf(reason, sizeof reason, "%.*s",
-                             (int)h->entries[e].value.value.bytes.len,
-                             (const char *)h->entries[e]
-                                 .value.value.bytes.bytes);
+                    snprintf(
+                        reason, sizeof reason, "%.*s",
+                        (int)h->entries[e].value.value.bytes.len,
+                        (const char *)h->entries[e].value.value.bytes.bytes);
         }
         printf("  dead letter in %s: %s\n    %.*s\n", queue, reason,
                (int)(msg.body.len > 300 ? 300 : msg.body.len),
@@ -515,8 +518,9 @@ static long long spool_backlog(const char *dir)
                 head = head << 8 | b[i];
         fclose(f);
     }
-    return (uint64_t)sb.st_size > head ? (long long)((uint64_t)sb.st_size - head)
-                                       : 0;
+    return (uint64_t)sb.st_size > head
+               ? (long long)((uint64_t)sb.st_size - head)
+               : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -586,13 +590,20 @@ int main(int argc, char **argv)
         {"spool", required_argument, NULL, 'S'},
         {"info", required_argument, NULL, 'i'},
         {"details", required_argument, NULL, 'D'},
+        {"died", required_argument, NULL, 'x'},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'H': opt_host = optarg; break;
-        case 'P': opt_port = atoi(optarg); break;
-        case 'a': opt_amqp = optarg; break;
+        case 'H':
+            opt_host = optarg;
+            break;
+        case 'P':
+            opt_port = atoi(optarg);
+            break;
+        case 'a':
+            opt_amqp = optarg;
+            break;
         case 'n': {
             char *eq = strchr(optarg, '=');
             if (!eq || nnodes == MAX_NODES)
@@ -607,9 +618,15 @@ int main(int argc, char **argv)
             if (nemitted < 8)
                 emitted_files[nemitted++] = optarg;
             break;
-        case 'f': opt_faults = optarg; break;
-        case 's': opt_seed = optarg; break;
-        case 'd': opt_duration = optarg; break;
+        case 'f':
+            opt_faults = optarg;
+            break;
+        case 's':
+            opt_seed = optarg;
+            break;
+        case 'd':
+            opt_duration = optarg;
+            break;
         case 'S':
             if (nspools < 8)
                 spool_dirs[nspools++] = optarg;
@@ -618,8 +635,14 @@ int main(int argc, char **argv)
             if (ninfos < 32)
                 infos[ninfos++] = optarg;
             break;
-        case 'D': opt_details = optarg; break;
-        default: usage();
+        case 'D':
+            opt_details = optarg;
+            break;
+        case 'x':
+            opt_died = optarg;
+            break;
+        default:
+            usage();
         }
     }
     if (!opt_port || !opt_amqp || nnodes == 0 || nemitted == 0)
@@ -674,9 +697,10 @@ int main(int argc, char **argv)
             lost[n]++;
             detail("LOST on %s: change %s %s %s %s version (%" PRIu64
                    ", %s); node holds %s%" PRIu64 ", %s)\n",
-                   node_id[n], ch->id, ch->op == 'c'   ? "create"
-                                       : ch->op == 'u' ? "update"
-                                                       : "delete",
+                   node_id[n], ch->id,
+                   ch->op == 'c'   ? "create"
+                   : ch->op == 'u' ? "update"
+                                   : "delete",
                    CH_TABLES[ch->table].name, ch->pk, ch->hlc, ch->origin,
                    v->exists ? "(" : "no version (", v->hlc,
                    v->exists ? v->origin : "-");
@@ -717,9 +741,8 @@ int main(int argc, char **argv)
                     why = "row differs from the highest version's data";
                 else if (v->deleted != (best->op == 'd'))
                     why = "tombstone flag disagrees with the change";
-            } else if (v->exists &&
-                       (!best || vcmp(v->hlc, v->origin, best->hlc,
-                                      best->origin) > 0)) {
+            } else if (v->exists && (!best || vcmp(v->hlc, v->origin, best->hlc,
+                                                   best->origin) > 0)) {
                 why = "stored version is no emitted change's";
             } else if (!best && k->row[n]) {
                 why = "row that no emitted change made";
@@ -742,9 +765,9 @@ int main(int argc, char **argv)
                 printf("  WRONG on %s: %s %s: %s (stored version %" PRIu64
                        " %s; highest emitted %" PRIu64 " %s)\n    row:      "
                        "%s\n    expected: %s\n",
-                       node_id[n], CH_TABLES[k->table].name, k->pk, why,
-                       v->hlc, v->exists ? v->origin : "none",
-                       best ? best->hlc : 0, best ? best->origin : "-",
+                       node_id[n], CH_TABLES[k->table].name, k->pk, why, v->hlc,
+                       v->exists ? v->origin : "none", best ? best->hlc : 0,
+                       best ? best->origin : "-",
                        show(k->row[n], b1, sizeof b1),
                        show(want, b2, sizeof b2));
         }
@@ -758,8 +781,8 @@ int main(int argc, char **argv)
                 differ = true;
             const version *v0 = &k->ver[0], *vn = &k->ver[n];
             if (v0->exists != vn->exists ||
-                (v0->exists && vcmp(v0->hlc, v0->origin, vn->hlc,
-                                    vn->origin) != 0))
+                (v0->exists &&
+                 vcmp(v0->hlc, v0->origin, vn->hlc, vn->origin) != 0))
                 vdiffer = true;
         }
         versions_differ += vdiffer;
@@ -796,6 +819,9 @@ int main(int argc, char **argv)
     for (int n = 0; n < nnodes; n++)
         if (dead[n] < 0)
             pass = false; /* the dead-letter queue must exist to be empty */
+    /* A consumer or producer that died on its own is a bug too. */
+    if (opt_died && atol(opt_died) != 0)
+        pass = false;
 
     /* The table: one screen. */
     char faults[512];
@@ -804,8 +830,8 @@ int main(int argc, char **argv)
     const char *rule =
         "------------------------------------------------------------------"
         "------------";
-    printf("\n%s\n datasync chaos run: %s\n%s\n", rule,
-           pass ? "PASS" : "FAIL", rule);
+    printf("\n%s\n datasync chaos run: %s\n%s\n", rule, pass ? "PASS" : "FAIL",
+           rule);
     printf(" %-28s %s\n", "seed", opt_seed);
     printf(" %-28s %s s\n", "fault period", opt_duration);
     printf(" %-28s %d: %s\n", "faults", nfaults, faults);
@@ -867,9 +893,11 @@ int main(int argc, char **argv)
     printf(" %-28s %ld (versions differ: %ld)\n", "rows differing across nodes",
            differing, versions_differ);
     printf(" %-28s %lld bytes\n", "spool left (producers)", spool_total);
+    if (opt_died)
+        printf(" %-28s %s\n", "processes that died alone", opt_died);
     printf(" %-28s %s\n", "verdict",
            pass ? "PASS: lost 0, wrong effect 0, differing 0, dead letters 0"
-                : "FAIL: see the lines above and the details file");
+                : "FAIL: see the lines above, the details file and the logs");
     printf("%s\n", rule);
     if (details)
         fclose(details);

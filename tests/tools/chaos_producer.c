@@ -275,13 +275,13 @@ static void add_col(row_text *r, const char *name, const char *sql_value,
            ls = strlen(r->sql_set), lj = strlen(r->json);
     snprintf(r->sql_cols + lc, sizeof r->sql_cols - lc, "%s`%s`",
              lc ? ", " : "", name);
-    snprintf(r->sql_vals + lv, sizeof r->sql_vals - lv, "%s%s",
-             lv ? ", " : "", sql_value);
+    snprintf(r->sql_vals + lv, sizeof r->sql_vals - lv, "%s%s", lv ? ", " : "",
+             sql_value);
     if (!is_key)
         snprintf(r->sql_set + ls, sizeof r->sql_set - ls, "%s`%s` = %s",
                  ls ? ", " : "", name, sql_value);
-    snprintf(r->json + lj, sizeof r->json - lj, "%s\"%s\":%s",
-             lj ? "," : "{", name, json_value);
+    snprintf(r->json + lj, sizeof r->json - lj, "%s\"%s\":%s", lj ? "," : "{",
+             name, json_value);
 }
 
 static void add_int(row_text *r, const char *name, long long v, bool is_key)
@@ -333,8 +333,7 @@ static void make_row(const ch_table *t, int idx, row_text *r)
         snprintf(buf, sizeof buf, "user%d@chaos.test", id);
         add_str(r, "email", buf, false);
         add_int(r, "balance",
-                (long long)(next_rand() % (UINT64_C(1) << 40)) -
-                    (1LL << 39),
+                (long long)(next_rand() % (UINT64_C(1) << 40)) - (1LL << 39),
                 false);
         bool active = pick(2);
         add_col(r, "active", active ? "1" : "0", active ? "true" : "false",
@@ -349,8 +348,7 @@ static void make_row(const ch_table *t, int idx, row_text *r)
     } else {
         add_str(r, "k1", k1, true);
         add_int(r, "k2", id, true);
-        snprintf(buf, sizeof buf, "v-%s-%08x", opt_node,
-                 (unsigned)next_rand());
+        snprintf(buf, sizeof buf, "v-%s-%08x", opt_node, (unsigned)next_rand());
         add_str(r, "v", buf, false);
     }
     size_t lj = strlen(r->json);
@@ -382,7 +380,7 @@ static unsigned int one_change(void)
     const ch_table *t;
     unsigned r = pick(300);
     int idx;
-    char where[128], sql[4096], pk[64], key[128];
+    char where[128], sql[12288], pk[64], key[128];
     bool exists, found;
     uint64_t stored = 0;
     unsigned int e;
@@ -400,8 +398,8 @@ static unsigned int one_change(void)
     ch_pk(t, idx, pk, sizeof pk);
     ch_key_json(t, idx, key, sizeof key);
 
-    snprintf(sql, sizeof sql, "SELECT 1 FROM `%s` WHERE %s FOR UPDATE",
-             t->name, where);
+    snprintf(sql, sizeof sql, "SELECT 1 FROM `%s` WHERE %s FOR UPDATE", t->name,
+             where);
     if ((e = query_one(sql, &exists, NULL)))
         return e;
     const char *op;
@@ -409,8 +407,8 @@ static unsigned int one_change(void)
     if (!exists) {
         op = "create";
         make_row(t, idx, &row);
-        snprintf(sql, sizeof sql, "INSERT INTO `%s` (%s) VALUES (%s)",
-                 t->name, row.sql_cols, row.sql_vals);
+        snprintf(sql, sizeof sql, "INSERT INTO `%s` (%s) VALUES (%s)", t->name,
+                 row.sql_cols, row.sql_vals);
     } else if (pick(100) < 70) {
         op = "update";
         make_row(t, idx, &row);
@@ -418,8 +416,7 @@ static unsigned int one_change(void)
                  row.sql_set, where);
     } else {
         op = "delete";
-        snprintf(sql, sizeof sql, "DELETE FROM `%s` WHERE %s", t->name,
-                 where);
+        snprintf(sql, sizeof sql, "DELETE FROM `%s` WHERE %s", t->name, where);
     }
     if ((e = exec(sql)))
         return e;
@@ -463,9 +460,9 @@ static unsigned int one_change(void)
              ",\"ts\":\"%s\",\"op\":\"%s\",\"table\":\"%s\",\"key\":%s%s%s}",
              id, opt_node, hlc, ts, op, t->name, key,
              op[0] == 'd' ? "" : ",\"data\":", op[0] == 'd' ? "" : row.json);
-    snprintf(logline, sizeof logline, "E\t%s\t%s\t%" PRIu64 "\t%s\t%s\t%s\t%s\n",
-             id, opt_node, hlc, t->name, pk, op,
-             op[0] == 'd' ? "-" : row.json);
+    snprintf(logline, sizeof logline,
+             "E\t%s\t%s\t%" PRIu64 "\t%s\t%s\t%s\t%s\n", id, opt_node, hlc,
+             t->name, pk, op, op[0] == 'd' ? "-" : row.json);
 
     char qev[4200], qline[4200];
     sql_quote(qev, event);
@@ -538,8 +535,9 @@ static long long spool_backlog(void)
                 head = head << 8 | b[i];
         close(fd);
     }
-    return (uint64_t)sb.st_size > head ? (long long)((uint64_t)sb.st_size - head)
-                                       : 0;
+    return (uint64_t)sb.st_size > head
+               ? (long long)((uint64_t)sb.st_size - head)
+               : 0;
 }
 
 static void print_stats(const char *when)
@@ -547,11 +545,12 @@ static void print_stats(const char *when)
     ds_producer_stats ps;
     ds_producer_stats_get(prod, &ps);
     say("%s: changes %" PRIu64 " (create %" PRIu64 ", update %" PRIu64
-        ", delete %" PRIu64 "), emitted %" PRIu64 " (again from the outbox %" PRIu64
-        "), emit errors %" PRIu64 ", db errors %" PRIu64 ", lock retries %" PRIu64
-        ", hlc raised by an observed version %" PRIu64 "; library: confirmed %" PRIu64
-        ", spooled %" PRIu64 ", nacked %" PRIu64 ", reconnects %" PRIu64
-        "; spool backlog %lld bytes",
+        ", delete %" PRIu64 "), emitted %" PRIu64
+        " (again from the outbox %" PRIu64 "), emit errors %" PRIu64
+        ", db errors %" PRIu64 ", lock retries %" PRIu64
+        ", hlc raised by an observed version %" PRIu64
+        "; library: confirmed %" PRIu64 ", spooled %" PRIu64 ", nacked %" PRIu64
+        ", reconnects %" PRIu64 "; spool backlog %lld bytes",
         when, st.changes, st.creates, st.updates, st.deletes, st.emitted,
         st.reemitted, st.emit_errors, st.db_errors, st.lock_retries,
         st.hlc_bumps, ps.confirmed, ps.spooled, ps.nacked, ps.reconnects,
@@ -608,17 +607,38 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
         switch (c) {
-        case 'c': opt_conf = optarg; break;
-        case 'n': opt_node = optarg; break;
-        case 'd': opt_db = optarg; break;
-        case 'H': opt_host = optarg; break;
-        case 'P': opt_port = atoi(optarg); break;
-        case 'e': opt_emitted = optarg; break;
-        case 's': opt_spool = optarg; break;
-        case 'S': opt_seed = strtoull(optarg, NULL, 10); break;
-        case 'r': opt_rate = atoi(optarg); break;
-        case 't': opt_drain_timeout = atoi(optarg); break;
-        default: usage();
+        case 'c':
+            opt_conf = optarg;
+            break;
+        case 'n':
+            opt_node = optarg;
+            break;
+        case 'd':
+            opt_db = optarg;
+            break;
+        case 'H':
+            opt_host = optarg;
+            break;
+        case 'P':
+            opt_port = atoi(optarg);
+            break;
+        case 'e':
+            opt_emitted = optarg;
+            break;
+        case 's':
+            opt_spool = optarg;
+            break;
+        case 'S':
+            opt_seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'r':
+            opt_rate = atoi(optarg);
+            break;
+        case 't':
+            opt_drain_timeout = atoi(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (!opt_conf || !opt_node || !opt_db || !opt_emitted || !opt_spool ||

@@ -191,9 +191,15 @@ int main(int argc, char **argv)
     const char *port_file = NULL;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 't': target_port = atoi(optarg); break;
-        case 'l': listen_port = atoi(optarg); break;
-        case 'f': port_file = optarg; break;
+        case 't':
+            target_port = atoi(optarg);
+            break;
+        case 'l':
+            listen_port = atoi(optarg);
+            break;
+        case 'f':
+            port_file = optarg;
+            break;
         default:
             fprintf(stderr, "usage: chaos_proxy --target-port P "
                             "[--listen-port L] [--port-file F]\n");
