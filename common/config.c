@@ -104,6 +104,8 @@ static int check_not_empty(const char *value, char *reason, size_t len);
  * pass the same checks. */
 static const directive directives[] = {
     D_STR("node", "id", node_id, check_node_id, ""),
+    D_STR("node", "clock_file", node_clock_file, NULL,
+          "/var/lib/datasync/clock"),
 
     D_STR("amqp", "url", amqp_url, check_urls,
           "amqp://guest:guest@127.0.0.1:5672/%2f"),

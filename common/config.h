@@ -14,6 +14,7 @@ typedef enum { DS_MODE_SYNC = 0, DS_MODE_ASYNC = 1 } ds_producer_mode;
 typedef struct ds_config {
     /* [node] */
     char node_id[65]; /* "" when not set: required by the consumer only */
+    char node_clock_file[1024]; /* "" turns the shared clock off */
     /* [amqp] */
     char amqp_url[2048]; /* several URLs, space-separated: tried in turn */
     char amqp_exchange[256];

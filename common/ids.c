@@ -60,23 +60,27 @@ void ds__hlc_destroy(ds_hlc *c)
     pthread_mutex_destroy(&c->lock);
 }
 
-uint64_t ds__hlc_next_at(ds_hlc *c, uint64_t now_ms)
+uint64_t ds__hlc_next_at(ds_hlc *c, uint64_t now_ms, uint64_t floor)
 {
     uint64_t candidate = now_ms << 16, next;
 
     pthread_mutex_lock(&c->lock);
     /* When the wall clock steps back, or more than 65536 changes fall in one
      * millisecond, the counter carries on from the last value: the clock
-     * runs ahead of wall time briefly but never repeats or goes back. */
+     * runs ahead of wall time briefly but never repeats or goes back. A
+     * floor above both (another server's clock runs ahead) is passed the
+     * same way. */
+    if (floor >= candidate)
+        candidate = floor + 1;
     next = candidate > c->last ? candidate : c->last + 1;
     c->last = next;
     pthread_mutex_unlock(&c->lock);
     return next;
 }
 
-uint64_t ds__hlc_next(ds_hlc *c)
+uint64_t ds__hlc_next(ds_hlc *c, uint64_t floor)
 {
-    return ds__hlc_next_at(c, ds__now_ms());
+    return ds__hlc_next_at(c, ds__now_ms(), floor);
 }
 
 void ds__rfc3339_ms(uint64_t unix_ms, char out[32])

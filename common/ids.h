@@ -19,11 +19,13 @@ typedef struct ds_hlc {
 void ds__hlc_init(ds_hlc *c);
 void ds__hlc_destroy(ds_hlc *c);
 
-/* The next value: max(now_ms << 16, last + 1). Any thread. */
-uint64_t ds__hlc_next(ds_hlc *c);
+/* The next value: max(now_ms << 16, last + 1, floor + 1). floor is the
+ * highest version this server has applied (common/clockfile.h), 0 if
+ * unknown. Any thread. */
+uint64_t ds__hlc_next(ds_hlc *c, uint64_t floor);
 
 /* Same rule with an explicit wall clock, for tests. */
-uint64_t ds__hlc_next_at(ds_hlc *c, uint64_t now_ms);
+uint64_t ds__hlc_next_at(ds_hlc *c, uint64_t now_ms, uint64_t floor);
 
 /* The unix milliseconds an hlc value carries. */
 static inline uint64_t ds__hlc_ms(uint64_t hlc)

@@ -46,6 +46,7 @@ struct ds_applier {
     /* A grouped statement failed: the batch goes row by row, so the change
      * at fault is found, until a batch commits. */
     bool per_row;
+    ds_clockfile *clock;
     ds_apply_stats stats;
 };
 
@@ -74,6 +75,11 @@ ds_applier *ds_applier_new(const char *node, const ds_logger *lg)
     ap->lg = lg;
     ds_stmts_init(&ap->s);
     return ap;
+}
+
+void ds_applier_set_clock(ds_applier *ap, ds_clockfile *clock)
+{
+    ap->clock = clock;
 }
 
 void ds_applier_set_db(ds_applier *ap, MYSQL *db)
@@ -551,6 +557,11 @@ int ds_applier_batch(ds_applier *ap, ds_change *changes, size_t n,
     rc = write_versions(ap, err, errlen);
     if (rc)
         goto fail;
+    /* Before the commit makes the rows visible: an application write that
+     * follows them must be stamped above their versions. */
+    for (size_t i = 0; i < n; i++)
+        if (changes[i].state == DS_CHANGE_PENDING)
+            ds__clockfile_raise(ap->clock, changes[i].ev.hlc);
     if (mysql_commit(ap->s.db) != 0) {
         rc = ds__mysql_error(ap->s.db, "commit", NULL, err, errlen);
         goto fail;

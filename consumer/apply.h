@@ -9,6 +9,7 @@
 #include <mysql.h>
 
 #include "catalog.h"
+#include "clockfile.h"
 #include "decide.h"
 #include "event.h"
 #include "log.h"
@@ -64,6 +65,11 @@ ds_applier *ds_applier_new(const char *node, const ds_logger *lg);
 
 /* Closes its statements and frees it. NULL is a no-op. */
 void ds_applier_free(ds_applier *ap);
+
+/* Raises clock (borrowed; NULL: none) to every batch's highest version
+ * before its commit, so this server's producers stamp later changes above
+ * anything the consumer has written (common/clockfile.h). */
+void ds_applier_set_clock(ds_applier *ap, ds_clockfile *clock);
 
 /* Uses db from now on (borrowed). Closes the statements prepared on the
  * previous connection: call it before closing that one, and after every

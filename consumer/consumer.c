@@ -38,6 +38,7 @@ struct ds_consumer {
     MYSQL *db;             /* NULL while disconnected */
     ds_catalog cat;
     ds_applier *ap;
+    ds_clockfile *clock; /* NULL when node.clock_file is off or unusable */
     ds_inbox in;
     /* The batch in hand. */
     ds_message **msgs;
@@ -475,6 +476,7 @@ void ds_consumer_free(ds_consumer *c)
     ds_inbox_close(&c->in);
     db_close(c);
     ds_applier_free(c->ap);
+    ds__clockfile_close(c->clock);
     ds_catalog_free(&c->cat);
     free(c->msgs);
     free(c->changes);
@@ -501,6 +503,16 @@ int ds_consumer_new(ds_consumer **out, const ds_config *cfg,
     if (!c->ap || !c->msgs || !c->changes) {
         rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
         goto fail;
+    }
+    if (cfg->node_clock_file[0]) {
+        /* Without it the rows still converge while clocks agree: warn. */
+        if (ds__clockfile_open_writer(&c->clock, cfg->node_clock_file, c->err,
+                                      sizeof c->err) < 0)
+            DS_LOG(lg, DS_LOG_WARN,
+                   "%s; producers on this server will not see applied "
+                   "versions (node.clock_file)",
+                   c->err);
+        ds_applier_set_clock(c->ap, c->clock);
     }
     rc = db_open(c);
     if (rc == 0)

@@ -572,6 +572,8 @@ void *ds__io_main(void *arg)
     for (;;) {
         uint64_t now = ds__now_ms();
 
+        ds__producer_find_clock(p);
+
         if (p->stopping) {
             if (!stop_deadline)
                 stop_deadline =

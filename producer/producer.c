@@ -156,6 +156,23 @@ static void wait_until(ds_producer *p, uint64_t deadline_ms)
     pthread_cond_timedwait(&p->changed, &p->lock, &ts);
 }
 
+void ds__producer_find_clock(ds_producer *p)
+{
+    char err[DS_ERRMSG_SIZE];
+    ds_clockfile *cf;
+    uint64_t now = ds__now_ms();
+
+    if (!p->cfg.node_clock_file[0] ||
+        __atomic_load_n(&p->clock, __ATOMIC_ACQUIRE) ||
+        now < p->next_clock_try_ms)
+        return;
+    p->next_clock_try_ms = now + 5000;
+    /* Missing until this server's consumer first runs: not an error. */
+    if (ds__clockfile_open_reader(&cf, p->cfg.node_clock_file, err,
+                                  sizeof err) == 0)
+        __atomic_store_n(&p->clock, cf, __ATOMIC_RELEASE);
+}
+
 static int start_io(ds_producer *p)
 {
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -252,6 +269,7 @@ int ds_producer_new(ds_producer **out, const ds_options *opts)
         ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", err);
         goto fail;
     }
+    ds__producer_find_clock(p);
     rc = start_io(p);
     if (rc < 0) {
         ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", p->errmsg);
@@ -293,6 +311,7 @@ void ds_producer_free(ds_producer *p)
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->lock);
     ds__hlc_destroy(&p->hlc);
+    ds__clockfile_close(p->clock);
     free(p);
 }
 
@@ -462,7 +481,9 @@ int ds_emit(ds_producer *p, ds_op op, const char *table, const char *key_json,
         goto out;
     }
     memcpy(ev.origin, p->cfg.node_id, sizeof ev.origin);
-    ev.hlc = ds__hlc_next(&p->hlc);
+    ev.hlc = ds__hlc_next(
+        &p->hlc,
+        ds__clockfile_read(__atomic_load_n(&p->clock, __ATOMIC_ACQUIRE)));
     ds__rfc3339_ms(ds__now_ms(), ev.ts);
     rc = new_record(p, &ev, &r);
 out:

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "amqp_util.h"
+#include "clockfile.h"
 #include "config.h"
 #include "datasync.h"
 #include "error.h"
@@ -56,6 +57,11 @@ struct ds_producer {
     ds_config cfg;
     ds_logger log;
     ds_hlc hlc;
+    /* The highest version this server's consumer applied: stamps stay above
+     * it. NULL until the file exists; the I/O thread keeps looking for it
+     * and publishes the pointer atomically. */
+    ds_clockfile *clock;
+    uint64_t next_clock_try_ms;
     pid_t pid; /* a forked child must not touch its parent's connection */
 
     pthread_mutex_t lock; /* guards everything below */
@@ -103,6 +109,10 @@ void ds__rec_finish(ds_producer *p, ds_record *r, int result);
 /* Spools records durably (lock not held) and returns the result for each:
  * 0, or the spool's error. */
 int ds__spool_records(ds_producer *p, ds_record **recs, size_t n);
+
+/* Looks for the shared clock file again, at most every few seconds, while
+ * it is missing (I/O thread, or creation). */
+void ds__producer_find_clock(ds_producer *p);
 
 /* The I/O thread's main function. */
 void *ds__io_main(void *arg);

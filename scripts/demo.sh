@@ -49,6 +49,7 @@ for n in "${nodes[@]}"; do
 ; datasync.conf of demo server $n (see datasync.conf.example for every key)
 [node]
 id = $n
+clock_file = $DS_TEST_RUNDIR/clock-$n
 [amqp]
 url = $DS_TEST_AMQP_URL
 [mysql]

@@ -243,7 +243,7 @@ def load_ini(text, where):
 
 # How the broker and database are reached differs by design; spool paths too.
 REACH = {"mysql.host", "mysql.port", "mysql.socket"}
-PATHS = {"producer.spool_dir"}
+PATHS = {"producer.spool_dir", "node.clock_file"}
 
 
 def comparable(conf):

@@ -285,6 +285,47 @@ static void own_origin_cases(void **state)
     mysql_close(a);
 }
 
+/* Server b's clock runs an hour ahead. Its change reaches a and is applied
+ * there; a's application then writes the same row and emits. Through the
+ * clock file a's producer stamps that change above b's, so it wins on every
+ * server; without it, a's write would stay in a's table only. */
+static void own_write_after_a_future_remote_change_wins(void **state)
+{
+    (void)state;
+    uint64_t future = (ds__now_ms() + 3600 * 1000) << 16; /* wall clock */
+    char *spool = itest_mkdtemp("clock-spool"), sql[160], want[160];
+    ds_options *o = ds_options_new();
+    ds_producer *p;
+
+    publish_one(0, "update", 9001, "from-b", cl.node[1], future);
+    publish_one(1, "update", 9001, "from-b", cl.node[1], future);
+    publish_one(2, "update", 9001, "from-b", cl.node[1], future);
+    expect_row(0, 9001, "from-b\n");
+
+    /* Server a's application: its own write, then the change. */
+    MYSQL *a = itest_mysql_connect(cl.db[0]);
+    itest_mysql_exec(a, "UPDATE kv SET v = 'from-a' WHERE k = 9001");
+    itest_mysql_exec(a, "COMMIT");
+    mysql_close(a);
+    assert_int_equal(ds_options_load(o, cl.conf[0]), 0);
+    assert_int_equal(ds_options_set(o, "producer.spool_dir", spool), 0);
+    assert_int_equal(ds_producer_new(&p, o), 0);
+    ds_options_free(o);
+    assert_int_equal(ds_emit(p, DS_OP_UPDATE, "kv", "{\"k\":9001}",
+                             "{\"k\":9001,\"v\":\"from-a\",\"n\":0}"),
+                     0);
+    ds_producer_free(p);
+    free(spool);
+
+    snprintf(sql, sizeof sql,
+             "SELECT v, origin, hlc > %" PRIu64 " FROM kv JOIN "
+             "datasync_versions ON tbl = 'kv' AND pk = '[9001]' WHERE k = 9001",
+             future);
+    snprintf(want, sizeof want, "from-a|%s|1\n", cl.node[0]);
+    for (int node = 0; node < TC_NODES; node++)
+        tc_wait_dump(&cl, node, sql, want, 10000);
+}
+
 /* ------------------------------------------------------------------------ */
 
 typedef struct poison_case {
@@ -493,6 +534,7 @@ int main(void)
         cmocka_unit_test(emitted_changes_reach_every_server),
         cmocka_unit_test(shuffled_orders_with_duplicates_converge),
         cmocka_unit_test(own_origin_cases),
+        cmocka_unit_test(own_write_after_a_future_remote_change_wins),
         cmocka_unit_test(poison_mix_is_dead_lettered),
         cmocka_unit_test(sigterm_exits_promptly),
     };

@@ -76,17 +76,21 @@ static TC_UNUSED void tc_create_schema(const char *dbname)
 static TC_UNUSED void tc_write_conf(tc_cluster *cl, int i, const char *extra)
 {
     FILE *f = fopen(cl->conf[i], "w");
+    char *clock = itest_path("%s.clock", cl->node[i]);
     assert_non_null(f);
+    /* Each server's own clock file, as on separate machines. */
     fprintf(f,
-            "[node]\nid = %s\n"
+            "[node]\nid = %s\nclock_file = %s\n"
             "[amqp]\nurl = %s\nexchange = %s\nprefetch = 200\nheartbeat = 5\n"
             "[mysql]\nhost = %s\nport = %d\nuser = root\ndatabase = %s\n"
             "[apply]\ntables = kv users orders tags\nbatch_max = 50\n"
             "batch_wait_ms = 20\nmax_message_bytes = 4096\n"
             "[log]\nlevel = info\n%s",
-            cl->node[i], itest_amqp_url(), cl->exchange, itest_mysql_host(),
-            itest_mysql_port(), cl->db[i], extra ? extra : "");
+            cl->node[i], clock, itest_amqp_url(), cl->exchange,
+            itest_mysql_host(), itest_mysql_port(), cl->db[i],
+            extra ? extra : "");
     fclose(f);
+    free(clock);
 }
 
 static TC_UNUSED long tc_file_size(const char *path)

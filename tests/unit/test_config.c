@@ -127,6 +127,7 @@ static void defaults_are_documented(void **state)
     memset(&c, 0x5a, sizeof c); /* every field must be written */
     ds__config_defaults(&c);
     assert_string_equal(c.node_id, "");
+    assert_string_equal(c.node_clock_file, "/var/lib/datasync/clock");
     assert_string_equal(c.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
     assert_string_equal(c.amqp_exchange, "datasync");
     assert_string_equal(c.amqp_routing_key, "data.sync");
@@ -171,6 +172,7 @@ static const char *example_path(void)
 /* Every key, in the order of ARCHITECTURE.md. */
 static const char *const all_keys[] = {
     "node.id",
+    "node.clock_file",
     "amqp.url",
     "amqp.exchange",
     "amqp.routing_key",

@@ -54,13 +54,13 @@ static void hlc_increases_when_clock_steps_back(void **state)
     (void)state;
     ds_hlc c;
     ds__hlc_init(&c);
-    uint64_t a = ds__hlc_next_at(&c, 1000);
+    uint64_t a = ds__hlc_next_at(&c, 1000, 0);
     assert_int_equal(a, (uint64_t)1000 << 16);
-    uint64_t b = ds__hlc_next_at(&c, 1000);
+    uint64_t b = ds__hlc_next_at(&c, 1000, 0);
     assert_int_equal(b, a + 1);
-    uint64_t back = ds__hlc_next_at(&c, 400); /* wall clock stepped back */
+    uint64_t back = ds__hlc_next_at(&c, 400, 0); /* wall clock stepped back */
     assert_int_equal(back, b + 1);
-    uint64_t fwd = ds__hlc_next_at(&c, 2000);
+    uint64_t fwd = ds__hlc_next_at(&c, 2000, 0);
     assert_int_equal(fwd, (uint64_t)2000 << 16);
     assert_int_equal(ds__hlc_ms(fwd), 2000);
     ds__hlc_destroy(&c);
@@ -77,7 +77,7 @@ static void *hlc_worker_run(void *arg)
 {
     struct hlc_worker *w = arg;
     for (int i = 0; i < PER_THREAD; i++)
-        w->values[i] = ds__hlc_next(w->clock);
+        w->values[i] = ds__hlc_next(w->clock, 0);
     return NULL;
 }
 
@@ -117,6 +117,21 @@ static void hlc_unique_across_threads(void **state)
     ds__hlc_destroy(&c);
 }
 
+/* The clock never stamps at or below the floor: the highest version the
+ * server applied, even when another server's clock runs ahead. */
+static void hlc_passes_the_floor(void **state)
+{
+    (void)state;
+    ds_hlc c;
+    ds__hlc_init(&c);
+    uint64_t ahead = ((uint64_t)5000 << 16) + 7; /* another server's change */
+    assert_int_equal(ds__hlc_next_at(&c, 1000, ahead), ahead + 1);
+    assert_int_equal(ds__hlc_next_at(&c, 1000, ahead), ahead + 2);
+    /* A floor behind the wall clock changes nothing. */
+    assert_int_equal(ds__hlc_next_at(&c, 9000, ahead), (uint64_t)9000 << 16);
+    ds__hlc_destroy(&c);
+}
+
 static void rfc3339_formats_utc_millis(void **state)
 {
     (void)state;
@@ -134,6 +149,7 @@ int main(void)
         cmocka_unit_test(uuid7_unique),
         cmocka_unit_test(hlc_increases_when_clock_steps_back),
         cmocka_unit_test(hlc_unique_across_threads),
+        cmocka_unit_test(hlc_passes_the_floor),
         cmocka_unit_test(rfc3339_formats_utc_millis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

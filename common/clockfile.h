@@ -1,0 +1,47 @@
+/* clockfile.h: the highest version a server has applied, shared through a small mapped file with the producers on the same server. */
+#ifndef DS_COMMON_CLOCKFILE_H
+#define DS_COMMON_CLOCKFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Why: a server's application writes its own rows directly, and only then
+ * emits the change with the producer's hybrid logical clock. If that clock
+ * runs behind another server's (clock skew) and the consumer has already
+ * applied a remote change with a higher version to the same row, the
+ * application's later write would lose everywhere else yet stay in the
+ * local table. The consumer therefore raises this shared value to every
+ * version it is about to commit, before committing, and producers never
+ * stamp a change at or below it: a write that comes after an applied
+ * change is always newer than it (Lamport's receive rule).
+ *
+ * The file holds one 64-bit value, mapped shared: readers see a raise at
+ * once, with no system call per emit.
+ */
+typedef struct ds_clockfile ds_clockfile;
+
+/* Opens path for reading (producers). Returns 0 and *out, or DS_EIO with
+ * err when the file does not exist or cannot be mapped (the caller carries
+ * on without it and may try again later). */
+int ds__clockfile_open_reader(ds_clockfile **out, const char *path,
+                              char *err, size_t errlen);
+
+/* Opens path for writing (the consumer), creating it and its directory
+ * (mode 0644: producers of other users may read it). Returns 0 or DS_EIO
+ * with err. */
+int ds__clockfile_open_writer(ds_clockfile **out, const char *path, char *err,
+                              size_t errlen);
+
+/* The current value; 0 for NULL. Any thread, any process. */
+uint64_t ds__clockfile_read(const ds_clockfile *cf);
+
+/* Raises the value to hlc if it is higher (never lowers it). NULL is a
+ * no-op. Writers only. */
+void ds__clockfile_raise(ds_clockfile *cf, uint64_t hlc);
+
+/* Unmaps and frees; NULL is a no-op. */
+void ds__clockfile_close(ds_clockfile *cf);
+
+#endif
