@@ -281,6 +281,7 @@ for i in 0 1 2; do
 # The chaos run's consumer of node ${nodes[i]} (tests/chaos/run.sh).
 [node]
 id = ${nodes[i]}
+clock_file = $cdir/clock-${nodes[i]}
 [amqp]
 url = $url
 exchange = chaos
@@ -302,8 +303,11 @@ done
 for i in "${producers[@]}"; do
     cat >"$cdir/producer-${nodes[i]}.conf" <<EOF
 # The chaos run's producer of node ${nodes[i]} (tests/chaos/run.sh).
+# chaos_producer stamps its own versions (ds_emit_event), observing the
+# row's stored version under lock; clock_file is the server's all the same.
 [node]
 id = ${nodes[i]}
+clock_file = $cdir/clock-${nodes[i]}
 [amqp]
 url = $amqp_direct
 exchange = chaos
