@@ -471,6 +471,8 @@ typedef struct load_state {
     char reason[REASON_SIZE];
     /* A working copy: a bad file leaves the caller's as it was. */
     ds_config cfg;
+    /* Keys set by this file so far: a list key seen again adds its words. */
+    bool seen[sizeof directives / sizeof directives[0]];
 } load_state;
 
 static void fail_line(load_state *st, const char *fmt, ...)
@@ -591,6 +593,35 @@ static char *reader(char *str, int num, void *stream)
     return str;
 }
 
+/* The space-separated lists: amqp.url and apply.tables. */
+static bool is_list(const directive *d)
+{
+    return d->check == check_urls || d->check == check_tables;
+}
+
+/* Adds value's words to a list key this file already set. */
+static int append_list(load_state *st, const directive *d, const char *value)
+{
+    const char *have = (const char *)&st->cfg + d->offset;
+    char joined[sizeof st->cfg.apply_tables + 2], buf[REASON_SIZE - 64];
+    size_t nhave = strlen(have), nvalue = strlen(value), at = nhave;
+
+    if (nhave + 1 + nvalue >= sizeof joined) {
+        fail_line(st, "%s.%s: value too long (max %lld bytes in all)",
+                  d->section, d->name, d->max);
+        return 0;
+    }
+    memcpy(joined, have, nhave);
+    if (nhave)
+        joined[at++] = ' ';
+    memcpy(joined + at, value, nvalue + 1);
+    if (apply(d, &st->cfg, joined, buf, sizeof buf) != 0) {
+        fail_line(st, "%s.%s: %s", d->section, d->name, buf);
+        return 0;
+    }
+    return 1;
+}
+
 static int handler(void *user, const char *section, const char *name,
                    const char *value)
 {
@@ -613,6 +644,12 @@ static int handler(void *user, const char *section, const char *name,
         fail_line(st, "unknown key '%.*s' in [%s]", QUOTE_MAX, name, section);
         return 0;
     }
+    if (is_list(d) && st->seen[d - directives]) {
+        /* A line holds 199 bytes: a long list of brokers or tables is
+         * written as several lines of the same key, which add up. */
+        return append_list(st, d, value);
+    }
+    st->seen[d - directives] = true;
     if (apply(d, &st->cfg, value, buf, sizeof buf) != 0) {
         fail_line(st, "%s.%s: %s", d->section, d->name, buf);
         return 0;

@@ -335,6 +335,48 @@ static void later_lines_override_and_lists_are_kept(void **state)
     assert_int_equal(cfg.apply_max_message_bytes, 134217728L);
 }
 
+/* A list key written on several lines adds up (a line holds 199 bytes);
+ * any other key repeated takes its last value; the sum is bounded. */
+static void list_keys_add_up_over_lines(void **state)
+{
+    (void)state;
+    ds_config cfg;
+    char err[ERRLEN] = "", line[200], *text;
+    size_t at = 0;
+
+    ds__config_defaults(&cfg);
+    assert_int_equal(load_text(&cfg,
+                               "[amqp]\n"
+                               "url = amqp://a:b@h1:5672/%2f\n"
+                               "url = amqp://a:b@h2:5672/%2f\n"
+                               "exchange = one\n"
+                               "exchange = two\n"
+                               "[apply]\n"
+                               "tables = users orders\n"
+                               "tables = invoices\n",
+                               err),
+                     0);
+    assert_string_equal(cfg.amqp_url,
+                        "amqp://a:b@h1:5672/%2f amqp://a:b@h2:5672/%2f");
+    assert_string_equal(cfg.amqp_exchange, "two");
+    assert_string_equal(cfg.apply_tables, "users orders invoices");
+
+    /* Lines of 25 names (149 bytes each): the 28th passes 4095 in all,
+     * on line 29 of the file. */
+    text = malloc(64 + 30 * (sizeof line + 10));
+    assert_non_null(text);
+    at += (size_t)sprintf(text, "[apply]\n");
+    for (int i = 0; i < 30; i++) {
+        size_t n = 0;
+        for (int j = 0; j < 25; j++)
+            n += (size_t)sprintf(line + n, "%st%04d", j ? " " : "", i * 25 + j);
+        at += (size_t)sprintf(text + at, "tables = %s\n", line);
+    }
+    expect_error(text, 29,
+                 "apply.tables: value too long (max 4095 bytes in all)");
+    free(text);
+}
+
 static void crlf_and_bom(void **state)
 {
     (void)state;
@@ -766,6 +808,7 @@ int main(void)
         cmocka_unit_test(inline_comments_and_layout),
         cmocka_unit_test(empty_values),
         cmocka_unit_test(later_lines_override_and_lists_are_kept),
+        cmocka_unit_test(list_keys_add_up_over_lines),
         cmocka_unit_test(crlf_and_bom),
         cmocka_unit_test(bounds_are_inclusive),
         cmocka_unit_test(error_unknown_section_and_key),
