@@ -150,6 +150,19 @@ fail:
     return rc;
 }
 
+/* The next row of st: 1, 0 when there are no more, or < 0 with err. A value
+ * cut to its buffer is an error unless truncation_ok. */
+static int fetch(MYSQL_STMT *st, bool truncation_ok, char *err, size_t errlen)
+{
+    int f = mysql_stmt_fetch(st);
+
+    if (f == MYSQL_NO_DATA)
+        return 0;
+    if (f == 1 || (f == MYSQL_DATA_TRUNCATED && !truncation_ok))
+        return ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+    return 1;
+}
+
 static int by_name_cmp(const void *a, const void *b, void *table)
 {
     const ds_table *t = table;
@@ -187,14 +200,7 @@ static int load_table(ds_table *t, MYSQL *db, const char *database,
         rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
         goto fail;
     }
-    for (;;) {
-        int f = mysql_stmt_fetch(st);
-        if (f == MYSQL_NO_DATA)
-            break;
-        if (f == 1) {
-            rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
-            goto fail;
-        }
+    while ((rc = fetch(st, true, err, errlen)) > 0) {
         /* Truncation is expected only of the generation expression, of
          * which the length is all we need. */
         if (lens[0] >= sizeof col || lens[1] >= sizeof type) {
@@ -225,6 +231,8 @@ static int load_table(ds_table *t, MYSQL *db, const char *database,
         c->generated = lens[3] > 0;
         c->pk_index = -1;
     }
+    if (rc < 0)
+        goto fail;
     mysql_stmt_close(st);
     st = NULL;
     if (t->ncols == 0) {
@@ -244,14 +252,7 @@ static int load_table(ds_table *t, MYSQL *db, const char *database,
     t->pk = malloc((size_t)t->ncols * sizeof *t->pk);
     if (!t->pk)
         goto nomem;
-    for (;;) {
-        int f = mysql_stmt_fetch(st);
-        if (f == MYSQL_NO_DATA)
-            break;
-        if (f == 1 || f == MYSQL_DATA_TRUNCATED) {
-            rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
-            goto fail;
-        }
+    while ((rc = fetch(st, false, err, errlen)) > 0) {
         col[lens[0] < sizeof col ? lens[0] : sizeof col - 1] = '\0';
         int idx = -1;
         for (int i = 0; i < t->ncols; i++)
@@ -265,6 +266,8 @@ static int load_table(ds_table *t, MYSQL *db, const char *database,
         t->cols[idx].pk_index = t->npk;
         t->pk[t->npk++] = idx;
     }
+    if (rc < 0)
+        goto fail;
     mysql_stmt_close(st);
     st = NULL;
     if (t->npk == 0) {
@@ -282,16 +285,10 @@ static int load_table(ds_table *t, MYSQL *db, const char *database,
         rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
         goto fail;
     }
-    for (;;) {
-        int f = mysql_stmt_fetch(st);
-        if (f == MYSQL_NO_DATA)
-            break;
-        if (f == 1) {
-            rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
-            goto fail;
-        }
+    while ((rc = fetch(st, true, err, errlen)) > 0)
         t->other_unique = true;
-    }
+    if (rc < 0)
+        goto fail;
     mysql_stmt_close(st);
     st = NULL;
 

@@ -46,6 +46,31 @@ static int bind_key(ds_stmts *s, const ds_change *c, size_t first)
     return 0;
 }
 
+/* "INSERT INTO t (key columns, set columns) VALUES (?, ...)" for rows
+ * rows: the key first, then the columns set[0..nset). */
+static void add_insert(ds_stmts *s, const ds_table *t, const int *set,
+                       size_t nset, size_t rows)
+{
+    size_t per_row = (size_t)t->npk + nset;
+
+    ds_sql_add(s, "INSERT INTO ");
+    ds_sql_add(s, t->quoted);
+    ds_sql_add(s, " (");
+    for (int i = 0; i < t->npk; i++) {
+        ds_sql_add(s, i ? ", " : "");
+        ds_sql_add(s, t->cols[t->pk[i]].quoted);
+    }
+    for (size_t i = 0; i < nset; i++) {
+        ds_sql_add(s, ", ");
+        ds_sql_add(s, t->cols[set[i]].quoted);
+    }
+    ds_sql_add(s, ") VALUES ");
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < per_row; i++)
+            ds_sql_add(s, i ? ", ?" : (r ? "), (?" : "(?"));
+    ds_sql_add(s, ")");
+}
+
 int ds_row_delete(ds_stmts *s, const ds_change *c, unsigned int *errnum,
                   char *err, size_t errlen)
 {
@@ -155,21 +180,7 @@ int ds_row_upsert(ds_stmts *s, const ds_change *c, unsigned int *errnum,
     st = ds_stmts_get(s, key, keylen);
     if (!st) {
         ds_sql_reset(s);
-        ds_sql_add(s, "INSERT INTO ");
-        ds_sql_add(s, t->quoted);
-        ds_sql_add(s, " (");
-        for (int i = 0; i < t->npk; i++) {
-            ds_sql_add(s, i ? ", " : "");
-            ds_sql_add(s, t->cols[t->pk[i]].quoted);
-        }
-        for (size_t i = 0; i < nset; i++) {
-            ds_sql_add(s, ", ");
-            ds_sql_add(s, t->cols[set[i]].quoted);
-        }
-        ds_sql_add(s, ") VALUES (");
-        for (size_t i = 0; i < (size_t)t->npk + nset; i++)
-            ds_sql_add(s, i ? ", ?" : "?");
-        ds_sql_add(s, ")");
+        add_insert(s, t, set, nset, 1);
         rc = ds_stmts_prepare(s, key, keylen, &st, err, errlen);
         if (rc)
             goto out;
@@ -337,22 +348,8 @@ static int upsert_rows(ds_stmts *s, ds_change **g, size_t n, char *err,
         MYSQL_STMT *st = ds_stmts_get(s, key, keylen);
         if (!st) {
             ds_sql_reset(s);
-            ds_sql_add(s, "INSERT INTO ");
-            ds_sql_add(s, t->quoted);
-            ds_sql_add(s, " (");
-            for (size_t i = 0; i < npk; i++) {
-                ds_sql_add(s, i ? ", " : "");
-                ds_sql_add(s, t->cols[t->pk[i]].quoted);
-            }
-            for (size_t i = 0; i < nset; i++) {
-                ds_sql_add(s, ", ");
-                ds_sql_add(s, t->cols[set[i]].quoted);
-            }
-            ds_sql_add(s, ") VALUES ");
-            for (size_t r = 0; r < rows; r++)
-                for (size_t i = 0; i < per_row; i++)
-                    ds_sql_add(s, i ? ", ?" : (r ? "), (?" : "(?"));
-            ds_sql_add(s, ") ON DUPLICATE KEY UPDATE ");
+            add_insert(s, t, set, nset, rows);
+            ds_sql_add(s, " ON DUPLICATE KEY UPDATE ");
             for (size_t i = 0; i < nset; i++) {
                 const char *q = t->cols[set[i]].quoted;
                 ds_sql_add(s, i ? ", " : "");
