@@ -36,7 +36,10 @@ static inline uint64_t ds__hlc_ms(uint64_t hlc)
 /* Formats unix_ms as RFC 3339 UTC with milliseconds ("...T..:..:...mmmZ"). */
 void ds__rfc3339_ms(uint64_t unix_ms, char out[32]);
 
-/* Current wall clock in unix milliseconds. */
+/* Current wall clock in unix milliseconds: for stamps people read. */
 uint64_t ds__now_ms(void);
+
+/* Milliseconds of a clock that never steps: for timeouts and deadlines. */
+uint64_t ds__mono_ms(void);
 
 #endif

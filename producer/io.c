@@ -38,8 +38,8 @@ void ds__io_wake(ds_producer *p)
 void ds__io_watchdog(ds_producer *p, uint64_t now_ms)
 {
     if (p->io_busy_since == 0 || p->sock_fd < 0 ||
-        now_ms - p->io_busy_since <
-            (uint64_t)p->cfg.producer_confirm_timeout_ms)
+        p->io_busy_since + (uint64_t)p->cfg.producer_confirm_timeout_ms >
+            now_ms)
         return;
     /* rabbitmq-c 0.11 waits forever for a socket that takes no bytes (a
      * black-holed broker): shutting it down makes that write fail. */
@@ -118,7 +118,7 @@ static void fail_connection(ds_producer *p, const char *why)
     p->io_busy_since = 0;
     ds__amqp_drop(&p->amqp);
     spool_unconfirmed(p);
-    p->next_connect_ms = ds__now_ms() + jittered(p->backoff_ms);
+    p->next_connect_ms = ds__mono_ms() + jittered(p->backoff_ms);
     p->backoff_ms = p->backoff_ms * 2 > DS_BACKOFF_MAX_MS ? DS_BACKOFF_MAX_MS
                                                           : p->backoff_ms * 2;
 }
@@ -146,10 +146,10 @@ static int publish_records(ds_producer *p, ds_record **recs, size_t n)
     for (size_t i = 0; i < n; i++) {
         recs[i]->state = DS_REC_INFLIGHT;
         recs[i]->seq = ++p->next_seq;
-        recs[i]->sent_ms = ds__now_ms();
+        recs[i]->sent_ms = ds__mono_ms();
         ds__rec_push(&p->inflight, recs[i]);
     }
-    p->io_busy_since = ds__now_ms();
+    p->io_busy_since = ds__mono_ms();
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < n && status == AMQP_STATUS_OK; i++)
         status = publish_one(p, recs[i]);
@@ -434,7 +434,7 @@ static int drain_spool(ds_producer *p, const char **why)
     bool got;
     int rc = 0;
 
-    p->next_drain_check_ms = ds__now_ms() + DS_DRAIN_CHECK_MS;
+    p->next_drain_check_ms = ds__mono_ms() + DS_DRAIN_CHECK_MS;
     ds__spool_backlog(p->spool, &backlog);
     if (backlog == 0 ||
         ds__spool_drain_begin(p->spool, &got, err, sizeof err) < 0 || !got)
@@ -459,9 +459,9 @@ static int drain_spool(ds_producer *p, const char **why)
             *why = "publish failed while draining the spool";
             rc = -1;
         }
-        deadline = ds__now_ms() + (uint64_t)p->cfg.producer_confirm_timeout_ms;
+        deadline = ds__mono_ms() + (uint64_t)p->cfg.producer_confirm_timeout_ms;
         while (rc == 0 && p->drain_unconfirmed > 0) {
-            if (ds__now_ms() >= deadline) {
+            if (ds__mono_ms() >= deadline) {
                 *why = "no confirm within producer.confirm_timeout_ms";
                 rc = -1;
             } else {
@@ -485,7 +485,7 @@ static int drain_spool(ds_producer *p, const char **why)
         /* New changes wait behind the spool; past half their timeout they
          * join it, so callers never wait longer than they were promised. */
         spool_pending_before(
-            p, ds__now_ms() - (uint64_t)p->cfg.producer_confirm_timeout_ms / 2);
+            p, ds__mono_ms() - (uint64_t)p->cfg.producer_confirm_timeout_ms / 2);
     }
     ds__spool_drain_end(p->spool);
     if (drained)
@@ -540,20 +540,11 @@ static void connect_broker(ds_producer *p)
         fail_connection(p, why);
 }
 
-/* Lock held. Sleeps on the condition until deadline_ms or a wake-up. */
+/* Lock held. Sleeps until deadline_ms or a wake-up, at most a poll's
+ * length so heartbeats and the stop flag are looked at. */
 static void sleep_until(ds_producer *p, uint64_t deadline_ms)
 {
-    struct timespec ts;
-    uint64_t now = ds__now_ms();
-    uint64_t step = deadline_ms > now ? deadline_ms - now : 0;
-
-    if (step > DS_POLL_MAX_MS)
-        step = DS_POLL_MAX_MS;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)step * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_cond_timedwait(&p->work, &p->lock, &ts);
+    ds__cond_wait(&p->work, &p->lock, deadline_ms, DS_POLL_MAX_MS);
 }
 
 void *ds__io_main(void *arg)
@@ -570,7 +561,7 @@ void *ds__io_main(void *arg)
     pthread_mutex_lock(&p->lock);
     p->backoff_ms = DS_BACKOFF_MIN_MS;
     for (;;) {
-        uint64_t now = ds__now_ms();
+        uint64_t now = ds__mono_ms();
 
         ds__producer_find_clock(p);
 
@@ -597,9 +588,11 @@ void *ds__io_main(void *arg)
             fail_connection(p, "publish failed");
             continue;
         }
+        /* Added, not subtracted: the head may have been sent after now. */
         if (p->inflight.head &&
-            now - p->inflight.head->sent_ms >
-                (uint64_t)p->cfg.producer_confirm_timeout_ms) {
+            p->inflight.head->sent_ms +
+                    (uint64_t)p->cfg.producer_confirm_timeout_ms <
+                now) {
             fail_connection(p, "no confirm within producer.confirm_timeout_ms");
             continue;
         }

@@ -132,35 +132,45 @@ out:
 
 static uint64_t deadline_after(int ms)
 {
-    return ds__now_ms() + (uint64_t)(ms > 0 ? ms : 0);
+    return ds__mono_ms() + (uint64_t)(ms > 0 ? ms : 0);
 }
 
-/* Waits on p->changed until deadline_ms (lock held). */
+void ds__cond_init(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+
+    /* Deadlines are on the monotonic clock: a wall-clock step must neither
+     * cut a wait short nor stretch it. */
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+void ds__cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
+                   uint64_t deadline_ms, uint64_t max_ms)
+{
+    uint64_t now = ds__mono_ms(), until;
+    struct timespec ts;
+
+    until = deadline_ms < now + max_ms ? deadline_ms : now + max_ms;
+    ts.tv_sec = (time_t)(until / 1000);
+    ts.tv_nsec = (long)(until % 1000) * 1000000L;
+    pthread_cond_timedwait(cond, lock, &ts);
+}
+
+/* Waits on p->changed until deadline_ms (lock held), waking at least every
+ * 100 ms so the caller can look at the I/O thread (watchdog). */
 static void wait_until(ds_producer *p, uint64_t deadline_ms)
 {
-    struct timespec ts;
-    uint64_t now = ds__now_ms(), step;
-
-    /* Wake at least every 100 ms so the watchdog can look at the I/O
-     * thread even when nothing signals. */
-    step = deadline_ms > now ? deadline_ms - now : 0;
-    if (step > 100)
-        step = 100;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(step / 1000);
-    ts.tv_nsec += (long)(step % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&p->changed, &p->lock, &ts);
+    ds__cond_wait(&p->changed, &p->lock, deadline_ms, 100);
 }
 
 void ds__producer_find_clock(ds_producer *p)
 {
     char err[DS_ERRMSG_SIZE];
     ds_clockfile *cf;
-    uint64_t now = ds__now_ms();
+    uint64_t now = ds__mono_ms();
 
     if (!p->cfg.node_clock_file[0] ||
         __atomic_load_n(&p->clock, __ATOMIC_ACQUIRE) ||
@@ -205,8 +215,8 @@ static int reinit_after_fork(ds_producer *p)
     int rc;
 
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->changed, NULL);
-    pthread_cond_init(&p->work, NULL);
+    ds__cond_init(&p->changed);
+    ds__cond_init(&p->work);
     free_list(&p->pending); /* the parent delivers its own records */
     free_list(&p->inflight);
     p->outstanding = 0;
@@ -262,8 +272,8 @@ int ds_producer_new(ds_producer **out, const ds_options *opts)
     p->wake_fd = p->sock_fd = -1;
     ds__hlc_init(&p->hlc);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->changed, NULL);
-    pthread_cond_init(&p->work, NULL);
+    ds__cond_init(&p->changed);
+    ds__cond_init(&p->work);
     rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, sizeof err);
     if (rc < 0) {
         ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", err);
@@ -344,12 +354,12 @@ static int spool_own(ds_producer *p, ds_record *r)
  * twice, which versions make harmless. */
 static int wait_for_record(ds_producer *p, ds_record *r)
 {
-    uint64_t start = ds__now_ms();
+    uint64_t start = ds__mono_ms();
     uint64_t deadline = start + (uint64_t)p->cfg.producer_confirm_timeout_ms;
     int rc;
 
     while (r->state != DS_REC_DONE) {
-        uint64_t now = ds__now_ms();
+        uint64_t now = ds__mono_ms();
         if (now >= deadline && r->state == DS_REC_PENDING &&
             ds__rec_unlink(&p->pending, r)) {
             p->outstanding--;
@@ -385,7 +395,7 @@ static int submit(ds_producer *p, ds_record *r)
 {
     int rc = 0;
 
-    r->queued_ms = ds__now_ms();
+    r->queued_ms = ds__mono_ms();
     pthread_mutex_lock(&p->lock);
     if (p->stopping) {
         pthread_mutex_unlock(&p->lock);
@@ -397,8 +407,8 @@ static int submit(ds_producer *p, ds_record *r)
 
     if (p->cfg.producer_mode == DS_MODE_ASYNC) {
         uint64_t deadline = deadline_after(p->cfg.producer_confirm_timeout_ms);
-        while (p->outstanding >= DS_MAX_QUEUED && ds__now_ms() < deadline) {
-            ds__io_watchdog(p, ds__now_ms());
+        while (p->outstanding >= DS_MAX_QUEUED && ds__mono_ms() < deadline) {
+            ds__io_watchdog(p, ds__mono_ms());
             wait_until(p, deadline);
         }
         if (p->outstanding >= DS_MAX_QUEUED) {
@@ -522,7 +532,7 @@ int ds_flush(ds_producer *p, int timeout_ms)
                                              : timeout_ms);
     pthread_mutex_lock(&p->lock);
     while (p->outstanding > 0) {
-        uint64_t now = ds__now_ms();
+        uint64_t now = ds__mono_ms();
         if (now >= deadline)
             break;
         ds__io_watchdog(p, now);

@@ -114,6 +114,14 @@ int ds__spool_records(ds_producer *p, ds_record **recs, size_t n);
  * it is missing (I/O thread, or creation). */
 void ds__producer_find_clock(ds_producer *p);
 
+/* A condition variable whose waits run on the monotonic clock. */
+void ds__cond_init(pthread_cond_t *cond);
+
+/* Waits on cond (lock held) until deadline_ms (ds__mono_ms) or a signal,
+ * at most max_ms. */
+void ds__cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
+                   uint64_t deadline_ms, uint64_t max_ms);
+
 /* The I/O thread's main function. */
 void *ds__io_main(void *arg);
 
