@@ -356,13 +356,6 @@ bool cli_interactive(void)
     return isatty(STDERR_FILENO) == 1;
 }
 
-uint64_t cli_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 void cli_sleep_ms(uint64_t ms)
 {

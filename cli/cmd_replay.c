@@ -1,9 +1,11 @@
-/* cmd_replay.c: datasync replay: whole events again, ids and versions kept, to every node or to one node's queue, with rate and progress. */
+/* cmd_replay.c: datasync replay: whole events again, ids and versions kept, to
+ * every node or to one node's queue, with rate and progress. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "ids.h"
 #include "topology.h"
 
 static const char usage[] =
@@ -38,7 +40,7 @@ typedef struct progress {
 
 static void progress_draw(progress *pg, uint64_t done, bool force)
 {
-    uint64_t now = cli_now_ms(), elapsed, rate, left;
+    uint64_t now = ds__mono_ms(), elapsed, rate, left;
 
     if (!pg->on || (!force && now - pg->drawn_ms < 200))
         return;
@@ -110,8 +112,8 @@ static int emit_to_queue(cli_item *it, void *ctx)
     char *body;
     int rc;
 
-    while (cli_now_ms() < slot && !cli_interrupted()) {
-        rc = cli_pub_pump(&r->pub, (int)(slot - cli_now_ms()), r->err,
+    while (ds__mono_ms() < slot && !cli_interrupted()) {
+        rc = cli_pub_pump(&r->pub, (int)(slot - ds__mono_ms()), r->err,
                           sizeof r->err);
         if (rc < 0)
             return rc;
@@ -150,7 +152,7 @@ static int replay_to_queue(struct run *r, cli_input *in, const char *node)
         cli_broker_close(&r->b);
         return cli_exit_code(rc);
     }
-    r->pg.start_ms = cli_now_ms();
+    r->pg.start_ms = ds__mono_ms();
     rc = cli_input_each(in, emit_to_queue, r);
     /* Whatever went out is waited for, even after a read error. */
     if (rc >= 0) {
@@ -187,8 +189,8 @@ static int emit_to_all(cli_item *it, void *ctx)
     uint64_t slot = rate_slot(r->pg.start_ms, r->rate, r->sent);
     int rc;
 
-    while (cli_now_ms() < slot && !cli_interrupted()) {
-        uint64_t left = slot - cli_now_ms();
+    while (ds__mono_ms() < slot && !cli_interrupted()) {
+        uint64_t left = slot - ds__mono_ms();
         cli_sleep_ms(left < 200 ? left : 200);
         progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), false);
     }
@@ -220,7 +222,7 @@ static int replay_to_all(struct run *r, cli_input *in)
     rc = cli_producer_open(&r->cp, r->ctx, DS_MODE_ASYNC, true);
     if (rc)
         return rc;
-    r->pg.start_ms = cli_now_ms();
+    r->pg.start_ms = ds__mono_ms();
     rc = cli_input_each(in, emit_to_all, r);
     flush_rc = cli_producer_flush(&r->cp, r->sent, tick, r);
     progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), true);

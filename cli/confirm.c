@@ -1,4 +1,5 @@
-/* confirm.c: publishing with a window of publisher confirms: acks, nacks and returns read as they come. */
+/* confirm.c: publishing with a window of publisher confirms: acks, nacks and
+ * returns read as they come. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,7 +87,7 @@ static void on_confirm(cli_pub *p, uint64_t tag, bool multiple, bool ack)
         settle(p, e, !ack ? DS_ENACK : e->returned ? DS_EUNROUTABLE : 0);
     }
     shrink(p);
-    p->last_answer_ms = cli_now_ms();
+    p->last_answer_ms = ds__mono_ms();
 }
 
 static int on_return(cli_pub *p, amqp_channel_t ch, char *err, size_t errlen)
@@ -194,7 +195,7 @@ int cli_pub_pump(cli_pub *p, int wait_ms, char *err, size_t errlen)
         amqp_maybe_release_buffers_on_channel(conn, f.channel);
     }
     if (p->unsettled > 0 &&
-        cli_now_ms() - p->last_answer_ms > (uint64_t)p->timeout_ms)
+        ds__mono_ms() - p->last_answer_ms > (uint64_t)p->timeout_ms)
         return lost(p, ds__seterr(err, errlen, DS_ETIMEOUT,
                                   "the broker (%s) confirmed nothing for %d "
                                   "ms (%zu publishes unanswered)",
@@ -228,7 +229,7 @@ int cli_pub_send(cli_pub *p, const char *exchange, const char *routing_key,
             p, ds__seterr(err, errlen, rc, "broker %s: %s", p->b->urls, why));
     }
     if (p->unsettled == 0)
-        p->last_answer_ms = cli_now_ms();
+        p->last_answer_ms = ds__mono_ms();
     e = slot(p, p->count++);
     memset(e, 0, sizeof *e);
     e->seq = p->next_seq++;

@@ -1,7 +1,9 @@
-/* emit.c: publishing through libdatasync for publish and replay: the producer from the config file, its log, flush and summary. */
+/* emit.c: publishing through libdatasync for publish and replay: the producer
+ * from the config file, its log, flush and summary. */
 #include <string.h>
 
 #include "cli.h"
+#include "ids.h"
 
 /* The library never prints: its log comes here. Warnings are shown (info
  * too with -v); the last one is kept to explain a spooled change. */
@@ -102,7 +104,7 @@ int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
      * that often while anything is outstanding. */
     uint64_t patience =
         (uint64_t)cp->ctx->cfg.producer_confirm_timeout_ms + 1000u;
-    uint64_t last = UINT64_MAX, since = cli_now_ms();
+    uint64_t last = UINT64_MAX, since = ds__mono_ms();
     int rc;
 
     for (;;) {
@@ -121,7 +123,7 @@ int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
         }
         if (tick)
             tick(tickctx);
-        now = cli_now_ms();
+        now = ds__mono_ms();
         moved = st.confirmed + st.spooled + st.unroutable;
         if (moved != last) {
             last = moved;
