@@ -106,6 +106,17 @@ static void spool_unconfirmed(ds_producer *p)
     spool_pending_before(p, UINT64_MAX);
 }
 
+/* Lock held. Spools the pending records that have waited half the confirm
+ * timeout: the broker is busy (draining) or refuses publishes (blocked),
+ * and their callers were promised an answer within the timeout. */
+static void spool_stale_pending(ds_producer *p)
+{
+    uint64_t now = ds__mono_ms(),
+             half = (uint64_t)p->cfg.producer_confirm_timeout_ms / 2;
+
+    spool_pending_before(p, now > half ? now - half : 0);
+}
+
 /* Lock held. The connection is gone: spool, and retry after a backoff. */
 static void fail_connection(ds_producer *p, const char *why)
 {
@@ -482,10 +493,9 @@ static int drain_spool(ds_producer *p, const char **why)
             break;
         }
         drained += n;
-        /* New changes wait behind the spool; past half their timeout they
-         * join it, so callers never wait longer than they were promised. */
-        spool_pending_before(
-            p, ds__mono_ms() - (uint64_t)p->cfg.producer_confirm_timeout_ms / 2);
+        /* New changes wait behind the spool, and join it past half their
+         * timeout. */
+        spool_stale_pending(p);
     }
     ds__spool_drain_end(p->spool);
     if (drained)
@@ -597,8 +607,7 @@ void *ds__io_main(void *arg)
             continue;
         }
         if (p->blocked)
-            spool_pending_before(
-                p, now - (uint64_t)p->cfg.producer_confirm_timeout_ms / 2);
+            spool_stale_pending(p);
         if (now >= p->next_drain_check_ms && drain_spool(p, &why) < 0) {
             fail_connection(p, why);
             continue;
