@@ -76,6 +76,9 @@ ds_svc__alive() {
 ds_svc__group_alive() {
     local p
     [[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
+    # The leader itself first: just after the spawn it may not yet have
+    # called setsid(), and then no group $1 exists although it runs.
+    ds_svc__alive "$1" && return 0
     for p in $(pgrep -g "$1" 2>/dev/null); do
         ds_svc__alive "$p" && return 0
     done
