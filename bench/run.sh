@@ -7,6 +7,9 @@ case $BUILD in /*) ;; *) BUILD=$root/$BUILD ;; esac
 
 export DS_TEST_RUNDIR
 DS_TEST_RUNDIR=$(mktemp -d /tmp/datasync-bench.XXXXXX)
+# MariaDB sized as a server would run it, not with the tests' minimal pool
+# and redo log: the consumer and the naive baseline both write through it.
+export DS_SVC_MARIA_POOL=${DS_SVC_MARIA_POOL:-512M} DS_SVC_MARIA_LOG=${DS_SVC_MARIA_LOG:-256M}
 trap '"$root/tests/lib/services.sh" down >/dev/null 2>&1 || true; rm -rf "$DS_TEST_RUNDIR"' EXIT INT TERM
 "$root/tests/lib/services.sh" up
 eval "$("$root/tests/lib/services.sh" env)"

@@ -379,8 +379,7 @@ static int wait_for_record(ds_producer *p, ds_record *r)
         return rc;
     }
     ds_record copy = *r;
-    r->waited = false;
-    r->abandoned = true; /* the I/O thread frees it when it settles */
+    r->waited = false; /* the I/O thread frees it when it settles */
     copy.body = malloc(r->len);
     if (!copy.body)
         return DS_ENOMEM;

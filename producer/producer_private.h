@@ -41,8 +41,7 @@ typedef struct ds_record {
     int nacks;            /* times the broker refused it */
     bool from_spool;      /* a spool record being drained, no caller waits */
     bool returned;        /* basic.return seen: no queue was bound */
-    bool waited;          /* a sync caller waits and frees it */
-    bool abandoned;       /* its caller gave up waiting: the I/O thread frees */
+    bool waited; /* a sync caller waits and frees it; else the I/O thread */
     ds_rec_state state;
     int result; /* when DONE: 0, DS_EUNROUTABLE, DS_ESPOOL */
 } ds_record;

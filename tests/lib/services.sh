@@ -24,6 +24,9 @@
 #   up/down  start both in parallel / stop both, epmd too, and remove the data
 #            (logs stay for the runner to keep or delete)
 #
+# MariaDB's buffer pool and redo log are small for fast tests: 64M and 16M,
+# or $DS_SVC_MARIA_POOL and $DS_SVC_MARIA_LOG (bench/run.sh sizes them up).
+#
 # Ports: one block of ten free loopback ports is picked at first use and
 # saved in ports.env, so concurrent runs (CI, a developer) do not clash:
 #   base+0 AMQP   base+1 epmd   base+2 Erlang distribution
@@ -320,8 +323,8 @@ ds_svc_init() {
         "--datadir=$DS_SVC_M/data"
         "--tmpdir=$DS_SVC_M/tmp"
         --user=root
-        --innodb-buffer-pool-size=64M
-        --innodb-log-file-size=16M
+        "--innodb-buffer-pool-size=${DS_SVC_MARIA_POOL:-64M}"
+        "--innodb-log-file-size=${DS_SVC_MARIA_LOG:-16M}"
         --character-set-server=utf8mb4
         --collation-server=utf8mb4_general_ci
     )
