@@ -566,6 +566,18 @@ static void fault_counts(char *out, size_t len, int *total)
 
 /* ------------------------------------------------------------------------ */
 
+/* One line of the summary table: a value per node, then the total (none
+ * when total < 0). */
+static void print_row(const char *label, const long *per_node, long total)
+{
+    printf(" %-28s", label);
+    for (int n = 0; n < nnodes; n++)
+        printf(" %10ld", per_node[n]);
+    if (total >= 0)
+        printf(" %10ld", total);
+    printf("\n");
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -853,26 +865,12 @@ int main(int argc, char **argv)
     for (int n = 0; n < nnodes; n++)
         printf(" %10s", node_id[n]);
     printf(" %10s\n", "all nodes");
-    printf(" %-28s", "accounted for");
-    for (int n = 0; n < nnodes; n++)
-        printf(" %10ld", accounted[n]);
-    printf(" %10ld\n", accounted_all);
-    printf(" %-28s", "lost");
-    for (int n = 0; n < nnodes; n++)
-        printf(" %10ld", lost[n]);
-    printf(" %10ld\n", lost_any);
-    printf(" %-28s", "wrong effect (rows)");
-    for (int n = 0; n < nnodes; n++)
-        printf(" %10ld", wrong[n]);
-    printf(" %10ld\n", wrong_all);
-    printf(" %-28s", "dead letters");
-    for (int n = 0; n < nnodes; n++)
-        printf(" %10ld", dead[n]);
-    printf(" %10ld\n", dead_total);
-    printf(" %-28s", "messages left in queue");
-    for (int n = 0; n < nnodes; n++)
-        printf(" %10ld", ready[n]);
-    printf("\n %-28s", "rows items/accounts/tags");
+    print_row("accounted for", accounted, accounted_all);
+    print_row("lost", lost, lost_any);
+    print_row("wrong effect (rows)", wrong, wrong_all);
+    print_row("dead letters", dead, dead_total);
+    print_row("messages left in queue", ready, -1);
+    printf(" %-28s", "rows items/accounts/tags");
     for (int n = 0; n < nnodes; n++) {
         char b[32];
         snprintf(b, sizeof b, "%ld/%ld/%ld", rows_in[n][0], rows_in[n][1],
@@ -885,10 +883,8 @@ int main(int argc, char **argv)
         snprintf(b, sizeof b, "%ld (%ld)", versions_in[n], tombstones_in[n]);
         printf(" %10s", b);
     }
-    printf("\n %-28s", "outbox rows left");
-    for (int n = 0; n < nnodes; n++)
-        printf(" %10ld", outbox_in[n]);
-    printf(" %10ld\n", outbox_total);
+    printf("\n");
+    print_row("outbox rows left", outbox_in, outbox_total);
     printf("%s\n", rule);
     printf(" %-28s %ld (versions differ: %ld)\n", "rows differing across nodes",
            differing, versions_differ);
