@@ -10,9 +10,9 @@
 #
 # CFLAGS/LDFLAGS are the user's; the project's own flags live in DS_*.
 
-DS_VERSION_MAJOR := $(shell sed -n 's/^\#define DS_VERSION_MAJOR \([0-9]*\)/\1/p' producer/datasync.h)
-DS_VERSION_MINOR := $(shell sed -n 's/^\#define DS_VERSION_MINOR \([0-9]*\)/\1/p' producer/datasync.h)
-DS_VERSION_PATCH := $(shell sed -n 's/^\#define DS_VERSION_PATCH \([0-9]*\)/\1/p' producer/datasync.h)
+DS_VERSION_MAJOR := $(shell sed -n 's/^\#define DS_VERSION_MAJOR \([0-9]*\)/\1/p' include/datasync.h)
+DS_VERSION_MINOR := $(shell sed -n 's/^\#define DS_VERSION_MINOR \([0-9]*\)/\1/p' include/datasync.h)
+DS_VERSION_PATCH := $(shell sed -n 's/^\#define DS_VERSION_PATCH \([0-9]*\)/\1/p' include/datasync.h)
 DS_VERSION := $(DS_VERSION_MAJOR).$(DS_VERSION_MINOR).$(DS_VERSION_PATCH)
 
 PREFIX ?= /usr/local
@@ -34,9 +34,13 @@ PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 LDFLAGS ?=
 
-DEP_PKGS := librabbitmq json-c libmariadb inih zlib
-DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEP_PKGS) 2>/dev/null)
-DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(DEP_PKGS) 2>/dev/null)
+# libdatasync needs only these; the consumer and the CLI add the MySQL client.
+LIB_PKGS := librabbitmq json-c inih zlib
+SERVER_PKGS := libmariadb
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LIB_PKGS) $(SERVER_PKGS) 2>/dev/null)
+LIB_LIBS := $(shell $(PKG_CONFIG) --libs $(LIB_PKGS) 2>/dev/null)
+SERVER_LIBS := $(shell $(PKG_CONFIG) --libs $(SERVER_PKGS) 2>/dev/null)
+DEP_LIBS := $(LIB_LIBS) $(SERVER_LIBS)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 DS_WARN := -Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Wshadow -Wformat=2
@@ -44,7 +48,9 @@ ifeq ($(WERROR),1)
 DS_WARN += -Werror
 endif
 DS_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -fPIC -fvisibility=hidden \
-	-DDS_BUILDING_LIBRARY -Icommon -Iproducer -Itests/lib -I$(BUILD)/gen $(DS_WARN) $(DEP_CFLAGS) -MMD -MP
+	-DDS_BUILDING_LIBRARY -Iinclude -Icommon -I$(BUILD)/gen $(DS_WARN) $(DEP_CFLAGS) -MMD -MP
+# Tests and benchmarks reach into every part; the product's own folders do not.
+TEST_CFLAGS := -Iproducer -Iconsumer -Icli -Itests/lib
 DS_LDLIBS := $(DEP_LIBS) -pthread
 
 ifeq ($(V),1)
@@ -59,25 +65,36 @@ SONAME := libdatasync.so.$(DS_VERSION_MAJOR)
 LIB_SO := $(BUILD)/libdatasync.so.$(DS_VERSION)
 LIB_A := $(BUILD)/libdatasync.a
 
+# libdatasync: the producer and the parts of common/ that a host process needs,
+# named one by one so that nothing server-side (the MySQL client) slips in.
+LIB_COMMON_SRC := common/amqp_util.c common/base64.c common/clockfile.c common/config.c \
+	common/error.c common/event.c common/ids.c common/log.c
+# Helpers that only the consumer and the CLI link: they talk to MySQL or
+# declare the broker's topology, which a host application never does.
+SERVER_COMMON_SRC := common/mysql_util.c common/topology.c
 COMMON_SRC := $(sort $(wildcard common/*.c))
+ifneq ($(filter-out $(LIB_COMMON_SRC) $(SERVER_COMMON_SRC),$(COMMON_SRC)),)
+$(error common/ files in neither LIB_COMMON_SRC nor SERVER_COMMON_SRC: $(filter-out $(LIB_COMMON_SRC) $(SERVER_COMMON_SRC),$(COMMON_SRC)))
+endif
 PRODUCER_SRC := $(sort $(wildcard producer/*.c))
 CONSUMER_SRC := $(sort $(wildcard consumer/*.c))
 CLI_SRC := $(sort $(wildcard cli/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC := $(sort $(wildcard tests/integration/test_*.c))
-TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c tests/chaos/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
-LIB_OBJ := $(call obj,$(COMMON_SRC) $(PRODUCER_SRC))
+LIB_OBJ := $(call obj,$(LIB_COMMON_SRC) $(PRODUCER_SRC))
+SERVER_A := $(BUILD)/libdsserver.a
 # The consumer's and CLI's own modules, minus main, so tests can link them.
 CONSUMER_LIB_OBJ := $(call obj,$(filter-out consumer/main.c,$(CONSUMER_SRC)))
 CLI_LIB_OBJ := $(call obj,$(filter-out cli/main.c,$(CLI_SRC)))
 
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRC))
-TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+TOOL_BIN := $(addprefix $(BUILD)/tools/,$(notdir $(TOOL_SRC:.c=)))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
@@ -90,7 +107,16 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(DS_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
+$(call obj,$(PRODUCER_SRC)): DS_CFLAGS += -Iproducer
+$(call obj,$(UNIT_SRC) $(ITEST_SRC) $(TOOL_SRC) $(BENCH_SRC) tests/lib/itest.c): DS_CFLAGS += $(TEST_CFLAGS)
+
 $(LIB_A): $(LIB_OBJ)
+	$(call say,AR,$@)
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+# An internal archive, never installed: server-side helpers of common/.
+$(SERVER_A): $(call obj,$(SERVER_COMMON_SRC))
 	$(call say,AR,$@)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
@@ -98,7 +124,7 @@ $(LIB_A): $(LIB_OBJ)
 $(LIB_SO): $(LIB_OBJ)
 	$(call say,LD,$@)
 	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=producer/libdatasync.map \
-		$(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+		-Wl,--as-needed $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS) -pthread
 	@ln -sf $(notdir $@) $(BUILD)/$(SONAME)
 	@ln -sf $(SONAME) $(BUILD)/libdatasync.so
 
@@ -114,37 +140,43 @@ $(BUILD)/gen/meta_sql.h: schemas/datasync-meta.sql
 
 $(call obj,$(CONSUMER_SRC)): $(BUILD)/gen/meta_sql.h
 
-$(BUILD)/datasync-consumer: $(call obj,$(CONSUMER_SRC)) $(LIB_A)
+$(BUILD)/datasync-consumer: $(call obj,$(CONSUMER_SRC)) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
 
-$(BUILD)/datasync: $(call obj,$(CLI_SRC)) $(LIB_A)
+$(BUILD)/datasync: $(call obj,$(CLI_SRC)) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
 
 # Test programs link the consumer's and CLI's modules too, so a test can reach them.
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(LIB_A)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)
 
-$(BUILD)/itests/%: $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/lib/itest.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(LIB_A)
+$(BUILD)/itests/%: $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/lib/itest.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)
 
-$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB_A)
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
 
-# Examples link the shared library as a host would, through datasync.h only.
+$(BUILD)/tools/%: $(BUILD)/obj/tests/chaos/%.o $(SERVER_A) $(LIB_A)
+	$(call say,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+
+# Examples link the shared library as a host would, through datasync.h only
+# (the demo application writes its own rows, hence the MySQL client).
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_SO)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -ldatasync -Wl,-rpath,'$$ORIGIN/..' $(DEP_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -ldatasync -Wl,-rpath,'$$ORIGIN/..' $(SERVER_LIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(CONSUMER_LIB_OBJ) $(LIB_A)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(CONSUMER_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
@@ -156,11 +188,12 @@ $(BUILD)/pc-vars: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(PC_VARS)' | cmp -s - $@ || echo '$(PC_VARS)' > $@
 
-$(BUILD)/datasync.pc: producer/datasync.pc.in Makefile $(BUILD)/pc-vars
+$(BUILD)/datasync.pc: include/datasync.pc.in Makefile $(BUILD)/pc-vars
 	$(call say,GEN,$@)
 	@mkdir -p $(dir $@)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(DS_VERSION)|' $< > $@
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(DS_VERSION)|' \
+		-e 's|@LIBS_PRIVATE@|$(LIB_LIBS)|' $< > $@
 
 build-tests: all $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN)
 
@@ -198,7 +231,7 @@ install: all
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdatasync.so.$(DS_VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdatasync.so
-	install -m 644 producer/datasync.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/datasync.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(BUILD)/datasync.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	$(if $(wildcard cli/main.c),install -m 755 $(BUILD)/datasync $(DESTDIR)$(BINDIR)/)
 	$(if $(wildcard consumer/main.c),install -m 755 $(BUILD)/datasync-consumer $(DESTDIR)$(SBINDIR)/)
@@ -220,14 +253,20 @@ uninstall:
 	for page in $(notdir $(wildcard docs/*.[1-8])); do \
 		rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$page; done
 
+FORMAT_FILES = $(COMMON_SRC) $(PRODUCER_SRC) $(CONSUMER_SRC) $(CLI_SRC) $(EXAMPLE_SRC) \
+	$(wildcard include/*.h common/*.h producer/*.h consumer/*.h cli/*.h tests/*/*.[ch] bench/*.c)
+
 format:
-	clang-format -i $(COMMON_SRC) $(PRODUCER_SRC) $(CONSUMER_SRC) $(CLI_SRC) \
-		$(wildcard common/*.h producer/*.h consumer/*.h cli/*.h tests/*/*.[ch] bench/*.c)
+	clang-format -i $(FORMAT_FILES)
+
+# CI runs this: the committed .clang-format decides layout.
+format-check:
+	$(Q)clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all build-tests test test-unit chaos demo bench deps install uninstall format clean FORCE
+.PHONY: all build-tests test test-unit chaos demo bench deps install uninstall format format-check clean FORCE
 FORCE:
 .SECONDARY:
 

@@ -51,8 +51,8 @@ static void reset_queue(void)
                        0, 0, amqp_empty_table);
     check(&a, "queue.declare");
     amqp_queue_bind(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(QUEUE),
-                    amqp_cstring_bytes(EXCHANGE), amqp_cstring_bytes("data.sync"),
-                    amqp_empty_table);
+                    amqp_cstring_bytes(EXCHANGE),
+                    amqp_cstring_bytes("data.sync"), amqp_empty_table);
     check(&a, "queue.bind");
     amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(QUEUE));
     check(&a, "queue.purge");
@@ -66,13 +66,14 @@ static char *make_body(int i, size_t *len)
     char id[37], ts[32], *body = malloc(512);
     ds__uuid7(id);
     ds__rfc3339_ms(ds__now_ms(), ts);
-    int n = snprintf(body, 512,
-                     "{\"v\":1,\"id\":\"%s\",\"origin\":\"bench\",\"hlc\":%llu,"
-                     "\"ts\":\"%s\",\"op\":\"update\",\"table\":\"users\","
-                     "\"key\":{\"id\":%d},\"data\":{\"id\":%d,\"name\":\"user "
-                     "%d\",\"email\":\"u%d@example.com\",\"balance\":\"12.50\"}}",
-                     id, (unsigned long long)ds__now_ms() << 16, ts, i % 10000,
-                     i % 10000, i, i);
+    int n =
+        snprintf(body, 512,
+                 "{\"v\":1,\"id\":\"%s\",\"origin\":\"bench\",\"hlc\":%llu,"
+                 "\"ts\":\"%s\",\"op\":\"update\",\"table\":\"users\","
+                 "\"key\":{\"id\":%d},\"data\":{\"id\":%d,\"name\":\"user "
+                 "%d\",\"email\":\"u%d@example.com\",\"balance\":\"12.50\"}}",
+                 id, (unsigned long long)ds__now_ms() << 16, ts, i % 10000,
+                 i % 10000, i, i);
     *len = (size_t)n;
     return body;
 }
@@ -100,11 +101,10 @@ static double raw_loop(char **bodies, size_t *lens, int n)
             h.value.kind = AMQP_FIELD_KIND_UTF8;
             h.value.value.bytes = amqp_cstring_bytes(header_val);
             memset(&props, 0, sizeof props);
-            props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
-                           AMQP_BASIC_DELIVERY_MODE_FLAG |
-                           AMQP_BASIC_MESSAGE_ID_FLAG |
-                           AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG |
-                           AMQP_BASIC_HEADERS_FLAG;
+            props._flags =
+                AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+                AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
             props.content_type = amqp_cstring_bytes("application/json");
             props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
             props.message_id = amqp_cstring_bytes(id);
@@ -139,7 +139,8 @@ static ds_producer *new_producer(const char *mode, const char *spool)
 {
     ds_options *o = ds_options_new();
     ds_producer *p;
-    if (ds_options_set(o, "amqp.url", url) || ds_options_set(o, "amqp.exchange", EXCHANGE) ||
+    if (ds_options_set(o, "amqp.url", url) ||
+        ds_options_set(o, "amqp.exchange", EXCHANGE) ||
         ds_options_set(o, "node.id", "bench") ||
         ds_options_set(o, "producer.mode", mode) ||
         ds_options_set(o, "producer.spool_dir", spool) ||
@@ -265,7 +266,8 @@ int main(int argc, char **argv)
 
     url = getenv("DS_TEST_AMQP_URL");
     if (!url)
-        die("environment", "DS_TEST_AMQP_URL is not set (run through bench/run.sh)");
+        die("environment",
+            "DS_TEST_AMQP_URL is not set (run through bench/run.sh)");
     if (argc > 1)
         n_async = atoi(argv[1]);
     if (getenv("DS_BENCH_ROUNDS"))
@@ -289,8 +291,8 @@ int main(int argc, char **argv)
         lib[r] = async_emit(spool, n_async);
         reset_queue();
         syn[r] = sync_emit(spool, n_sync, &p50[r], &p99[r]);
-        fprintf(stderr, "round %d: raw %.0f/s, async %.0f/s, sync %.0f/s\n", r + 1,
-                raw[r], lib[r], syn[r]);
+        fprintf(stderr, "round %d: raw %.0f/s, async %.0f/s, sync %.0f/s\n",
+                r + 1, raw[r], lib[r], syn[r]);
     }
     reset_queue();
     char dir1[300], dir2[300];
@@ -300,8 +302,9 @@ int main(int argc, char **argv)
     double spool256 = spool_rate(dir2, 256 * 200, 256);
 
     double m_raw = median(raw, rounds), m_lib = median(lib, rounds);
-    printf("\nproducer benchmark (%d events async, %d sync, %d rounds, medians)\n",
-           n_async, n_sync, rounds);
+    printf(
+        "\nproducer benchmark (%d events async, %d sync, %d rounds, medians)\n",
+        n_async, n_sync, rounds);
     printf("| measure                                | value          |\n");
     printf("|----------------------------------------|----------------|\n");
     printf("| raw rabbitmq-c confirm loop (baseline) | %8.0f ev/s  |\n", m_raw);
@@ -314,7 +317,8 @@ int main(int argc, char **argv)
            median(p50, rounds));
     printf("| ds_emit sync latency p99               | %8.3f ms    |\n",
            median(p99, rounds));
-    printf("| spool append, 1 record + fsync         | %8.0f rec/s |\n", spool1);
+    printf("| spool append, 1 record + fsync         | %8.0f rec/s |\n",
+           spool1);
     printf("| spool append, 256 records + fsync      | %8.0f rec/s |\n",
            spool256);
 

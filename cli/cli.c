@@ -356,7 +356,6 @@ bool cli_interactive(void)
     return isatty(STDERR_FILENO) == 1;
 }
 
-
 void cli_sleep_ms(uint64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};

@@ -95,7 +95,6 @@ bool cli_interrupted(void);
 /* Whether long-running commands draw a progress line (stderr is a tty). */
 bool cli_interactive(void);
 
-
 /* Sleeps ms milliseconds (signals do not cut it short). */
 void cli_sleep_ms(uint64_t ms);
 

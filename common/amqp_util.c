@@ -113,19 +113,17 @@ int ds__amqp_reply_error(amqp_rpc_reply_t r, const char *what, char *err,
     }
     if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         const amqp_connection_close_t *c = r.reply.decoded;
-        return ds__seterr(err, errlen,
-                          c->reply_code == 320 ? DS_ECONNECT : DS_EAMQP,
-                          "%s: connection closed by broker: %u %.*s", what,
-                          c->reply_code, (int)c->reply_text.len,
-                          (const char *)c->reply_text.bytes);
+        return ds__seterr(
+            err, errlen, c->reply_code == 320 ? DS_ECONNECT : DS_EAMQP,
+            "%s: connection closed by broker: %u %.*s", what, c->reply_code,
+            (int)c->reply_text.len, (const char *)c->reply_text.bytes);
     }
     if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         const amqp_channel_close_t *c = r.reply.decoded;
-        return ds__seterr(err, errlen,
-                          c->reply_code == 404 ? DS_ENOTFOUND : DS_EAMQP,
-                          "%s: channel closed by broker: %u %.*s", what,
-                          c->reply_code, (int)c->reply_text.len,
-                          (const char *)c->reply_text.bytes);
+        return ds__seterr(
+            err, errlen, c->reply_code == 404 ? DS_ENOTFOUND : DS_EAMQP,
+            "%s: channel closed by broker: %u %.*s", what, c->reply_code,
+            (int)c->reply_text.len, (const char *)c->reply_text.bytes);
     }
     return ds__seterr(err, errlen, DS_EAMQP,
                       "%s: unexpected method 0x%08x from broker", what,
@@ -207,10 +205,9 @@ static amqp_rpc_reply_t login(amqp_connection_state_t conn,
         props[1].value.value.bytes = amqp_cstring_bytes(client_name);
         table.num_entries = 2;
     }
-    return amqp_login_with_properties(conn, info->vhost, 0,
-                                      AMQP_DEFAULT_FRAME_SIZE, heartbeat,
-                                      &table, AMQP_SASL_METHOD_PLAIN,
-                                      info->user, info->password);
+    return amqp_login_with_properties(
+        conn, info->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat, &table,
+        AMQP_SASL_METHOD_PLAIN, info->user, info->password);
 }
 
 static int connect_one(ds_amqp *a, const char *url_text, int heartbeat,

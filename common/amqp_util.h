@@ -15,7 +15,7 @@ typedef struct ds_amqp {
     amqp_connection_state_t conn; /* NULL when not connected */
     int next_url;                 /* index of the URL to try first next time */
     char host[256];               /* host:port of the connected broker */
-    const char *client_name; /* optional: the connection's name in the
+    const char *client_name;      /* optional: the connection's name in the
                                 broker's tools, e.g. "datasync-consumer a" */
 } ds_amqp;
 

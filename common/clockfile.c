@@ -42,8 +42,8 @@ static int map(ds_clockfile **out, int fd, int prot, const char *path,
     return 0;
 }
 
-int ds__clockfile_open_reader(ds_clockfile **out, const char *path,
-                              char *err, size_t errlen)
+int ds__clockfile_open_reader(ds_clockfile **out, const char *path, char *err,
+                              size_t errlen)
 {
     struct stat st;
     int fd, rc;
@@ -84,9 +84,8 @@ int ds__clockfile_open_writer(ds_clockfile **out, const char *path, char *err,
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return clock_error(err, errlen, "cannot open", path);
-    if (fstat(fd, &st) < 0 ||
-        (st.st_size < (off_t)sizeof(uint64_t) &&
-         ftruncate(fd, sizeof(uint64_t)) < 0)) {
+    if (fstat(fd, &st) < 0 || (st.st_size < (off_t)sizeof(uint64_t) &&
+                               ftruncate(fd, sizeof(uint64_t)) < 0)) {
         rc = clock_error(err, errlen, "cannot size", path);
         close(fd);
         return rc;

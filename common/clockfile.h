@@ -25,8 +25,8 @@ typedef struct ds_clockfile ds_clockfile;
 /* Opens path for reading (producers). Returns 0 and *out, or DS_EIO with
  * err when the file does not exist or cannot be mapped (the caller carries
  * on without it and may try again later). */
-int ds__clockfile_open_reader(ds_clockfile **out, const char *path,
-                              char *err, size_t errlen);
+int ds__clockfile_open_reader(ds_clockfile **out, const char *path, char *err,
+                              size_t errlen);
 
 /* Opens path for writing (the consumer), creating it and its directory
  * (mode 0644: producers of other users may read it). Returns 0 or DS_EIO

@@ -99,7 +99,7 @@ static int check_not_empty(const char *value, char *reason, size_t len);
         .offset = offsetof(ds_config, f), .def = dflt                          \
     }
 
-/* Every key, its default and its bounds, in the order of ARCHITECTURE.md and
+/* Every key, its default and its bounds, in the order of
  * datasync.conf.example. The defaults are parsed like any value, so they
  * pass the same checks. */
 static const directive directives[] = {

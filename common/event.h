@@ -57,8 +57,8 @@ const char *ds__op_name(ds_op op);
 int ds__op_parse(const char *name, ds_op *out);
 
 /* Syntax checks shared with the rest of the system. */
-int ds__valid_table_name(const char *s);  /* [A-Za-z_][A-Za-z0-9_]{0,63} */
-int ds__valid_origin(const char *s);      /* [A-Za-z0-9._-]{1,64} */
-int ds__valid_uuid(const char *s);        /* 8-4-4-4-12 hex */
+int ds__valid_table_name(const char *s); /* [A-Za-z_][A-Za-z0-9_]{0,63} */
+int ds__valid_origin(const char *s);     /* [A-Za-z0-9._-]{1,64} */
+int ds__valid_uuid(const char *s);       /* 8-4-4-4-12 hex */
 
 #endif

@@ -28,26 +28,26 @@ typedef struct vkey {
     char origin[65];
     /* Grouped writes: the key's last change that applies, whether a
      * delete that applies came before it, and how many upserts since. */
-    struct ds_change *last;
+    struct dsc_change *last;
     bool wiped;
     int upserts;
 } vkey;
 
-struct ds_applier {
+struct dsc_applier {
     char node[65];
     const ds_logger *lg;
-    ds_stmts s;
+    dsc_stmts s;
     vkey *slots; /* open addressing, a power of two */
     size_t nslots;
     vkey **keys; /* the batch's keys in first-seen order */
     size_t nkeys, keyscap;
-    ds_change **todo; /* grouped writes: the changes to write, and a group */
-    ds_change **group;
+    dsc_change **todo; /* grouped writes: the changes to write, and a group */
+    dsc_change **group;
     /* A grouped statement failed: the batch goes row by row, so the change
      * at fault is found, until a batch commits. */
     bool per_row;
     ds_clockfile *clock;
-    ds_apply_stats stats;
+    dsc_apply_stats stats;
 };
 
 static int nomem(char *err, size_t errlen)
@@ -66,32 +66,32 @@ static uint64_t key_hash(const char *tbl, const char *pk, size_t pklen)
     return h;
 }
 
-ds_applier *ds_applier_new(const char *node, const ds_logger *lg)
+dsc_applier *dsc_applier_new(const char *node, const ds_logger *lg)
 {
-    ds_applier *ap = calloc(1, sizeof *ap);
+    dsc_applier *ap = calloc(1, sizeof *ap);
     if (!ap)
         return NULL;
     snprintf(ap->node, sizeof ap->node, "%s", node);
     ap->lg = lg;
-    ds_stmts_init(&ap->s);
+    dsc_stmts_init(&ap->s);
     return ap;
 }
 
-void ds_applier_set_clock(ds_applier *ap, ds_clockfile *clock)
+void dsc_applier_set_clock(dsc_applier *ap, ds_clockfile *clock)
 {
     ap->clock = clock;
 }
 
-void ds_applier_set_db(ds_applier *ap, MYSQL *db)
+void dsc_applier_set_db(dsc_applier *ap, MYSQL *db)
 {
-    ds_stmts_reset(&ap->s, db);
+    dsc_stmts_reset(&ap->s, db);
 }
 
-void ds_applier_free(ds_applier *ap)
+void dsc_applier_free(dsc_applier *ap)
 {
     if (!ap)
         return;
-    ds_stmts_free(&ap->s);
+    dsc_stmts_free(&ap->s);
     free(ap->slots);
     free(ap->keys);
     free(ap->todo);
@@ -99,7 +99,7 @@ void ds_applier_free(ds_applier *ap)
     free(ap);
 }
 
-const ds_apply_stats *ds_applier_stats(const ds_applier *ap)
+const dsc_apply_stats *dsc_applier_stats(const dsc_applier *ap)
 {
     return &ap->stats;
 }
@@ -107,7 +107,7 @@ const ds_apply_stats *ds_applier_stats(const ds_applier *ap)
 /* ------------------------------------------------------------------------ */
 /* The versions of the batch's keys                                           */
 
-static vkey *map_find(ds_applier *ap, const char *tbl, const char *pk,
+static vkey *map_find(dsc_applier *ap, const char *tbl, const char *pk,
                       size_t pklen, bool insert)
 {
     uint64_t h = key_hash(tbl, pk, pklen);
@@ -130,7 +130,7 @@ static vkey *map_find(ds_applier *ap, const char *tbl, const char *pk,
     }
 }
 
-static int map_reset(ds_applier *ap, size_t n)
+static int map_reset(dsc_applier *ap, size_t n)
 {
     size_t want = 16;
     while (want < n * 2)
@@ -147,11 +147,11 @@ static int map_reset(ds_applier *ap, size_t n)
         if (!k)
             return DS_ENOMEM;
         ap->keys = k;
-        ds_change **t = realloc(ap->todo, n * sizeof *t);
+        dsc_change **t = realloc(ap->todo, n * sizeof *t);
         if (!t)
             return DS_ENOMEM;
         ap->todo = t;
-        ds_change **g = realloc(ap->group, n * sizeof *g);
+        dsc_change **g = realloc(ap->group, n * sizeof *g);
         if (!g)
             return DS_ENOMEM;
         ap->group = g;
@@ -173,7 +173,7 @@ static unsigned log2_ceil(size_t n)
 /* Reads the stored versions of all keys in one query, padded to a power of
  * two with repeats of the last key so a few prepared shapes serve every
  * batch size. */
-static int read_versions(ds_applier *ap, char *err, size_t errlen)
+static int read_versions(dsc_applier *ap, char *err, size_t errlen)
 {
     size_t n = ap->nkeys;
     unsigned k = log2_ceil(n);
@@ -191,27 +191,28 @@ static int read_versions(ds_applier *ap, char *err, size_t errlen)
         return ds__seterr(err, errlen, DS_EINVAL, "apply: batch too large");
     char skey[16];
     size_t skeylen = (size_t)snprintf(skey, sizeof skey, "R%u", k);
-    MYSQL_STMT *st = ds_stmts_get(&ap->s, skey, skeylen);
+    MYSQL_STMT *st = dsc_stmts_get(&ap->s, skey, skeylen);
     if (!st) {
-        ds_sql_reset(&ap->s);
-        ds_sql_add(&ap->s, "SELECT tbl, pk, hlc, origin, applied FROM "
-                           "datasync_versions WHERE (tbl, pk) IN (");
+        dsc_sql_reset(&ap->s);
+        dsc_sql_add(&ap->s, "SELECT tbl, pk, hlc, origin, applied FROM "
+                            "datasync_versions WHERE (tbl, pk) IN (");
         for (size_t i = 0; i < size; i++)
-            ds_sql_add(&ap->s, i ? ",(?,?)" : "(?,?)");
-        ds_sql_add(&ap->s, ")");
-        rc = ds_stmts_prepare(&ap->s, skey, skeylen, &st, err, errlen);
+            dsc_sql_add(&ap->s, i ? ",(?,?)" : "(?,?)");
+        dsc_sql_add(&ap->s, ")");
+        rc = dsc_stmts_prepare(&ap->s, skey, skeylen, &st, err, errlen);
         if (rc)
             return rc;
     }
-    if (ds_params_reserve(&ap->s, size * 2))
+    if (dsc_params_reserve(&ap->s, size * 2))
         return nomem(err, errlen);
     for (size_t i = 0; i < size; i++) {
         const vkey *v = ap->keys[i < n ? i : n - 1];
-        ds_bind_bytes(&ap->s, 2 * i, MYSQL_TYPE_STRING, v->tbl, strlen(v->tbl));
-        ds_bind_bytes(&ap->s, 2 * i + 1, MYSQL_TYPE_BLOB, v->pk, v->pklen);
+        dsc_bind_bytes(&ap->s, 2 * i, MYSQL_TYPE_STRING, v->tbl,
+                       strlen(v->tbl));
+        dsc_bind_bytes(&ap->s, 2 * i + 1, MYSQL_TYPE_BLOB, v->pk, v->pklen);
     }
     unsigned int errnum;
-    rc = ds_stmts_run(&ap->s, st, NULL, &errnum, err, errlen);
+    rc = dsc_stmts_run(&ap->s, st, NULL, &errnum, err, errlen);
     if (rc)
         return rc;
 
@@ -265,7 +266,7 @@ done:
 }
 
 /* Writes the decided versions, several rows per statement. */
-static int write_versions(ds_applier *ap, char *err, size_t errlen)
+static int write_versions(dsc_applier *ap, char *err, size_t errlen)
 {
     size_t n = 0, done = 0;
     int rc;
@@ -281,36 +282,37 @@ static int write_versions(ds_applier *ap, char *err, size_t errlen)
         size_t rows = (size_t)1 << k;
         char skey[16];
         size_t skeylen = (size_t)snprintf(skey, sizeof skey, "W%u", k);
-        MYSQL_STMT *st = ds_stmts_get(&ap->s, skey, skeylen);
+        MYSQL_STMT *st = dsc_stmts_get(&ap->s, skey, skeylen);
         if (!st) {
-            ds_sql_reset(&ap->s);
-            ds_sql_add(&ap->s, "INSERT INTO datasync_versions (tbl, pk, hlc, "
-                               "origin, deleted, applied) VALUES ");
+            dsc_sql_reset(&ap->s);
+            dsc_sql_add(&ap->s, "INSERT INTO datasync_versions (tbl, pk, hlc, "
+                                "origin, deleted, applied) VALUES ");
             for (size_t i = 0; i < rows; i++)
-                ds_sql_add(&ap->s, i ? ",(?,?,?,?,?,?)" : "(?,?,?,?,?,?)");
-            ds_sql_add(&ap->s,
-                       " ON DUPLICATE KEY UPDATE hlc = VALUES(hlc), origin = "
-                       "VALUES(origin), deleted = VALUES(deleted), applied = "
-                       "VALUES(applied), updated_at = CURRENT_TIMESTAMP(3)");
-            rc = ds_stmts_prepare(&ap->s, skey, skeylen, &st, err, errlen);
+                dsc_sql_add(&ap->s, i ? ",(?,?,?,?,?,?)" : "(?,?,?,?,?,?)");
+            dsc_sql_add(&ap->s,
+                        " ON DUPLICATE KEY UPDATE hlc = VALUES(hlc), origin = "
+                        "VALUES(origin), deleted = VALUES(deleted), applied = "
+                        "VALUES(applied), updated_at = CURRENT_TIMESTAMP(3)");
+            rc = dsc_stmts_prepare(&ap->s, skey, skeylen, &st, err, errlen);
             if (rc)
                 return rc;
         }
-        if (ds_params_reserve(&ap->s, rows * 6))
+        if (dsc_params_reserve(&ap->s, rows * 6))
             return nomem(err, errlen);
         for (size_t i = 0; i < rows; i++) {
             vkey *v = ap->keys[done + i];
             size_t p = i * 6;
-            ds_bind_bytes(&ap->s, p, MYSQL_TYPE_STRING, v->tbl, strlen(v->tbl));
-            ds_bind_bytes(&ap->s, p + 1, MYSQL_TYPE_BLOB, v->pk, v->pklen);
-            ds_bind_int(&ap->s, p + 2, (long long)v->hlc, true);
-            ds_bind_bytes(&ap->s, p + 3, MYSQL_TYPE_STRING, v->origin,
-                          strlen(v->origin));
-            ds_bind_int(&ap->s, p + 4, v->deleted, false);
-            ds_bind_int(&ap->s, p + 5, v->applied, false);
+            dsc_bind_bytes(&ap->s, p, MYSQL_TYPE_STRING, v->tbl,
+                           strlen(v->tbl));
+            dsc_bind_bytes(&ap->s, p + 1, MYSQL_TYPE_BLOB, v->pk, v->pklen);
+            dsc_bind_int(&ap->s, p + 2, (long long)v->hlc, true);
+            dsc_bind_bytes(&ap->s, p + 3, MYSQL_TYPE_STRING, v->origin,
+                           strlen(v->origin));
+            dsc_bind_int(&ap->s, p + 4, v->deleted, false);
+            dsc_bind_int(&ap->s, p + 5, v->applied, false);
         }
         unsigned int errnum;
-        rc = ds_stmts_run(&ap->s, st, NULL, &errnum, err, errlen);
+        rc = dsc_stmts_run(&ap->s, st, NULL, &errnum, err, errlen);
         if (rc)
             return rc;
         done += rows;
@@ -321,7 +323,7 @@ static int write_versions(ds_applier *ap, char *err, size_t errlen)
 /* ------------------------------------------------------------------------ */
 /* The batch                                                                  */
 
-static void rollback(ds_applier *ap)
+static void rollback(dsc_applier *ap)
 {
     /* Its failure needs no handling: a dead connection rolls back too, and
      * the caller reconnects on the error that brought us here. */
@@ -331,7 +333,7 @@ static void rollback(ds_applier *ap)
 
 /* The reason of a change the database refused, named like every other
  * dead letter's: "ECONSTRAINT: mysql: [1062] Duplicate entry ...". */
-static void poison(ds_change *c, unsigned int errnum, const char *reason)
+static void poison(dsc_change *c, unsigned int errnum, const char *reason)
 {
     int code = DS_EMYSQL;
     switch (errnum) {
@@ -355,19 +357,19 @@ static void poison(ds_change *c, unsigned int errnum, const char *reason)
 }
 
 /* The convergence rule for c against its key's version in the batch. */
-static ds_decision decide(const ds_applier *ap, const vkey *v,
-                          const ds_change *c)
+static dsc_decision decide(const dsc_applier *ap, const vkey *v,
+                           const dsc_change *c)
 {
-    ds_row_version in = {c->ev.hlc, c->ev.origin};
-    ds_row_version stored = {v->hlc, v->origin};
+    dsc_row_version in = {c->ev.hlc, c->ev.origin};
+    dsc_row_version stored = {v->hlc, v->origin};
     bool own = strcmp(c->ev.origin, ap->node) == 0;
     bool app_write =
         v->exists && !v->applied && strcmp(v->origin, ap->node) == 0;
-    return ds_decide(v->exists ? &stored : NULL, &in, own, app_write);
+    return dsc_decide(v->exists ? &stored : NULL, &in, own, app_write);
 }
 
 /* The key's version after a decided change. */
-static void record(vkey *v, const ds_change *c)
+static void record(vkey *v, const dsc_change *c)
 {
     if (c->decision == DS_DECIDE_SUPERSEDED)
         return;
@@ -381,7 +383,7 @@ static void record(vkey *v, const ds_change *c)
 
 /* Decides one change against the batch's map and writes its row. Returns
  * 0, 1 (redo, c marked) or < 0 (error for the whole batch). */
-static int apply_one(ds_applier *ap, ds_change *c, ds_apply_retry *retry,
+static int apply_one(dsc_applier *ap, dsc_change *c, dsc_apply_retry *retry,
                      char *err, size_t errlen)
 {
     vkey *v = map_find(ap, c->ev.table, c->pk, c->pklen, false);
@@ -392,9 +394,9 @@ static int apply_one(ds_applier *ap, ds_change *c, ds_apply_retry *retry,
     c->decision = decide(ap, v, c);
     if (c->decision == DS_DECIDE_APPLY) {
         if (c->ev.op == DS_OP_DELETE)
-            rc = ds_row_delete(&ap->s, c, &errnum, err, errlen);
+            rc = dsc_row_delete(&ap->s, c, &errnum, err, errlen);
         else
-            rc = ds_row_upsert(&ap->s, c, &errnum, err, errlen);
+            rc = dsc_row_upsert(&ap->s, c, &errnum, err, errlen);
     }
     if (rc == DS_ESCHEMA) {
         /* A value apply cannot bind: nothing ran for it; drop it. */
@@ -451,7 +453,7 @@ static int apply_one(ds_applier *ap, ds_change *c, ds_apply_retry *retry,
  * written grouped: the caller redoes it row by row, which finds the change
  * at fault and deals with it as always (dead letter, deferral, reload).
  */
-static int apply_grouped(ds_applier *ap, ds_change *changes, size_t n,
+static int apply_grouped(dsc_applier *ap, dsc_change *changes, size_t n,
                          char *err, size_t errlen)
 {
     size_t ntodo = 0;
@@ -459,7 +461,7 @@ static int apply_grouped(ds_applier *ap, ds_change *changes, size_t n,
 
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {
-            ds_change *c = &changes[i];
+            dsc_change *c = &changes[i];
             if (c->state != DS_CHANGE_PENDING || c->deferred != (pass == 1))
                 continue;
             vkey *v = map_find(ap, c->ev.table, c->pk, c->pklen, false);
@@ -481,27 +483,27 @@ static int apply_grouped(ds_applier *ap, ds_change *changes, size_t n,
         /* Writing only the last upsert is the same as writing them all in
          * turn when it sets the whole row; a partial one would keep
          * columns an earlier upsert of the batch set differently. */
-        if (v->last && v->upserts > 1 && !ds_row_is_whole(v->last))
+        if (v->last && v->upserts > 1 && !dsc_row_is_whole(v->last))
             return ds__seterr(err, errlen, 1,
                               "a key changed twice, the last time partly");
         if (v->last && v->wiped && v->last->ev.op != DS_OP_DELETE)
             ap->todo[ntodo++] = v->last;
     }
-    rc = ds_rows_write(&ap->s, ap->todo, ap->group, ntodo, true, err, errlen);
+    rc = dsc_rows_write(&ap->s, ap->todo, ap->group, ntodo, true, err, errlen);
     ntodo = 0;
     for (size_t i = 0; i < ap->nkeys; i++)
         if (ap->keys[i]->last)
             ap->todo[ntodo++] = ap->keys[i]->last;
     if (rc == 0)
-        rc = ds_rows_write(&ap->s, ap->todo, ap->group, ntodo, false, err,
-                           errlen);
+        rc = dsc_rows_write(&ap->s, ap->todo, ap->group, ntodo, false, err,
+                            errlen);
     if (rc == 0)
         return 0;
     return rc == DS_EDBCONNECT ? rc : 1;
 }
 
-int ds_applier_batch(ds_applier *ap, ds_change *changes, size_t n,
-                     ds_apply_retry *retry, char *err, size_t errlen)
+int dsc_applier_batch(dsc_applier *ap, dsc_change *changes, size_t n,
+                      dsc_apply_retry *retry, char *err, size_t errlen)
 {
     size_t pending = 0;
     int rc;
@@ -542,7 +544,7 @@ int ds_applier_batch(ds_applier *ap, ds_change *changes, size_t n,
      * the order within a batch irrelevant to the outcome. */
     for (int pass = 0; ap->per_row && pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {
-            ds_change *c = &changes[i];
+            dsc_change *c = &changes[i];
             if (c->state != DS_CHANGE_PENDING || c->deferred != (pass == 1))
                 continue;
             rc = apply_one(ap, c, retry, err, errlen);
@@ -570,7 +572,7 @@ int ds_applier_batch(ds_applier *ap, ds_change *changes, size_t n,
     ap->per_row = false;
     ap->stats.batches++;
     for (size_t i = 0; i < n; i++) {
-        ds_change *c = &changes[i];
+        dsc_change *c = &changes[i];
         if (c->state != DS_CHANGE_PENDING)
             continue;
         c->state = DS_CHANGE_DONE;
@@ -588,13 +590,13 @@ int ds_applier_batch(ds_applier *ap, ds_change *changes, size_t n,
     }
     return 0;
 fail:
-    ds_params_clear(&ap->s);
+    dsc_params_clear(&ap->s);
     rollback(ap);
     return rc;
 }
 
-long ds_applier_prune(ds_applier *ap, int hours, int limit, char *err,
-                      size_t errlen)
+long dsc_applier_prune(dsc_applier *ap, int hours, int limit, char *err,
+                       size_t errlen)
 {
     char sql[256];
     long n;

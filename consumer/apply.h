@@ -25,56 +25,56 @@ typedef enum {
     DS_CHANGE_PENDING = 0, /* to apply */
     DS_CHANGE_DONE,        /* committed: decision says what was done */
     DS_CHANGE_POISON       /* can never apply: reason says why */
-} ds_change_state;
+} dsc_change_state;
 
 /* One change of a batch. The consumer fills ev, table and pk; apply sets
  * the outcome. */
-typedef struct ds_change {
+typedef struct dsc_change {
     ds_event ev;
-    const ds_table *table; /* from the current catalogue */
-    char *pk;              /* canonical key (malloc'd by the owner) */
+    const dsc_table *table; /* from the current catalogue */
+    char *pk;               /* canonical key (malloc'd by the owner) */
     size_t pklen;
-    ds_change_state state;
-    ds_decision decision;
+    dsc_change_state state;
+    dsc_decision decision;
     bool deferred; /* applied after the others: a parent may come first */
     int fk_failures;
     int schema_failures;
     char reason[DS_REASON_MAX];
-} ds_change;
+} dsc_change;
 
 /* Counters since start, of committed batches only. */
-typedef struct ds_apply_stats {
+typedef struct dsc_apply_stats {
     uint64_t applied;    /* rows written or deleted */
     uint64_t recorded;   /* own changes whose version only was recorded */
     uint64_t superseded; /* duplicates and late changes */
     uint64_t batches;
     uint64_t redos; /* attempts rolled back to isolate a bad change */
-} ds_apply_stats;
+} dsc_apply_stats;
 
 /* What the caller does after a batch attempt that did not commit. */
-typedef struct ds_apply_retry {
+typedef struct dsc_apply_retry {
     bool reload_catalog; /* a table or column was unknown to the server */
     int wait_ms;         /* back off this long first (foreign keys) */
-} ds_apply_retry;
+} dsc_apply_retry;
 
-typedef struct ds_applier ds_applier;
+typedef struct dsc_applier dsc_applier;
 
 /* A new applier for this server (node: its node.id, copied). NULL when out
  * of memory. lg is borrowed and must outlive it. */
-ds_applier *ds_applier_new(const char *node, const ds_logger *lg);
+dsc_applier *dsc_applier_new(const char *node, const ds_logger *lg);
 
 /* Closes its statements and frees it. NULL is a no-op. */
-void ds_applier_free(ds_applier *ap);
+void dsc_applier_free(dsc_applier *ap);
 
 /* Raises clock (borrowed; NULL: none) to every batch's highest version
  * before its commit, so this server's producers stamp later changes above
  * anything the consumer has written (common/clockfile.h). */
-void ds_applier_set_clock(ds_applier *ap, ds_clockfile *clock);
+void dsc_applier_set_clock(dsc_applier *ap, ds_clockfile *clock);
 
 /* Uses db from now on (borrowed). Closes the statements prepared on the
  * previous connection: call it before closing that one, and after every
  * catalogue reload (statements name columns). db may be NULL. */
-void ds_applier_set_db(ds_applier *ap, MYSQL *db);
+void dsc_applier_set_db(dsc_applier *ap, MYSQL *db);
 
 /*
  * One attempt at a batch, in one transaction: reads the stored versions of
@@ -92,14 +92,14 @@ void ds_applier_set_db(ds_applier *ap, MYSQL *db);
  * reconnects (DS_EDBCONNECT: the server or connection) or backs off and
  * retries the same batch.
  */
-int ds_applier_batch(ds_applier *ap, ds_change *changes, size_t n,
-                     ds_apply_retry *retry, char *err, size_t errlen);
+int dsc_applier_batch(dsc_applier *ap, dsc_change *changes, size_t n,
+                      dsc_apply_retry *retry, char *err, size_t errlen);
 
 /* Deletes up to limit tombstones older than hours, in its own committed
  * transaction. Returns the number deleted, or < 0 with err. */
-long ds_applier_prune(ds_applier *ap, int hours, int limit, char *err,
-                      size_t errlen);
+long dsc_applier_prune(dsc_applier *ap, int hours, int limit, char *err,
+                       size_t errlen);
 
-const ds_apply_stats *ds_applier_stats(const ds_applier *ap);
+const dsc_apply_stats *dsc_applier_stats(const dsc_applier *ap);
 
 #endif

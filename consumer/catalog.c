@@ -27,7 +27,7 @@ static const char OTHER_UNIQUE_SQL[] =
     "TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 AND INDEX_NAME "
     "<> 'PRIMARY' LIMIT 1";
 
-void ds_catalog_safe_name(const char *name, char *out, size_t len)
+void dsc_catalog_safe_name(const char *name, char *out, size_t len)
 {
     size_t n = 0;
     const unsigned char *p = (const unsigned char *)name;
@@ -46,7 +46,7 @@ void ds_catalog_safe_name(const char *name, char *out, size_t len)
     out[n < len ? n : len - 1] = '\0';
 }
 
-static ds_col_kind kind_of(const char *type)
+static dsc_col_kind kind_of(const char *type)
 {
     static const char *const integer[] = {"tinyint", "smallint", "mediumint",
                                           "int",     "integer",  "bigint",
@@ -83,7 +83,7 @@ static ds_col_kind kind_of(const char *type)
     return DS_COL_TEXT;
 }
 
-static void table_free(ds_table *t)
+static void table_free(dsc_table *t)
 {
     for (int i = 0; i < t->ncols; i++) {
         free(t->cols[i].name);
@@ -96,7 +96,7 @@ static void table_free(ds_table *t)
     memset(t, 0, sizeof *t);
 }
 
-void ds_catalog_free(ds_catalog *cat)
+void dsc_catalog_free(dsc_catalog *cat)
 {
     for (int i = 0; i < cat->ntables; i++)
         table_free(&cat->tables[i]);
@@ -165,11 +165,11 @@ static int fetch(MYSQL_STMT *st, bool truncation_ok, char *err, size_t errlen)
 
 static int by_name_cmp(const void *a, const void *b, void *table)
 {
-    const ds_table *t = table;
+    const dsc_table *t = table;
     return strcmp(t->cols[*(const int *)a].name, t->cols[*(const int *)b].name);
 }
 
-static int load_table(ds_table *t, MYSQL *db, const char *database,
+static int load_table(dsc_table *t, MYSQL *db, const char *database,
                       const char *name, char *err, size_t errlen)
 {
     char col[1024], type[64], nullable[8], gen[16];
@@ -214,12 +214,12 @@ static int load_table(ds_table *t, MYSQL *db, const char *database,
             '\0';
         if (t->ncols == cap) {
             cap = cap ? cap * 2 : 16;
-            ds_column *c = realloc(t->cols, (size_t)cap * sizeof *c);
+            dsc_column *c = realloc(t->cols, (size_t)cap * sizeof *c);
             if (!c)
                 goto nomem;
             t->cols = c;
         }
-        ds_column *c = &t->cols[t->ncols];
+        dsc_column *c = &t->cols[t->ncols];
         memset(c, 0, sizeof *c);
         c->name = strdup(col);
         c->quoted = quote(col);
@@ -309,7 +309,7 @@ fail:
 }
 
 typedef struct load_ctx {
-    ds_catalog *cat;
+    dsc_catalog *cat;
     int cap;
     MYSQL *db;
     const char *database;
@@ -331,11 +331,11 @@ static int load_word(const char *word, size_t len, void *vctx)
     if (!ds__valid_table_name(name))
         return ds__seterr(ctx->err, ctx->errlen, DS_ECONFIG,
                           "apply.tables: '%s' is not a valid table name", name);
-    if (ds_catalog_table(ctx->cat, name))
+    if (dsc_catalog_table(ctx->cat, name))
         return 0; /* listed twice */
     if (ctx->cat->ntables == ctx->cap) {
         int cap = ctx->cap ? ctx->cap * 2 : 8;
-        ds_table *t = realloc(ctx->cat->tables, (size_t)cap * sizeof *t);
+        dsc_table *t = realloc(ctx->cat->tables, (size_t)cap * sizeof *t);
         if (!t)
             return ds__seterr(ctx->err, ctx->errlen, DS_ENOMEM,
                               "catalogue: out of memory");
@@ -349,23 +349,23 @@ static int load_word(const char *word, size_t len, void *vctx)
     return rc;
 }
 
-int ds_catalog_load(ds_catalog *cat, MYSQL *db, const char *database,
-                    const char *tables, char *err, size_t errlen)
+int dsc_catalog_load(dsc_catalog *cat, MYSQL *db, const char *database,
+                     const char *tables, char *err, size_t errlen)
 {
-    ds_catalog fresh = {NULL, 0};
+    dsc_catalog fresh = {NULL, 0};
     load_ctx ctx = {&fresh, 0, db, database, err, errlen};
 
     int rc = ds__config_each_word(tables, load_word, &ctx);
     if (rc) {
-        ds_catalog_free(&fresh);
+        dsc_catalog_free(&fresh);
         return rc;
     }
-    ds_catalog_free(cat);
+    dsc_catalog_free(cat);
     *cat = fresh;
     return 0;
 }
 
-const ds_table *ds_catalog_table(const ds_catalog *cat, const char *name)
+const dsc_table *dsc_catalog_table(const dsc_catalog *cat, const char *name)
 {
     for (int i = 0; i < cat->ntables; i++)
         if (strcmp(cat->tables[i].name, name) == 0)
@@ -373,7 +373,7 @@ const ds_table *ds_catalog_table(const ds_catalog *cat, const char *name)
     return NULL;
 }
 
-int ds_table_column(const ds_table *t, const char *name)
+int dsc_table_column(const dsc_table *t, const char *name)
 {
     int lo = 0, hi = t->ncols - 1;
     while (lo <= hi) {
@@ -405,7 +405,7 @@ static json_object *base64_member(json_object *v)
 }
 
 /* A value the consumer can bind: scalar, or a well-formed base64 object. */
-static int check_value(const ds_column *c, json_object *v, const char *where,
+static int check_value(const dsc_column *c, json_object *v, const char *where,
                        char *err, size_t errlen)
 {
     char safe[300];
@@ -430,7 +430,7 @@ static int check_value(const ds_column *c, json_object *v, const char *where,
             free(tmp);
             if (rc == 0)
                 return 0;
-            ds_catalog_safe_name(c->name, safe, sizeof safe);
+            dsc_catalog_safe_name(c->name, safe, sizeof safe);
             return ds__seterr(err, errlen, DS_ESCHEMA, "%s.%s: invalid base64",
                               where, safe);
         }
@@ -439,7 +439,7 @@ static int check_value(const ds_column *c, json_object *v, const char *where,
     default:
         break;
     }
-    ds_catalog_safe_name(c->name, safe, sizeof safe);
+    dsc_catalog_safe_name(c->name, safe, sizeof safe);
     return ds__seterr(err, errlen, DS_ESCHEMA,
                       "%s.%s: a value must be a string, number, boolean, "
                       "null or {\"base64\": ...}",
@@ -447,7 +447,7 @@ static int check_value(const ds_column *c, json_object *v, const char *where,
 }
 
 /* Appends the canonical form of one key value to buf. */
-static int key_value(const ds_column *c, json_object *v, char *buf, size_t cap,
+static int key_value(const dsc_column *c, json_object *v, char *buf, size_t cap,
                      size_t *len, char *err, size_t errlen)
 {
     char safe[300], num[32];
@@ -471,7 +471,7 @@ static int key_value(const ds_column *c, json_object *v, char *buf, size_t cap,
         for (const char *p = s; p && isdigit((unsigned char)*p); p++)
             n++;
         if (!s || n == 0 || s[n] != '\0' || n > 20) {
-            ds_catalog_safe_name(c->name, safe, sizeof safe);
+            dsc_catalog_safe_name(c->name, safe, sizeof safe);
             return ds__seterr(err, errlen, DS_ESCHEMA,
                               "key.%s: must be an integer", safe);
         }
@@ -486,7 +486,7 @@ static int key_value(const ds_column *c, json_object *v, char *buf, size_t cap,
             v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         tlen = strlen(text);
     } else {
-        ds_catalog_safe_name(c->name, safe, sizeof safe);
+        dsc_catalog_safe_name(c->name, safe, sizeof safe);
         return ds__seterr(err, errlen, DS_ESCHEMA,
                           "key.%s: must be a string, a number or "
                           "{\"base64\": ...}",
@@ -500,8 +500,8 @@ static int key_value(const ds_column *c, json_object *v, char *buf, size_t cap,
     return 0;
 }
 
-int ds_catalog_check(const ds_table *t, const ds_event *ev, char *pk,
-                     size_t *pklen, char *err, size_t errlen)
+int dsc_catalog_check(const dsc_table *t, const ds_event *ev, char *pk,
+                      size_t *pklen, char *err, size_t errlen)
 {
     char safe[300];
     size_t len = 0;
@@ -510,8 +510,8 @@ int ds_catalog_check(const ds_table *t, const ds_event *ev, char *pk,
     /* The key: exactly the primary-key columns. */
     json_object_object_foreach(ev->key, kname, kval)
     {
-        int idx = ds_table_column(t, kname);
-        ds_catalog_safe_name(kname, safe, sizeof safe);
+        int idx = dsc_table_column(t, kname);
+        dsc_catalog_safe_name(kname, safe, sizeof safe);
         if (idx < 0)
             return ds__seterr(err, errlen, DS_ECOLUMN,
                               "key: unknown column '%s' in table %s", safe,
@@ -524,10 +524,10 @@ int ds_catalog_check(const ds_table *t, const ds_event *ev, char *pk,
     }
     pk[len++] = '[';
     for (int i = 0; i < t->npk; i++) {
-        const ds_column *c = &t->cols[t->pk[i]];
+        const dsc_column *c = &t->cols[t->pk[i]];
         json_object *v;
         if (!json_object_object_get_ex(ev->key, c->name, &v)) {
-            ds_catalog_safe_name(c->name, safe, sizeof safe);
+            dsc_catalog_safe_name(c->name, safe, sizeof safe);
             return ds__seterr(err, errlen, DS_ESCHEMA,
                               "key: missing primary-key column '%s' of %s",
                               safe, t->name);
@@ -548,14 +548,14 @@ int ds_catalog_check(const ds_table *t, const ds_event *ev, char *pk,
         return 0;
     json_object_object_foreach(ev->data, dname, dval)
     {
-        int idx = ds_table_column(t, dname);
+        int idx = dsc_table_column(t, dname);
         if (idx < 0) {
-            ds_catalog_safe_name(dname, safe, sizeof safe);
+            dsc_catalog_safe_name(dname, safe, sizeof safe);
             return ds__seterr(err, errlen, DS_ECOLUMN,
                               "data: unknown column '%s' in table %s", safe,
                               t->name);
         }
-        const ds_column *c = &t->cols[idx];
+        const dsc_column *c = &t->cols[idx];
         rc = check_value(c, dval, "data", err, errlen);
         if (rc)
             return rc;
@@ -569,7 +569,7 @@ int ds_catalog_check(const ds_table *t, const ds_event *ev, char *pk,
             if (key_value(c, dval, a, sizeof a, &alen, err, errlen) != 0 ||
                 key_value(c, kv, b, sizeof b, &blen, err, errlen) != 0 ||
                 alen != blen || memcmp(a, b, alen) != 0) {
-                ds_catalog_safe_name(dname, safe, sizeof safe);
+                dsc_catalog_safe_name(dname, safe, sizeof safe);
                 return ds__seterr(err, errlen, DS_ESCHEMA,
                                   "data.%s: differs from the key", safe);
             }

@@ -21,21 +21,21 @@ typedef enum {
     DS_COL_FLOAT,   /* float, double */
     DS_COL_TEXT,    /* char, varchar, text, enum, set, json, dates, times */
     DS_COL_BINARY   /* binary, varbinary, blobs, geometry */
-} ds_col_kind;
+} dsc_col_kind;
 
-typedef struct ds_column {
+typedef struct dsc_column {
     char *name;   /* as the catalogue spells it: may hold any character */
     char *quoted; /* `name`, backquotes doubled: the only form put in SQL */
-    ds_col_kind kind;
+    dsc_col_kind kind;
     bool nullable;
     bool generated; /* computed by the server: never written */
     int pk_index;   /* position in the primary key, or -1 */
-} ds_column;
+} dsc_column;
 
-typedef struct ds_table {
+typedef struct dsc_table {
     char name[65];
     char *quoted;
-    ds_column *cols; /* in table order */
+    dsc_column *cols; /* in table order */
     int ncols;
     int *pk; /* column indexes, in primary-key order */
     int npk;
@@ -43,12 +43,12 @@ typedef struct ds_table {
     /* A unique index besides the primary key: an INSERT ... ON DUPLICATE
      * KEY UPDATE could match another row by it, so upserts go row by row. */
     bool other_unique;
-} ds_table;
+} dsc_table;
 
-typedef struct ds_catalog {
-    ds_table *tables;
+typedef struct dsc_catalog {
+    dsc_table *tables;
     int ntables;
-} ds_catalog;
+} dsc_catalog;
 
 /*
  * Reads every table of the space-separated list `tables` in database
@@ -58,17 +58,17 @@ typedef struct ds_catalog {
  * name (DS_ECONFIG); database errors map through mysql_util. On success
  * *cat is replaced (the old one freed); on error it is left as it was.
  */
-int ds_catalog_load(ds_catalog *cat, MYSQL *db, const char *database,
-                    const char *tables, char *err, size_t errlen);
+int dsc_catalog_load(dsc_catalog *cat, MYSQL *db, const char *database,
+                     const char *tables, char *err, size_t errlen);
 
-void ds_catalog_free(ds_catalog *cat);
+void dsc_catalog_free(dsc_catalog *cat);
 
 /* The table called name, or NULL when it is not applied here. */
-const ds_table *ds_catalog_table(const ds_catalog *cat, const char *name);
+const dsc_table *dsc_catalog_table(const dsc_catalog *cat, const char *name);
 
 /* The index of column name, or -1. Exact, case-sensitive match: a name that
  * only looks like a column is not one. */
-int ds_table_column(const ds_table *t, const char *name);
+int dsc_table_column(const dsc_table *t, const char *name);
 
 /*
  * Checks an event against its table and writes the canonical key: a
@@ -80,11 +80,11 @@ int ds_table_column(const ds_table *t, const char *name);
  * differ from the key, a value that is an array or an object other than
  * {"base64": "..."}. err says which, with hostile names escaped.
  */
-int ds_catalog_check(const ds_table *t, const ds_event *ev, char *pk,
-                     size_t *pklen, char *err, size_t errlen);
+int dsc_catalog_check(const dsc_table *t, const ds_event *ev, char *pk,
+                      size_t *pklen, char *err, size_t errlen);
 
 /* Writes a name for messages: printable ASCII kept, the rest \xNN, cut at
  * 64 bytes with "...". */
-void ds_catalog_safe_name(const char *name, char *out, size_t len);
+void dsc_catalog_safe_name(const char *name, char *out, size_t len);
 
 #endif

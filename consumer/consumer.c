@@ -30,19 +30,19 @@
 #define PRUNE_LIMIT 1000
 #define PRUNE_ROUNDS 20
 
-struct ds_consumer {
+struct dsc_consumer {
     const ds_config *cfg;
     const ds_logger *lg;
     volatile sig_atomic_t *stop;
     int64_t stop_deadline; /* 0 until the stop flag is seen */
     MYSQL *db;             /* NULL while disconnected */
-    ds_catalog cat;
-    ds_applier *ap;
+    dsc_catalog cat;
+    dsc_applier *ap;
     ds_clockfile *clock; /* NULL when node.clock_file is off or unusable */
-    ds_inbox in;
+    dsc_inbox in;
     /* The batch in hand. */
-    ds_message **msgs;
-    ds_change *changes;
+    dsc_message **msgs;
+    dsc_change *changes;
     size_t n;
     /* Counters for the stats line, beside the applier's. */
     uint64_t dead_lettered, retries;
@@ -57,14 +57,14 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool stopping(ds_consumer *c)
+static bool stopping(dsc_consumer *c)
 {
     if (*c->stop && c->stop_deadline == 0)
         c->stop_deadline = now_ms() + STOP_GRACE_MS;
     return *c->stop != 0;
 }
 
-static bool past_stop_deadline(ds_consumer *c)
+static bool past_stop_deadline(dsc_consumer *c)
 {
     return stopping(c) && now_ms() >= c->stop_deadline;
 }
@@ -72,10 +72,10 @@ static bool past_stop_deadline(ds_consumer *c)
 /* ------------------------------------------------------------------------ */
 /* Connections                                                                */
 
-static void db_close(ds_consumer *c)
+static void db_close(dsc_consumer *c)
 {
     /* Statements first: they belong to the connection. */
-    ds_applier_set_db(c->ap, NULL);
+    dsc_applier_set_db(c->ap, NULL);
     if (c->db)
         mysql_close(c->db);
     c->db = NULL;
@@ -83,7 +83,7 @@ static void db_close(ds_consumer *c)
 
 /* Connects and makes sure the metadata tables exist: after a restore or a
  * DROP they come back before the first batch needs them. */
-static int db_open(ds_consumer *c)
+static int db_open(dsc_consumer *c)
 {
     MYSQL *db;
     int rc = ds__mysql_connect(&db, c->cfg, c->err, sizeof c->err);
@@ -95,41 +95,41 @@ static int db_open(ds_consumer *c)
         return rc;
     }
     c->db = db;
-    ds_applier_set_db(c->ap, db);
+    dsc_applier_set_db(c->ap, db);
     return 0;
 }
 
-static int catalog_reload(ds_consumer *c, bool announce)
+static int catalog_reload(dsc_consumer *c, bool announce)
 {
-    int rc = ds_catalog_load(&c->cat, c->db, c->cfg->mysql_database,
-                             c->cfg->apply_tables, c->err, sizeof c->err);
+    int rc = dsc_catalog_load(&c->cat, c->db, c->cfg->mysql_database,
+                              c->cfg->apply_tables, c->err, sizeof c->err);
     /* End the read transaction: the next batch starts its own. */
     mysql_rollback(c->db);
     /* Statements name columns of the old catalogue. */
-    ds_applier_set_db(c->ap, c->db);
+    dsc_applier_set_db(c->ap, c->db);
     if (rc == 0 && announce)
         DS_LOG(c->lg, DS_LOG_INFO, "catalogue reloaded");
     return rc;
 }
 
-static void broker_lost(ds_consumer *c, const char *why)
+static void broker_lost(dsc_consumer *c, const char *why)
 {
     DS_LOG(c->lg, DS_LOG_WARN,
            "broker: %s; reconnecting (unacked messages come again)", why);
-    ds_inbox_drop(&c->in);
+    dsc_inbox_drop(&c->in);
 }
 
 /* Pumps broker frames (heartbeats, deliveries into the buffer) for ms, in
  * slices so the stop flag is seen. Returns -1 if the broker was lost. */
-static int wait_pumping(ds_consumer *c, int ms)
+static int wait_pumping(dsc_consumer *c, int ms)
 {
     int64_t end = now_ms() + ms;
     for (int64_t left = ms; left > 0 && !past_stop_deadline(c);
          left = end - now_ms()) {
-        if (!ds_inbox_connected(&c->in))
+        if (!dsc_inbox_connected(&c->in))
             return -1;
-        int rc = ds_inbox_pump(&c->in, SIZE_MAX, left > 200 ? 200 : (int)left,
-                               c->err, sizeof c->err);
+        int rc = dsc_inbox_pump(&c->in, SIZE_MAX, left > 200 ? 200 : (int)left,
+                                c->err, sizeof c->err);
         if (rc) {
             broker_lost(c, c->err);
             return -1;
@@ -138,11 +138,11 @@ static int wait_pumping(ds_consumer *c, int ms)
     return 0;
 }
 
-static void broker_reconnect(ds_consumer *c)
+static void broker_reconnect(dsc_consumer *c)
 {
     int backoff = BACKOFF_MIN_MS;
     while (!stopping(c)) {
-        if (ds_inbox_open(&c->in, c->err, sizeof c->err) == 0) {
+        if (dsc_inbox_open(&c->in, c->err, sizeof c->err) == 0) {
             DS_LOG(c->lg, DS_LOG_INFO, "broker: connected to %s, consuming %s",
                    c->in.amqp.host, c->in.queue);
             return;
@@ -161,7 +161,7 @@ static void broker_reconnect(ds_consumer *c)
 /* Marks a change as one that can never apply; the reason starts with the
  * error's name (x-datasync-error: "ESCHEMA: key: ..."). */
 __attribute__((format(printf, 3, 4))) static void
-poison(ds_change *ch, int code, const char *fmt, ...)
+poison(dsc_change *ch, int code, const char *fmt, ...)
 {
     va_list ap;
     int n = snprintf(ch->reason, sizeof ch->reason, "%s: ", ds_err_name(code));
@@ -171,7 +171,7 @@ poison(ds_change *ch, int code, const char *fmt, ...)
     ch->state = DS_CHANGE_POISON;
 }
 
-static void change_clear(ds_change *ch)
+static void change_clear(dsc_change *ch)
 {
     ds__event_clear(&ch->ev);
     free(ch->pk);
@@ -179,20 +179,20 @@ static void change_clear(ds_change *ch)
 }
 
 /* Checks a decoded change against the catalogue and computes its key. */
-static int check(ds_consumer *c, ds_change *ch)
+static int check(dsc_consumer *c, dsc_change *ch)
 {
     char pk[DS_PK_MAX], why[DS_REASON_MAX];
     size_t pklen = 0;
 
     free(ch->pk);
     ch->pk = NULL;
-    ch->table = ds_catalog_table(&c->cat, ch->ev.table);
+    ch->table = dsc_catalog_table(&c->cat, ch->ev.table);
     if (!ch->table) {
         poison(ch, DS_ETABLE, "table %s is not applied on this server",
                ch->ev.table);
         return 0;
     }
-    int rc = ds_catalog_check(ch->table, &ch->ev, pk, &pklen, why, sizeof why);
+    int rc = dsc_catalog_check(ch->table, &ch->ev, pk, &pklen, why, sizeof why);
     if (rc == DS_ECOLUMN)
         return rc; /* the caller reloads the catalogue once */
     if (rc) {
@@ -212,14 +212,14 @@ static int check(ds_consumer *c, ds_change *ch)
 /* Decodes and checks every message of the batch. An unknown column may
  * mean a column added since start-up: reload the catalogue once, check
  * again, and only then dead-letter. */
-static void decode_batch(ds_consumer *c)
+static void decode_batch(dsc_consumer *c)
 {
     char why[DS_REASON_MAX];
     const long max = c->cfg->apply_max_message_bytes;
 
     for (size_t i = 0; i < c->n; i++) {
-        ds_change *ch = &c->changes[i];
-        const ds_message *m = c->msgs[i];
+        dsc_change *ch = &c->changes[i];
+        const dsc_message *m = c->msgs[i];
         memset(ch, 0, sizeof *ch);
         if (m->body.len > (size_t)max) {
             snprintf(why, sizeof why,
@@ -238,7 +238,7 @@ static void decode_batch(ds_consumer *c)
     }
     bool reloaded = false;
     for (size_t i = 0; i < c->n; i++) {
-        ds_change *ch = &c->changes[i];
+        dsc_change *ch = &c->changes[i];
         if (ch->state != DS_CHANGE_PENDING || ch->table == NULL)
             continue;
         if (ch->pk)
@@ -259,25 +259,25 @@ static void decode_batch(ds_consumer *c)
         }
         char pk[DS_PK_MAX];
         size_t pklen;
-        if (ds_catalog_check(ch->table, &ch->ev, pk, &pklen, why, sizeof why) !=
-            0)
+        if (dsc_catalog_check(ch->table, &ch->ev, pk, &pklen, why,
+                              sizeof why) != 0)
             poison(ch, DS_ECOLUMN, "%s", why);
     }
 }
 
 /* After the applier met an unknown table or column: reload and check the
  * pending changes again, so a dropped column dead-letters its changes. */
-static int recheck_after_reload(ds_consumer *c)
+static int recheck_after_reload(dsc_consumer *c)
 {
     int rc = catalog_reload(c, true);
     if (rc)
         return rc;
     for (size_t i = 0; i < c->n; i++) {
-        ds_change *ch = &c->changes[i];
+        dsc_change *ch = &c->changes[i];
         if (ch->state == DS_CHANGE_PENDING && check(c, ch) == DS_ECOLUMN) {
             char why[DS_REASON_MAX], pk[DS_PK_MAX];
             size_t pklen;
-            ds_catalog_check(ch->table, &ch->ev, pk, &pklen, why, sizeof why);
+            dsc_catalog_check(ch->table, &ch->ev, pk, &pklen, why, sizeof why);
             poison(ch, DS_ECOLUMN, "%s", why);
         }
     }
@@ -291,10 +291,10 @@ static int recheck_after_reload(ds_consumer *c)
  * committed, -1 when it gave up (broker lost, or stopping): then nothing
  * is acked and the broker delivers the messages again.
  */
-static int apply_batch(ds_consumer *c)
+static int apply_batch(dsc_consumer *c)
 {
     int backoff = BACKOFF_MIN_MS;
-    ds_apply_retry retry;
+    dsc_apply_retry retry;
 
     for (;;) {
         if (past_stop_deadline(c)) {
@@ -306,8 +306,8 @@ static int apply_batch(ds_consumer *c)
         }
         int rc = c->db ? 0 : db_open(c);
         if (rc == 0)
-            rc = ds_applier_batch(c->ap, c->changes, c->n, &retry, c->err,
-                                  sizeof c->err);
+            rc = dsc_applier_batch(c->ap, c->changes, c->n, &retry, c->err,
+                                   sizeof c->err);
         if (rc == 0)
             return 0;
         if (rc > 0) {
@@ -333,14 +333,14 @@ static int apply_batch(ds_consumer *c)
 
 /* Dead-letters the poison changes (confirmed), then acks the whole batch
  * with one basic.ack(multiple). */
-static void finish_batch(ds_consumer *c)
+static void finish_batch(dsc_consumer *c)
 {
-    ds_message *dead[c->n ? c->n : 1];
+    dsc_message *dead[c->n ? c->n : 1];
     const char *reasons[c->n ? c->n : 1];
     size_t ndead = 0;
     uint64_t gen = c->msgs[0]->gen;
 
-    if (gen != c->in.gen || !ds_inbox_connected(&c->in))
+    if (gen != c->in.gen || !dsc_inbox_connected(&c->in))
         return; /* a newer connection delivers these again */
     for (size_t i = 0; i < c->n; i++) {
         if (c->changes[i].state != DS_CHANGE_POISON)
@@ -351,24 +351,24 @@ static void finish_batch(ds_consumer *c)
                c->msgs[i]->tag, c->changes[i].reason);
     }
     int rc =
-        ds_inbox_dead_letter(&c->in, dead, reasons, ndead,
-                             DEAD_LETTER_TIMEOUT_MS, c->err, sizeof c->err);
+        dsc_inbox_dead_letter(&c->in, dead, reasons, ndead,
+                              DEAD_LETTER_TIMEOUT_MS, c->err, sizeof c->err);
     if (rc) {
         broker_lost(c, c->err);
         return;
     }
     c->dead_lettered += ndead;
-    rc = ds_inbox_ack(&c->in, gen, c->msgs[c->n - 1]->tag, c->err,
-                      sizeof c->err);
+    rc = dsc_inbox_ack(&c->in, gen, c->msgs[c->n - 1]->tag, c->err,
+                       sizeof c->err);
     if (rc)
         broker_lost(c, c->err);
 }
 
-static void free_batch(ds_consumer *c)
+static void free_batch(dsc_consumer *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         change_clear(&c->changes[i]);
-        ds_message_free(c->msgs[i]);
+        dsc_message_free(c->msgs[i]);
         c->msgs[i] = NULL;
     }
     c->n = 0;
@@ -376,20 +376,20 @@ static void free_batch(ds_consumer *c)
 
 /* Waits for a first message, then up to batch_wait_ms for more, and takes
  * up to batch_max. */
-static void gather(ds_consumer *c)
+static void gather(dsc_consumer *c)
 {
     const size_t max = (size_t)c->cfg->apply_batch_max;
 
-    int rc = ds_inbox_pump(&c->in, 1, IDLE_MS, c->err, sizeof c->err);
+    int rc = dsc_inbox_pump(&c->in, 1, IDLE_MS, c->err, sizeof c->err);
     if (rc == 0 && c->in.count > 0 && c->in.count < max)
-        rc = ds_inbox_pump(&c->in, max, c->cfg->apply_batch_wait_ms, c->err,
-                           sizeof c->err);
+        rc = dsc_inbox_pump(&c->in, max, c->cfg->apply_batch_wait_ms, c->err,
+                            sizeof c->err);
     if (rc) {
         broker_lost(c, c->err);
         return;
     }
     while (c->n < max) {
-        ds_message *m = ds_inbox_take(&c->in);
+        dsc_message *m = dsc_inbox_take(&c->in);
         if (!m)
             break;
         c->msgs[c->n++] = m;
@@ -399,16 +399,16 @@ static void gather(ds_consumer *c)
 /* ------------------------------------------------------------------------ */
 /* Periodic work                                                              */
 
-static void periodic(ds_consumer *c)
+static void periodic(dsc_consumer *c)
 {
     int64_t now = now_ms();
 
     if (now >= c->next_stats) {
-        const ds_apply_stats *s = ds_applier_stats(c->ap);
-        long depth = ds_inbox_connected(&c->in)
-                         ? ds_inbox_queue_depth(&c->in, c->err, sizeof c->err)
+        const dsc_apply_stats *s = dsc_applier_stats(c->ap);
+        long depth = dsc_inbox_connected(&c->in)
+                         ? dsc_inbox_queue_depth(&c->in, c->err, sizeof c->err)
                          : -1;
-        if (depth < 0 && ds_inbox_connected(&c->in))
+        if (depth < 0 && dsc_inbox_connected(&c->in))
             broker_lost(c, c->err);
         DS_LOG(c->lg, DS_LOG_INFO,
                "stats: applied %" PRIu64 ", recorded %" PRIu64
@@ -424,8 +424,9 @@ static void periodic(ds_consumer *c)
         /* Small deletes, each its own transaction, so pruning never holds
          * many locks or a long transaction. */
         do {
-            n = ds_applier_prune(c->ap, c->cfg->apply_tombstone_retention_hours,
-                                 PRUNE_LIMIT, c->err, sizeof c->err);
+            n = dsc_applier_prune(c->ap,
+                                  c->cfg->apply_tombstone_retention_hours,
+                                  PRUNE_LIMIT, c->err, sizeof c->err);
             if (n > 0)
                 total += n;
         } while (n == PRUNE_LIMIT && ++rounds < PRUNE_ROUNDS);
@@ -443,10 +444,10 @@ static void periodic(ds_consumer *c)
 /* ------------------------------------------------------------------------ */
 /* Life cycle                                                                 */
 
-int ds_consumer_run(ds_consumer *c)
+int dsc_consumer_run(dsc_consumer *c)
 {
     while (!stopping(c)) {
-        if (!ds_inbox_connected(&c->in)) {
+        if (!dsc_inbox_connected(&c->in)) {
             broker_reconnect(c);
             continue;
         }
@@ -459,35 +460,35 @@ int ds_consumer_run(ds_consumer *c)
         }
         periodic(c);
     }
-    const ds_apply_stats *s = ds_applier_stats(c->ap);
+    const dsc_apply_stats *s = dsc_applier_stats(c->ap);
     DS_LOG(c->lg, DS_LOG_INFO,
            "stopping: applied %" PRIu64 ", recorded %" PRIu64
            ", superseded %" PRIu64 ", dead-lettered %" PRIu64,
            s->applied, s->recorded, s->superseded, c->dead_lettered);
-    ds_inbox_close(&c->in);
+    dsc_inbox_close(&c->in);
     return 0;
 }
 
-void ds_consumer_free(ds_consumer *c)
+void dsc_consumer_free(dsc_consumer *c)
 {
     if (!c)
         return;
     free_batch(c);
-    ds_inbox_close(&c->in);
+    dsc_inbox_close(&c->in);
     db_close(c);
-    ds_applier_free(c->ap);
+    dsc_applier_free(c->ap);
     ds__clockfile_close(c->clock);
-    ds_catalog_free(&c->cat);
+    dsc_catalog_free(&c->cat);
     free(c->msgs);
     free(c->changes);
     free(c);
 }
 
-int ds_consumer_new(ds_consumer **out, const ds_config *cfg,
-                    const ds_logger *lg, volatile sig_atomic_t *stop, char *err,
-                    size_t errlen)
+int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
+                     const ds_logger *lg, volatile sig_atomic_t *stop,
+                     char *err, size_t errlen)
 {
-    ds_consumer *c = calloc(1, sizeof *c);
+    dsc_consumer *c = calloc(1, sizeof *c);
     int rc;
 
     *out = NULL;
@@ -496,8 +497,8 @@ int ds_consumer_new(ds_consumer **out, const ds_config *cfg,
     c->cfg = cfg;
     c->lg = lg;
     c->stop = stop;
-    ds_inbox_init(&c->in, cfg, lg);
-    c->ap = ds_applier_new(cfg->node_id, lg);
+    dsc_inbox_init(&c->in, cfg, lg);
+    c->ap = dsc_applier_new(cfg->node_id, lg);
     c->msgs = calloc((size_t)cfg->apply_batch_max, sizeof *c->msgs);
     c->changes = calloc((size_t)cfg->apply_batch_max, sizeof *c->changes);
     if (!c->ap || !c->msgs || !c->changes) {
@@ -512,7 +513,7 @@ int ds_consumer_new(ds_consumer **out, const ds_config *cfg,
                    "%s; producers on this server will not see applied "
                    "versions (node.clock_file)",
                    c->err);
-        ds_applier_set_clock(c->ap, c->clock);
+        dsc_applier_set_clock(c->ap, c->clock);
     }
     rc = db_open(c);
     if (rc == 0)
@@ -521,7 +522,7 @@ int ds_consumer_new(ds_consumer **out, const ds_config *cfg,
         rc = ds__seterr(err, errlen, rc, "%s", c->err);
         goto fail;
     }
-    rc = ds_inbox_open(&c->in, c->err, sizeof c->err);
+    rc = dsc_inbox_open(&c->in, c->err, sizeof c->err);
     if (rc) {
         rc = ds__seterr(err, errlen, rc, "broker: %s", c->err);
         goto fail;
@@ -544,6 +545,6 @@ int ds_consumer_new(ds_consumer **out, const ds_config *cfg,
     *out = c;
     return 0;
 fail:
-    ds_consumer_free(c);
+    dsc_consumer_free(c);
     return rc;
 }

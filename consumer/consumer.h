@@ -8,7 +8,7 @@
 #include "config.h"
 #include "log.h"
 
-typedef struct ds_consumer ds_consumer;
+typedef struct dsc_consumer dsc_consumer;
 
 /*
  * Starts a consumer: connects to the database, creates the metadata tables,
@@ -17,16 +17,16 @@ typedef struct ds_consumer ds_consumer;
  * once *stop is non-zero. Returns 0 and *out, or a DS_E code with err
  * (the caller prints it and exits 1).
  */
-int ds_consumer_new(ds_consumer **out, const ds_config *cfg,
-                    const ds_logger *lg, volatile sig_atomic_t *stop, char *err,
-                    size_t errlen);
+int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
+                     const ds_logger *lg, volatile sig_atomic_t *stop,
+                     char *err, size_t errlen);
 
 /* Runs until *stop: then finishes the batch in hand (committed and acked,
  * or left unacked for redelivery if it cannot be within about 4 s), closes
  * the broker connection and returns 0. */
-int ds_consumer_run(ds_consumer *c);
+int dsc_consumer_run(dsc_consumer *c);
 
 /* Closes everything and frees c. NULL is a no-op. */
-void ds_consumer_free(ds_consumer *c);
+void dsc_consumer_free(dsc_consumer *c);
 
 #endif

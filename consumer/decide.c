@@ -3,18 +3,18 @@
 
 #include "decide.h"
 
-int ds_row_version_cmp(const ds_row_version *a, const ds_row_version *b)
+int dsc_row_version_cmp(const dsc_row_version *a, const dsc_row_version *b)
 {
     if (a->hlc != b->hlc)
         return a->hlc < b->hlc ? -1 : 1;
     return strcmp(a->origin, b->origin);
 }
 
-ds_decision ds_decide(const ds_row_version *stored,
-                      const ds_row_version *incoming, bool incoming_is_own,
-                      bool stored_is_app_write)
+dsc_decision dsc_decide(const dsc_row_version *stored,
+                        const dsc_row_version *incoming, bool incoming_is_own,
+                        bool stored_is_app_write)
 {
-    if (stored && ds_row_version_cmp(incoming, stored) <= 0)
+    if (stored && dsc_row_version_cmp(incoming, stored) <= 0)
         return DS_DECIDE_SUPERSEDED;
     if (!incoming_is_own)
         return DS_DECIDE_APPLY;
@@ -29,7 +29,7 @@ ds_decision ds_decide(const ds_row_version *stored,
     return DS_DECIDE_APPLY;
 }
 
-const char *ds_decision_name(ds_decision d)
+const char *dsc_decision_name(dsc_decision d)
 {
     switch (d) {
     case DS_DECIDE_SUPERSEDED:

@@ -1,4 +1,4 @@
-/* decide.h: the convergence rule of ARCHITECTURE.md, as a pure function over row versions. */
+/* decide.h: the convergence rule of docs/design.md, as a pure function over row versions. */
 #ifndef DS_CONSUMER_DECIDE_H
 #define DS_CONSUMER_DECIDE_H
 
@@ -6,20 +6,20 @@
 #include <stdint.h>
 
 /* The version of one change of a row: compared by hlc, then by origin. */
-typedef struct ds_row_version {
+typedef struct dsc_row_version {
     uint64_t hlc;
     const char *origin; /* borrowed; [A-Za-z0-9._-]{1,64} */
-} ds_row_version;
+} dsc_row_version;
 
 typedef enum {
     DS_DECIDE_SUPERSEDED = 0, /* not newer than the stored version: ack only */
     DS_DECIDE_APPLY = 1,      /* write the row and record the version */
     DS_DECIDE_RECORD_ONLY = 2 /* own change already in the table: record it */
-} ds_decision;
+} dsc_decision;
 
 /* <0, 0, >0 as a is older than, equal to, newer than b. Origins compare
  * bytewise (strcmp), so every server orders ties the same way. */
-int ds_row_version_cmp(const ds_row_version *a, const ds_row_version *b);
+int dsc_row_version_cmp(const dsc_row_version *a, const dsc_row_version *b);
 
 /*
  * Decides what to do with an incoming change of a row.
@@ -44,11 +44,11 @@ int ds_row_version_cmp(const ds_row_version *a, const ds_row_version *b);
  *   r applied, w1 repairs, w2 only recorded.
  * Pure; any thread.
  */
-ds_decision ds_decide(const ds_row_version *stored,
-                      const ds_row_version *incoming, bool incoming_is_own,
-                      bool stored_is_app_write);
+dsc_decision dsc_decide(const dsc_row_version *stored,
+                        const dsc_row_version *incoming, bool incoming_is_own,
+                        bool stored_is_app_write);
 
 /* "superseded", "apply", "record-only". */
-const char *ds_decision_name(ds_decision d);
+const char *dsc_decision_name(dsc_decision d);
 
 #endif

@@ -18,7 +18,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void ds_message_free(ds_message *m)
+void dsc_message_free(dsc_message *m)
 {
     if (!m)
         return;
@@ -27,16 +27,16 @@ void ds_message_free(ds_message *m)
     free(m);
 }
 
-static void free_buffered(ds_inbox *in)
+static void free_buffered(dsc_inbox *in)
 {
     while (in->head) {
-        ds_message *m = in->head;
+        dsc_message *m = in->head;
         in->head = m->next;
-        ds_message_free(m);
+        dsc_message_free(m);
     }
     in->tail = NULL;
     in->count = 0;
-    ds_message_free(in->partial);
+    dsc_message_free(in->partial);
     in->partial = NULL;
     in->body_got = 0;
     in->skip_header = false;
@@ -44,7 +44,7 @@ static void free_buffered(ds_inbox *in)
     in->wait_count = 0;
 }
 
-void ds_inbox_init(ds_inbox *in, const ds_config *cfg, const ds_logger *lg)
+void dsc_inbox_init(dsc_inbox *in, const ds_config *cfg, const ds_logger *lg)
 {
     memset(in, 0, sizeof *in);
     in->cfg = cfg;
@@ -55,12 +55,12 @@ void ds_inbox_init(ds_inbox *in, const ds_config *cfg, const ds_logger *lg)
                                sizeof in->dead_exchange);
 }
 
-bool ds_inbox_connected(const ds_inbox *in)
+bool dsc_inbox_connected(const dsc_inbox *in)
 {
     return in->amqp.conn != NULL;
 }
 
-void ds_inbox_close(ds_inbox *in)
+void dsc_inbox_close(dsc_inbox *in)
 {
     ds__amqp_close(&in->amqp);
     free_buffered(in);
@@ -69,19 +69,19 @@ void ds_inbox_close(ds_inbox *in)
     in->wait_cap = 0;
 }
 
-void ds_inbox_drop(ds_inbox *in)
+void dsc_inbox_drop(dsc_inbox *in)
 {
     ds__amqp_drop(&in->amqp);
     free_buffered(in);
 }
 
-int ds_inbox_open(ds_inbox *in, char *err, size_t errlen)
+int dsc_inbox_open(dsc_inbox *in, char *err, size_t errlen)
 {
     const ds_config *cfg = in->cfg;
     amqp_connection_state_t conn;
     int rc;
 
-    ds_inbox_drop(in);
+    dsc_inbox_drop(in);
     rc = ds__amqp_connect(&in->amqp, cfg->amqp_url, cfg->amqp_heartbeat,
                           DS_INBOX_CONNECT_TIMEOUT_MS, err, errlen);
     if (rc)
@@ -114,7 +114,7 @@ int ds_inbox_open(ds_inbox *in, char *err, size_t errlen)
         goto fail;
     return 0;
 fail:
-    ds_inbox_drop(in);
+    dsc_inbox_drop(in);
     return rc;
 }
 
@@ -136,7 +136,7 @@ static int copy_bytes(amqp_pool_t *pool, amqp_bytes_t *out, amqp_bytes_t src)
 
 /* Deep-copies the properties into the message's own pool: the frame's
  * memory goes back to rabbitmq-c right after. */
-static int copy_props(ds_message *m, const amqp_basic_properties_t *p)
+static int copy_props(dsc_message *m, const amqp_basic_properties_t *p)
 {
     static const struct {
         amqp_flags_t flag;
@@ -175,9 +175,9 @@ static int copy_props(ds_message *m, const amqp_basic_properties_t *p)
     return 0;
 }
 
-static void complete(ds_inbox *in)
+static void complete(dsc_inbox *in)
 {
-    ds_message *m = in->partial;
+    dsc_message *m = in->partial;
     in->partial = NULL;
     m->next = NULL;
     if (in->tail)
@@ -188,7 +188,7 @@ static void complete(ds_inbox *in)
     in->count++;
 }
 
-static void confirm(ds_inbox *in, uint64_t tag, bool multiple,
+static void confirm(dsc_inbox *in, uint64_t tag, bool multiple,
                     unsigned char state)
 {
     if (in->wait_count == 0)
@@ -207,7 +207,7 @@ static int protocol_error(const char *what, char *err, size_t errlen)
                       "unexpected %s frame from the broker", what);
 }
 
-static int handle_method(ds_inbox *in, const amqp_frame_t *f, char *err,
+static int handle_method(dsc_inbox *in, const amqp_frame_t *f, char *err,
                          size_t errlen)
 {
     amqp_connection_state_t conn = in->amqp.conn;
@@ -217,7 +217,7 @@ static int handle_method(ds_inbox *in, const amqp_frame_t *f, char *err,
         const amqp_basic_deliver_t *d = f->payload.method.decoded;
         if (in->partial || in->skip_header || in->skip_body)
             return protocol_error("basic.deliver", err, errlen);
-        ds_message *m = calloc(1, sizeof *m);
+        dsc_message *m = calloc(1, sizeof *m);
         if (!m)
             return ds__seterr(err, errlen, DS_ENOMEM, "inbox: out of memory");
         init_amqp_pool(&m->pool, 1024);
@@ -278,10 +278,10 @@ static int handle_method(ds_inbox *in, const amqp_frame_t *f, char *err,
     }
 }
 
-static int handle_frame(ds_inbox *in, const amqp_frame_t *f, char *err,
+static int handle_frame(dsc_inbox *in, const amqp_frame_t *f, char *err,
                         size_t errlen)
 {
-    ds_message *m = in->partial;
+    dsc_message *m = in->partial;
 
     switch (f->frame_type) {
     case AMQP_FRAME_METHOD:
@@ -330,7 +330,7 @@ static int handle_frame(ds_inbox *in, const amqp_frame_t *f, char *err,
 
 /* Reads and handles at most one frame, waiting up to timeout_ms. *got
  * says whether one came. */
-static int read_frame(ds_inbox *in, int64_t timeout_ms, bool *got, char *err,
+static int read_frame(dsc_inbox *in, int64_t timeout_ms, bool *got, char *err,
                       size_t errlen)
 {
     amqp_frame_t f;
@@ -357,8 +357,8 @@ static int read_frame(ds_inbox *in, int64_t timeout_ms, bool *got, char *err,
     return rc;
 }
 
-int ds_inbox_pump(ds_inbox *in, size_t want, int timeout_ms, char *err,
-                  size_t errlen)
+int dsc_inbox_pump(dsc_inbox *in, size_t want, int timeout_ms, char *err,
+                   size_t errlen)
 {
     int64_t deadline = now_ms() + timeout_ms;
     bool got;
@@ -374,9 +374,9 @@ int ds_inbox_pump(ds_inbox *in, size_t want, int timeout_ms, char *err,
     return 0;
 }
 
-ds_message *ds_inbox_take(ds_inbox *in)
+dsc_message *dsc_inbox_take(dsc_inbox *in)
 {
-    ds_message *m = in->head;
+    dsc_message *m = in->head;
     if (!m)
         return NULL;
     in->head = m->next;
@@ -387,8 +387,8 @@ ds_message *ds_inbox_take(ds_inbox *in)
     return m;
 }
 
-int ds_inbox_ack(ds_inbox *in, uint64_t gen, uint64_t tag, char *err,
-                 size_t errlen)
+int dsc_inbox_ack(dsc_inbox *in, uint64_t gen, uint64_t tag, char *err,
+                  size_t errlen)
 {
     if (gen != in->gen || !in->amqp.conn)
         return 0;
@@ -405,7 +405,7 @@ static void set_entry(amqp_table_entry_t *e, const char *key, const char *val)
     e->value.value.bytes = amqp_cstring_bytes(val);
 }
 
-static int publish_dead(ds_inbox *in, const ds_message *m, const char *reason,
+static int publish_dead(dsc_inbox *in, const dsc_message *m, const char *reason,
                         char *err, size_t errlen)
 {
     amqp_basic_properties_t props = m->props;
@@ -447,9 +447,9 @@ static int publish_dead(ds_inbox *in, const ds_message *m, const char *reason,
     return 0;
 }
 
-int ds_inbox_dead_letter(ds_inbox *in, ds_message *const *msgs,
-                         const char *const *reasons, size_t n, int timeout_ms,
-                         char *err, size_t errlen)
+int dsc_inbox_dead_letter(dsc_inbox *in, dsc_message *const *msgs,
+                          const char *const *reasons, size_t n, int timeout_ms,
+                          char *err, size_t errlen)
 {
     int64_t deadline = now_ms() + timeout_ms;
     int rc;
@@ -511,7 +511,7 @@ out:
     return rc;
 }
 
-long ds_inbox_queue_depth(ds_inbox *in, char *err, size_t errlen)
+long dsc_inbox_queue_depth(dsc_inbox *in, char *err, size_t errlen)
 {
     if (!in->amqp.conn)
         return ds__seterr(err, errlen, DS_ECONNECT,

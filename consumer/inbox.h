@@ -12,19 +12,19 @@
 
 /* One delivered message: its own copy of the body and properties, so the
  * connection's buffers can be released while it waits in a batch. */
-typedef struct ds_message {
+typedef struct dsc_message {
     uint64_t tag; /* delivery tag, valid on connection generation gen */
     uint64_t gen;
     bool redelivered;
     amqp_bytes_t body;             /* malloc'd */
     amqp_basic_properties_t props; /* allocated from pool */
     amqp_pool_t pool;
-    struct ds_message *next;
-} ds_message;
+    struct dsc_message *next;
+} dsc_message;
 
-void ds_message_free(ds_message *m);
+void dsc_message_free(dsc_message *m);
 
-typedef struct ds_inbox {
+typedef struct dsc_inbox {
     ds_amqp amqp;
     const ds_config *cfg; /* borrowed */
     const ds_logger *lg;  /* borrowed */
@@ -33,10 +33,10 @@ typedef struct ds_inbox {
     char dead_exchange[300];
     uint64_t gen; /* bumped at every connection: tags of older ones are void */
     /* Deliveries complete and waiting, oldest first. */
-    ds_message *head, *tail;
+    dsc_message *head, *tail;
     size_t count;
     /* The delivery whose header or body frames are still coming. */
-    ds_message *partial;
+    dsc_message *partial;
     size_t body_got;
     /* A basic.return's content to skip, and how much of it is left. */
     bool skip_header;
@@ -48,10 +48,10 @@ typedef struct ds_inbox {
     unsigned char *wait_st; /* 0 pending, 1 acked, 2 nacked */
     size_t wait_cap;
     bool returned; /* a basic.return arrived while waiting */
-} ds_inbox;
+} dsc_inbox;
 
 /* Zeroes in; no connection yet. cfg and lg are borrowed. */
-void ds_inbox_init(ds_inbox *in, const ds_config *cfg, const ds_logger *lg);
+void dsc_inbox_init(dsc_inbox *in, const ds_config *cfg, const ds_logger *lg);
 
 /*
  * Connects (amqp.url list, heartbeat), declares the exchanges and this
@@ -60,18 +60,18 @@ void ds_inbox_init(ds_inbox *in, const ds_config *cfg, const ds_logger *lg);
  * connection had buffered: those messages come again. Returns 0, or a
  * DS_E code with err; the connection is then dropped.
  */
-int ds_inbox_open(ds_inbox *in, char *err, size_t errlen);
+int dsc_inbox_open(dsc_inbox *in, char *err, size_t errlen);
 
 /* Whether a connection is up. */
-bool ds_inbox_connected(const ds_inbox *in);
+bool dsc_inbox_connected(const dsc_inbox *in);
 
 /* Closes gracefully (unacked messages go back to the queue) and frees
  * the buffered ones. */
-void ds_inbox_close(ds_inbox *in);
+void dsc_inbox_close(dsc_inbox *in);
 
 /* Drops the connection after an error, without the closing handshake, and
  * frees the buffered messages. */
-void ds_inbox_drop(ds_inbox *in);
+void dsc_inbox_drop(dsc_inbox *in);
 
 /*
  * The frame pump: reads frames for up to timeout_ms, returning early once
@@ -80,16 +80,16 @@ void ds_inbox_drop(ds_inbox *in);
  * DS_E code with err when the connection or channel was lost (the caller
  * drops and reopens it).
  */
-int ds_inbox_pump(ds_inbox *in, size_t want, int timeout_ms, char *err,
-                  size_t errlen);
+int dsc_inbox_pump(dsc_inbox *in, size_t want, int timeout_ms, char *err,
+                   size_t errlen);
 
 /* Takes the oldest buffered message (the caller frees it), or NULL. */
-ds_message *ds_inbox_take(ds_inbox *in);
+dsc_message *dsc_inbox_take(dsc_inbox *in);
 
 /* Acks every message up to tag with one basic.ack(multiple). A tag of an
  * older connection is skipped (returns 0): the broker gives those again. */
-int ds_inbox_ack(ds_inbox *in, uint64_t gen, uint64_t tag, char *err,
-                 size_t errlen);
+int dsc_inbox_ack(dsc_inbox *in, uint64_t gen, uint64_t tag, char *err,
+                  size_t errlen);
 
 /*
  * Publishes each message to the dead-letter exchange, routing key
@@ -100,11 +100,11 @@ int ds_inbox_ack(ds_inbox *in, uint64_t gen, uint64_t tag, char *err,
  * timeout_ms passed. Returns 0; DS_ENACK, DS_EUNROUTABLE, DS_ETIMEOUT or a
  * connection error with err.
  */
-int ds_inbox_dead_letter(ds_inbox *in, ds_message *const *msgs,
-                         const char *const *reasons, size_t n, int timeout_ms,
-                         char *err, size_t errlen);
+int dsc_inbox_dead_letter(dsc_inbox *in, dsc_message *const *msgs,
+                          const char *const *reasons, size_t n, int timeout_ms,
+                          char *err, size_t errlen);
 
 /* Messages ready in the node's queue (passive queue.declare), or < 0. */
-long ds_inbox_queue_depth(ds_inbox *in, char *err, size_t errlen);
+long dsc_inbox_queue_depth(dsc_inbox *in, char *err, size_t errlen);
 
 #endif

@@ -39,7 +39,7 @@ int main(int argc, char **argv)
     const char *given = NULL;
     char err[DS_ERRMSG_SIZE];
     ds_config cfg;
-    ds_consumer *c = NULL;
+    dsc_consumer *c = NULL;
     struct sigaction sa;
 
     for (int i = 1; i < argc; i++) {
@@ -89,12 +89,12 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = ds_consumer_new(&c, &cfg, &lg, &stop_requested, err, sizeof err);
+    int rc = dsc_consumer_new(&c, &cfg, &lg, &stop_requested, err, sizeof err);
     if (rc) {
         DS_LOG(&lg, DS_LOG_ERROR, "cannot start: %s", err);
         return 1;
     }
-    rc = ds_consumer_run(c);
-    ds_consumer_free(c);
+    rc = dsc_consumer_run(c);
+    dsc_consumer_free(c);
     return rc == 0 ? 0 : 1;
 }

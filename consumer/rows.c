@@ -20,26 +20,26 @@ static int nomem(char *err, size_t errlen)
 /* ------------------------------------------------------------------------ */
 /* One row at a time                                                          */
 
-static void add_pk_where(ds_stmts *s, const ds_table *t)
+static void add_pk_where(dsc_stmts *s, const dsc_table *t)
 {
-    ds_sql_add(s, " WHERE ");
+    dsc_sql_add(s, " WHERE ");
     for (int i = 0; i < t->npk; i++) {
         if (i)
-            ds_sql_add(s, " AND ");
-        ds_sql_add(s, t->cols[t->pk[i]].quoted);
-        ds_sql_add(s, " = ?");
+            dsc_sql_add(s, " AND ");
+        dsc_sql_add(s, t->cols[t->pk[i]].quoted);
+        dsc_sql_add(s, " = ?");
     }
 }
 
 /* Binds the key's values in primary-key order from position first. */
-static int bind_key(ds_stmts *s, const ds_change *c, size_t first)
+static int bind_key(dsc_stmts *s, const dsc_change *c, size_t first)
 {
-    const ds_table *t = c->table;
+    const dsc_table *t = c->table;
     for (int i = 0; i < t->npk; i++) {
-        const ds_column *col = &t->cols[t->pk[i]];
+        const dsc_column *col = &t->cols[t->pk[i]];
         json_object *v = NULL;
         json_object_object_get_ex(c->ev.key, col->name, &v);
-        int rc = ds_bind_json(s, first + (size_t)i, col, v);
+        int rc = dsc_bind_json(s, first + (size_t)i, col, v);
         if (rc)
             return rc;
     }
@@ -48,54 +48,54 @@ static int bind_key(ds_stmts *s, const ds_change *c, size_t first)
 
 /* "INSERT INTO t (key columns, set columns) VALUES (?, ...)" for rows
  * rows: the key first, then the columns set[0..nset). */
-static void add_insert(ds_stmts *s, const ds_table *t, const int *set,
+static void add_insert(dsc_stmts *s, const dsc_table *t, const int *set,
                        size_t nset, size_t rows)
 {
     size_t per_row = (size_t)t->npk + nset;
 
-    ds_sql_add(s, "INSERT INTO ");
-    ds_sql_add(s, t->quoted);
-    ds_sql_add(s, " (");
+    dsc_sql_add(s, "INSERT INTO ");
+    dsc_sql_add(s, t->quoted);
+    dsc_sql_add(s, " (");
     for (int i = 0; i < t->npk; i++) {
-        ds_sql_add(s, i ? ", " : "");
-        ds_sql_add(s, t->cols[t->pk[i]].quoted);
+        dsc_sql_add(s, i ? ", " : "");
+        dsc_sql_add(s, t->cols[t->pk[i]].quoted);
     }
     for (size_t i = 0; i < nset; i++) {
-        ds_sql_add(s, ", ");
-        ds_sql_add(s, t->cols[set[i]].quoted);
+        dsc_sql_add(s, ", ");
+        dsc_sql_add(s, t->cols[set[i]].quoted);
     }
-    ds_sql_add(s, ") VALUES ");
+    dsc_sql_add(s, ") VALUES ");
     for (size_t r = 0; r < rows; r++)
         for (size_t i = 0; i < per_row; i++)
-            ds_sql_add(s, i ? ", ?" : (r ? "), (?" : "(?"));
-    ds_sql_add(s, ")");
+            dsc_sql_add(s, i ? ", ?" : (r ? "), (?" : "(?"));
+    dsc_sql_add(s, ")");
 }
 
-int ds_row_delete(ds_stmts *s, const ds_change *c, unsigned int *errnum,
-                  char *err, size_t errlen)
+int dsc_row_delete(dsc_stmts *s, const dsc_change *c, unsigned int *errnum,
+                   char *err, size_t errlen)
 {
-    const ds_table *t = c->table;
+    const dsc_table *t = c->table;
     char key[80];
     size_t keylen = (size_t)snprintf(key, sizeof key, "D%s", t->name);
     uint64_t rows;
     int rc;
 
-    MYSQL_STMT *st = ds_stmts_get(s, key, keylen);
+    MYSQL_STMT *st = dsc_stmts_get(s, key, keylen);
     if (!st) {
-        ds_sql_reset(s);
-        ds_sql_add(s, "DELETE FROM ");
-        ds_sql_add(s, t->quoted);
+        dsc_sql_reset(s);
+        dsc_sql_add(s, "DELETE FROM ");
+        dsc_sql_add(s, t->quoted);
         add_pk_where(s, t);
-        rc = ds_stmts_prepare(s, key, keylen, &st, err, errlen);
+        rc = dsc_stmts_prepare(s, key, keylen, &st, err, errlen);
         if (rc)
             return rc;
     }
-    if (ds_params_reserve(s, (size_t)t->npk))
+    if (dsc_params_reserve(s, (size_t)t->npk))
         return nomem(err, errlen);
     rc = bind_key(s, c, 0);
     if (rc)
         return ds__seterr(err, errlen, rc, "key: cannot bind");
-    return ds_stmts_run(s, st, &rows, errnum, err, errlen);
+    return dsc_stmts_run(s, st, &rows, errnum, err, errlen);
 }
 
 /*
@@ -105,10 +105,10 @@ int ds_row_delete(ds_stmts *s, const ds_change *c, unsigned int *errnum,
  * overwrite another row that happens to share one; here such a clash is a
  * duplicate-key error for this change.
  */
-int ds_row_upsert(ds_stmts *s, const ds_change *c, unsigned int *errnum,
-                  char *err, size_t errlen)
+int dsc_row_upsert(dsc_stmts *s, const dsc_change *c, unsigned int *errnum,
+                   char *err, size_t errlen)
 {
-    const ds_table *t = c->table;
+    const dsc_table *t = c->table;
     size_t keycap = 80 + (size_t)t->ncols;
     char *key = malloc(keycap);
     int *set = malloc(((size_t)t->ncols + 1) * sizeof *set);
@@ -126,7 +126,7 @@ int ds_row_upsert(ds_stmts *s, const ds_change *c, unsigned int *errnum,
      * maps to one statement. */
     keylen = (size_t)snprintf(key, keycap, "U%s", t->name) + 1;
     for (int i = 0; i < t->ncols; i++) {
-        const ds_column *col = &t->cols[i];
+        const dsc_column *col = &t->cols[i];
         json_object *v;
         bool on = col->pk_index < 0 && !col->generated &&
                   json_object_object_get_ex(c->ev.data, col->name, &v);
@@ -137,55 +137,55 @@ int ds_row_upsert(ds_stmts *s, const ds_change *c, unsigned int *errnum,
         }
     }
 
-    st = ds_stmts_get(s, key, keylen);
+    st = dsc_stmts_get(s, key, keylen);
     if (!st) {
-        ds_sql_reset(s);
-        ds_sql_add(s, "UPDATE ");
-        ds_sql_add(s, t->quoted);
-        ds_sql_add(s, " SET ");
+        dsc_sql_reset(s);
+        dsc_sql_add(s, "UPDATE ");
+        dsc_sql_add(s, t->quoted);
+        dsc_sql_add(s, " SET ");
         for (size_t i = 0; i < nset; i++) {
-            ds_sql_add(s, i ? ", " : "");
-            ds_sql_add(s, t->cols[set[i]].quoted);
-            ds_sql_add(s, " = ?");
+            dsc_sql_add(s, i ? ", " : "");
+            dsc_sql_add(s, t->cols[set[i]].quoted);
+            dsc_sql_add(s, " = ?");
         }
         if (nset == 0) {
             /* Only key columns: a no-op that still reports a match. */
-            ds_sql_add(s, t->cols[t->pk[0]].quoted);
-            ds_sql_add(s, " = ");
-            ds_sql_add(s, t->cols[t->pk[0]].quoted);
+            dsc_sql_add(s, t->cols[t->pk[0]].quoted);
+            dsc_sql_add(s, " = ");
+            dsc_sql_add(s, t->cols[t->pk[0]].quoted);
         }
         add_pk_where(s, t);
-        rc = ds_stmts_prepare(s, key, keylen, &st, err, errlen);
+        rc = dsc_stmts_prepare(s, key, keylen, &st, err, errlen);
         if (rc)
             goto out;
     }
-    if (ds_params_reserve(s, nset + (size_t)t->npk)) {
+    if (dsc_params_reserve(s, nset + (size_t)t->npk)) {
         rc = nomem(err, errlen);
         goto out;
     }
     for (size_t i = 0; i < nset; i++) {
-        rc = ds_bind_json(s, i, &t->cols[set[i]], vals[i]);
+        rc = dsc_bind_json(s, i, &t->cols[set[i]], vals[i]);
         if (rc)
             goto bad_value;
     }
     rc = bind_key(s, c, nset);
     if (rc)
         goto bad_value;
-    rc = ds_stmts_run(s, st, &rows, errnum, err, errlen);
+    rc = dsc_stmts_run(s, st, &rows, errnum, err, errlen);
     if (rc || rows > 0)
         goto out;
 
     /* No row has this key: insert it, key columns from the key. */
     key[0] = 'I';
-    st = ds_stmts_get(s, key, keylen);
+    st = dsc_stmts_get(s, key, keylen);
     if (!st) {
-        ds_sql_reset(s);
+        dsc_sql_reset(s);
         add_insert(s, t, set, nset, 1);
-        rc = ds_stmts_prepare(s, key, keylen, &st, err, errlen);
+        rc = dsc_stmts_prepare(s, key, keylen, &st, err, errlen);
         if (rc)
             goto out;
     }
-    if (ds_params_reserve(s, nset + (size_t)t->npk)) {
+    if (dsc_params_reserve(s, nset + (size_t)t->npk)) {
         rc = nomem(err, errlen);
         goto out;
     }
@@ -193,11 +193,11 @@ int ds_row_upsert(ds_stmts *s, const ds_change *c, unsigned int *errnum,
     if (rc)
         goto bad_value;
     for (size_t i = 0; i < nset; i++) {
-        rc = ds_bind_json(s, (size_t)t->npk + i, &t->cols[set[i]], vals[i]);
+        rc = dsc_bind_json(s, (size_t)t->npk + i, &t->cols[set[i]], vals[i]);
         if (rc)
             goto bad_value;
     }
-    rc = ds_stmts_run(s, st, &rows, errnum, err, errlen);
+    rc = dsc_stmts_run(s, st, &rows, errnum, err, errlen);
     goto out;
 bad_value:
     if (rc == DS_ENOMEM)
@@ -205,7 +205,7 @@ bad_value:
     else
         rc = ds__seterr(err, errlen, DS_ESCHEMA, "a value cannot be bound");
 out:
-    ds_params_clear(s);
+    dsc_params_clear(s);
     free(key);
     free(set);
     free(vals);
@@ -217,15 +217,15 @@ out:
 
 /* Whether the change's data sets column i (a create's or update's written
  * columns, as upsert_row picks them). */
-static bool sets(const ds_change *c, int i, json_object **v)
+static bool sets(const dsc_change *c, int i, json_object **v)
 {
-    const ds_column *col = &c->table->cols[i];
+    const dsc_column *col = &c->table->cols[i];
     return col->pk_index < 0 && !col->generated &&
            json_object_object_get_ex(c->ev.data, col->name, v);
 }
 
 /* Whether an upsert writes every column it can: the whole row. */
-bool ds_row_is_whole(const ds_change *c)
+bool dsc_row_is_whole(const dsc_change *c)
 {
     json_object *v;
     for (int i = 0; i < c->table->ncols; i++)
@@ -236,7 +236,7 @@ bool ds_row_is_whole(const ds_change *c)
 }
 
 /* One statement serves changes of one table, one op, the same columns. */
-static bool same_group(const ds_change *a, const ds_change *b)
+static bool same_group(const dsc_change *a, const dsc_change *b)
 {
     json_object *v;
     if (a->table != b->table ||
@@ -261,10 +261,10 @@ static unsigned chunk_log2(size_t left, size_t per_row)
 }
 
 /* DELETE ... WHERE key IN (...), in chunks of 2^k keys. */
-static int delete_rows(ds_stmts *s, ds_change **g, size_t n, char *err,
+static int delete_rows(dsc_stmts *s, dsc_change **g, size_t n, char *err,
                        size_t errlen)
 {
-    const ds_table *t = g[0]->table;
+    const dsc_table *t = g[0]->table;
     size_t npk = (size_t)t->npk, done = 0;
     int rc;
 
@@ -274,40 +274,40 @@ static int delete_rows(ds_stmts *s, ds_change **g, size_t n, char *err,
         char key[80];
         size_t keylen =
             (size_t)snprintf(key, sizeof key, "GD%u:%s", k, t->name);
-        MYSQL_STMT *st = ds_stmts_get(s, key, keylen);
+        MYSQL_STMT *st = dsc_stmts_get(s, key, keylen);
         if (!st) {
-            ds_sql_reset(s);
-            ds_sql_add(s, "DELETE FROM ");
-            ds_sql_add(s, t->quoted);
-            ds_sql_add(s, npk > 1 ? " WHERE (" : " WHERE ");
+            dsc_sql_reset(s);
+            dsc_sql_add(s, "DELETE FROM ");
+            dsc_sql_add(s, t->quoted);
+            dsc_sql_add(s, npk > 1 ? " WHERE (" : " WHERE ");
             for (size_t i = 0; i < npk; i++) {
-                ds_sql_add(s, i ? ", " : "");
-                ds_sql_add(s, t->cols[t->pk[i]].quoted);
+                dsc_sql_add(s, i ? ", " : "");
+                dsc_sql_add(s, t->cols[t->pk[i]].quoted);
             }
-            ds_sql_add(s, npk > 1 ? ") IN (" : " IN (");
+            dsc_sql_add(s, npk > 1 ? ") IN (" : " IN (");
             for (size_t r = 0; r < rows; r++) {
-                ds_sql_add(s, r ? ", " : "");
+                dsc_sql_add(s, r ? ", " : "");
                 for (size_t i = 0; i < npk; i++)
-                    ds_sql_add(s, i ? ", ?" : (npk > 1 ? "(?" : "?"));
+                    dsc_sql_add(s, i ? ", ?" : (npk > 1 ? "(?" : "?"));
                 if (npk > 1)
-                    ds_sql_add(s, ")");
+                    dsc_sql_add(s, ")");
             }
-            ds_sql_add(s, ")");
-            rc = ds_stmts_prepare(s, key, keylen, &st, err, errlen);
+            dsc_sql_add(s, ")");
+            rc = dsc_stmts_prepare(s, key, keylen, &st, err, errlen);
             if (rc)
                 return rc;
         }
-        if (ds_params_reserve(s, rows * npk))
+        if (dsc_params_reserve(s, rows * npk))
             return nomem(err, errlen);
         for (size_t r = 0; r < rows; r++) {
             rc = bind_key(s, g[done + r], r * npk);
             if (rc) {
-                ds_params_clear(s);
+                dsc_params_clear(s);
                 return ds__seterr(err, errlen, rc, "key: cannot bind");
             }
         }
         unsigned int errnum;
-        rc = ds_stmts_run(s, st, NULL, &errnum, err, errlen);
+        rc = dsc_stmts_run(s, st, NULL, &errnum, err, errlen);
         if (rc)
             return rc;
         done += rows;
@@ -320,10 +320,10 @@ static int delete_rows(ds_stmts *s, ds_change **g, size_t n, char *err,
  * chunks of 2^k rows. Only for tables whose one unique index is the primary
  * key: there, the statement can match no other row than the key's.
  */
-static int upsert_rows(ds_stmts *s, ds_change **g, size_t n, char *err,
+static int upsert_rows(dsc_stmts *s, dsc_change **g, size_t n, char *err,
                        size_t errlen)
 {
-    const ds_table *t = g[0]->table;
+    const dsc_table *t = g[0]->table;
     size_t npk = (size_t)t->npk, nset = 0, done = 0, keycap, per_row;
     int *set = malloc(((size_t)t->ncols + 1) * sizeof *set);
     char *key = malloc(keycap = 80 + (size_t)t->ncols);
@@ -345,48 +345,48 @@ static int upsert_rows(ds_stmts *s, ds_change **g, size_t n, char *err,
             (size_t)snprintf(key, keycap, "GU%u:%s", k, t->name) + 1;
         for (int i = 0; i < t->ncols; i++)
             key[keylen++] = sets(g[0], i, &v) ? '1' : '0';
-        MYSQL_STMT *st = ds_stmts_get(s, key, keylen);
+        MYSQL_STMT *st = dsc_stmts_get(s, key, keylen);
         if (!st) {
-            ds_sql_reset(s);
+            dsc_sql_reset(s);
             add_insert(s, t, set, nset, rows);
-            ds_sql_add(s, " ON DUPLICATE KEY UPDATE ");
+            dsc_sql_add(s, " ON DUPLICATE KEY UPDATE ");
             for (size_t i = 0; i < nset; i++) {
                 const char *q = t->cols[set[i]].quoted;
-                ds_sql_add(s, i ? ", " : "");
-                ds_sql_add(s, q);
-                ds_sql_add(s, " = VALUES(");
-                ds_sql_add(s, q);
-                ds_sql_add(s, ")");
+                dsc_sql_add(s, i ? ", " : "");
+                dsc_sql_add(s, q);
+                dsc_sql_add(s, " = VALUES(");
+                dsc_sql_add(s, q);
+                dsc_sql_add(s, ")");
             }
             if (nset == 0) {
-                ds_sql_add(s, t->cols[t->pk[0]].quoted);
-                ds_sql_add(s, " = ");
-                ds_sql_add(s, t->cols[t->pk[0]].quoted);
+                dsc_sql_add(s, t->cols[t->pk[0]].quoted);
+                dsc_sql_add(s, " = ");
+                dsc_sql_add(s, t->cols[t->pk[0]].quoted);
             }
-            rc = ds_stmts_prepare(s, key, keylen, &st, err, errlen);
+            rc = dsc_stmts_prepare(s, key, keylen, &st, err, errlen);
             if (rc)
                 goto out;
         }
-        if (ds_params_reserve(s, rows * per_row)) {
+        if (dsc_params_reserve(s, rows * per_row)) {
             rc = nomem(err, errlen);
             goto out;
         }
         for (size_t r = 0; r < rows; r++) {
-            const ds_change *c = g[done + r];
+            const dsc_change *c = g[done + r];
             size_t p = r * per_row;
             rc = bind_key(s, c, p);
             for (size_t i = 0; rc == 0 && i < nset; i++) {
                 json_object_object_get_ex(c->ev.data, t->cols[set[i]].name, &v);
-                rc = ds_bind_json(s, p + npk + i, &t->cols[set[i]], v);
+                rc = dsc_bind_json(s, p + npk + i, &t->cols[set[i]], v);
             }
             if (rc) {
-                ds_params_clear(s);
+                dsc_params_clear(s);
                 rc = ds__seterr(err, errlen, rc, "a value cannot be bound");
                 goto out;
             }
         }
         unsigned int errnum;
-        rc = ds_stmts_run(s, st, NULL, &errnum, err, errlen);
+        rc = dsc_stmts_run(s, st, NULL, &errnum, err, errlen);
         if (rc)
             goto out;
         done += rows;
@@ -399,18 +399,18 @@ out:
 
 /* Writes todo[0..n), a group at a time, groups in the order of their
  * first change; as deletes of the keys when wipe is set. */
-int ds_rows_write(ds_stmts *s, ds_change **todo, ds_change **group, size_t n,
-                  bool wipe, char *err, size_t errlen)
+int dsc_rows_write(dsc_stmts *s, dsc_change **todo, dsc_change **group,
+                   size_t n, bool wipe, char *err, size_t errlen)
 {
     int rc = 0;
 
     for (size_t i = 0; i < n && rc == 0; i++) {
-        ds_change *first = todo[i];
+        dsc_change *first = todo[i];
         size_t ng = 0;
         if (!first)
             continue;
         for (size_t j = i; j < n; j++) {
-            ds_change *c = todo[j];
+            dsc_change *c = todo[j];
             if (c && (wipe ? c->table == first->table : same_group(first, c))) {
                 group[ng++] = c;
                 todo[j] = NULL;
@@ -424,7 +424,7 @@ int ds_rows_write(ds_stmts *s, ds_change **todo, ds_change **group, size_t n,
             /* Another unique index: UPDATE, then INSERT, row by row. */
             unsigned int errnum;
             for (size_t j = 0; j < ng && rc == 0; j++)
-                rc = ds_row_upsert(s, group[j], &errnum, err, errlen);
+                rc = dsc_row_upsert(s, group[j], &errnum, err, errlen);
         }
     }
     return rc;

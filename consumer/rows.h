@@ -11,17 +11,17 @@
 
 /* Deletes c's row by its primary key. Returns 0, or a DS_E code with err;
  * *errnum is the MySQL error number of a failed execution (0 otherwise). */
-int ds_row_delete(ds_stmts *s, const ds_change *c, unsigned int *errnum,
-                  char *err, size_t errlen);
+int dsc_row_delete(dsc_stmts *s, const dsc_change *c, unsigned int *errnum,
+                   char *err, size_t errlen);
 
 /* Writes c's row, matching the primary key only: UPDATE, and INSERT when no
  * row matched, so a clash on another unique key is an error, never an
- * overwrite of another row. Returns as ds_row_delete. */
-int ds_row_upsert(ds_stmts *s, const ds_change *c, unsigned int *errnum,
-                  char *err, size_t errlen);
+ * overwrite of another row. Returns as dsc_row_delete. */
+int dsc_row_upsert(dsc_stmts *s, const dsc_change *c, unsigned int *errnum,
+                   char *err, size_t errlen);
 
 /* Whether c (a create or update) sets every column it can: the whole row. */
-bool ds_row_is_whole(const ds_change *c);
+bool dsc_row_is_whole(const dsc_change *c);
 
 /* Writes todo[0..n) a group at a time (one table, one op, the same
  * columns), groups in the order of their first change: deletes by key IN
@@ -29,7 +29,7 @@ bool ds_row_is_whole(const ds_change *c);
  * unique index is the primary key, else row by row. wipe: delete every
  * change's row instead. group is scratch space of n entries; todo is
  * consumed. Returns 0 or a DS_E code with err. */
-int ds_rows_write(ds_stmts *s, ds_change **todo, ds_change **group, size_t n,
-                  bool wipe, char *err, size_t errlen);
+int dsc_rows_write(dsc_stmts *s, dsc_change **todo, dsc_change **group,
+                   size_t n, bool wipe, char *err, size_t errlen);
 
 #endif

@@ -20,12 +20,12 @@ static uint64_t fnv1a(const void *data, size_t len)
     return h;
 }
 
-void ds_stmts_init(ds_stmts *s)
+void dsc_stmts_init(dsc_stmts *s)
 {
     memset(s, 0, sizeof *s);
 }
 
-void ds_stmts_reset(ds_stmts *s, MYSQL *db)
+void dsc_stmts_reset(dsc_stmts *s, MYSQL *db)
 {
     for (int i = 0; i < s->ncache; i++) {
         mysql_stmt_close(s->cache[i].st);
@@ -35,17 +35,17 @@ void ds_stmts_reset(ds_stmts *s, MYSQL *db)
     s->db = db;
 }
 
-void ds_stmts_free(ds_stmts *s)
+void dsc_stmts_free(dsc_stmts *s)
 {
-    ds_stmts_reset(s, NULL);
-    ds_params_clear(s);
+    dsc_stmts_reset(s, NULL);
+    dsc_params_clear(s);
     free(s->binds);
     free(s->params);
     free(s->sql);
     memset(s, 0, sizeof *s);
 }
 
-void ds_sql_reset(ds_stmts *s)
+void dsc_sql_reset(dsc_stmts *s)
 {
     s->sqllen = 0;
     s->sqloom = false;
@@ -53,7 +53,7 @@ void ds_sql_reset(ds_stmts *s)
         s->sql[0] = '\0';
 }
 
-void ds_sql_add(ds_stmts *s, const char *text)
+void dsc_sql_add(dsc_stmts *s, const char *text)
 {
     size_t n = strlen(text);
     if (s->sqloom)
@@ -74,11 +74,11 @@ void ds_sql_add(ds_stmts *s, const char *text)
     s->sqllen += n;
 }
 
-MYSQL_STMT *ds_stmts_get(ds_stmts *s, const char *key, size_t keylen)
+MYSQL_STMT *dsc_stmts_get(dsc_stmts *s, const char *key, size_t keylen)
 {
     uint64_t h = fnv1a(key, keylen);
     for (int i = 0; i < s->ncache; i++) {
-        ds_stmt_entry *e = &s->cache[i];
+        dsc_stmt_entry *e = &s->cache[i];
         if (e->hash == h && e->keylen == keylen &&
             memcmp(e->key, key, keylen) == 0) {
             e->used = ++s->tick;
@@ -88,12 +88,12 @@ MYSQL_STMT *ds_stmts_get(ds_stmts *s, const char *key, size_t keylen)
     return NULL;
 }
 
-int ds_stmts_prepare(ds_stmts *s, const char *key, size_t keylen,
-                     MYSQL_STMT **out, char *err, size_t errlen)
+int dsc_stmts_prepare(dsc_stmts *s, const char *key, size_t keylen,
+                      MYSQL_STMT **out, char *err, size_t errlen)
 {
     char *k = NULL;
     MYSQL_STMT *st = NULL;
-    ds_stmt_entry *e;
+    dsc_stmt_entry *e;
 
     if (!s->db)
         return ds__seterr(err, errlen, DS_EDBCONNECT,
@@ -132,7 +132,7 @@ int ds_stmts_prepare(ds_stmts *s, const char *key, size_t keylen,
     return 0;
 }
 
-void ds_params_clear(ds_stmts *s)
+void dsc_params_clear(dsc_stmts *s)
 {
     for (size_t i = 0; i < s->nparams; i++) {
         free(s->params[i].owned);
@@ -141,9 +141,9 @@ void ds_params_clear(ds_stmts *s)
     s->nparams = 0;
 }
 
-int ds_params_reserve(ds_stmts *s, size_t n)
+int dsc_params_reserve(dsc_stmts *s, size_t n)
 {
-    ds_params_clear(s);
+    dsc_params_clear(s);
     if (n > s->paramcap) {
         size_t cap = s->paramcap ? s->paramcap : 64;
         while (cap < n)
@@ -152,7 +152,7 @@ int ds_params_reserve(ds_stmts *s, size_t n)
         if (!b)
             return DS_ENOMEM;
         s->binds = b;
-        ds_param *p = realloc(s->params, cap * sizeof *p);
+        dsc_param *p = realloc(s->params, cap * sizeof *p);
         if (!p)
             return DS_ENOMEM;
         s->params = p;
@@ -164,8 +164,8 @@ int ds_params_reserve(ds_stmts *s, size_t n)
     return 0;
 }
 
-void ds_bind_bytes(ds_stmts *s, size_t i, enum enum_field_types type,
-                   const void *data, size_t len)
+void dsc_bind_bytes(dsc_stmts *s, size_t i, enum enum_field_types type,
+                    const void *data, size_t len)
 {
     s->params[i].len = (unsigned long)len;
     s->binds[i].buffer_type = type;
@@ -174,7 +174,7 @@ void ds_bind_bytes(ds_stmts *s, size_t i, enum enum_field_types type,
     s->binds[i].length = &s->params[i].len;
 }
 
-void ds_bind_int(ds_stmts *s, size_t i, long long v, bool is_unsigned)
+void dsc_bind_int(dsc_stmts *s, size_t i, long long v, bool is_unsigned)
 {
     s->params[i].i = v;
     s->binds[i].buffer_type = MYSQL_TYPE_LONGLONG;
@@ -187,14 +187,14 @@ void ds_bind_int(ds_stmts *s, size_t i, long long v, bool is_unsigned)
  * digit; the server converts it under the strict sql_mode, which turns a
  * value that does not fit into an error for this change alone.
  */
-int ds_bind_json(ds_stmts *s, size_t i, const ds_column *c, json_object *v)
+int dsc_bind_json(dsc_stmts *s, size_t i, const dsc_column *c, json_object *v)
 {
     switch (json_object_get_type(v)) {
     case json_type_null:
         s->binds[i].buffer_type = MYSQL_TYPE_NULL;
         return 0;
     case json_type_boolean:
-        ds_bind_int(s, i, json_object_get_boolean(v) ? 1 : 0, false);
+        dsc_bind_int(s, i, json_object_get_boolean(v) ? 1 : 0, false);
         return 0;
     case json_type_int:
     case json_type_double: {
@@ -204,20 +204,20 @@ int ds_bind_json(ds_stmts *s, size_t i, const ds_column *c, json_object *v)
             (c->kind == DS_COL_INTEGER || c->kind == DS_COL_BIT)) {
             /* As an integer: a BIT column would take text as bytes. */
             if (t[0] == '-')
-                ds_bind_int(s, i, strtoll(t, NULL, 10), false);
+                dsc_bind_int(s, i, strtoll(t, NULL, 10), false);
             else
-                ds_bind_int(s, i, (long long)strtoull(t, NULL, 10), true);
+                dsc_bind_int(s, i, (long long)strtoull(t, NULL, 10), true);
         } else {
-            ds_bind_bytes(s, i, MYSQL_TYPE_STRING, t, strlen(t));
+            dsc_bind_bytes(s, i, MYSQL_TYPE_STRING, t, strlen(t));
         }
         return 0;
     }
     case json_type_string:
-        ds_bind_bytes(s, i, MYSQL_TYPE_STRING, json_object_get_string(v),
-                      (size_t)json_object_get_string_len(v));
+        dsc_bind_bytes(s, i, MYSQL_TYPE_STRING, json_object_get_string(v),
+                       (size_t)json_object_get_string_len(v));
         return 0;
     case json_type_object: {
-        /* {"base64": "..."}, checked by ds_catalog_check. */
+        /* {"base64": "..."}, checked by dsc_catalog_check. */
         json_object *b64;
         if (!json_object_object_get_ex(v, "base64", &b64))
             return DS_ESCHEMA;
@@ -228,7 +228,7 @@ int ds_bind_json(ds_stmts *s, size_t i, const ds_column *c, json_object *v)
         s->params[i].owned = buf;
         if (ds__base64_decode(json_object_get_string(b64), len, buf, &outlen))
             return DS_ESCHEMA;
-        ds_bind_bytes(s, i, MYSQL_TYPE_BLOB, buf, outlen);
+        dsc_bind_bytes(s, i, MYSQL_TYPE_BLOB, buf, outlen);
         return 0;
     }
     default:
@@ -236,8 +236,8 @@ int ds_bind_json(ds_stmts *s, size_t i, const ds_column *c, json_object *v)
     }
 }
 
-int ds_stmts_run(ds_stmts *s, MYSQL_STMT *st, uint64_t *rows,
-                 unsigned int *errnum, char *err, size_t errlen)
+int dsc_stmts_run(dsc_stmts *s, MYSQL_STMT *st, uint64_t *rows,
+                  unsigned int *errnum, char *err, size_t errlen)
 {
     int rc = 0;
     *errnum = 0;
@@ -245,6 +245,6 @@ int ds_stmts_run(ds_stmts *s, MYSQL_STMT *st, uint64_t *rows,
         rc = ds__mysql_stmt_error(st, "mysql", errnum, err, errlen);
     else if (rows)
         *rows = (uint64_t)mysql_stmt_affected_rows(st);
-    ds_params_clear(s);
+    dsc_params_clear(s);
     return rc;
 }

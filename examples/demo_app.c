@@ -33,10 +33,11 @@ static int write_and_emit(MYSQL *db, ds_producer *p, ds_op op, int id,
         return -1;
     }
     snprintf(key, sizeof key, "{\"id\": %d}", id);
-    snprintf(data, sizeof data,
-             "{\"id\": %d, \"name\": \"%s\", \"email\": \"user%d@example.com\", "
-             "\"balance\": \"%s\"}",
-             id, name, id, balance);
+    snprintf(
+        data, sizeof data,
+        "{\"id\": %d, \"name\": \"%s\", \"email\": \"user%d@example.com\", "
+        "\"balance\": \"%s\"}",
+        id, name, id, balance);
     int rc = ds_emit(p, op, "users", key, op == DS_OP_DELETE ? NULL : data);
     if (rc != 0) {
         fprintf(stderr, "demo_app: ds_emit: %s: %s\n", ds_strerror(rc),
@@ -44,16 +45,19 @@ static int write_and_emit(MYSQL *db, ds_producer *p, ds_op op, int id,
         return -1;
     }
     printf("  %-6s users id=%d%s%s\n",
-           op == DS_OP_CREATE ? "create" : op == DS_OP_UPDATE ? "update" : "delete",
-           id, op == DS_OP_DELETE ? "" : " name=", op == DS_OP_DELETE ? "" : name);
+           op == DS_OP_CREATE   ? "create"
+           : op == DS_OP_UPDATE ? "update"
+                                : "delete",
+           id,
+           op == DS_OP_DELETE ? "" : " name=", op == DS_OP_DELETE ? "" : name);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     const char *config = NULL, *socket = NULL, *database = NULL;
-    static const char *names[] = {"Ada", "Grace", "Linus", "Barbara", "Ken",
-                                  "Dennis", "Margaret", "Edsger"};
+    static const char *names[] = {"Ada", "Grace",  "Linus",    "Barbara",
+                                  "Ken", "Dennis", "Margaret", "Edsger"};
     ds_options *opts;
     ds_producer *p = NULL;
     MYSQL *db;

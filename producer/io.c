@@ -141,11 +141,10 @@ static int publish_one(ds_producer *p, ds_record *r)
     amqp_bytes_t body = {r->len, r->body};
 
     ds__amqp_event_props(&props, &header, r->id, r->origin);
-    return amqp_basic_publish(p->amqp.conn, DS_AMQP_CHANNEL,
-                              ds__amqp_str(p->cfg.amqp_exchange),
-                              ds__amqp_str(p->cfg.amqp_routing_key),
-                              1 /* mandatory */, 0 /* immediate */, &props,
-                              body);
+    return amqp_basic_publish(
+        p->amqp.conn, DS_AMQP_CHANNEL, ds__amqp_str(p->cfg.amqp_exchange),
+        ds__amqp_str(p->cfg.amqp_routing_key), 1 /* mandatory */,
+        0 /* immediate */, &props, body);
 }
 
 /* Lock held. Publishes the records in order, as inflight; unlocks around
@@ -213,8 +212,7 @@ static void on_confirm(ds_producer *p, uint64_t tag, bool multiple, bool ack)
             if (ack && r->returned) {
                 p->stats.unroutable++;
                 p->unroutable_since_flush++; /* ds_flush reports it */
-            }
-            else if (ack)
+            } else if (ack)
                 p->stats.confirmed++;
         } else if (ack) {
             if (r->returned)
@@ -250,8 +248,8 @@ static int on_return(ds_producer *p)
     int rc;
 
     pthread_mutex_unlock(&p->lock);
-    rc = ds__amqp_read_return(p->amqp.conn, DS_AMQP_CHANNEL, id, sizeof id,
-                              err, sizeof err);
+    rc = ds__amqp_read_return(p->amqp.conn, DS_AMQP_CHANNEL, id, sizeof id, err,
+                              sizeof err);
     pthread_mutex_lock(&p->lock);
     if (rc < 0)
         return -1;
@@ -381,8 +379,8 @@ static size_t read_spool_chunk(ds_producer *p, ds_record **recs, size_t max)
             !payload)
             break;
         if (skipped)
-            DS_LOG(&p->log, DS_LOG_ERROR,
-                   "spool: skipped %d corrupt records", skipped);
+            DS_LOG(&p->log, DS_LOG_ERROR, "spool: skipped %d corrupt records",
+                   skipped);
         if (ds__event_parse(&ev, payload, len, err, sizeof err) < 0) {
             DS_LOG(&p->log, DS_LOG_ERROR,
                    "spool: dropping an invalid record: %s", err);
@@ -518,10 +516,9 @@ static void connect_broker(ds_producer *p)
     rc = ds__amqp_connect(&p->amqp, p->cfg.amqp_url, p->cfg.amqp_heartbeat,
                           p->cfg.producer_confirm_timeout_ms, err, sizeof err);
     if (rc == 0) {
-        amqp_exchange_declare(p->amqp.conn, DS_AMQP_CHANNEL,
-                              ds__amqp_str(p->cfg.amqp_exchange),
-                              amqp_cstring_bytes("topic"), 0, 1, 0, 0,
-                              amqp_empty_table);
+        amqp_exchange_declare(
+            p->amqp.conn, DS_AMQP_CHANNEL, ds__amqp_str(p->cfg.amqp_exchange),
+            amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
         rc = ds__amqp_reply_error(amqp_get_rpc_reply(p->amqp.conn),
                                   "exchange.declare", err, sizeof err);
     }

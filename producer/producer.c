@@ -187,8 +187,8 @@ static int start_io(ds_producer *p)
 {
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->wake_fd < 0)
-        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_EIO,
-                          "eventfd: %s", strerror(errno));
+        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_EIO, "eventfd: %s",
+                          strerror(errno));
     if (pthread_create(&p->io_thread, NULL, ds__io_main, p) != 0) {
         close(p->wake_fd);
         p->wake_fd = -1;
@@ -490,9 +490,8 @@ int ds_emit(ds_producer *p, ds_op op, const char *table, const char *key_json,
         goto out;
     }
     memcpy(ev.origin, p->cfg.node_id, sizeof ev.origin);
-    ev.hlc = ds__hlc_next(
-        &p->hlc,
-        ds__clockfile_read(__atomic_load_n(&p->clock, __ATOMIC_ACQUIRE)));
+    ev.hlc = ds__hlc_next(&p->hlc, ds__clockfile_read(__atomic_load_n(
+                                       &p->clock, __ATOMIC_ACQUIRE)));
     ds__rfc3339_ms(ds__now_ms(), ev.ts);
     rc = new_record(p, &ev, &r);
 out:
@@ -527,8 +526,8 @@ int ds_flush(ds_producer *p, int timeout_ms)
 
     if (rc < 0)
         return rc;
-    deadline = deadline_after(timeout_ms < 0 ? p->cfg.producer_confirm_timeout_ms
-                                             : timeout_ms);
+    deadline = deadline_after(
+        timeout_ms < 0 ? p->cfg.producer_confirm_timeout_ms : timeout_ms);
     pthread_mutex_lock(&p->lock);
     while (p->outstanding > 0) {
         uint64_t now = ds__mono_ms();

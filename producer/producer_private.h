@@ -34,13 +34,13 @@ typedef struct ds_record {
     char origin[65];
     char *body; /* the event's JSON, owned */
     size_t len;
-    uint64_t seq;         /* delivery tag once published */
-    uint64_t queued_ms;   /* when ds_emit queued it */
-    uint64_t sent_ms;     /* when it was published */
-    uint64_t spool_end;   /* drained from the spool: its end offset there */
-    int nacks;            /* times the broker refused it */
-    bool from_spool;      /* a spool record being drained, no caller waits */
-    bool returned;        /* basic.return seen: no queue was bound */
+    uint64_t seq;       /* delivery tag once published */
+    uint64_t queued_ms; /* when ds_emit queued it */
+    uint64_t sent_ms;   /* when it was published */
+    uint64_t spool_end; /* drained from the spool: its end offset there */
+    int nacks;          /* times the broker refused it */
+    bool from_spool;    /* a spool record being drained, no caller waits */
+    bool returned;      /* basic.return seen: no queue was bound */
     bool waited; /* a sync caller waits and frees it; else the I/O thread */
     ds_rec_state state;
     int result; /* when DONE: 0, DS_EUNROUTABLE, DS_ESPOOL */
@@ -63,7 +63,7 @@ struct ds_producer {
     uint64_t next_clock_try_ms;
     pid_t pid; /* a forked child must not touch its parent's connection */
 
-    pthread_mutex_t lock; /* guards everything below */
+    pthread_mutex_t lock;   /* guards everything below */
     pthread_cond_t changed; /* a record finished, or space freed */
     pthread_cond_t work;    /* for the I/O thread: records or stop */
     ds_rec_list pending;
@@ -71,8 +71,8 @@ struct ds_producer {
     size_t outstanding; /* records emitted but not DONE */
     bool stopping;
     bool broker_down; /* the last attempt to reach it failed: spool at once */
-    bool blocked; /* connection.blocked: the broker wants no publishes */
-    int wake_fd;  /* eventfd: wakes the I/O thread out of its socket poll */
+    bool blocked;     /* connection.blocked: the broker wants no publishes */
+    int wake_fd;      /* eventfd: wakes the I/O thread out of its socket poll */
     bool io_polling;
     uint64_t io_busy_since; /* ms when the I/O thread entered a socket write */
     int sock_fd;            /* the connection's socket, for the watchdog */

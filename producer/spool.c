@@ -57,8 +57,8 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
 {
     size_t done = 0;
     while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done,
-                          (off_t)(off + done));
+        ssize_t n =
+            pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -177,8 +177,7 @@ static bool tail_is_whole(ds_spool *s, uint64_t head, uint64_t size)
         size - head < (uint64_t)get32(trl) + REC_HEADER + REC_TRAILER)
         return false;
     start = size - REC_TRAILER - get32(trl) - REC_HEADER;
-    return record_at(s->log_fd, start, size, NULL) ==
-           size - start;
+    return record_at(s->log_fd, start, size, NULL) == size - start;
 }
 
 /* With the exclusive file lock held: cuts a torn tail left by a writer that
@@ -205,8 +204,7 @@ static int recover_locked(ds_spool *s, char *err, size_t errlen)
         }
     }
     if (ftruncate(s->log_fd, (off_t)end) < 0 || fdatasync(s->log_fd) < 0)
-        return spool_errno(err, errlen, "cannot truncate torn tail in",
-                           s->dir);
+        return spool_errno(err, errlen, "cannot truncate torn tail in", s->dir);
     return 0;
 }
 
@@ -453,7 +451,8 @@ int ds__spool_commit(ds_spool *s, uint64_t offset, char *err, size_t errlen)
         /* Head first, then truncate: a crash between the two replays old
          * records (harmless) instead of pointing the head into new ones. */
         rc = write_head(s, 0, err, errlen);
-        if (rc == 0 && (ftruncate(s->log_fd, 0) < 0 || fdatasync(s->log_fd) < 0))
+        if (rc == 0 &&
+            (ftruncate(s->log_fd, 0) < 0 || fdatasync(s->log_fd) < 0))
             rc = spool_errno(err, errlen, "cannot empty", s->dir);
         if (rc == 0)
             s->cursor = s->known_size = 0;

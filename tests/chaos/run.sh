@@ -15,7 +15,7 @@
 # (nodes chaos-a/b/c, exchange "chaos"), one of them (chosen by the seed)
 # connected to RabbitMQ through chaos_proxy, and two chaos_producer
 # processes (origins chaos-a and chaos-b, each writing its own database
-# first, see tests/tools/chaos_producer.c). The fault loop takes the fault
+# first, see tests/chaos/chaos_producer.c). The fault loop takes the fault
 # kinds in a seeded random order, each once per round:
 #   consumer_kill   kill -9 of a consumer, restarted 0.2-3 s later
 #   producer_kill   kill -9 of a producer, restarted 0.2-2 s later with the
@@ -32,7 +32,7 @@
 # Then faults stop, everything is brought up, the producers stop (each
 # empties its outbox and waits for its spool to drain), the queues drain
 # (no message ready or unacked, datasync_versions unchanged for a second),
-# the consumers stop, and tests/tools/chaos_check prints the summary.
+# the consumers stop, and tests/chaos/chaos_check prints the summary.
 #
 # Services: with DS_TEST_RUNDIR set (tests/run.sh), the running private
 # services of tests/lib/services.sh are used and left running; without it,

@@ -82,7 +82,7 @@ int main(int argc, char **argv)
     return bad;
 }
 EOF
-cc -std=c11 -Wall -Werror -I"$root/producer" -o "$work/load" "$work/load.c" -L"$build" -ldatasync \
+cc -std=c11 -Wall -Werror -I"$root/include" -o "$work/load" "$work/load.c" -L"$build" -ldatasync \
     -Wl,-rpath,"$build" || fail "cannot build the configuration loader against $build"
 shopt -s nullglob
 node_confs=("$root"/examples/compose/node-*.conf)

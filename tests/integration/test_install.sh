@@ -22,9 +22,9 @@ prefix=$work/prefix
 header_version() {
     sed -n "s/^#define DS_VERSION_$1 \([0-9]*\)$/\1/p" "$2"
 }
-major=$(header_version MAJOR "$root/producer/datasync.h")
-version=$major.$(header_version MINOR "$root/producer/datasync.h").$(header_version PATCH "$root/producer/datasync.h")
-[[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "cannot read DS_VERSION_* from producer/datasync.h ($version)"
+major=$(header_version MAJOR "$root/include/datasync.h")
+version=$major.$(header_version MINOR "$root/include/datasync.h").$(header_version PATCH "$root/include/datasync.h")
+[[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "cannot read DS_VERSION_* from include/datasync.h ($version)"
 unit=datasync-consumer@.service
 
 # make TARGET with the test's build dir; output kept, shown on failure.
@@ -76,7 +76,7 @@ soname=$(readelf -d "$lib/libdatasync.so.$version" | sed -n 's/.*(SONAME).*\[\(.
 [[ "$soname" == "libdatasync.so.$major" ]] || fail "soname is '$soname', expected libdatasync.so.$major"
 archive_syms=$(nm --defined-only "$lib/libdatasync.a" 2>/dev/null)
 grep -q ' T ds_emit$' <<<"$archive_syms" || fail "lib/libdatasync.a does not define ds_emit"
-cmp -s "$root/producer/datasync.h" "$prefix/include/datasync.h" || fail "include/datasync.h differs from producer/datasync.h"
+cmp -s "$root/include/datasync.h" "$prefix/include/datasync.h" || fail "installed datasync.h differs from include/datasync.h"
 cmp -s "$root/datasync.conf.example" "$prefix/etc/datasync/datasync.conf.example" ||
     fail "etc/datasync/datasync.conf.example differs from datasync.conf.example"
 for page in "$root"/docs/*.[1-8]; do
@@ -111,10 +111,20 @@ unversioned=$(awk -v node="DATASYNC_$major" '!($2 == "A" && $3 == node) && $3 !~
 [[ -z "$unversioned" ]] || fail "exports not versioned DATASYNC_$major:"$'\n'"$unversioned"
 step "exports: the $(echo "$exported" | wc -l) ds_* functions of datasync.h, version DATASYNC_$major: ok"
 
+# The library is what a host process loads: the producer talks to RabbitMQ,
+# never to MySQL, so the MySQL client must not come with it.
+needed=$(readelf -d "$lib/libdatasync.so.$version" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | LC_ALL=C sort | tr '\n' ' ')
+[[ -n "$needed" ]] || fail "readelf shows no NEEDED entries for libdatasync"
+[[ "$needed" != *mariadb* && "$needed" != *mysql* ]] || fail "libdatasync needs the MySQL client: $needed"
+step "libdatasync needs only: $needed"
+
 # ------------------------------------------------- a host program, pkg-config
 export PKG_CONFIG_PATH=$lib/pkgconfig
 pc_version=$(pkg-config --modversion datasync) || fail "pkg-config does not find datasync in $PKG_CONFIG_PATH"
 [[ "$pc_version" == "$version" ]] || fail "pkg-config --modversion datasync: $pc_version, expected $version"
+cflags=$(pkg-config --cflags datasync | sed "s/ *$//")
+[[ "$cflags" == "-I$prefix/include" ]] ||
+    fail "pkg-config --cflags datasync gives '$cflags': datasync.h needs only -I$prefix/include"
 flags=$(pkg-config --cflags --libs datasync)
 [[ "$flags" == *"-I$prefix/include"* && "$flags" == *"-L$lib"* ]] ||
     fail "pkg-config --cflags --libs datasync gives '$flags': not the prefix $prefix (was the .pc made for another PREFIX?)"

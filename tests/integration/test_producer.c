@@ -58,8 +58,8 @@ static struct fixture *fixture_new(const char *mode, int confirm_timeout_ms)
     assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
     assert_int_equal(ds_options_set(o, "producer.mode", mode), 0);
     assert_int_equal(ds_options_set(o, "producer.spool_dir", f->spool_dir), 0);
-    assert_int_equal(
-        ds_options_set(o, "producer.confirm_timeout_ms", timeout), 0);
+    assert_int_equal(ds_options_set(o, "producer.confirm_timeout_ms", timeout),
+                     0);
     assert_int_equal(ds_producer_new(&f->p, o), 0);
     ds_producer_set_log(f->p, log_to_stderr, NULL);
     ds_options_free(o);
@@ -130,7 +130,8 @@ static void emitted_change_arrives_with_every_contract_field(void **state)
     itest_amqp_check(amqp_read_message(f->conn, ITEST_AMQP_CHANNEL, &msg, 0),
                      "read message");
 
-    int rc = ds__event_parse(&ev, msg.body.bytes, msg.body.len, err, sizeof err);
+    int rc =
+        ds__event_parse(&ev, msg.body.bytes, msg.body.len, err, sizeof err);
     if (rc != 0)
         fail_msg("body does not validate: %s: %.*s", err, (int)msg.body.len,
                  (char *)msg.body.bytes);
@@ -182,8 +183,8 @@ static void expect_in_order(struct fixture *f, int count, int timeout_ms)
         ds_event ev;
         if (!body)
             fail_msg("message %d of %d never arrived", i + 1, count);
-        assert_int_equal(ds__event_parse(&ev, body, strlen(body), err, sizeof err),
-                         0);
+        assert_int_equal(
+            ds__event_parse(&ev, body, strlen(body), err, sizeof err), 0);
         if (ev.hlc <= last_hlc)
             fail_msg("message %d out of order: hlc %llu after %llu", i + 1,
                      (unsigned long long)ev.hlc, (unsigned long long)last_hlc);
@@ -316,8 +317,8 @@ static void nacked_changes_are_retried_or_spooled_never_lost(void **state)
                        0, 0, table);
     itest_amqp_check(amqp_get_rpc_reply(f->conn), "queue.declare small");
     amqp_queue_bind(f->conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(q),
-                    amqp_cstring_bytes(EXCHANGE), amqp_cstring_bytes(ROUTING_KEY),
-                    amqp_empty_table);
+                    amqp_cstring_bytes(EXCHANGE),
+                    amqp_cstring_bytes(ROUTING_KEY), amqp_empty_table);
     itest_amqp_check(amqp_get_rpc_reply(f->conn), "queue.bind small");
 
     for (int i = 0; i < N; i++)
@@ -340,8 +341,8 @@ static void nacked_changes_are_retried_or_spooled_never_lost(void **state)
             continue;
         ds_event ev;
         char err[256];
-        assert_int_equal(ds__event_parse(&ev, body, strlen(body), err, sizeof err),
-                         0);
+        assert_int_equal(
+            ds__event_parse(&ev, body, strlen(body), err, sizeof err), 0);
         bool dup = false;
         for (int i = 0; i < distinct; i++)
             dup = dup || strcmp(seen[i], ev.id) == 0;
@@ -398,8 +399,8 @@ static void run_threads(const char *mode)
         ds_event ev;
         if (!body)
             fail_msg("only %d of %d changes arrived", i, TOTAL);
-        assert_int_equal(ds__event_parse(&ev, body, strlen(body), err, sizeof err),
-                         0);
+        assert_int_equal(
+            ds__event_parse(&ev, body, strlen(body), err, sizeof err), 0);
         ids[i] = strdup(ev.id);
         ds__event_clear(&ev);
         free(body);
@@ -444,11 +445,13 @@ static void bad_input_is_refused_and_publishes_nothing(void **state)
         {DS_OP_CREATE, NULL, "{\"id\":1}", "{\"a\":1}", DS_EINVAL, "table"},
         {DS_OP_CREATE, "users", "[1]", "{\"a\":1}", DS_ESCHEMA, "key"},
         {DS_OP_CREATE, "users", "{}", "{\"a\":1}", DS_ESCHEMA, "key"},
-        {DS_OP_CREATE, "users", "{\"id\":null}", "{\"a\":1}", DS_ESCHEMA, "key"},
+        {DS_OP_CREATE, "users", "{\"id\":null}", "{\"a\":1}", DS_ESCHEMA,
+         "key"},
         {DS_OP_CREATE, "users", "{\"id\":1", "{\"a\":1}", DS_EJSON, "key"},
         {DS_OP_DELETE, "users", "{\"id\":1}", "{\"a\":1}", DS_ESCHEMA, "data"},
         {DS_OP_CREATE, "users", "{\"id\":1}", NULL, DS_ESCHEMA, "data"},
-        {DS_OP_UPDATE, "users", "{\"id\":1}", "{\"a\":[1]}", DS_ESCHEMA, "data"},
+        {DS_OP_UPDATE, "users", "{\"id\":1}", "{\"a\":[1]}", DS_ESCHEMA,
+         "data"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = ds_emit(f->p, cases[i].op, cases[i].table, cases[i].key,
@@ -488,7 +491,8 @@ static void emit_event_keeps_id_and_version(void **state)
     assert_int_equal(ds_emit_event(f->p, event), 0);
     char *body = itest_queue_get(f->conn, f->queue, 5000);
     assert_non_null(body);
-    assert_int_equal(ds__event_parse(&ev, body, strlen(body), err, sizeof err), 0);
+    assert_int_equal(ds__event_parse(&ev, body, strlen(body), err, sizeof err),
+                     0);
     assert_string_equal(ev.id, "0190a5f0-1c2d-7e3f-8a4b-5c6d7e8f9a0b");
     assert_string_equal(ev.origin, "node-b");
     assert_int_equal(ev.hlc, 123456789);
@@ -596,7 +600,8 @@ static void blackholed_broker_never_blocks(void **state)
     assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
     assert_int_equal(ds_options_set(o, "producer.mode", "async"), 0);
     assert_int_equal(ds_options_set(o, "producer.spool_dir", async_spool), 0);
-    assert_int_equal(ds_options_set(o, "producer.confirm_timeout_ms", "1000"), 0);
+    assert_int_equal(ds_options_set(o, "producer.confirm_timeout_ms", "1000"),
+                     0);
     assert_int_equal(ds_producer_new(&ap, o), 0);
     ds_producer_set_log(ap, log_to_stderr, NULL);
     ds_options_free(o);
@@ -647,20 +652,27 @@ int main(void)
     if (getenv("DS_TEST_FILTER"))
         cmocka_set_test_filter(getenv("DS_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(emitted_change_arrives_with_every_contract_field, teardown),
+        cmocka_unit_test_teardown(
+            emitted_change_arrives_with_every_contract_field, teardown),
         cmocka_unit_test_teardown(emit_event_keeps_id_and_version, teardown),
-        cmocka_unit_test_teardown(bad_input_is_refused_and_publishes_nothing, teardown),
+        cmocka_unit_test_teardown(bad_input_is_refused_and_publishes_nothing,
+                                  teardown),
         cmocka_unit_test_teardown(unroutable_is_reported_not_dropped, teardown),
-        cmocka_unit_test_teardown(eight_threads_sync_each_change_once, teardown),
-        cmocka_unit_test_teardown(eight_threads_async_each_change_once, teardown),
+        cmocka_unit_test_teardown(eight_threads_sync_each_change_once,
+                                  teardown),
+        cmocka_unit_test_teardown(eight_threads_async_each_change_once,
+                                  teardown),
         cmocka_unit_test_teardown(forked_child_reconnects, teardown),
-        cmocka_unit_test_teardown(nacked_changes_are_retried_or_spooled_never_lost, teardown),
+        cmocka_unit_test_teardown(
+            nacked_changes_are_retried_or_spooled_never_lost, teardown),
         cmocka_unit_test_teardown(blocked_broker_spools_within_the_timeout,
                                   teardown),
         cmocka_unit_test_teardown(blackholed_broker_never_blocks,
                                   resume_broker),
-        cmocka_unit_test_teardown(broker_down_spools_then_drains_in_order, teardown),
-        cmocka_unit_test_teardown(async_emits_spool_while_down_and_drain_after, teardown),
+        cmocka_unit_test_teardown(broker_down_spools_then_drains_in_order,
+                                  teardown),
+        cmocka_unit_test_teardown(async_emits_spool_while_down_and_drain_after,
+                                  teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

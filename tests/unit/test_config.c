@@ -169,7 +169,7 @@ static const char *example_path(void)
     return NULL;
 }
 
-/* Every key, in the order of ARCHITECTURE.md. */
+/* Every key, in the order of datasync.conf.example. */
 static const char *const all_keys[] = {
     "node.id",
     "node.clock_file",

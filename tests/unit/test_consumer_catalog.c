@@ -14,12 +14,12 @@
 
 /* users(id INT, region VARCHAR) PRIMARY KEY (region, id), name, avatar,
  * total DECIMAL, gen (generated). */
-static ds_column cols[6];
+static dsc_column cols[6];
 static int pk[] = {1, 0};
 static int by_name[] = {3, 5, 0, 2, 1, 4}; /* avatar gen id name region total */
-static ds_table users;
+static dsc_table users;
 
-static void col(int i, const char *name, ds_col_kind kind, int pk_index,
+static void col(int i, const char *name, dsc_col_kind kind, int pk_index,
                 bool generated)
 {
     char q[80];
@@ -73,7 +73,7 @@ static int check(const char *key, const char *data, char *pkout, char *err,
     ev.data = data ? json_tokener_parse(data) : NULL;
     assert_non_null(ev.key);
     size_t len = 0;
-    int rc = ds_catalog_check(&users, &ev, pkout, &len, err, errlen);
+    int rc = dsc_catalog_check(&users, &ev, pkout, &len, err, errlen);
     if (rc == 0)
         pkout[len] = '\0';
     json_object_put(ev.key);
@@ -84,13 +84,13 @@ static int check(const char *key, const char *data, char *pkout, char *err,
 static void column_lookup_is_exact(void **state)
 {
     (void)state;
-    assert_int_equal(ds_table_column(&users, "id"), 0);
-    assert_int_equal(ds_table_column(&users, "total"), 4);
-    assert_int_equal(ds_table_column(&users, "avatar"), 3);
-    assert_int_equal(ds_table_column(&users, "ID"), -1);
-    assert_int_equal(ds_table_column(&users, "id "), -1);
-    assert_int_equal(ds_table_column(&users, "n\xd0\xb0me"), -1);
-    assert_int_equal(ds_table_column(&users, ""), -1);
+    assert_int_equal(dsc_table_column(&users, "id"), 0);
+    assert_int_equal(dsc_table_column(&users, "total"), 4);
+    assert_int_equal(dsc_table_column(&users, "avatar"), 3);
+    assert_int_equal(dsc_table_column(&users, "ID"), -1);
+    assert_int_equal(dsc_table_column(&users, "id "), -1);
+    assert_int_equal(dsc_table_column(&users, "n\xd0\xb0me"), -1);
+    assert_int_equal(dsc_table_column(&users, ""), -1);
 }
 
 static void canonical_key_in_primary_key_order(void **state)
@@ -188,17 +188,17 @@ static void safe_names(void **state)
 {
     (void)state;
     char out[300];
-    ds_catalog_safe_name("plain_name", out, sizeof out);
+    dsc_catalog_safe_name("plain_name", out, sizeof out);
     assert_string_equal(out, "plain_name");
-    ds_catalog_safe_name("a'b\\c\n\xd1\x95", out, sizeof out);
+    dsc_catalog_safe_name("a'b\\c\n\xd1\x95", out, sizeof out);
     assert_string_equal(out, "a\\x27b\\x5cc\\x0a\\xd1\\x95");
     char longname[200];
     memset(longname, 'x', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    ds_catalog_safe_name(longname, out, sizeof out);
+    dsc_catalog_safe_name(longname, out, sizeof out);
     assert_int_equal(strlen(out), 67);
     assert_string_equal(out + 64, "...");
-    ds_catalog_safe_name(longname, out, 10);
+    dsc_catalog_safe_name(longname, out, 10);
     assert_true(strlen(out) < 10);
 }
 

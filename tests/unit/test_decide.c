@@ -13,61 +13,63 @@
 
 #include "../../consumer/decide.h"
 
-static ds_row_version ver(uint64_t hlc, const char *origin)
+static dsc_row_version ver(uint64_t hlc, const char *origin)
 {
-    ds_row_version v = {hlc, origin};
+    dsc_row_version v = {hlc, origin};
     return v;
 }
 
 static void compare_by_hlc_then_origin(void **state)
 {
     (void)state;
-    ds_row_version a = ver(5, "node-b"), b = ver(6, "node-a");
-    assert_true(ds_row_version_cmp(&a, &b) < 0);
-    assert_true(ds_row_version_cmp(&b, &a) > 0);
-    ds_row_version c = ver(6, "node-b");
-    assert_true(ds_row_version_cmp(&b, &c) <
+    dsc_row_version a = ver(5, "node-b"), b = ver(6, "node-a");
+    assert_true(dsc_row_version_cmp(&a, &b) < 0);
+    assert_true(dsc_row_version_cmp(&b, &a) > 0);
+    dsc_row_version c = ver(6, "node-b");
+    assert_true(dsc_row_version_cmp(&b, &c) <
                 0); /* tie on hlc: origin decides */
-    ds_row_version d = ver(6, "node-a");
-    assert_int_equal(ds_row_version_cmp(&b, &d), 0);
+    dsc_row_version d = ver(6, "node-a");
+    assert_int_equal(dsc_row_version_cmp(&b, &d), 0);
     /* Bytewise: "Z" < "a", "node-10" < "node-9". */
-    ds_row_version e = ver(1, "Z"), f = ver(1, "a");
-    assert_true(ds_row_version_cmp(&e, &f) < 0);
-    ds_row_version g = ver(1, "node-10"), h = ver(1, "node-9");
-    assert_true(ds_row_version_cmp(&g, &h) < 0);
+    dsc_row_version e = ver(1, "Z"), f = ver(1, "a");
+    assert_true(dsc_row_version_cmp(&e, &f) < 0);
+    dsc_row_version g = ver(1, "node-10"), h = ver(1, "node-9");
+    assert_true(dsc_row_version_cmp(&g, &h) < 0);
     /* hlc is unsigned: the top bit is not a sign. */
-    ds_row_version big = ver(UINT64_C(1) << 63, "a"), small = ver(1, "z");
-    assert_true(ds_row_version_cmp(&big, &small) > 0);
+    dsc_row_version big = ver(UINT64_C(1) << 63, "a"), small = ver(1, "z");
+    assert_true(dsc_row_version_cmp(&big, &small) > 0);
 }
 
 static void remote_change(void **state)
 {
     (void)state;
-    ds_row_version in = ver(10, "node-b");
+    dsc_row_version in = ver(10, "node-b");
     /* No stored version: apply. */
-    assert_int_equal(ds_decide(NULL, &in, false, false), DS_DECIDE_APPLY);
+    assert_int_equal(dsc_decide(NULL, &in, false, false), DS_DECIDE_APPLY);
     /* Newer than stored: apply, whoever stored it. */
-    ds_row_version older = ver(9, "node-z");
-    assert_int_equal(ds_decide(&older, &in, false, false), DS_DECIDE_APPLY);
-    assert_int_equal(ds_decide(&older, &in, false, true), DS_DECIDE_APPLY);
+    dsc_row_version older = ver(9, "node-z");
+    assert_int_equal(dsc_decide(&older, &in, false, false), DS_DECIDE_APPLY);
+    assert_int_equal(dsc_decide(&older, &in, false, true), DS_DECIDE_APPLY);
     /* Equal (a duplicate): superseded. */
-    ds_row_version same = ver(10, "node-b");
-    assert_int_equal(ds_decide(&same, &in, false, false), DS_DECIDE_SUPERSEDED);
-    /* Older (a late delivery): superseded. */
-    ds_row_version newer = ver(11, "node-a");
-    assert_int_equal(ds_decide(&newer, &in, false, false),
+    dsc_row_version same = ver(10, "node-b");
+    assert_int_equal(dsc_decide(&same, &in, false, false),
                      DS_DECIDE_SUPERSEDED);
-    assert_int_equal(ds_decide(&newer, &in, false, true), DS_DECIDE_SUPERSEDED);
+    /* Older (a late delivery): superseded. */
+    dsc_row_version newer = ver(11, "node-a");
+    assert_int_equal(dsc_decide(&newer, &in, false, false),
+                     DS_DECIDE_SUPERSEDED);
+    assert_int_equal(dsc_decide(&newer, &in, false, true),
+                     DS_DECIDE_SUPERSEDED);
 }
 
 static void ties_on_hlc(void **state)
 {
     (void)state;
-    ds_row_version stored = ver(10, "node-b");
-    ds_row_version lower = ver(10, "node-a"), higher = ver(10, "node-c");
-    assert_int_equal(ds_decide(&stored, &lower, false, false),
+    dsc_row_version stored = ver(10, "node-b");
+    dsc_row_version lower = ver(10, "node-a"), higher = ver(10, "node-c");
+    assert_int_equal(dsc_decide(&stored, &lower, false, false),
                      DS_DECIDE_SUPERSEDED);
-    assert_int_equal(ds_decide(&stored, &higher, false, false),
+    assert_int_equal(dsc_decide(&stored, &higher, false, false),
                      DS_DECIDE_APPLY);
 }
 
@@ -75,20 +77,21 @@ static void ties_on_hlc(void **state)
 static void own_change_nothing_stored(void **state)
 {
     (void)state;
-    ds_row_version in = ver(10, "node-a");
-    assert_int_equal(ds_decide(NULL, &in, true, false), DS_DECIDE_RECORD_ONLY);
+    dsc_row_version in = ver(10, "node-a");
+    assert_int_equal(dsc_decide(NULL, &in, true, false), DS_DECIDE_RECORD_ONLY);
 }
 
 /* Own-origin case 2: an older own version only recorded: record. */
 static void own_change_over_own(void **state)
 {
     (void)state;
-    ds_row_version stored = ver(9, "node-a"), in = ver(10, "node-a");
-    assert_int_equal(ds_decide(&stored, &in, true, true),
+    dsc_row_version stored = ver(9, "node-a"), in = ver(10, "node-a");
+    assert_int_equal(dsc_decide(&stored, &in, true, true),
                      DS_DECIDE_RECORD_ONLY);
     /* A duplicate or late own change: superseded. */
-    assert_int_equal(ds_decide(&in, &stored, true, true), DS_DECIDE_SUPERSEDED);
-    assert_int_equal(ds_decide(&in, &in, true, true), DS_DECIDE_SUPERSEDED);
+    assert_int_equal(dsc_decide(&in, &stored, true, true),
+                     DS_DECIDE_SUPERSEDED);
+    assert_int_equal(dsc_decide(&in, &in, true, true), DS_DECIDE_SUPERSEDED);
 }
 
 /* Own-origin case 3: another server's lower version is stored: it was
@@ -97,12 +100,12 @@ static void own_change_over_own(void **state)
 static void own_change_over_remote(void **state)
 {
     (void)state;
-    ds_row_version stored = ver(9, "node-b"), in = ver(10, "node-a");
-    assert_int_equal(ds_decide(&stored, &in, true, false), DS_DECIDE_APPLY);
-    ds_row_version tie_lower = ver(10, "node-0");
-    assert_int_equal(ds_decide(&tie_lower, &in, true, false), DS_DECIDE_APPLY);
-    ds_row_version higher = ver(11, "node-b");
-    assert_int_equal(ds_decide(&higher, &in, true, false),
+    dsc_row_version stored = ver(9, "node-b"), in = ver(10, "node-a");
+    assert_int_equal(dsc_decide(&stored, &in, true, false), DS_DECIDE_APPLY);
+    dsc_row_version tie_lower = ver(10, "node-0");
+    assert_int_equal(dsc_decide(&tie_lower, &in, true, false), DS_DECIDE_APPLY);
+    dsc_row_version higher = ver(11, "node-b");
+    assert_int_equal(dsc_decide(&higher, &in, true, false),
                      DS_DECIDE_SUPERSEDED);
 }
 
@@ -111,16 +114,17 @@ static void own_change_over_remote(void **state)
 static void own_change_after_repair(void **state)
 {
     (void)state;
-    ds_row_version repaired = ver(10, "node-a"), in = ver(11, "node-a");
-    assert_int_equal(ds_decide(&repaired, &in, true, false), DS_DECIDE_APPLY);
+    dsc_row_version repaired = ver(10, "node-a"), in = ver(11, "node-a");
+    assert_int_equal(dsc_decide(&repaired, &in, true, false), DS_DECIDE_APPLY);
 }
 
 static void decision_names(void **state)
 {
     (void)state;
-    assert_string_equal(ds_decision_name(DS_DECIDE_APPLY), "apply");
-    assert_string_equal(ds_decision_name(DS_DECIDE_SUPERSEDED), "superseded");
-    assert_string_equal(ds_decision_name(DS_DECIDE_RECORD_ONLY), "record-only");
+    assert_string_equal(dsc_decision_name(DS_DECIDE_APPLY), "apply");
+    assert_string_equal(dsc_decision_name(DS_DECIDE_SUPERSEDED), "superseded");
+    assert_string_equal(dsc_decision_name(DS_DECIDE_RECORD_ONLY),
+                        "record-only");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -173,14 +177,14 @@ static int rnd_below(int n)
 
 static void deliver(node *nd, int self, const write *w)
 {
-    ds_row_version in = ver(w->hlc, node_names[w->origin]);
-    ds_row_version st;
+    dsc_row_version in = ver(w->hlc, node_names[w->origin]);
+    dsc_row_version st;
     bool has = nd->has_ver[w->key];
     if (has)
         st = ver(nd->ver_hlc[w->key], node_names[nd->ver_origin[w->key]]);
-    ds_decision d = ds_decide(has ? &st : NULL, &in, w->origin == self,
-                              has && nd->ver_origin[w->key] == self &&
-                                  nd->ver_app_write[w->key]);
+    dsc_decision d = dsc_decide(has ? &st : NULL, &in, w->origin == self,
+                                has && nd->ver_origin[w->key] == self &&
+                                    nd->ver_app_write[w->key]);
     if (d == DS_DECIDE_SUPERSEDED)
         return;
     if (d == DS_DECIDE_APPLY) {
@@ -265,10 +269,11 @@ static int run_one_interleaving(void)
                 best = w;
                 continue;
             }
-            ds_row_version a = ver(writes[w].hlc, node_names[writes[w].origin]);
-            ds_row_version b =
+            dsc_row_version a =
+                ver(writes[w].hlc, node_names[writes[w].origin]);
+            dsc_row_version b =
                 ver(writes[best].hlc, node_names[writes[best].origin]);
-            if (ds_row_version_cmp(&a, &b) > 0)
+            if (dsc_row_version_cmp(&a, &b) > 0)
                 best = w;
         }
         for (int n = 0; n < NODES; n++) {

@@ -97,7 +97,8 @@ static void hlc_unique_across_threads(void **state)
     ds__hlc_init(&c);
     for (int i = 0; i < THREADS; i++) {
         w[i].clock = &c;
-        assert_int_equal(pthread_create(&th[i], NULL, hlc_worker_run, &w[i]), 0);
+        assert_int_equal(pthread_create(&th[i], NULL, hlc_worker_run, &w[i]),
+                         0);
     }
     for (int i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);

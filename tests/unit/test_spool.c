@@ -110,8 +110,8 @@ static void append_read_commit_in_order(void **state)
         assert_memory_equal(payload, text, strlen(text));
         free(payload);
     }
-    assert_int_equal(
-        ds__spool_commit(s, ds__spool_cursor(s), err, sizeof err), 0);
+    assert_int_equal(ds__spool_commit(s, ds__spool_cursor(s), err, sizeof err),
+                     0);
     ds__spool_drain_end(s);
     ds__spool_close(s);
 
@@ -125,8 +125,8 @@ static void append_read_commit_in_order(void **state)
             ds__spool_read(s, &payload, &len, &skipped, err, sizeof err), 0);
         free(payload);
     } while (payload);
-    assert_int_equal(
-        ds__spool_commit(s, ds__spool_cursor(s), err, sizeof err), 0);
+    assert_int_equal(ds__spool_commit(s, ds__spool_cursor(s), err, sizeof err),
+                     0);
     ds__spool_drain_end(s);
     assert_int_equal(log_size(), 0);
     ds__spool_backlog(s, &backlog);

@@ -111,12 +111,12 @@ typedef void (*ds_log_fn)(void *userdata, ds_log_level level,
 
 /* Counters since ds_producer_new(). */
 typedef struct ds_producer_stats {
-    uint64_t emitted;     /* changes accepted by ds_emit/ds_emit_event */
-    uint64_t confirmed;   /* confirmed by the broker (spool drains included) */
-    uint64_t spooled;     /* written to the local spool */
-    uint64_t unroutable;  /* returned by the broker: no queue bound */
-    uint64_t nacked;      /* nacked by the broker (then retried or spooled) */
-    uint64_t reconnects;  /* successful connections after the first */
+    uint64_t emitted;    /* changes accepted by ds_emit/ds_emit_event */
+    uint64_t confirmed;  /* confirmed by the broker (spool drains included) */
+    uint64_t spooled;    /* written to the local spool */
+    uint64_t unroutable; /* returned by the broker: no queue bound */
+    uint64_t nacked;     /* nacked by the broker (then retried or spooled) */
+    uint64_t reconnects; /* successful connections after the first */
 } ds_producer_stats;
 
 /*

@@ -12,7 +12,7 @@
 #include <json-c/json.h>
 #include <mysql.h>
 
-#include "../chaos/chaos.h"
+#include "chaos.h"
 #include "amqp_util.h"
 
 /*

@@ -14,7 +14,7 @@
 
 #include <mysql.h>
 
-#include "../chaos/chaos.h"
+#include "chaos.h"
 #include "datasync.h"
 #include "ids.h"
 

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../chaos/chaos.h"
+#include "chaos.h"
 
 /*
  *   chaos_proxy --target-port P [--listen-port L] [--port-file F]
