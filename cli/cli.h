@@ -99,6 +99,38 @@ bool cli_interactive(void);
 void cli_sleep_ms(uint64_t ms);
 
 /* ------------------------------------------------------------------------ */
+/* Progress line and rate limit (progress.c).                                */
+
+typedef struct cli_progress {
+    bool on;          /* stderr is a terminal */
+    const char *what; /* "events", "read from the archive" */
+    uint64_t total;   /* 0: unknown, no time left shown */
+    uint64_t start_ms, drawn_ms;
+} cli_progress;
+
+/* Starts the clock; the line is drawn only when stderr is a terminal. */
+void cli_progress_start(cli_progress *pg, const char *what, uint64_t total);
+/* Redraws "done[/total] what[extra], rate/s[, time left]" at most every
+ * 200 ms, or now with force. */
+void cli_progress_draw(cli_progress *pg, uint64_t done, const char *extra,
+                       bool force);
+/* Clears the line (before printing anything else to stderr). */
+void cli_progress_end(cli_progress *pg);
+/* When item i (from 0) may go out at rate per second from start_ms (0: no
+ * limit, now). */
+uint64_t cli_rate_slot(uint64_t start_ms, unsigned long rate, uint64_t i);
+/* Sleeps until slot (monotonic ms) or an interrupt. */
+void cli_rate_wait(uint64_t slot);
+/* n with thousands separators ("12,000") in buf; returns buf. */
+const char *cli_thousands(uint64_t n, char *buf, size_t len);
+
+/* A point in time for --since/--until (timearg.c): RFC 3339
+ * ("2026-12-01T10:00:00Z", "...+01:00", fractions, or a date alone for
+ * midnight UTC), or an age before now_ms: "-90s", "-30m", "-2h", "-7d",
+ * "-1w". Returns 0 with *out_ms (unix ms), or -1 if s is neither. */
+int cli_parse_time(const char *s, int64_t now_ms, int64_t *out_ms);
+
+/* ------------------------------------------------------------------------ */
 /* The broker session of the commands that talk AMQP themselves (broker.c).  */
 
 /* Channel 1 (DS_AMQP_CHANNEL) does the RPCs and basic.get; this one, in
@@ -197,12 +229,68 @@ int cli_pub_send(cli_pub *p, const char *exchange, const char *routing_key,
  * lost, or nothing was answered for timeout_ms while waiting. */
 int cli_pub_pump(cli_pub *p, int wait_ms, char *err, size_t errlen);
 
+/* Handles answers until slot (monotonic ms, from cli_rate_slot) or an
+ * interrupt: a rate limit that keeps confirms flowing. Returns 0 or a DS_E
+ * code as cli_pub_pump. */
+int cli_pub_pump_until(cli_pub *p, uint64_t slot, char *err, size_t errlen);
+
 /* Waits until every publish is answered. Returns 0 or a DS_E code; what
  * stays unanswered is settled with that code. */
 int cli_pub_finish(cli_pub *p, char *err, size_t errlen);
 
 /* Settles everything unanswered with result and frees the window. */
 void cli_pub_close(cli_pub *p, int result);
+
+/* ------------------------------------------------------------------------ */
+/* Reading the archive stream (archive.c).                                   */
+
+#define CLI_ARCHIVE_PREFETCH 1000
+
+typedef struct cli_archive {
+    cli_broker b; /* its own connection: the marker, then deliveries */
+    char stream[300];
+    char marker[37]; /* message_id of this reader's end marker */
+    amqp_envelope_t env;
+    bool have; /* env holds the current message */
+    uint64_t last_tag, unacked;
+    uint64_t read;    /* messages delivered, markers included */
+    uint64_t markers; /* of them, end markers (ours and others') */
+} cli_archive;
+
+/* Opens the archive <exchange>.archive for reading from since_ms (unix ms;
+ * 0: from the first message kept). First appends an end marker and waits
+ * for its confirm, so the read ends exactly where the archive stood then.
+ * Reading starts a few minutes before since_ms (producers' clocks are not
+ * the broker's): the caller filters by each event's hlc. Returns 0, or
+ * DS_ENOTFOUND (no stream: err says to run setup) or another DS_E code
+ * with err. */
+int cli_archive_open(cli_archive *ar, const cli_ctx *ctx, int64_t since_ms,
+                     char *err, size_t errlen);
+
+/* The next message: 1 with body (valid until the next call), 0 at the end
+ * marker, or a DS_E code with err. Other readers' markers are skipped. */
+int cli_archive_next(cli_archive *ar, amqp_bytes_t *body, char *err,
+                     size_t errlen);
+
+void cli_archive_close(cli_archive *ar);
+
+/* replay --since (replay_archive.c): what the command line chose. */
+typedef struct cli_replay_opts {
+    int64_t since_ms, until_ms; /* the window [since, until), unix ms */
+    char **tables;              /* --table, several; none: every table */
+    size_t ntables;
+    char **nodes; /* --node / --nodes: their queues */
+    size_t nnodes;
+    bool all_nodes; /* --all-nodes: every queue bound for replays */
+    bool dry_run;   /* counts per table and op, nothing sent */
+    unsigned long rate;
+} cli_replay_opts;
+
+/* Reads the archive's window and sends each change in it, unchanged, to
+ * the chosen node queues (never through the exchange's change key, so the
+ * archive and other servers see nothing). Prints a summary. Returns an exit
+ * code. */
+int cli_replay_archive(cli_ctx *ctx, const cli_replay_opts *o);
 
 /* ------------------------------------------------------------------------ */
 /* Input: one change or whole event per line (input.c).                     */

@@ -11,6 +11,10 @@
 static const char usage[] =
     "Usage: datasync [-c FILE] replay [--node ID] [--rate N] "
     "[--skip-invalid] FILE|-\n"
+    "       datasync [-c FILE] replay --since TIME [--until TIME] "
+    "[--table T]...\n"
+    "                (--node ID | --nodes a,b | --all-nodes | --dry-run) "
+    "[--rate N]\n"
     "\n"
     "Publishes whole events (one JSON event per line, as 'dlq export' writes\n"
     "them) again, keeping their ids, origins and versions, so a consumer\n"
@@ -25,46 +29,33 @@ static const char usage[] =
     "  --skip-invalid   report and skip invalid lines, replay the others\n"
     "  -h, --help       this help\n"
     "\n"
+    "With --since, the events come from the archive stream\n"
+    "<exchange>.archive instead (datasync setup declares it unless\n"
+    "archive.enabled is false): those emitted in [--since, --until), as\n"
+    "their hlc says, of the --table tables (default: all), sent unchanged\n"
+    "to the chosen node queues only, never to the exchange's change key, so\n"
+    "neither the archive nor other servers see them again. A server applies\n"
+    "only what it has not applied yet.\n"
+    "\n"
+    "  --since TIME     RFC 3339 (2026-12-01T10:00:00Z, ...+01:00, or a date\n"
+    "                   for midnight UTC) or an age: -90s, -30m, -2h, -7d, "
+    "-1w\n"
+    "  --until TIME     the end of the window, excluded (default: now)\n"
+    "  --table T        only table T; may be given several times\n"
+    "  --nodes a,b      several nodes' queues\n"
+    "  --all-nodes      every node queue (bound with <routing_key>.replay)\n"
+    "  --dry-run        count the window's changes per table and op, send\n"
+    "                   nothing\n"
+    "\n"
     "On a terminal a progress line shows done/total, rate and time left.\n"
     "Exit status 0 when every event was confirmed by the broker, 6 when some\n"
-    "were not (spooled, nacked, unroutable, unanswered, or skipped).\n";
+    "were not (spooled, nacked, unroutable, unanswered, or skipped), 3 when\n"
+    "the archive is off in the configuration, 7 when a queue or the archive\n"
+    "does not exist (run datasync setup).\n";
 
-/* ------------------------------------------------------------------------ */
-/* Progress and rate                                                         */
-
-typedef struct progress {
-    bool on;
-    uint64_t total;
-    uint64_t start_ms, drawn_ms;
-} progress;
-
-static void progress_draw(progress *pg, uint64_t done, bool force)
-{
-    uint64_t now = ds__mono_ms(), elapsed, rate, left;
-
-    if (!pg->on || (!force && now - pg->drawn_ms < 200))
-        return;
-    pg->drawn_ms = now;
-    elapsed = now - pg->start_ms;
-    rate = elapsed ? done * 1000u / elapsed : 0;
-    left = rate && pg->total > done ? (pg->total - done) / rate : 0;
-    fprintf(stderr, "\r%llu/%llu events, %llu/s, %llu:%02llu left\033[K",
-            (unsigned long long)done, (unsigned long long)pg->total,
-            (unsigned long long)rate, (unsigned long long)(left / 60),
-            (unsigned long long)(left % 60));
-}
-
-static void progress_end(progress *pg)
-{
-    if (pg->on)
-        fputs("\r\033[K", stderr);
-}
-
-/* When event number i (from 0) may go out at `rate` per second. */
-static uint64_t rate_slot(uint64_t start_ms, unsigned long rate, uint64_t i)
-{
-    return rate ? start_ms + i * 1000u / rate : 0;
-}
+#define TIME_HELP                                                              \
+    "%s: '%s' is not a time: RFC 3339 such as 2026-12-01T10:00:00Z, or an "    \
+    "age such as -2h (s, m, h, d, w)"
 
 /* ------------------------------------------------------------------------ */
 /* The run                                                                   */
@@ -73,7 +64,7 @@ struct run {
     cli_ctx *ctx;
     unsigned long rate;
     uint64_t sent;
-    progress pg;
+    cli_progress pg;
     /* Through libdatasync. */
     cli_producer cp;
     /* To one queue. */
@@ -105,20 +96,16 @@ static void on_settled(void *ctx, uint64_t cookie, const char *id, int result)
 static int emit_to_queue(cli_item *it, void *ctx)
 {
     struct run *r = ctx;
-    uint64_t slot = rate_slot(r->pg.start_ms, r->rate, r->sent);
     amqp_basic_properties_t props;
     amqp_table_entry_t header;
     size_t len;
     char *body;
-    int rc;
+    int rc = cli_pub_pump_until(&r->pub,
+                                cli_rate_slot(r->pg.start_ms, r->rate, r->sent),
+                                r->err, sizeof r->err);
 
-    while (ds__mono_ms() < slot && !cli_interrupted()) {
-        rc = cli_pub_pump(&r->pub, (int)(slot - ds__mono_ms()), r->err,
-                          sizeof r->err);
-        if (rc < 0)
-            return rc;
-        progress_draw(&r->pg, pub_done(&r->pub), false);
-    }
+    if (rc < 0)
+        return rc;
     if (cli_interrupted())
         return 0; /* the line loop stops too */
     body = ds__event_encode(&it->ev, &len);
@@ -130,7 +117,7 @@ static int emit_to_queue(cli_item *it, void *ctx)
     free(body);
     if (rc == 0)
         r->sent++;
-    progress_draw(&r->pg, pub_done(&r->pub), false);
+    cli_progress_draw(&r->pg, pub_done(&r->pub), NULL, false);
     return rc;
 }
 
@@ -152,7 +139,6 @@ static int replay_to_queue(struct run *r, cli_input *in, const char *node)
         cli_broker_close(&r->b);
         return cli_exit_code(rc);
     }
-    r->pg.start_ms = ds__mono_ms();
     rc = cli_input_each(in, emit_to_queue, r);
     /* Whatever went out is waited for, even after a read error. */
     if (rc >= 0) {
@@ -161,7 +147,7 @@ static int replay_to_queue(struct run *r, cli_input *in, const char *node)
             rc = frc;
     }
     cli_pub_close(&r->pub, rc < 0 ? rc : DS_ETIMEOUT);
-    progress_end(&r->pg);
+    cli_progress_end(&r->pg);
     cli_broker_close(&r->b);
 
     printf("replay: %llu event%s to queue %s: confirmed %llu, nacked %llu, "
@@ -186,25 +172,27 @@ static int replay_to_queue(struct run *r, cli_input *in, const char *node)
 static int emit_to_all(cli_item *it, void *ctx)
 {
     struct run *r = ctx;
-    uint64_t slot = rate_slot(r->pg.start_ms, r->rate, r->sent);
+    uint64_t slot = cli_rate_slot(r->pg.start_ms, r->rate, r->sent);
     int rc;
 
     while (ds__mono_ms() < slot && !cli_interrupted()) {
         uint64_t left = slot - ds__mono_ms();
         cli_sleep_ms(left < 200 ? left : 200);
-        progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), false);
+        cli_progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), NULL,
+                          false);
     }
     if (cli_interrupted())
         return 0; /* the line loop stops too */
     rc = ds_emit_event(r->cp.p, it->text);
     if (rc < 0) {
-        progress_end(&r->pg);
+        cli_progress_end(&r->pg);
         cli_error(r->ctx, "line %zu: %s", it->line,
                   ds_producer_errmsg(r->cp.p));
         return cli_exit_code(rc);
     }
     r->sent++;
-    progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), false);
+    cli_progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), NULL,
+                      false);
     return 0;
 }
 
@@ -212,7 +200,8 @@ static void tick(void *ctx)
 {
     struct run *r = ctx;
 
-    progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), false);
+    cli_progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), NULL,
+                      false);
 }
 
 static int replay_to_all(struct run *r, cli_input *in)
@@ -222,13 +211,80 @@ static int replay_to_all(struct run *r, cli_input *in)
     rc = cli_producer_open(&r->cp, r->ctx, DS_MODE_ASYNC, true);
     if (rc)
         return rc;
-    r->pg.start_ms = ds__mono_ms();
     rc = cli_input_each(in, emit_to_all, r);
     flush_rc = cli_producer_flush(&r->cp, r->sent, tick, r);
-    progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), true);
-    progress_end(&r->pg);
+    cli_progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), NULL,
+                      true);
+    cli_progress_end(&r->pg);
     code = cli_producer_close(&r->cp, "replay", r->sent, in->invalid, flush_rc);
     return rc ? rc : code;
+}
+
+/* replay --since: checks the options and the window before anything is
+ * read or sent. */
+static int archive_replay(cli_ctx *ctx, cli_replay_opts *ro, const char *since,
+                          const char *until, const char *node,
+                          const char *nodes, const char *file)
+{
+    int64_t now = (int64_t)ds__now_ms();
+    int targets = (node != NULL) + (nodes != NULL) + ro->all_nodes;
+    int rc;
+
+    if (!since)
+        return cli_usage_error(ctx, "--until, --table, --nodes, --all-nodes "
+                                    "and --dry-run go with --since");
+    if (file)
+        return cli_usage_error(ctx, "--since reads the archive, not '%s'",
+                               file);
+    if (targets > 1 || (targets == 1 && ro->dry_run))
+        return cli_usage_error(ctx, "choose one of --node, --nodes, "
+                                    "--all-nodes and --dry-run");
+    if (targets == 0 && !ro->dry_run)
+        return cli_usage_error(ctx, "to which servers? --node ID, --nodes "
+                                    "a,b, --all-nodes, or --dry-run to count");
+    if (cli_parse_time(since, now, &ro->since_ms) != 0)
+        return cli_usage_error(ctx, TIME_HELP, "--since", since);
+    ro->until_ms = now;
+    if (until && cli_parse_time(until, now, &ro->until_ms) != 0)
+        return cli_usage_error(ctx, TIME_HELP, "--until", until);
+    if (ro->since_ms > now)
+        return cli_usage_error(ctx, "--since %s is in the future", since);
+    if (ro->until_ms > now + 1000)
+        return cli_usage_error(ctx, "--until %s is in the future", until);
+    if (ro->until_ms <= ro->since_ms)
+        return cli_usage_error(ctx, "--until %s is not after --since %s", until,
+                               since);
+    for (size_t i = 0; i < ro->ntables; i++)
+        if (!ds__valid_table_name(ro->tables[i]))
+            return cli_usage_error(ctx, "--table '%s' is not a table name",
+                                   ro->tables[i]);
+    rc = cli_config(ctx);
+    if (rc)
+        return rc;
+    if (!ctx->cfg.archive_enabled) {
+        cli_error(ctx,
+                  "the archive is off in %s (archive.enabled = false): "
+                  "replay --since reads it",
+                  cli_config_name(ctx));
+        return CLI_EXIT_CONFIG;
+    }
+    if (node) {
+        rc = cli_node(ctx, node, &node);
+        if (rc)
+            return rc;
+        ro->nodes = (char **)&node;
+        ro->nnodes = 1;
+        return cli_replay_archive(ctx, ro);
+    }
+    if (nodes) {
+        rc = cli_nodes(ctx, nodes, &ro->nodes, &ro->nnodes);
+        if (rc)
+            return rc;
+    }
+    rc = cli_replay_archive(ctx, ro);
+    if (nodes)
+        cli_nodes_free(ro->nodes, ro->nnodes);
+    return rc;
 }
 
 int cli_cmd_replay(cli_ctx *ctx, int argc, char **argv)
@@ -237,10 +293,17 @@ int cli_cmd_replay(cli_ctx *ctx, int argc, char **argv)
         {"node", required_argument, NULL, 'n'},
         {"rate", required_argument, NULL, 'r'},
         {"skip-invalid", no_argument, NULL, 's'},
+        {"since", required_argument, NULL, 'S'},
+        {"until", required_argument, NULL, 'U'},
+        {"table", required_argument, NULL, 't'},
+        {"nodes", required_argument, NULL, 'N'},
+        {"all-nodes", no_argument, NULL, 'A'},
+        {"dry-run", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct run *r = calloc(1, sizeof *r);
-    const char *node = NULL;
+    const char *node = NULL, *nodes = NULL, *since = NULL, *until = NULL;
+    cli_replay_opts ro = {0};
     bool skip_invalid = false;
     cli_input in;
     char *end;
@@ -271,6 +334,32 @@ int cli_cmd_replay(cli_ctx *ctx, int argc, char **argv)
         case 's':
             skip_invalid = true;
             break;
+        case 'S':
+            since = optarg;
+            break;
+        case 'U':
+            until = optarg;
+            break;
+        case 't': {
+            char **more = realloc(ro.tables, (ro.ntables + 1) * sizeof *more);
+            if (!more) {
+                cli_error(ctx, "out of memory");
+                rc = CLI_EXIT_FAILURE;
+                goto out;
+            }
+            ro.tables = more;
+            ro.tables[ro.ntables++] = optarg;
+            break;
+        }
+        case 'N':
+            nodes = optarg;
+            break;
+        case 'A':
+            ro.all_nodes = true;
+            break;
+        case 'D':
+            ro.dry_run = true;
+            break;
         case 'h':
             fputs(usage, stdout);
             rc = CLI_EXIT_OK;
@@ -279,6 +368,12 @@ int cli_cmd_replay(cli_ctx *ctx, int argc, char **argv)
             rc = CLI_EXIT_USAGE;
             goto out;
         }
+    }
+    ro.rate = r->rate;
+    if (since || until || ro.ntables || nodes || ro.all_nodes || ro.dry_run) {
+        rc = archive_replay(ctx, &ro, since, until, node, nodes,
+                            optind < argc ? argv[optind] : NULL);
+        goto out;
     }
     if (optind + 1 != argc) {
         rc = cli_usage_error(ctx, optind == argc
@@ -304,8 +399,7 @@ int cli_cmd_replay(cli_ctx *ctx, int argc, char **argv)
         rc = CLI_EXIT_INPUT;
     }
     if (rc == 0) {
-        r->pg.on = cli_interactive();
-        r->pg.total = in.valid;
+        cli_progress_start(&r->pg, "events", in.valid);
         cli_catch_interrupts();
         rc = node ? replay_to_queue(r, &in, node) : replay_to_all(r, &in);
         if (rc == 0 && cli_interrupted()) {
@@ -316,6 +410,7 @@ int cli_cmd_replay(cli_ctx *ctx, int argc, char **argv)
     }
     cli_input_close(&in);
 out:
+    free(ro.tables);
     free(r);
     return rc;
 }

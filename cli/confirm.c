@@ -266,3 +266,15 @@ void cli_pub_close(cli_pub *p, int result)
     free(p->ring);
     p->ring = NULL;
 }
+
+int cli_pub_pump_until(cli_pub *p, uint64_t slot, char *err, size_t errlen)
+{
+    uint64_t now;
+
+    while ((now = ds__mono_ms()) < slot && !cli_interrupted()) {
+        int rc = cli_pub_pump(p, (int)(slot - now), err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}

@@ -1,6 +1,7 @@
 /* config.c: datasync.conf, read with inih and checked against one table of
  * directives. */
 #include <errno.h>
+#include <limits.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,12 +52,21 @@ static void store_producer_mode(void *field, int v)
 }
 
 /* Indexed by the enum values of config.h. */
+static void store_bool(void *field, int v)
+{
+    /* The names below alternate false, true. */
+    *(bool *)field = v % 2 == 1;
+}
+
 static const char *const queue_type_names[] = {"classic", "quorum", NULL};
+static const char *const bool_names[] = {"false", "true", "off", "on",
+                                         "no",    "yes",  NULL};
 static const char *const producer_mode_names[] = {"sync", "async", NULL};
 
 static int check_node_id(const char *value, char *reason, size_t len);
 static int check_urls(const char *value, char *reason, size_t len);
 static int check_tables(const char *value, char *reason, size_t len);
+static int check_max_age(const char *value, char *reason, size_t len);
 static int check_not_empty(const char *value, char *reason, size_t len);
 
 #define FIELD(f) (((ds_config *)0)->f)
@@ -109,8 +119,9 @@ static const directive directives[] = {
 
     D_STR("amqp", "url", amqp_url, check_urls,
           "amqp://guest:guest@127.0.0.1:5672/%2f"),
-    /* 250, not 255: "<exchange>.dead" must still fit AMQP's 255-byte names. */
-    D_STRING("amqp", "exchange", amqp_exchange, 250, check_not_empty,
+    /* 247, not 255: "<exchange>.archive" must still fit AMQP's 255-byte
+     * names. */
+    D_STRING("amqp", "exchange", amqp_exchange, 247, check_not_empty,
              "datasync"),
     D_STR("amqp", "routing_key", amqp_routing_key, NULL, "data.sync"),
     D_ENUM("amqp", "queue_type", amqp_queue_type, queue_type_names,
@@ -141,11 +152,16 @@ static const directive directives[] = {
           600000, "5000"),
 
     D_LEVEL("log", "level", log_level, "info"),
+
+    D_ENUM("archive", "enabled", archive_enabled, bool_names, store_bool,
+           "true"),
+    D_STR("archive", "max_age", archive_max_age, check_max_age, "7D"),
+    D_LONG("archive", "max_bytes", archive_max_bytes, 0, LONG_MAX, "0"),
 };
 
 #define N_DIRECTIVES (sizeof directives / sizeof directives[0])
 
-_Static_assert(250 < sizeof FIELD(amqp_exchange), "amqp.exchange bound");
+_Static_assert(247 < sizeof FIELD(amqp_exchange), "amqp.exchange bound");
 
 /* ------------------------------------------------------------------------ */
 /* Values                                                                    */
@@ -242,6 +258,21 @@ static int check_tables(const char *value, char *buf, size_t len)
     word_check wc = {buf, len};
 
     return ds__config_each_word(value, check_table_word, &wc);
+}
+
+/* RabbitMQ's x-max-age: a positive number and one unit, Y M D h m s. */
+static int check_max_age(const char *value, char *buf, size_t len)
+{
+    size_t digits = strspn(value, "0123456789");
+
+    if (digits == 0 || digits > 9 || value[digits] == '\0' ||
+        !strchr("YMDhms", value[digits]) || value[digits + 1] != '\0' ||
+        strtol(value, NULL, 10) == 0)
+        return reason(buf, len,
+                      "'%.*s' is not an age such as 7D, 12h or 30m (units Y, "
+                      "M, D, h, m, s)",
+                      QUOTE_MAX, value);
+    return 0;
 }
 
 static int check_not_empty(const char *value, char *buf, size_t len)

@@ -2,6 +2,7 @@
 #ifndef DS_COMMON_CONFIG_H
 #define DS_COMMON_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "datasync.h"
@@ -41,6 +42,10 @@ typedef struct ds_config {
     int producer_confirm_timeout_ms;
     /* [log] */
     ds_log_level log_level;
+    /* [archive] */
+    bool archive_enabled;     /* the stream <exchange>.archive */
+    char archive_max_age[16]; /* RabbitMQ's x-max-age: 7D, 12h, ... */
+    long archive_max_bytes;   /* x-max-length-bytes; 0: no size limit */
 } ds_config;
 
 /* Fills every key with its default. */

@@ -1,4 +1,4 @@
-/* topology.c: declares datasync's exchanges and per-node queues, the names users and tools rely on. */
+/* topology.c: declares datasync's exchanges, per-node queues and the archive stream, the names users and tools rely on. */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +18,16 @@ void ds__topology_node_queue(const char *node, char *out, size_t len)
 void ds__topology_dead_queue(const char *node, char *out, size_t len)
 {
     snprintf(out, len, "datasync.%s.dead", node);
+}
+
+void ds__topology_archive_queue(const ds_config *cfg, char *out, size_t len)
+{
+    snprintf(out, len, "%s.archive", cfg->amqp_exchange);
+}
+
+void ds__topology_replay_key(const ds_config *cfg, char *out, size_t len)
+{
+    snprintf(out, len, "%s.replay", cfg->amqp_routing_key);
 }
 
 static int declare_exchange(ds_amqp *a, const char *name, const char *type,
@@ -47,9 +57,11 @@ int ds__topology_declare_exchanges(ds_amqp *a, const ds_config *cfg, char *err,
 }
 
 /* A 406 on queue.declare means the queue exists with other arguments: say
- * which, since the broker's text alone reads like a protocol fault. */
+ * which, since the broker's text alone reads like a protocol fault.
+ * expected describes the queue datasync wants; hint says what to change. */
 static int queue_declare_error(amqp_rpc_reply_t r, const char *queue,
-                               const ds_config *cfg, char *err, size_t errlen)
+                               const char *expected, const char *hint,
+                               char *err, size_t errlen)
 {
     char what[320];
 
@@ -57,27 +69,30 @@ static int queue_declare_error(amqp_rpc_reply_t r, const char *queue,
     if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
         r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
         ((amqp_channel_close_t *)r.reply.decoded)->reply_code == 406) {
-        return ds__seterr(
-            err, errlen, DS_EAMQP,
-            "queue %s already exists with other arguments than a %s queue "
-            "dead-lettering to %s.dead (amqp.queue_type = %s); delete it or "
-            "set amqp.queue_type to its type",
-            queue,
-            cfg->amqp_queue_type == DS_QUEUE_QUORUM ? "quorum" : "classic",
-            cfg->amqp_exchange,
-            cfg->amqp_queue_type == DS_QUEUE_QUORUM ? "quorum" : "classic");
+        return ds__seterr(err, errlen, DS_EAMQP,
+                          "queue %s already exists with other arguments than "
+                          "%s; %s",
+                          queue, expected, hint);
     }
     return ds__amqp_reply_error(r, what, err, errlen);
 }
 
-static int declare_queue(ds_amqp *a, const ds_config *cfg, const char *queue,
-                         amqp_table_t args, char *err, size_t errlen)
+static int declare_queue(ds_amqp *a, const char *queue, amqp_table_t args,
+                         const char *expected, const char *hint, char *err,
+                         size_t errlen)
 {
     amqp_queue_declare(a->conn, DS_AMQP_CHANNEL, ds__amqp_str(queue),
                        0 /* passive */, 1 /* durable */, 0 /* exclusive */,
                        0 /* auto_delete */, args);
-    return queue_declare_error(amqp_get_rpc_reply(a->conn), queue, cfg, err,
-                               errlen);
+    return queue_declare_error(amqp_get_rpc_reply(a->conn), queue, expected,
+                               hint, err, errlen);
+}
+
+static void set_str(amqp_table_entry_t *e, const char *key, const char *value)
+{
+    e->key = amqp_cstring_bytes(key);
+    e->value.kind = AMQP_FIELD_KIND_UTF8;
+    e->value.value.bytes = amqp_cstring_bytes(value);
 }
 
 static int bind_queue(ds_amqp *a, const char *queue, const char *exchange,
@@ -95,7 +110,8 @@ static int bind_queue(ds_amqp *a, const char *queue, const char *exchange,
 int ds__topology_declare_node(ds_amqp *a, const ds_config *cfg,
                               const char *node, char *err, size_t errlen)
 {
-    char queue[128], dead_queue[128], dead_exchange[300];
+    char queue[128], dead_queue[128], dead_exchange[300], replay_key[300];
+    char expected[512], hint[300];
     const char *type =
         cfg->amqp_queue_type == DS_QUEUE_QUORUM ? "quorum" : "classic";
     amqp_table_entry_t entries[3];
@@ -105,32 +121,66 @@ int ds__topology_declare_node(ds_amqp *a, const ds_config *cfg,
     ds__topology_node_queue(node, queue, sizeof queue);
     ds__topology_dead_queue(node, dead_queue, sizeof dead_queue);
     ds__topology_dead_exchange(cfg, dead_exchange, sizeof dead_exchange);
+    ds__topology_replay_key(cfg, replay_key, sizeof replay_key);
+    snprintf(expected, sizeof expected,
+             "a %s queue dead-lettering to %s (amqp.queue_type = %s)", type,
+             dead_exchange, type);
+    snprintf(hint, sizeof hint, "delete it or set amqp.queue_type to its type");
 
     /* Both queues carry the type, so a cluster's dead letters are as safe as
      * its changes. Only the node queue dead-letters: whatever the broker
      * itself rejects lands where the consumer's own dead letters do. */
-    entries[0].key = amqp_cstring_bytes("x-queue-type");
-    entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    entries[0].value.value.bytes = amqp_cstring_bytes(type);
-    entries[1].key = amqp_cstring_bytes("x-dead-letter-exchange");
-    entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    entries[1].value.value.bytes = amqp_cstring_bytes(dead_exchange);
-    entries[2].key = amqp_cstring_bytes("x-dead-letter-routing-key");
-    entries[2].value.kind = AMQP_FIELD_KIND_UTF8;
-    entries[2].value.value.bytes = amqp_cstring_bytes(queue);
+    set_str(&entries[0], "x-queue-type", type);
+    set_str(&entries[1], "x-dead-letter-exchange", dead_exchange);
+    set_str(&entries[2], "x-dead-letter-routing-key", queue);
 
     args.num_entries = 1;
     args.entries = entries;
-    rc = declare_queue(a, cfg, dead_queue, args, err, errlen);
+    rc = declare_queue(a, dead_queue, args, expected, hint, err, errlen);
     if (rc == 0)
         rc = bind_queue(a, dead_queue, dead_exchange, queue, err, errlen);
     if (rc < 0)
         return rc;
 
+    /* Two bindings: the changes, and replays from the archive sent to every
+     * node queue but not to the archive itself (replay --all-nodes). */
     args.num_entries = 3;
-    rc = declare_queue(a, cfg, queue, args, err, errlen);
+    rc = declare_queue(a, queue, args, expected, hint, err, errlen);
     if (rc == 0)
         rc = bind_queue(a, queue, cfg->amqp_exchange, cfg->amqp_routing_key,
+                        err, errlen);
+    if (rc == 0)
+        rc = bind_queue(a, queue, cfg->amqp_exchange, replay_key, err, errlen);
+    return rc;
+}
+
+int ds__topology_declare_archive(ds_amqp *a, const ds_config *cfg, char *err,
+                                 size_t errlen)
+{
+    char stream[300], expected[300];
+    amqp_table_entry_t entries[3];
+    amqp_table_t args = {2, entries};
+    int rc;
+
+    ds__topology_archive_queue(cfg, stream, sizeof stream);
+    set_str(&entries[0], "x-queue-type", "stream");
+    set_str(&entries[1], "x-max-age", cfg->archive_max_age);
+    if (cfg->archive_max_bytes > 0) {
+        entries[2].key = amqp_cstring_bytes("x-max-length-bytes");
+        entries[2].value.kind = AMQP_FIELD_KIND_I64;
+        entries[2].value.value.i64 = cfg->archive_max_bytes;
+        args.num_entries = 3;
+    }
+    snprintf(expected, sizeof expected,
+             "a stream with archive.max_age = %s and archive.max_bytes = %ld",
+             cfg->archive_max_age, cfg->archive_max_bytes);
+    rc = declare_queue(a, stream, args, expected,
+                       "a stream's retention cannot change once declared: "
+                       "set the keys back, or change it with a policy "
+                       "(rabbitmqctl set_policy)",
+                       err, errlen);
+    if (rc == 0)
+        rc = bind_queue(a, stream, cfg->amqp_exchange, cfg->amqp_routing_key,
                         err, errlen);
     return rc;
 }

@@ -17,17 +17,35 @@ void ds__topology_node_queue(const char *node, char *out, size_t len);
 /* "datasync.<node>.dead": a node's dead-letter queue. */
 void ds__topology_dead_queue(const char *node, char *out, size_t len);
 
+/* "<exchange>.archive", e.g. "datasync.archive": the stream that keeps every
+ * change for replay --since ([archive] in the configuration). */
+void ds__topology_archive_queue(const ds_config *cfg, char *out, size_t len);
+
+/* "<routing_key>.replay", e.g. "data.sync.replay": the key every node queue
+ * is also bound with, so a replay reaches all node queues but not the
+ * archive (which would keep the copies). */
+void ds__topology_replay_key(const ds_config *cfg, char *out, size_t len);
+
 /* Declares the topic exchange amqp.exchange and the dead-letter exchange,
  * both durable. Idempotent. Returns 0 or a DS_E code with err. */
 int ds__topology_declare_exchanges(ds_amqp *a, const ds_config *cfg, char *err,
                                    size_t errlen);
 
 /* Declares node's queue (amqp.queue_type, durable, dead-lettering to the dead
- * exchange) bound to amqp.exchange with amqp.routing_key, and its dead-letter
+ * exchange) bound to amqp.exchange with amqp.routing_key and the replay key,
+ * and its dead-letter
  * queue bound to the dead exchange. Idempotent. A queue that exists with
  * other arguments (e.g. another queue type) gives DS_EAMQP with a message
  * saying so; the connection must then be reopened. */
 int ds__topology_declare_node(ds_amqp *a, const ds_config *cfg,
                               const char *node, char *err, size_t errlen);
+
+/* Declares the archive stream (x-queue-type stream, x-max-age
+ * archive.max_age, x-max-length-bytes archive.max_bytes when not 0) bound to
+ * amqp.exchange with amqp.routing_key. Idempotent while the keys stay the
+ * same; a stream declared with other retention gives DS_EAMQP saying so
+ * (the connection must then be reopened). */
+int ds__topology_declare_archive(ds_amqp *a, const ds_config *cfg, char *err,
+                                 size_t errlen);
 
 #endif

@@ -276,6 +276,75 @@ static void test_input_passes(void **state)
     unlink(path);
 }
 
+/* --since/--until: RFC 3339 in its forms, ages, and what is refused. */
+static void test_parse_time(void **state)
+{
+    const int64_t now = 1764547200000; /* 2025-12-01T00:00:00Z */
+    static const struct {
+        const char *in;
+        int64_t want;
+    } good[] = {
+        {"2025-12-01T00:00:00Z", 1764547200000},
+        {"2025-12-01t00:00:00z", 1764547200000},
+        {"2025-12-01 00:00:00Z", 1764547200000},
+        {"2025-12-01", 1764547200000},
+        {"2025-12-01T01:30:00+01:30", 1764547200000},
+        {"2025-11-30T22:00:00-02:00", 1764547200000},
+        {"2025-12-01T00:00Z", 1764547200000},
+        {"2025-12-01T00:00:00.250Z", 1764547200250},
+        {"2024-02-29T12:00:00Z", 1709208000000},
+        {"-90s", 1764547200000 - 90000},
+        {"-30m", 1764547200000 - 1800000},
+        {"-2h", 1764547200000 - 7200000},
+        {"-7d", 1764547200000 - 7 * 86400000LL},
+        {"-1w", 1764547200000 - 7 * 86400000LL},
+    };
+    static const char *const bad[] = {
+        "",
+        "now",
+        "2h",
+        "-2",
+        "-h",
+        "-2y",
+        "-2hh",
+        "2025-13-01",
+        "2025-02-30",
+        "2025-02-29",
+        "2025-1-01",
+        "2025-12-01T25:00:00Z",
+        "2025-12-01T10:00:00",
+        "2025-12-01T10:00:00+1:00",
+        "2025-12-01X",
+        "1969-12-31",
+        "-9999999999h",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int64_t got = -1;
+        if (cli_parse_time(good[i].in, now, &got) != 0)
+            fail_msg("'%s' was refused", good[i].in);
+        if (got != good[i].want)
+            fail_msg("'%s': got %lld, want %lld", good[i].in, (long long)got,
+                     (long long)good[i].want);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t got;
+        if (cli_parse_time(bad[i], now, &got) == 0)
+            fail_msg("'%s' was accepted as %lld", bad[i], (long long)got);
+    }
+}
+
+static void test_thousands(void **state)
+{
+    char buf[32];
+
+    (void)state;
+    assert_string_equal(cli_thousands(0, buf, sizeof buf), "0");
+    assert_string_equal(cli_thousands(999, buf, sizeof buf), "999");
+    assert_string_equal(cli_thousands(12000, buf, sizeof buf), "12,000");
+    assert_string_equal(cli_thousands(1234567, buf, sizeof buf), "1,234,567");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +355,8 @@ int main(void)
         cmocka_unit_test_setup(test_bad_lines, setup),
         cmocka_unit_test_setup(test_size_limit, setup),
         cmocka_unit_test_setup(test_input_passes, setup),
+        cmocka_unit_test(test_parse_time),
+        cmocka_unit_test(test_thousands),
     };
 
     return cmocka_run_group_tests_name("cli_input", tests, NULL, NULL);
