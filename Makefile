@@ -138,7 +138,7 @@ $(BUILD)/gen/meta_sql.h: schemas/datasync-meta.sql
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } > $@
 
-$(call obj,$(CONSUMER_SRC)): $(BUILD)/gen/meta_sql.h
+$(call obj,$(CONSUMER_SRC) $(CLI_SRC)): $(BUILD)/gen/meta_sql.h
 
 $(BUILD)/datasync-consumer: $(call obj,$(CONSUMER_SRC)) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)

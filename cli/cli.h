@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <mysql.h>
+
 #include "amqp_util.h"
 #include "config.h"
 #include "datasync.h"
@@ -293,6 +295,28 @@ typedef struct cli_replay_opts {
 int cli_replay_archive(cli_ctx *ctx, const cli_replay_opts *o);
 
 /* ------------------------------------------------------------------------ */
+/* Copying rows between databases, for bootstrap (copy.c).                   */
+
+typedef struct cli_copy {
+    MYSQL *src; /* the peer, inside a consistent snapshot */
+    MYSQL *dst; /* the new server (autocommit off) */
+    /* Called every 1000 rows and at the end with the rows copied so far. */
+    void (*progress)(void *ctx, uint64_t rows);
+    void *progress_ctx;
+} cli_copy;
+
+/* Runs select_sql on src (streamed: any size in constant memory) and
+ * inserts its rows into table's cols on dst, in multi-row prepared
+ * INSERTs committed one by one; values travel as the text protocol gives
+ * them (binary columns as blobs). select_sql must yield ncols columns in
+ * the order of cols. Returns 0 with *copied, 1 when interrupted
+ * (cli_interrupted; what was committed stays), or a DS_E code with err
+ * (dst rolled back). */
+int cli_copy_query(cli_copy *cp, const char *select_sql, const char *table,
+                   const char *const *cols, size_t ncols, uint64_t *copied,
+                   char *err, size_t errlen);
+
+/* ------------------------------------------------------------------------ */
 /* Input: one change or whole event per line (input.c).                     */
 
 enum { CLI_KIND_CHANGE = 1, CLI_KIND_EVENT = 2 };
@@ -390,6 +414,7 @@ int cli_cmd_setup(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_publish(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_replay(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_dlq(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_bootstrap(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_status(cli_ctx *ctx, int argc, char **argv);
 
 #endif

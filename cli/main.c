@@ -20,6 +20,8 @@ static const command commands[] = {
     {"dlq", "list, export, replay or purge a node's dead letters", cli_cmd_dlq},
     {"status", "queue depth, consumers and dead letters per node",
      cli_cmd_status},
+    {"bootstrap", "give a new or rebuilt server a peer's rows, then its queue",
+     cli_cmd_bootstrap},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -41,7 +43,7 @@ static void print_help(FILE *out)
           "Commands:\n",
           out);
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fputc('\n', out);
     cli_print_exit_codes(out);
     fputs("\nSee datasync(1).\n", out);
@@ -81,7 +83,7 @@ int main(int argc, char **argv)
     }
     if (optind >= argc)
         return cli_usage_error(&ctx, "no command given (setup, publish, "
-                                     "replay, dlq, status)");
+                                     "replay, dlq, status, bootstrap)");
     if (strcmp(argv[optind], "help") == 0) {
         /* "datasync help publish" is "datasync publish --help". */
         if (optind + 1 < argc) {
@@ -110,6 +112,6 @@ int main(int argc, char **argv)
     }
     return cli_usage_error(&ctx,
                            "unknown command '%s' (setup, publish, "
-                           "replay, dlq, status)",
+                           "replay, dlq, status, bootstrap)",
                            argv[optind]);
 }
