@@ -267,13 +267,26 @@ static int check_table(bootstrap *bs, const char *table)
     return rc;
 }
 
-static int check_each_table(const char *word, size_t len, void *ctx)
+typedef struct table_step {
+    bootstrap *bs;
+    int (*fn)(bootstrap *bs, const char *table);
+} table_step;
+
+static int table_word(const char *word, size_t len, void *ctx)
 {
-    bootstrap *bs = ctx;
+    table_step *step = ctx;
     char table[65];
 
     snprintf(table, sizeof table, "%.*s", (int)len, word);
-    return check_table(bs, table);
+    return step->fn(step->bs, table);
+}
+
+/* Runs fn for each table of the new server's apply.tables, in order, until
+ * one fails. */
+static int each_table(bootstrap *bs, int (*fn)(bootstrap *, const char *))
+{
+    table_step step = {bs, fn};
+    return ds__config_each_word(bs->ctx->cfg.apply_tables, table_word, &step);
 }
 
 static int open_databases(bootstrap *bs)
@@ -305,8 +318,7 @@ static int open_databases(bootstrap *bs)
     if (rc == 0 && mysql_commit(bs->dst) != 0)
         rc = ds__mysql_error(bs->dst, "COMMIT", NULL, bs->err, sizeof bs->err);
     if (rc == 0)
-        rc = ds__config_each_word(bs->ctx->cfg.apply_tables, check_each_table,
-                                  bs);
+        rc = each_table(bs, check_table);
     for (size_t i = 0; rc == 0 && i < sizeof snapshot / sizeof *snapshot; i++)
         rc = ds__mysql_exec(bs->src, snapshot[i], bs->err, sizeof bs->err);
     return rc;
@@ -451,15 +463,6 @@ static int copy_table(bootstrap *bs, const char *table)
     return rc;
 }
 
-static int copy_each_table(const char *word, size_t len, void *ctx)
-{
-    bootstrap *bs = ctx;
-    char table[65];
-
-    snprintf(table, sizeof table, "%.*s", (int)len, word);
-    return copy_table(bs, table);
-}
-
 /* ------------------------------------------------------------------------ */
 /* The command                                                               */
 
@@ -473,8 +476,7 @@ static int run(bootstrap *bs)
     if (rc == 0 && !cli_interrupted())
         rc = open_databases(bs);
     if (rc == 0 && !cli_interrupted())
-        rc = ds__config_each_word(bs->ctx->cfg.apply_tables, copy_each_table,
-                                  bs);
+        rc = each_table(bs, copy_table);
     if (rc < 0) {
         cli_error(bs->ctx, "%s", bs->err);
         return cli_exit_code(rc);
