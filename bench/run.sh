@@ -15,8 +15,21 @@ trap '"$root/tests/lib/services.sh" down >/dev/null 2>&1 || true; rm -rf "$DS_TE
 eval "$("$root/tests/lib/services.sh" env)"
 export DS_TEST_BUILD=$BUILD DS_TEST_ROOT=$root
 
-for bench in "$BUILD"/bench/*; do
+out=$DS_TEST_RUNDIR/outputs
+mkdir -p "$out"
+for bench in "$BUILD"/bench/bench_*; do
     [ -x "$bench" ] || continue
     echo "== $(basename "$bench")"
-    "$bench"
+    "$bench" | tee "$out/$(basename "$bench").txt"
 done
+echo "== history.sh"
+"$root/bench/history.sh" | tee "$out/history.txt"
+
+# Side by side, from this one run: the bootstrap copy and the consumer's
+# apply speed (the bootstrap writes rows without deciding versions).
+copy=$(sed -n 's/^BENCH_BOOTSTRAP_ROWS_PER_S=//p' "$out/history.txt")
+apply=$(sed -n 's/^| (a) [^|]*| *\([0-9]*\) ev\/s.*/\1/p' "$out/bench_consumer.txt" | head -n 1)
+if [ -n "$copy" ] && [ -n "$apply" ]; then
+    printf '\nbootstrap copy %s rows/s beside consumer apply %s ev/s: %s x\n' "$copy" "$apply" \
+        "$(awk -v a="$copy" -v b="$apply" 'BEGIN { printf "%.2f", a / b }')"
+fi
