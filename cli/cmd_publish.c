@@ -1,4 +1,5 @@
 /* cmd_publish.c: datasync publish: one change from options, or changes and whole events one per line, all checked first. */
+#include <ctype.h>
 #include <string.h>
 
 #include "cli.h"
@@ -93,7 +94,7 @@ int cli_cmd_publish(cli_ctx *ctx, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *op = NULL, *table = NULL, *key = NULL, *data = NULL;
-    char err[DS_ERRMSG_SIZE];
+    char err[DS_ERRMSG_SIZE], op_lower[72];
     struct run r = {.ctx = ctx};
     bool skip_invalid = false;
     cli_input in;
@@ -103,7 +104,15 @@ int cli_cmd_publish(cli_ctx *ctx, int argc, char **argv)
     while ((c = cli_getopt(ctx, argc, argv, "h", longopts)) != -1) {
         switch (c) {
         case 'o':
-            op = optarg;
+            /* A person types UPDATE as readily as update; the event itself
+             * carries the lower-case name the schema knows. */
+            for (size_t i = 0; i < sizeof op_lower; i++) {
+                op_lower[i] = (char)tolower((unsigned char)optarg[i]);
+                if (!optarg[i])
+                    break;
+            }
+            op_lower[sizeof op_lower - 1] = '\0';
+            op = op_lower;
             break;
         case 't':
             table = optarg;
@@ -135,6 +144,14 @@ int cli_cmd_publish(cli_ctx *ctx, int argc, char **argv)
                                     "--key (and --data), or FILE or -");
     if (optind == argc && skip_invalid)
         return cli_usage_error(ctx, "--skip-invalid applies to an input FILE");
+    if (optind == argc && (!op || !table || !key))
+        return cli_usage_error(ctx,
+                               "%s is required: a change needs --op, "
+                               "--table and --key (and --data unless "
+                               "it is a delete)",
+                               !op      ? "--op"
+                               : !table ? "--table"
+                                        : "--key");
     rc = cli_config(ctx);
     if (rc)
         return rc;

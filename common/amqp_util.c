@@ -1,5 +1,4 @@
 /* amqp_util.c: connects to the first reachable broker of a URL list, with bounded waits, and maps broker errors. */
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -241,8 +240,12 @@ static int connect_one(ds_amqp *a, const char *url_text, int heartbeat,
     }
     status = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
     if (status != AMQP_STATUS_OK) {
-        rc = ds__seterr(err, errlen, DS_ECONNECT, "%s:%d: %s", info.host,
-                        info.port, amqp_error_string2(status));
+        /* rabbitmq-c keeps the connect's errno to itself: say what to
+         * check instead. */
+        rc = ds__seterr(err, errlen, DS_ECONNECT,
+                        "cannot connect to %s:%d (%s): is RabbitMQ running "
+                        "and listening there?",
+                        info.host, info.port, amqp_error_string2(status));
         goto fail;
     }
     set_socket_timeouts(conn, timeout_ms);
@@ -252,9 +255,14 @@ static int connect_one(ds_amqp *a, const char *url_text, int heartbeat,
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[DS_ERRMSG_SIZE];
         rc = ds__amqp_reply_error(r, "login", why, sizeof why);
+        /* "amqp://host/" names the vhost "", not "/": say how to. */
         rc = ds__seterr(err, errlen, rc == DS_ENOMEM ? rc : DS_ECONNECT,
-                        "%s:%d (user %s, vhost %s): %s", info.host, info.port,
-                        info.user, info.vhost, why);
+                        "%s:%d (user %s, vhost '%s'): %s%s", info.host,
+                        info.port, info.user, info.vhost, why,
+                        info.vhost[0] ? ""
+                                      : " (the URL names an empty vhost: end "
+                                        "it with /%2f for the default vhost "
+                                        "\"/\")");
         goto fail;
     }
     amqp_channel_open(conn, DS_AMQP_CHANNEL);

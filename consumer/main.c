@@ -1,7 +1,9 @@
 /* main.c: datasync-consumer's command line, configuration and signals. */
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "config.h"
 #include "consumer.h"
@@ -17,6 +19,17 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
+/* SIGHUP's default would end the daemon without a word; until settings can
+ * be reloaded it only says that it was ignored (from the main loop's log,
+ * not here: a handler must not format). */
+static volatile sig_atomic_t hangups;
+
+static void on_hangup(int sig)
+{
+    (void)sig;
+    hangups++;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -30,8 +43,9 @@ static void usage(FILE *out)
             "  -h, --help         this text\n"
             "  -V, --version      the version\n"
             "\n"
-            "Exit status: 0 after a clean stop, 1 on a bad configuration or\n"
-            "a start-up error, 2 on bad usage. See datasync-consumer(8).\n");
+            "Exit status: 0 after a clean stop, 1 on a start-up or run-time\n"
+            "error, 2 on bad usage, 78 on a bad configuration (a supervisor\n"
+            "should not restart it). See datasync-consumer(8).\n");
 }
 
 int main(int argc, char **argv)
@@ -42,40 +56,68 @@ int main(int argc, char **argv)
     dsc_consumer *c = NULL;
     struct sigaction sa;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int opt;
+
+    opterr = 0; /* the messages below say it in the program's words */
+    while ((opt = getopt_long(argc, argv, ":c:hV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            given = optarg;
+            break;
+        case 'h':
             usage(stdout);
             return 0;
-        }
-        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+        case 'V':
             printf("datasync-consumer %s\n", ds_version());
             return 0;
-        }
-        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) &&
-            i + 1 < argc) {
-            given = argv[++i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            given = a + 9;
-        } else {
-            fprintf(stderr, "datasync-consumer: unknown argument '%s'\n", a);
+        case ':':
+            fprintf(stderr,
+                    "datasync-consumer: %s needs a value (the "
+                    "configuration file)\n",
+                    argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        default:
+            fprintf(stderr, "datasync-consumer: unknown option '%s'\n",
+                    argv[optind - 1]);
             usage(stderr);
             return 2;
         }
     }
+    if (optind < argc) {
+        fprintf(stderr, "datasync-consumer: unexpected argument '%s'\n",
+                argv[optind]);
+        usage(stderr);
+        return 2;
+    }
 
     ds__config_defaults(&cfg);
     const char *path = ds__config_path(given);
+    const char *where =
+        path ? path : "no configuration file (-c or DATASYNC_CONFIG)";
     if (path && ds__config_load(&cfg, path, err, sizeof err) != 0) {
         fprintf(stderr, "datasync-consumer: %s\n", err);
-        return 1;
+        return EX_CONFIG;
     }
     if (cfg.node_id[0] == '\0') {
         fprintf(stderr,
                 "datasync-consumer: %s: node.id is required: set id in the "
                 "[node] section\n",
-                path ? path : "no configuration file (-c or DATASYNC_CONFIG)");
-        return 1;
+                where);
+        return EX_CONFIG;
+    }
+    /* Every change would be dead-lettered as "table not applied here". */
+    if (cfg.apply_tables[0] == '\0') {
+        fprintf(stderr,
+                "datasync-consumer: %s: apply.tables is empty: list the "
+                "tables this server applies in the [apply] section\n",
+                where);
+        return EX_CONFIG;
     }
 
     ds_logger lg = {cfg.log_level, ds__log_stderr, (void *)"datasync-consumer"};
@@ -87,6 +129,8 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hangup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     int rc = dsc_consumer_new(&c, &cfg, &lg, &stop_requested, err, sizeof err);

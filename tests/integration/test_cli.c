@@ -480,6 +480,47 @@ static void test_unreachable_broker_named_without_password(void **state)
     free(conf);
 }
 
+/* What a person types gets a usage error or is understood, not an input
+ * error; a URL without a vhost says how to name the default one. */
+static void test_operator_slips(void **state)
+{
+    char *conf = NULL, *url = NULL;
+    run r;
+
+    (void)state;
+    CLI(&r, NULL, "-c", cur.conf, "publish", "--table", "users", "--key",
+        "{\"id\":1}");
+    expect(&r, EXIT_USAGE, NULL, "--op is required");
+    run_free(&r);
+    CLI(&r, NULL, "-c", cur.conf, "publish", "--op", "delete", "--key",
+        "{\"id\":1}");
+    expect(&r, EXIT_USAGE, NULL, "--table is required");
+    run_free(&r);
+    CLI(&r, NULL, "-c", cur.conf, "setup", "--nodes", cur.node_a);
+    run_free(&r);
+    CLI(&r, NULL, "-c", cur.conf, "publish", "--op", "DELETE", "--table",
+        "users", "--key", "{\"id\":1}");
+    expect(&r, 0, "published 1", NULL);
+    run_free(&r);
+
+    /* "amqp://guest:guest@host:port/" names the vhost "", not "/". */
+    url = strdup(itest_amqp_url());
+    assert_non_null(url);
+    char *slash = strrchr(url, '/');
+    assert_non_null(slash);
+    slash[1] = '\0';
+    assert_true(asprintf(&conf, "%s/novhost.conf", cur.dir) > 0);
+    char *text = NULL;
+    assert_true(asprintf(&text, "[amqp]\nurl = %s\n", url) > 0);
+    write_file(conf, text);
+    CLI(&r, NULL, "-c", conf, "status", "--nodes", cur.node_a);
+    expect(&r, EXIT_BROKER, NULL, "end it with /%2f");
+    run_free(&r);
+    free(text);
+    free(conf);
+    free(url);
+}
+
 /* ------------------------------------------------------------------------ */
 /* setup                                                                     */
 
@@ -1401,6 +1442,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_help_everywhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_slips, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_unreachable_broker_named_without_password, setup, teardown),
         cmocka_unit_test_setup_teardown(test_setup_twice_creates_queues, setup,
