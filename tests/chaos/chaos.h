@@ -103,15 +103,18 @@ static inline void ch_key_text(const ch_table *t, int idx, ch_key_form form,
     int id;
     const char *k1;
     ch_key(t, idx, &id, &k1);
-    if (form == CH_KEY_PK)
-        k1 ? snprintf(buf, len, "[\"%s\",%d]", k1, id)
-           : snprintf(buf, len, "[%d]", id);
+    if (!k1 && form == CH_KEY_PK)
+        snprintf(buf, len, "[%d]", id);
+    else if (!k1 && form == CH_KEY_JSON)
+        snprintf(buf, len, "{\"id\":%d}", id);
+    else if (!k1)
+        snprintf(buf, len, "`id` = %d", id);
+    else if (form == CH_KEY_PK)
+        snprintf(buf, len, "[\"%s\",%d]", k1, id);
     else if (form == CH_KEY_JSON)
-        k1 ? snprintf(buf, len, "{\"k1\":\"%s\",\"k2\":%d}", k1, id)
-           : snprintf(buf, len, "{\"id\":%d}", id);
+        snprintf(buf, len, "{\"k1\":\"%s\",\"k2\":%d}", k1, id);
     else
-        k1 ? snprintf(buf, len, "`k1` = '%s' AND `k2` = %d", k1, id)
-           : snprintf(buf, len, "`id` = %d", id);
+        snprintf(buf, len, "`k1` = '%s' AND `k2` = %d", k1, id);
 }
 
 static inline const ch_table *ch_table_named(const char *name)
