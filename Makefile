@@ -154,7 +154,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)
 
-$(BUILD)/itests/%: $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/lib/itest.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(SERVER_A) $(LIB_A)
+$(BUILD)/itests/%: $(BUILD)/obj/tests/integration/%.o $(call obj,tests/lib/itest.c tests/lib/cluster.c tests/lib/support.c) \
+		$(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)
@@ -164,7 +165,7 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(SERVER_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
 
-$(BUILD)/tools/%: $(BUILD)/obj/tests/chaos/%.o $(SERVER_A) $(LIB_A)
+$(BUILD)/tools/%: $(BUILD)/obj/tests/chaos/%.o $(call obj,tests/lib/support.c) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)

@@ -21,10 +21,10 @@
  * then identical.
  */
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 typedef enum {
     CH_INT, /* JSON integer; the database prints the digits */
@@ -88,30 +88,33 @@ static inline void ch_key(const ch_table *t, int idx, int *id, const char **k1)
     }
 }
 
-/* The canonical key ([17] or ["red",3]) into buf. k1 is plain ASCII
- * letters, so JSON quoting is just the quotes. */
-static inline void ch_pk(const ch_table *t, int idx, char *buf, size_t len)
-{
-    int id;
-    const char *k1;
-    ch_key(t, idx, &id, &k1);
-    if (k1)
-        snprintf(buf, len, "[\"%s\",%d]", k1, id);
-    else
-        snprintf(buf, len, "[%d]", id);
-}
+/* How ch_key_text writes a key. */
+typedef enum {
+    CH_KEY_PK,   /* the canonical key: [17], ["red",3] */
+    CH_KEY_JSON, /* an event's key object: {"id":17}, {"k1":"red","k2":3} */
+    CH_KEY_WHERE /* an SQL condition: `id` = 17, `k1` = 'red' AND `k2` = 3 */
+} ch_key_form;
 
-/* The key as a JSON object ({"id":17} or {"k1":"red","k2":3}). */
-static inline void ch_key_json(const ch_table *t, int idx, char *buf,
-                               size_t len)
+/* Key number idx of table t as form says, into buf. k1 is plain ASCII
+ * letters, so JSON and SQL quoting is just the quotes. */
+static inline void ch_key_text(const ch_table *t, int idx, ch_key_form form,
+                               char *buf, size_t len)
 {
     int id;
     const char *k1;
     ch_key(t, idx, &id, &k1);
-    if (k1)
+    if (!k1 && form == CH_KEY_PK)
+        snprintf(buf, len, "[%d]", id);
+    else if (!k1 && form == CH_KEY_JSON)
+        snprintf(buf, len, "{\"id\":%d}", id);
+    else if (!k1)
+        snprintf(buf, len, "`id` = %d", id);
+    else if (form == CH_KEY_PK)
+        snprintf(buf, len, "[\"%s\",%d]", k1, id);
+    else if (form == CH_KEY_JSON)
         snprintf(buf, len, "{\"k1\":\"%s\",\"k2\":%d}", k1, id);
     else
-        snprintf(buf, len, "{\"id\":%d}", id);
+        snprintf(buf, len, "`k1` = '%s' AND `k2` = %d", k1, id);
 }
 
 static inline const ch_table *ch_table_named(const char *name)
@@ -120,31 +123,6 @@ static inline const ch_table *ch_table_named(const char *name)
         if (strcmp(CH_TABLES[i].name, name) == 0)
             return &CH_TABLES[i];
     return NULL;
-}
-
-static inline int64_t ch_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static inline uint64_t ch_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)(ts.tv_nsec / 1000000);
-}
-
-/* "2026-01-02 03:04:05.678" (UTC) for log lines. */
-static inline void ch_stamp(char *buf, size_t len)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03ld", ts.tv_nsec / 1000000);
 }
 
 #endif

@@ -1,6 +1,5 @@
 /* chaos_check.c: the chaos run's checker: every emitted change accounted for on every node, rows as the highest version says and equal everywhere, no dead letters; prints the summary table. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,6 +13,7 @@
 
 #include "chaos.h"
 #include "amqp_util.h"
+#include "support.h"
 
 /*
  *   chaos_check --port P --amqp URL --node ID=DB ... --emitted FILE ...
@@ -323,16 +323,11 @@ static const char *show(const char *row, char *buf, size_t len)
 
 static MYSQL *connect_db(const char *name)
 {
-    MYSQL *db = mysql_init(NULL);
-    unsigned int timeout = 10, proto = MYSQL_PROTOCOL_TCP;
-    mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
-    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &timeout);
-    mysql_options(db, MYSQL_OPT_PROTOCOL, &proto);
-    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (!mysql_real_connect(db, opt_host, "root", "", name,
-                            (unsigned int)opt_port, NULL, 0)) {
-        fprintf(stderr, "chaos_check: database %s: %s\n", name,
-                mysql_error(db));
+    char err[512];
+    MYSQL *db =
+        ts_mysql_open(opt_host, opt_port, name, 10, 10, 0, err, sizeof err);
+    if (!db) {
+        fprintf(stderr, "chaos_check: database %s: %s\n", name, err);
         exit(2);
     }
     return db;
@@ -453,18 +448,11 @@ static void peek_dead(ds_amqp *a, const char *queue, int max)
             AMQP_RESPONSE_NORMAL)
             return;
         char reason[300] = "(no x-datasync-error)";
-        if (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
-            amqp_table_t *h = &msg.properties.headers;
-            for (int e = 0; e < h->num_entries; e++)
-                if (h->entries[e].key.len == 16 &&
-                    memcmp(h->entries[e].key.bytes, "x-datasync-error", 16) ==
-                        0 &&
-                    h->entries[e].value.kind == AMQP_FIELD_KIND_UTF8)
-                    snprintf(
-                        reason, sizeof reason, "%.*s",
-                        (int)h->entries[e].value.value.bytes.len,
-                        (const char *)h->entries[e].value.value.bytes.bytes);
-        }
+        const amqp_bytes_t *why =
+            ts_amqp_header(&msg.properties, "x-datasync-error");
+        if (why)
+            snprintf(reason, sizeof reason, "%.*s", (int)why->len,
+                     (const char *)why->bytes);
         printf("  dead letter in %s: %s\n    %.*s\n", queue, reason,
                (int)(msg.body.len > 300 ? 300 : msg.body.len),
                (const char *)msg.body.bytes);
@@ -499,28 +487,6 @@ static void read_queues(void)
             peek_dead(&a, dq, 3);
         }
     ds__amqp_close(&a);
-}
-
-static long long spool_backlog(const char *dir)
-{
-    char path[4096];
-    struct stat sb;
-    unsigned char b[12];
-    uint64_t head = 0;
-    snprintf(path, sizeof path, "%s/spool.log", dir);
-    if (stat(path, &sb) != 0)
-        return 0;
-    snprintf(path, sizeof path, "%s/spool.head", dir);
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        if (fread(b, 1, sizeof b, f) == sizeof b)
-            for (int i = 7; i >= 0; i--)
-                head = head << 8 | b[i];
-        fclose(f);
-    }
-    return (uint64_t)sb.st_size > head
-               ? (long long)((uint64_t)sb.st_size - head)
-               : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -588,89 +554,69 @@ static void usage(void)
     exit(2);
 }
 
-int main(int argc, char **argv)
+/* The command line into the opt_* settings and the node list; usage()
+ * when it is wrong. */
+static void parse_args(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'P'},
-        {"amqp", required_argument, NULL, 'a'},
-        {"node", required_argument, NULL, 'n'},
-        {"emitted", required_argument, NULL, 'e'},
-        {"faults", required_argument, NULL, 'f'},
-        {"seed", required_argument, NULL, 's'},
-        {"duration", required_argument, NULL, 'd'},
-        {"spool", required_argument, NULL, 'S'},
-        {"info", required_argument, NULL, 'i'},
-        {"details", required_argument, NULL, 'D'},
-        {"died", required_argument, NULL, 'x'},
-        {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'H':
-            opt_host = optarg;
-            break;
-        case 'P':
-            opt_port = atoi(optarg);
-            break;
-        case 'a':
-            opt_amqp = optarg;
-            break;
-        case 'n': {
-            char *eq = strchr(optarg, '=');
-            if (!eq || nnodes == MAX_NODES)
-                usage();
-            snprintf(node_id[nnodes], sizeof node_id[nnodes], "%.*s",
-                     (int)(eq - optarg), optarg);
-            snprintf(node_db[nnodes], sizeof node_db[nnodes], "%s", eq + 1);
-            nnodes++;
-            break;
-        }
-        case 'e':
-            if (nemitted < 8)
-                emitted_files[nemitted++] = optarg;
-            break;
-        case 'f':
-            opt_faults = optarg;
-            break;
-        case 's':
-            opt_seed = optarg;
-            break;
-        case 'd':
-            opt_duration = optarg;
-            break;
-        case 'S':
-            if (nspools < 8)
-                spool_dirs[nspools++] = optarg;
-            break;
-        case 'i':
-            if (ninfos < 32)
-                infos[ninfos++] = optarg;
-            break;
-        case 'D':
-            opt_details = optarg;
-            break;
-        case 'x':
-            opt_died = optarg;
-            break;
-        default:
+    const char *port = "0", *nodes[MAX_NODES];
+    const ts_opt opts[] = {TS_OPT("host", &opt_host),
+                           TS_OPT("port", &port),
+                           TS_OPT("amqp", &opt_amqp),
+                           TS_OPT_LIST("node", nodes, &nnodes, MAX_NODES),
+                           TS_OPT_LIST("emitted", emitted_files, &nemitted, 8),
+                           TS_OPT("faults", &opt_faults),
+                           TS_OPT("seed", &opt_seed),
+                           TS_OPT("duration", &opt_duration),
+                           TS_OPT_LIST("spool", spool_dirs, &nspools, 8),
+                           TS_OPT_LIST("info", infos, &ninfos, 32),
+                           TS_OPT("details", &opt_details),
+                           TS_OPT("died", &opt_died),
+                           TS_OPT_END};
+    if (ts_opts_parse(argc, argv, opts) != 0)
+        usage();
+    opt_port = atoi(port);
+    for (int n = 0; n < nnodes; n++) {
+        const char *eq = strchr(nodes[n], '=');
+        if (!eq)
             usage();
-        }
+        snprintf(node_id[n], sizeof node_id[n], "%.*s", (int)(eq - nodes[n]),
+                 nodes[n]);
+        snprintf(node_db[n], sizeof node_db[n], "%s", eq + 1);
     }
     if (!opt_port || !opt_amqp || nnodes == 0 || nemitted == 0)
         usage();
-    if (opt_details && !(details = fopen(opt_details, "w"))) {
-        fprintf(stderr, "chaos_check: %s: %s\n", opt_details, strerror(errno));
-        return 2;
-    }
+}
 
+/* What the checks counted: the verdict and the summary table read it. */
+typedef struct tally {
+    long by_op[3]; /* create, update, delete */
+    char by_origin[4][65];
+    long by_origin_n[4];
+    long accounted[MAX_NODES], lost[MAX_NODES], accounted_all, lost_any;
+    long wrong[MAX_NODES], wrong_all, differing, versions_differ;
+    int shown_lost, shown_wrong, shown_diff;
+    long dead_total, outbox_total;
+    long long spool_total;
+} tally;
+
+static const char *op_name(char op)
+{
+    return op == 'c' ? "create" : op == 'u' ? "update" : "delete";
+}
+
+/* Reads the emitted logs, every node's tables and the queues. */
+static void load(void)
+{
     for (int i = 0; i < nemitted; i++)
         read_emitted(emitted_files[i]);
     for (int n = 0; n < nnodes; n++)
         read_node(n);
     read_queues();
+}
 
-    /* The highest emitted version of every row. */
+/* The highest emitted version of every row. */
+static void find_best(void)
+{
     for (size_t i = 0; i < nchanges; i++) {
         key *k = &keys[changes[i].key];
         if (k->best < 0 ||
@@ -678,155 +624,159 @@ int main(int argc, char **argv)
                  changes[k->best].origin) > 0)
             k->best = (int)i;
     }
+}
 
-    /* Accounted and lost. */
-    long accounted[MAX_NODES] = {0}, lost[MAX_NODES] = {0}, accounted_all = 0,
-         lost_any = 0, by_origin_n[4] = {0};
-    char by_origin[4][65] = {{0}};
-    long by_op[3] = {0};
-    int shown = 0;
-    for (size_t i = 0; i < nchanges; i++) {
-        const change *ch = &changes[i];
-        const key *k = &keys[ch->key];
-        bool all = true;
-        for (int o = 0; o < 4; o++) {
-            if (!by_origin[o][0])
-                snprintf(by_origin[o], sizeof by_origin[o], "%s", ch->origin);
-            if (strcmp(by_origin[o], ch->origin) == 0) {
-                by_origin_n[o]++;
-                break;
-            }
+/* One change, counted by kind and origin (the first four origins). */
+static void count_emitted(const change *ch, tally *t)
+{
+    for (int o = 0; o < 4; o++) {
+        if (!t->by_origin[o][0])
+            snprintf(t->by_origin[o], sizeof t->by_origin[o], "%s", ch->origin);
+        if (strcmp(t->by_origin[o], ch->origin) == 0) {
+            t->by_origin_n[o]++;
+            break;
         }
-        by_op[ch->op == 'c' ? 0 : ch->op == 'u' ? 1 : 2]++;
-        for (int n = 0; n < nnodes; n++) {
-            const version *v = &k->ver[n];
-            if (v->exists &&
-                vcmp(v->hlc, v->origin, ch->hlc, ch->origin) >= 0) {
-                accounted[n]++;
-                continue;
-            }
-            all = false;
-            lost[n]++;
-            detail("LOST on %s: change %s %s %s %s version (%" PRIu64
-                   ", %s); node holds %s%" PRIu64 ", %s)\n",
-                   node_id[n], ch->id,
-                   ch->op == 'c'   ? "create"
-                   : ch->op == 'u' ? "update"
-                                   : "delete",
+    }
+    t->by_op[ch->op == 'c' ? 0 : ch->op == 'u' ? 1 : 2]++;
+}
+
+/* One change on every node: accounted for when the node's stored version
+ * of its row is at least the change's, lost otherwise. */
+static void check_accounted(const change *ch, tally *t)
+{
+    const key *k = &keys[ch->key];
+    bool all = true;
+    for (int n = 0; n < nnodes; n++) {
+        const version *v = &k->ver[n];
+        if (v->exists && vcmp(v->hlc, v->origin, ch->hlc, ch->origin) >= 0) {
+            t->accounted[n]++;
+            continue;
+        }
+        all = false;
+        t->lost[n]++;
+        detail("LOST on %s: change %s %s %s %s version (%" PRIu64
+               ", %s); node holds %s%" PRIu64 ", %s)\n",
+               node_id[n], ch->id, op_name(ch->op), CH_TABLES[ch->table].name,
+               ch->pk, ch->hlc, ch->origin, v->exists ? "(" : "no version (",
+               v->hlc, v->exists ? v->origin : "-");
+        if (t->shown_lost++ < SHOW)
+            printf("  LOST on %s: change %s (%s %s %s, hlc %" PRIu64
+                   ", origin %s); the node holds %s%" PRIu64 ", %s)\n",
+                   node_id[n], ch->id, op_name(ch->op),
                    CH_TABLES[ch->table].name, ch->pk, ch->hlc, ch->origin,
                    v->exists ? "(" : "no version (", v->hlc,
                    v->exists ? v->origin : "-");
-            if (shown++ < SHOW)
-                printf("  LOST on %s: change %s (%s %s %s, hlc %" PRIu64
-                       ", origin %s); the node holds %s%" PRIu64 ", %s)\n",
-                       node_id[n], ch->id,
-                       ch->op == 'c'   ? "create"
-                       : ch->op == 'u' ? "update"
-                                       : "delete",
-                       CH_TABLES[ch->table].name, ch->pk, ch->hlc, ch->origin,
-                       v->exists ? "(" : "no version (", v->hlc,
-                       v->exists ? v->origin : "-");
-        }
-        accounted_all += all;
-        lost_any += !all;
     }
+    t->accounted_all += all;
+    t->lost_any += !all;
+}
 
-    /* Effects, and differences between nodes. */
-    long wrong[MAX_NODES] = {0}, wrong_all = 0, differing = 0,
-         versions_differ = 0;
-    int shown_wrong = 0, shown_diff = 0;
-    for (size_t ki = 0; ki < nkeys; ki++) {
-        key *k = &keys[ki];
-        const change *best = k->best >= 0 ? &changes[k->best] : NULL;
-        char *want = best && best->op != 'd' ? expected_row(best) : NULL;
-        bool any_wrong = false;
-        for (int n = 0; n < nnodes; n++) {
-            const version *v = &k->ver[n];
-            const char *why = NULL;
-            if (best && v->exists &&
-                vcmp(v->hlc, v->origin, best->hlc, best->origin) == 0) {
-                if (!want && k->row[n])
-                    why = "deleted by the highest version, but present";
-                else if (want && !k->row[n])
-                    why = "absent, but the highest version is a create/update";
-                else if (want && strcmp(want, k->row[n]) != 0)
-                    why = "row differs from the highest version's data";
-                else if (v->deleted != (best->op == 'd'))
-                    why = "tombstone flag disagrees with the change";
-            } else if (v->exists && (!best || vcmp(v->hlc, v->origin, best->hlc,
-                                                   best->origin) > 0)) {
-                why = "stored version is no emitted change's";
-            } else if (!best && k->row[n]) {
-                why = "row that no emitted change made";
-            }
-            if (!why)
-                continue;
-            wrong[n]++;
-            any_wrong = true;
-            char b1[1024], b2[1024];
-            detail("WRONG on %s: %s %s: %s; stored version (%" PRIu64
-                   ", %s%s); highest emitted %s (%" PRIu64 ", %s, %s); row "
-                   "%s; expected %s\n",
-                   node_id[n], CH_TABLES[k->table].name, k->pk, why, v->hlc,
-                   v->exists ? v->origin : "none",
-                   v->deleted ? ", tombstone" : "", best ? best->id : "-",
-                   best ? best->hlc : 0, best ? best->origin : "-",
-                   best ? (best->op == 'd' ? "delete" : "write") : "-",
-                   show(k->row[n], b1, sizeof b1), show(want, b2, sizeof b2));
-            if (shown_wrong++ < SHOW)
-                printf("  WRONG on %s: %s %s: %s (stored version %" PRIu64
-                       " %s; highest emitted %" PRIu64 " %s)\n    row:      "
-                       "%s\n    expected: %s\n",
-                       node_id[n], CH_TABLES[k->table].name, k->pk, why, v->hlc,
-                       v->exists ? v->origin : "none", best ? best->hlc : 0,
-                       best ? best->origin : "-",
-                       show(k->row[n], b1, sizeof b1),
-                       show(want, b2, sizeof b2));
-        }
-        wrong_all += any_wrong;
-        free(want);
-
-        bool differ = false, vdiffer = false;
-        for (int n = 1; n < nnodes; n++) {
-            const char *a = k->row[0], *b = k->row[n];
-            if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
-                differ = true;
-            const version *v0 = &k->ver[0], *vn = &k->ver[n];
-            if (v0->exists != vn->exists ||
-                (v0->exists &&
-                 vcmp(v0->hlc, v0->origin, vn->hlc, vn->origin) != 0))
-                vdiffer = true;
-        }
-        versions_differ += vdiffer;
-        if (differ) {
-            differing++;
-            char b[1024];
-            detail("DIFFER %s %s:", CH_TABLES[k->table].name, k->pk);
-            for (int n = 0; n < nnodes; n++)
-                detail(" %s=%s", node_id[n], show(k->row[n], b, sizeof b));
-            detail("\n");
-            if (shown_diff++ < SHOW) {
-                printf("  DIFFER %s %s:\n", CH_TABLES[k->table].name, k->pk);
-                for (int n = 0; n < nnodes; n++)
-                    printf("    %-10s %s (version %" PRIu64 " %s)\n",
-                           node_id[n], show(k->row[n], b, sizeof b),
-                           k->ver[n].hlc,
-                           k->ver[n].exists ? k->ver[n].origin : "none");
-            }
-        }
+/* Why key k's row on node n is not the effect of the row's highest
+ * emitted version best (NULL: none, or want, the row text it makes);
+ * NULL when it is. */
+static const char *wrong_effect(const key *k, int n, const change *best,
+                                const char *want)
+{
+    const version *v = &k->ver[n];
+    if (best && v->exists &&
+        vcmp(v->hlc, v->origin, best->hlc, best->origin) == 0) {
+        if (!want && k->row[n])
+            return "deleted by the highest version, but present";
+        if (want && !k->row[n])
+            return "absent, but the highest version is a create/update";
+        if (want && strcmp(want, k->row[n]) != 0)
+            return "row differs from the highest version's data";
+        if (v->deleted != (best->op == 'd'))
+            return "tombstone flag disagrees with the change";
+        return NULL;
     }
+    if (v->exists &&
+        (!best || vcmp(v->hlc, v->origin, best->hlc, best->origin) > 0))
+        return "stored version is no emitted change's";
+    if (!best && k->row[n])
+        return "row that no emitted change made";
+    return NULL;
+}
 
-    long dead_total = 0, outbox_total = 0;
+/* One row on every node: the effect of its highest emitted version. */
+static void check_effect(const key *k, tally *t)
+{
+    const change *best = k->best >= 0 ? &changes[k->best] : NULL;
+    char *want = best && best->op != 'd' ? expected_row(best) : NULL;
+    bool any_wrong = false;
     for (int n = 0; n < nnodes; n++) {
-        dead_total += dead[n] > 0 ? dead[n] : 0;
-        outbox_total += outbox_in[n];
+        const version *v = &k->ver[n];
+        const char *why = wrong_effect(k, n, best, want);
+        if (!why)
+            continue;
+        t->wrong[n]++;
+        any_wrong = true;
+        char b1[1024], b2[1024];
+        detail("WRONG on %s: %s %s: %s; stored version (%" PRIu64
+               ", %s%s); highest emitted %s (%" PRIu64 ", %s, %s); row "
+               "%s; expected %s\n",
+               node_id[n], CH_TABLES[k->table].name, k->pk, why, v->hlc,
+               v->exists ? v->origin : "none", v->deleted ? ", tombstone" : "",
+               best ? best->id : "-", best ? best->hlc : 0,
+               best ? best->origin : "-",
+               best ? (best->op == 'd' ? "delete" : "write") : "-",
+               show(k->row[n], b1, sizeof b1), show(want, b2, sizeof b2));
+        if (t->shown_wrong++ < SHOW)
+            printf("  WRONG on %s: %s %s: %s (stored version %" PRIu64
+                   " %s; highest emitted %" PRIu64 " %s)\n    row:      "
+                   "%s\n    expected: %s\n",
+                   node_id[n], CH_TABLES[k->table].name, k->pk, why, v->hlc,
+                   v->exists ? v->origin : "none", best ? best->hlc : 0,
+                   best ? best->origin : "-", show(k->row[n], b1, sizeof b1),
+                   show(want, b2, sizeof b2));
     }
-    long long spool_total = 0;
-    for (int i = 0; i < nspools; i++)
-        spool_total += spool_backlog(spool_dirs[i]);
+    t->wrong_all += any_wrong;
+    free(want);
+}
 
-    bool pass = lost_any == 0 && differing == 0 && dead_total == 0 &&
-                wrong_all == 0 && inconsistent == 0 && bad_lines == 0 &&
+/* One row: the same contents (and version) on every node? */
+static void check_agreement(const key *k, tally *t)
+{
+    bool differ = false, vdiffer = false;
+    for (int n = 1; n < nnodes; n++) {
+        const char *a = k->row[0], *b = k->row[n];
+        if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
+            differ = true;
+        const version *v0 = &k->ver[0], *vn = &k->ver[n];
+        if (v0->exists != vn->exists ||
+            (v0->exists && vcmp(v0->hlc, v0->origin, vn->hlc, vn->origin) != 0))
+            vdiffer = true;
+    }
+    t->versions_differ += vdiffer;
+    if (!differ)
+        return;
+    t->differing++;
+    char b[1024];
+    detail("DIFFER %s %s:", CH_TABLES[k->table].name, k->pk);
+    for (int n = 0; n < nnodes; n++)
+        detail(" %s=%s", node_id[n], show(k->row[n], b, sizeof b));
+    detail("\n");
+    if (t->shown_diff++ < SHOW) {
+        printf("  DIFFER %s %s:\n", CH_TABLES[k->table].name, k->pk);
+        for (int n = 0; n < nnodes; n++)
+            printf("    %-10s %s (version %" PRIu64 " %s)\n", node_id[n],
+                   show(k->row[n], b, sizeof b), k->ver[n].hlc,
+                   k->ver[n].exists ? k->ver[n].origin : "none");
+    }
+}
+
+/* The totals over nodes and spools, and whether the run passes. */
+static bool verdict(tally *t)
+{
+    for (int n = 0; n < nnodes; n++) {
+        t->dead_total += dead[n] > 0 ? dead[n] : 0;
+        t->outbox_total += outbox_in[n];
+    }
+    for (int i = 0; i < nspools; i++)
+        t->spool_total += ts_spool_backlog(spool_dirs[i]);
+
+    bool pass = t->lost_any == 0 && t->differing == 0 && t->dead_total == 0 &&
+                t->wrong_all == 0 && inconsistent == 0 && bad_lines == 0 &&
                 amqp_ok && nchanges > 0;
     for (int n = 0; n < nnodes; n++)
         if (dead[n] < 0)
@@ -834,16 +784,15 @@ int main(int argc, char **argv)
     /* A consumer or producer that died on its own is a bug too. */
     if (opt_died && atol(opt_died) != 0)
         pass = false;
+    return pass;
+}
 
-    /* The table: one screen. */
+/* The table's head: the run and what was emitted. */
+static void print_run(const tally *t)
+{
     char faults[512];
     int nfaults;
     fault_counts(faults, sizeof faults, &nfaults);
-    const char *rule =
-        "------------------------------------------------------------------"
-        "------------";
-    printf("\n%s\n datasync chaos run: %s\n%s\n", rule, pass ? "PASS" : "FAIL",
-           rule);
     printf(" %-28s %s\n", "seed", opt_seed);
     printf(" %-28s %s s\n", "fault period", opt_duration);
     printf(" %-28s %d: %s\n", "faults", nfaults, faults);
@@ -855,20 +804,25 @@ int main(int argc, char **argv)
             printf(" %s\n", infos[i]);
     }
     printf(" %-28s %zu (create %ld, update %ld, delete %ld;", "emitted changes",
-           nchanges, by_op[0], by_op[1], by_op[2]);
-    for (int o = 0; o < 4 && by_origin[o][0]; o++)
-        printf(" %s %ld", by_origin[o], by_origin_n[o]);
+           nchanges, t->by_op[0], t->by_op[1], t->by_op[2]);
+    for (int o = 0; o < 4 && t->by_origin[o][0]; o++)
+        printf(" %s %ld", t->by_origin[o], t->by_origin_n[o]);
     printf(")\n");
     printf(" %-28s %ld logged twice (re-emitted), %ld inconsistent, %ld bad\n",
            "emitted log lines", dup_lines, inconsistent, bad_lines);
-    printf("%s\n %-28s", rule, "");
+}
+
+/* The table's middle: a column per node. */
+static void print_nodes(const tally *t)
+{
+    printf(" %-28s", "");
     for (int n = 0; n < nnodes; n++)
         printf(" %10s", node_id[n]);
     printf(" %10s\n", "all nodes");
-    print_row("accounted for", accounted, accounted_all);
-    print_row("lost", lost, lost_any);
-    print_row("wrong effect (rows)", wrong, wrong_all);
-    print_row("dead letters", dead, dead_total);
+    print_row("accounted for", t->accounted, t->accounted_all);
+    print_row("lost", t->lost, t->lost_any);
+    print_row("wrong effect (rows)", t->wrong, t->wrong_all);
+    print_row("dead letters", dead, t->dead_total);
     print_row("messages left in queue", ready, -1);
     printf(" %-28s", "rows items/accounts/tags");
     for (int n = 0; n < nnodes; n++) {
@@ -884,17 +838,53 @@ int main(int argc, char **argv)
         printf(" %10s", b);
     }
     printf("\n");
-    print_row("outbox rows left", outbox_in, outbox_total);
+    print_row("outbox rows left", outbox_in, t->outbox_total);
+}
+
+/* The summary table: one screen. */
+static void print_summary(const tally *t, bool pass)
+{
+    const char *rule =
+        "------------------------------------------------------------------"
+        "------------";
+    printf("\n%s\n datasync chaos run: %s\n%s\n", rule, pass ? "PASS" : "FAIL",
+           rule);
+    print_run(t);
+    printf("%s\n", rule);
+    print_nodes(t);
     printf("%s\n", rule);
     printf(" %-28s %ld (versions differ: %ld)\n", "rows differing across nodes",
-           differing, versions_differ);
-    printf(" %-28s %lld bytes\n", "spool left (producers)", spool_total);
+           t->differing, t->versions_differ);
+    printf(" %-28s %lld bytes\n", "spool left (producers)", t->spool_total);
     if (opt_died)
         printf(" %-28s %s\n", "processes that died alone", opt_died);
     printf(" %-28s %s\n", "verdict",
            pass ? "PASS: lost 0, wrong effect 0, differing 0, dead letters 0"
                 : "FAIL: see the lines above, the details file and the logs");
     printf("%s\n", rule);
+}
+
+int main(int argc, char **argv)
+{
+    static tally t;
+
+    parse_args(argc, argv);
+    if (opt_details && !(details = fopen(opt_details, "w"))) {
+        fprintf(stderr, "chaos_check: %s: %s\n", opt_details, strerror(errno));
+        return 2;
+    }
+    load();
+    find_best();
+    for (size_t i = 0; i < nchanges; i++) {
+        count_emitted(&changes[i], &t);
+        check_accounted(&changes[i], &t);
+    }
+    for (size_t ki = 0; ki < nkeys; ki++) {
+        check_effect(&keys[ki], &t);
+        check_agreement(&keys[ki], &t);
+    }
+    bool pass = verdict(&t);
+    print_summary(&t, pass);
     if (details)
         fclose(details);
     return pass ? 0 : 1;

@@ -1,7 +1,6 @@
 /* chaos_producer.c: the chaos run's host application: random creates, updates and deletes over the shared key space, each written to its own database first, then emitted through libdatasync (sync mode) and logged. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +16,7 @@
 #include "chaos.h"
 #include "datasync.h"
 #include "ids.h"
+#include "support.h"
 
 /*
  * What a careful host does, so that whatever the run finds is datasync's:
@@ -55,8 +55,8 @@ static void on_stop(int sig)
 
 static const char *opt_conf, *opt_node, *opt_db, *opt_host = "127.0.0.1";
 static const char *opt_emitted, *opt_spool;
-static int opt_port = 3306, opt_rate = 80, opt_drain_timeout = 90;
-static uint64_t opt_seed = 1;
+static int opt_port, opt_rate, opt_drain_timeout;
+static uint64_t opt_seed;
 
 static ds_producer *prod;
 static MYSQL *db;
@@ -72,17 +72,9 @@ static struct {
 
 /* ------------------------------------------------------------------------ */
 
-__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
-{
-    char stamp[40], line[2048];
-    va_list ap;
-    ch_stamp(stamp, sizeof stamp);
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s chaos-producer %s: %s\n", stamp, opt_node, line);
-    fflush(stderr);
-}
+/* "chaos-producer <node>", the name on every log line. */
+static char me[96];
+#define say(...) ts_say(me, __VA_ARGS__)
 
 static void lib_log(void *ud, ds_log_level level, const char *message)
 {
@@ -124,20 +116,16 @@ static void db_close(void)
 
 static int db_open(void)
 {
-    unsigned int timeout = 3, rw = 10, proto = MYSQL_PROTOCOL_TCP;
-    db = mysql_init(NULL);
-    if (!db)
-        return -1;
-    mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
-    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &rw);
-    mysql_options(db, MYSQL_OPT_WRITE_TIMEOUT, &rw);
-    mysql_options(db, MYSQL_OPT_PROTOCOL, &proto);
-    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    char err[512];
     /* CLIENT_FOUND_ROWS: an update reports the row it matched, so "one
      * row changed" can be checked even if the values happen to repeat. */
-    if (!mysql_real_connect(db, opt_host, "root", "", opt_db,
-                            (unsigned int)opt_port, NULL, CLIENT_FOUND_ROWS) ||
-        mysql_query(db, "SET SESSION innodb_lock_wait_timeout = 10") != 0 ||
+    db = ts_mysql_open(opt_host, opt_port, opt_db, 3, 10, CLIENT_FOUND_ROWS,
+                       err, sizeof err);
+    if (!db) {
+        say("database: %s", err);
+        return -1;
+    }
+    if (mysql_query(db, "SET SESSION innodb_lock_wait_timeout = 10") != 0 ||
         mysql_autocommit(db, 0) != 0) {
         say("database: %s", mysql_error(db));
         db_close();
@@ -355,17 +343,6 @@ static void make_row(const ch_table *t, int idx, row_text *r)
     snprintf(r->json + lj, sizeof r->json - lj, "}");
 }
 
-static void pk_where(const ch_table *t, int idx, char *out, size_t len)
-{
-    int id;
-    const char *k1;
-    ch_key(t, idx, &id, &k1);
-    if (k1)
-        snprintf(out, len, "`k1` = '%s' AND `k2` = %d", k1, id);
-    else
-        snprintf(out, len, "`id` = %d", id);
-}
-
 /* Lock wait timeout, deadlock, a concurrent insert of the same key: roll
  * back and try another change. Anything else: reconnect. */
 static bool retryable(unsigned int e)
@@ -394,9 +371,9 @@ static unsigned int one_change(void)
         }
         r -= (unsigned)CH_TABLES[i].nkeys;
     }
-    pk_where(t, idx, where, sizeof where);
-    ch_pk(t, idx, pk, sizeof pk);
-    ch_key_json(t, idx, key, sizeof key);
+    ch_key_text(t, idx, CH_KEY_WHERE, where, sizeof where);
+    ch_key_text(t, idx, CH_KEY_PK, pk, sizeof pk);
+    ch_key_text(t, idx, CH_KEY_JSON, key, sizeof key);
 
     snprintf(sql, sizeof sql, "SELECT 1 FROM `%s` WHERE %s FOR UPDATE", t->name,
              where);
@@ -440,7 +417,7 @@ static unsigned int one_change(void)
     else if (e)
         return e;
 
-    uint64_t hlc = ch_wall_ms() << 16;
+    uint64_t hlc = ts_wall_ms() << 16;
     if (hlc <= last_hlc)
         hlc = last_hlc + 1;
     if (found && hlc <= stored) {
@@ -453,7 +430,7 @@ static unsigned int one_change(void)
         say("no randomness for a UUID");
         exit(1);
     }
-    ds__rfc3339_ms(ch_wall_ms(), ts);
+    ds__rfc3339_ms(ts_wall_ms(), ts);
     char event[2048], logline[2048];
     snprintf(event, sizeof event,
              "{\"v\":1,\"id\":\"%s\",\"origin\":\"%s\",\"hlc\":%" PRIu64
@@ -515,31 +492,6 @@ static uint64_t max_logged_hlc(void)
     return max;
 }
 
-/* Bytes of the spool not yet confirmed: spool.log's size past the offset
- * in spool.head (producer/spool.h: 8 bytes little-endian, then a crc). */
-static long long spool_backlog(void)
-{
-    char path[4096];
-    struct stat sb;
-    unsigned char b[12];
-    uint64_t head = 0;
-
-    snprintf(path, sizeof path, "%s/spool.log", opt_spool);
-    if (stat(path, &sb) != 0)
-        return 0;
-    snprintf(path, sizeof path, "%s/spool.head", opt_spool);
-    int fd = open(path, O_RDONLY);
-    if (fd >= 0) {
-        if (read(fd, b, sizeof b) == (ssize_t)sizeof b)
-            for (int i = 7; i >= 0; i--)
-                head = head << 8 | b[i];
-        close(fd);
-    }
-    return (uint64_t)sb.st_size > head
-               ? (long long)((uint64_t)sb.st_size - head)
-               : 0;
-}
-
 static void print_stats(const char *when)
 {
     ds_producer_stats ps;
@@ -554,7 +506,7 @@ static void print_stats(const char *when)
         when, st.changes, st.creates, st.updates, st.deletes, st.emitted,
         st.reemitted, st.emit_errors, st.db_errors, st.lock_retries,
         st.hlc_bumps, ps.confirmed, ps.spooled, ps.nacked, ps.reconnects,
-        spool_backlog());
+        ts_spool_backlog(opt_spool));
 }
 
 static void usage(void)
@@ -584,66 +536,43 @@ static int recover(int64_t deadline)
                 db_close();
             }
         }
-        if (deadline ? ch_mono_ms() >= deadline : stop_flag)
+        if (deadline ? ts_now_ms() >= deadline : stop_flag)
             return -1;
         sleep_ms(backoff);
         backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
     }
 }
 
-int main(int argc, char **argv)
+/* The command line into the opt_* settings; usage() when it is wrong. */
+static void parse_args(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"node", required_argument, NULL, 'n'},
-        {"db", required_argument, NULL, 'd'},
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'P'},
-        {"emitted", required_argument, NULL, 'e'},
-        {"spool", required_argument, NULL, 's'},
-        {"seed", required_argument, NULL, 'S'},
-        {"rate", required_argument, NULL, 'r'},
-        {"drain-timeout", required_argument, NULL, 't'},
-        {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            opt_conf = optarg;
-            break;
-        case 'n':
-            opt_node = optarg;
-            break;
-        case 'd':
-            opt_db = optarg;
-            break;
-        case 'H':
-            opt_host = optarg;
-            break;
-        case 'P':
-            opt_port = atoi(optarg);
-            break;
-        case 'e':
-            opt_emitted = optarg;
-            break;
-        case 's':
-            opt_spool = optarg;
-            break;
-        case 'S':
-            opt_seed = strtoull(optarg, NULL, 10);
-            break;
-        case 'r':
-            opt_rate = atoi(optarg);
-            break;
-        case 't':
-            opt_drain_timeout = atoi(optarg);
-            break;
-        default:
-            usage();
-        }
-    }
+    const char *port = "3306", *seed = "1", *rate = "80", *drain = "90";
+    const ts_opt opts[] = {TS_OPT("c", &opt_conf),
+                           TS_OPT("node", &opt_node),
+                           TS_OPT("db", &opt_db),
+                           TS_OPT("host", &opt_host),
+                           TS_OPT("port", &port),
+                           TS_OPT("emitted", &opt_emitted),
+                           TS_OPT("spool", &opt_spool),
+                           TS_OPT("seed", &seed),
+                           TS_OPT("rate", &rate),
+                           TS_OPT("drain-timeout", &drain),
+                           TS_OPT_END};
+    if (ts_opts_parse(argc, argv, opts) != 0)
+        usage();
+    opt_port = atoi(port);
+    opt_seed = strtoull(seed, NULL, 10);
+    opt_rate = atoi(rate);
+    opt_drain_timeout = atoi(drain);
     if (!opt_conf || !opt_node || !opt_db || !opt_emitted || !opt_spool ||
         opt_rate <= 0)
         usage();
+    snprintf(me, sizeof me, "chaos-producer %s", opt_node);
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
     rng = opt_seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
 
     struct sigaction sa;
@@ -677,15 +606,16 @@ int main(int argc, char **argv)
     ds_producer_set_log(prod, lib_log, NULL);
     say("started: database %s, seed %" PRIu64 ", %d changes/s, spool %s "
         "(backlog %lld bytes), last hlc %" PRIu64,
-        opt_db, opt_seed, opt_rate, opt_spool, spool_backlog(), last_hlc);
+        opt_db, opt_seed, opt_rate, opt_spool, ts_spool_backlog(opt_spool),
+        last_hlc);
 
     recover(0);
-    int64_t next_stats = ch_mono_ms() + 10000;
+    int64_t next_stats = ts_now_ms() + 10000;
     const int64_t interval_us = 1000000 / opt_rate;
-    int64_t slot_us = ch_mono_ms() * 1000;
+    int64_t slot_us = ts_now_ms() * 1000;
     while (!stop_flag) {
         /* Pace at --rate, without catching up more than a second. */
-        int64_t now_us = ch_mono_ms() * 1000;
+        int64_t now_us = ts_now_ms() * 1000;
         if (slot_us < now_us - 1000000)
             slot_us = now_us - 1000000;
         if (slot_us > now_us)
@@ -712,14 +642,14 @@ int main(int argc, char **argv)
                 db_close();
             }
         }
-        if (ch_mono_ms() >= next_stats) {
+        if (ts_now_ms() >= next_stats) {
             print_stats("stats");
-            next_stats = ch_mono_ms() + 10000;
+            next_stats = ts_now_ms() + 10000;
         }
     }
 
     /* The end: empty the outbox, then wait for the spool to drain. */
-    int64_t deadline = ch_mono_ms() + (int64_t)opt_drain_timeout * 1000;
+    int64_t deadline = ts_now_ms() + (int64_t)opt_drain_timeout * 1000;
     say("stopping: emptying the outbox and the spool (at most %d s)",
         opt_drain_timeout);
     int status = 0;
@@ -727,12 +657,13 @@ int main(int argc, char **argv)
         say("FAILED: the outbox still holds changes at the deadline");
         status = 3;
     }
-    int64_t next_note = ch_mono_ms() + 5000;
+    int64_t next_note = ts_now_ms() + 5000;
     long long backlog;
-    while ((backlog = spool_backlog()) > 0 && ch_mono_ms() < deadline) {
-        if (ch_mono_ms() >= next_note) {
+    while ((backlog = ts_spool_backlog(opt_spool)) > 0 &&
+           ts_now_ms() < deadline) {
+        if (ts_now_ms() >= next_note) {
             say("waiting for the spool to drain: %lld bytes", backlog);
-            next_note = ch_mono_ms() + 5000;
+            next_note = ts_now_ms() + 5000;
         }
         sleep_ms(200);
     }

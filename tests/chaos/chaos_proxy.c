@@ -2,7 +2,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -15,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "chaos.h"
+#include "support.h"
 
 /*
  *   chaos_proxy --target-port P [--listen-port L] [--port-file F]
@@ -69,17 +68,7 @@ static void on_signal(int sig)
     }
 }
 
-__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
-{
-    char stamp[40], line[512];
-    va_list ap;
-    ch_stamp(stamp, sizeof stamp);
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s chaos-proxy: %s\n", stamp, line);
-    fflush(stderr);
-}
+#define say(...) ts_say("chaos-proxy", __VA_ARGS__)
 
 static void set_nonblock(int fd)
 {
@@ -182,30 +171,17 @@ static bool drain(int fd, buf *b)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"target-port", required_argument, NULL, 't'},
-        {"listen-port", required_argument, NULL, 'l'},
-        {"port-file", required_argument, NULL, 'f'},
-        {NULL, 0, NULL, 0}};
-    int listen_port = 0, c;
-    const char *port_file = NULL;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            target_port = atoi(optarg);
-            break;
-        case 'l':
-            listen_port = atoi(optarg);
-            break;
-        case 'f':
-            port_file = optarg;
-            break;
-        default:
-            fprintf(stderr, "usage: chaos_proxy --target-port P "
-                            "[--listen-port L] [--port-file F]\n");
-            return 2;
-        }
+    const char *target = NULL, *listen_arg = "0", *port_file = NULL;
+    const ts_opt opts[] = {TS_OPT("target-port", &target),
+                           TS_OPT("listen-port", &listen_arg),
+                           TS_OPT("port-file", &port_file), TS_OPT_END};
+    if (ts_opts_parse(argc, argv, opts) != 0) {
+        fprintf(stderr, "usage: chaos_proxy --target-port P "
+                        "[--listen-port L] [--port-file F]\n");
+        return 2;
     }
+    int listen_port = atoi(listen_arg);
+    target_port = target ? atoi(target) : 0;
     if (target_port <= 0) {
         fprintf(stderr, "chaos_proxy: --target-port is required\n");
         return 2;

@@ -57,6 +57,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${BUILD:-build}
 [[ "$build" == /* ]] || build=$root/$build
 services=$root/tests/lib/services.sh
+# Its process helpers: ds_svc_alive, ds_svc_pids_with_env.
+# shellcheck source=SCRIPTDIR/../lib/services.sh disable=SC1091
+source "$services"
 
 duration=120
 seed=""
@@ -131,30 +134,14 @@ rnd() { R=$((RANDOM % $1)); }
 # nap TENTHS: sleeps that many tenths of a second.
 nap() { sleep "$(($1 / 10)).$(($1 % 10))"; }
 
-# True when pid $1 exists and is not a zombie.
-alive() {
-    local line state
-    [[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
-    read -r line 2>/dev/null </proc/"$1"/stat || return 1
-    state=${line##*) }
-    [[ "${state%% *}" != Z ]]
-}
-
-# Our processes still around: every pid whose environment carries our mark.
+# Our processes still around: every live pid whose environment carries our mark.
 owned_pids() {
-    local d pid e entries
+    local pid
     [[ -n "$cdir" ]] || return 0
-    for d in /proc/[0-9]*; do
-        pid=${d#/proc/}
-        [[ "$pid" != "$$" && "$pid" != "${BASHPID:-}" ]] || continue
-        mapfile -d '' -t entries 2>/dev/null <"$d/environ" || continue
-        for e in "${entries[@]}"; do
-            if [[ "$e" == "DS_CHAOS_RUN=$cdir" ]]; then
-                alive "$pid" && echo "$pid"
-                break
-            fi
-        done
+    for pid in $(ds_svc_pids_with_env "DS_CHAOS_RUN=$cdir"); do
+        ds_svc_alive "$pid" && echo "$pid"
     done
+    return 0
 }
 
 # stop_pid PID SECONDS: SIGTERM, then SIGKILL after the grace; reaps it.
@@ -164,10 +151,10 @@ stop_pid() {
     [[ -n "$pid" ]] || return 0
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < grace * 10; i++)); do
-        alive "$pid" || break
+        ds_svc_alive "$pid" || break
         sleep 0.1
     done
-    if alive "$pid"; then
+    if ds_svc_alive "$pid"; then
         kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || rc=$?
@@ -341,10 +328,10 @@ start_consumer() {
         if tail -c +$((cons_log_start[i] + 1)) "$log" 2>/dev/null | grep -q 'datasync-consumer [0-9]'; then
             return 0
         fi
-        alive "${cons_pid[i]}" || break
+        ds_svc_alive "${cons_pid[i]}" || break
         sleep 0.1
     done
-    alive "${cons_pid[i]}" && return 0
+    ds_svc_alive "${cons_pid[i]}" && return 0
     local rc=0
     wait "${cons_pid[i]}" 2>/dev/null || rc=$?
     note "consumer ${nodes[i]} exited at start-up (exit $rc); started again later"
@@ -369,7 +356,7 @@ start_producer() {
 keep_consumers() {
     local i rc log
     for i in 0 1 2; do
-        if [[ -n "${cons_pid[i]}" ]] && ! alive "${cons_pid[i]}"; then
+        if [[ -n "${cons_pid[i]}" ]] && ! ds_svc_alive "${cons_pid[i]}"; then
             rc=0
             wait "${cons_pid[i]}" 2>/dev/null || rc=$?
             log=$cdir/consumer-${nodes[i]}.log
@@ -389,7 +376,7 @@ reconcile() {
     local p rc
     keep_consumers
     for p in "${!producers[@]}"; do
-        if [[ -n "${prod_pid[p]}" ]] && ! alive "${prod_pid[p]}"; then
+        if [[ -n "${prod_pid[p]}" ]] && ! ds_svc_alive "${prod_pid[p]}"; then
             rc=0
             wait "${prod_pid[p]}" 2>/dev/null || rc=$?
             unexpected+=("producer ${nodes[producers[p]]} exit $rc")
@@ -438,45 +425,51 @@ fault_broker_restart() {
     note "broker back"
 }
 
-fault_broker_kill() {
+# outage SERVICE ACTION TENTHS WHAT MEANWHILE: takes SERVICE down with
+# services.sh SERVICE ACTION, half the time runs the function MEANWHILE
+# while it is down, and starts it again TENTHS tenths of a second later.
+outage() {
+    local svc=$1 action=$2 down=$3 what=$4 meanwhile=$5
+    "$services" "$svc" "$action" >>"$cdir/services.log" 2>&1 || note "$svc $action failed"
+    rnd 2
+    ((R == 0)) && "$meanwhile"
+    nap "$down"
+    "$services" "$svc" start >>"$cdir/services.log" 2>&1 || note "$svc start failed (see $cdir/services.log)"
+    note "$what back"
+}
+
+# The producer's spool holds what it emitted since: it must survive.
+kill_producer_meanwhile() {
     local p
+    sleep 0.5
+    rnd ${#producers[@]}; p=$R
+    fault "producer_kill ${nodes[producers[p]]} pid ${prod_pid[p]} (kill -9) while the broker is down; restarted at once"
+    kill9 "${prod_pid[p]}"
+    prod_pid[p]=""
+    start_producer "$p"
+}
+
+# Its batch in hand is rolled back, unacked: it must come again.
+kill_consumer_meanwhile() {
+    local i
+    rnd 3; i=$R
+    [[ -n "${cons_pid[i]}" ]] || return 0
+    fault "consumer_kill ${nodes[i]} pid ${cons_pid[i]} (kill -9) while the database is down; restarted at once"
+    kill9 "${cons_pid[i]}"
+    cons_pid[i]=""
+    start_consumer "$i" # exits at start-up: started again later
+}
+
+fault_broker_kill() {
     rnd 30; local down=$((R + 10))
     fault "broker_kill (services.sh rabbit kill), down $((down / 10)).$((down % 10)) s before start"
-    "$services" rabbit kill >>"$cdir/services.log" 2>&1 || note "rabbit kill failed"
-    rnd 2
-    if ((R == 0)); then
-        # The producer's spool holds what it emitted since: it must survive.
-        sleep 0.5
-        rnd ${#producers[@]}; p=$R
-        fault "producer_kill ${nodes[producers[p]]} pid ${prod_pid[p]} (kill -9) while the broker is down; restarted at once"
-        kill9 "${prod_pid[p]}"
-        prod_pid[p]=""
-        start_producer "$p"
-    fi
-    nap "$down"
-    "$services" rabbit start >>"$cdir/services.log" 2>&1 || note "rabbit start failed (see $cdir/services.log)"
-    note "broker back"
+    outage rabbit kill "$down" broker kill_producer_meanwhile
 }
 
 fault_maria_stop() {
-    local i
     rnd 40; local down=$((R + 20))
     fault "maria_stop (services.sh maria stop), down $((down / 10)).$((down % 10)) s"
-    "$services" maria stop >>"$cdir/services.log" 2>&1 || note "maria stop failed"
-    rnd 2
-    if ((R == 0)); then
-        # Its batch in hand is rolled back, unacked: it must come again.
-        rnd 3; i=$R
-        if [[ -n "${cons_pid[i]}" ]]; then
-            fault "consumer_kill ${nodes[i]} pid ${cons_pid[i]} (kill -9) while the database is down; restarted at once"
-            kill9 "${cons_pid[i]}"
-            cons_pid[i]=""
-            start_consumer "$i" # exits at start-up: started again later
-        fi
-    fi
-    nap "$down"
-    "$services" maria start >>"$cdir/services.log" 2>&1 || note "maria start failed (see $cdir/services.log)"
-    note "database back"
+    outage maria stop "$down" database kill_consumer_meanwhile
 }
 
 fault_blackhole() {
@@ -542,7 +535,7 @@ done
 for p in "${!producers[@]}"; do
     # Their drain timeout is 90 s; consumers must keep running meanwhile.
     for ((k = 0; k < 1000; k++)); do
-        alive "${prod_pid[p]}" || break
+        ds_svc_alive "${prod_pid[p]}" || break
         ((k % 20 == 0)) && keep_consumers
         sleep 0.1
     done

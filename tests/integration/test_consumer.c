@@ -1,7 +1,15 @@
 /* test_consumer.c: three consumers on one MariaDB and RabbitMQ: fan-out, convergence, own-origin cases, poison, SIGTERM. */
-#include "test_consumer.h"
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "support.h"
 
 #include "datasync.h"
+#include "ids.h"
 
 static tc_cluster cl;
 
@@ -505,9 +513,9 @@ static void sigterm_exits_promptly(void **state)
     tc_publish_all(&cl, bodies, 100);
     tc_free_all(bodies, 100);
     for (int node = 0; node < TC_NODES; node++) {
-        long long t0 = tc_now_ms();
+        long long t0 = ts_now_ms();
         int rc = tc_stop(&cl, node, SIGTERM, 10000);
-        long long took = tc_now_ms() - t0;
+        long long took = ts_now_ms() - t0;
         printf("node %s: exit %d after %lld ms\n", cl.node[node], rc, took);
         assert_int_equal(rc, 0);
         assert_true(took < 5000);

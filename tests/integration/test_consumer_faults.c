@@ -1,5 +1,13 @@
 /* test_consumer_faults.c: three consumers through kill -9, a MariaDB outage and a RabbitMQ restart, converging every time. */
-#include "test_consumer.h"
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "cluster.h"
+#include "support.h"
 
 static tc_cluster cl;
 
@@ -109,7 +117,7 @@ static void kill9_mid_stream_converges(void **state)
     stream s;
     stream_init(&s, 100000);
     stream_publish(&s, 600);
-    tc_sleep_ms(150);
+    ts_sleep_ms(150);
     assert_int_equal(tc_stop(&cl, 1, SIGKILL, 5000), -SIGKILL);
     stream_publish(&s, 600);
     tc_start(&cl, 1);
@@ -133,17 +141,17 @@ static void mariadb_outage_acks_nothing_and_converges(void **state)
     for (int i = 0; i < TC_NODES; i++)
         offset[i] = tc_file_size(cl.log[i]);
     assert_int_equal(itest_service("maria", "stop"), 0);
-    long long down_at = tc_now_ms();
+    long long down_at = ts_now_ms();
     stream_publish(&s, 300);
-    tc_sleep_ms(2000);
+    ts_sleep_ms(2000);
     for (int i = 0; i < TC_NODES; i++) {
         long total = tc_queue_total(cl.queue[i]);
         printf("%s: %ld messages (ready + unacked) with the database down\n",
                cl.queue[i], total);
         assert_int_equal(total, 300);
     }
-    while (tc_now_ms() - down_at < 10000)
-        tc_sleep_ms(100);
+    while (ts_now_ms() - down_at < 10000)
+        ts_sleep_ms(100);
     for (int i = 0; i < TC_NODES; i++) {
         long total = tc_queue_total(cl.queue[i]);
         printf("%s: %ld messages after 10 s down\n", cl.queue[i], total);
@@ -152,12 +160,12 @@ static void mariadb_outage_acks_nothing_and_converges(void **state)
     expect_alive();
     /* SIGTERM while the database is down: the batch in hand is left
      * unacked (it comes again) and the consumer still exits 0 within 5 s. */
-    long long t0 = tc_now_ms();
+    long long t0 = ts_now_ms();
     int rc = tc_stop(&cl, 2, SIGTERM, 10000);
     printf("%s: exit %d after %lld ms with the database down\n", cl.node[2], rc,
-           tc_now_ms() - t0);
+           ts_now_ms() - t0);
     assert_int_equal(rc, 0);
-    assert_true(tc_now_ms() - t0 < 5000);
+    assert_true(ts_now_ms() - t0 < 5000);
     assert_int_equal(itest_service("maria", "start"), 0);
     tc_start(&cl, 2);
     expect_converged(&s, 40000);
@@ -168,8 +176,8 @@ static void mariadb_outage_acks_nothing_and_converges(void **state)
                      "outage (log %s)",
                      cl.node[i], cl.log[i]);
         long total = -1;
-        for (long long end = tc_now_ms() + 10000; tc_now_ms() < end;
-             tc_sleep_ms(200))
+        for (long long end = ts_now_ms() + 10000; ts_now_ms() < end;
+             ts_sleep_ms(200))
             if ((total = tc_queue_total(cl.queue[i])) == 0)
                 break;
         assert_int_equal(total, 0);

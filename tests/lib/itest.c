@@ -1,5 +1,6 @@
 /* itest.c: helpers for tests against the private RabbitMQ and MariaDB. */
 #include "itest.h"
+#include "support.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,22 +37,6 @@ static void *itest_checked(void *p)
     if (p == NULL)
         itest_failf("out of memory");
     return p;
-}
-
-static long long itest_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void itest_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
 }
 
 /* ------------------------------------------------------------ environment */
@@ -152,7 +137,7 @@ char *itest_mkdtemp(const char *name)
 int itest_service(const char *which, const char *action)
 {
     const char *script = itest_env("DS_TEST_SERVICES");
-    long long t0 = itest_now_ms();
+    long long t0 = ts_now_ms();
     int status;
     pid_t pid;
 
@@ -181,7 +166,7 @@ int itest_service(const char *which, const char *action)
         return -1;
     }
     printf("itest: services.sh %s %s: exit %d after %lld ms\n", which, action,
-           WEXITSTATUS(status), itest_now_ms() - t0);
+           WEXITSTATUS(status), ts_now_ms() - t0);
     fflush(stdout);
     return WEXITSTATUS(status);
 }
@@ -192,26 +177,15 @@ MYSQL *itest_mysql_connect(const char *database)
 {
     const char *host = itest_mysql_host();
     int port = itest_mysql_port();
-    unsigned int connect_timeout = ITEST_IO_TIMEOUT_S;
-    unsigned int io_timeout = 120; /* a slow DDL on a loaded CI machine */
-    unsigned int protocol = MYSQL_PROTOCOL_TCP;
     char err[512];
-    MYSQL *db = itest_checked(mysql_init(NULL));
+    /* 120 s for each read and write: a slow DDL on a loaded CI machine. */
+    MYSQL *db = ts_mysql_open(host, port, database, ITEST_IO_TIMEOUT_S, 120, 0,
+                              err, sizeof err);
 
-    mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
-    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
-    mysql_options(db, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
-    mysql_options(db, MYSQL_OPT_PROTOCOL, &protocol);
-    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (mysql_real_connect(db, host, "root", "", database, (unsigned int)port,
-                           NULL, 0) == NULL) {
-        snprintf(err, sizeof err, "%s", mysql_error(db));
-        mysql_close(db);
+    if (db == NULL)
         itest_failf("connect to MariaDB %s:%d%s%s: %s", host, port,
                     database ? " database " : "", database ? database : "",
                     err);
-        return NULL;
-    }
     return db;
 }
 
@@ -446,7 +420,7 @@ void itest_amqp_publish(amqp_connection_state_t conn, const char *exchange,
                         bool persistent)
 {
     const amqp_channel_t ch = ITEST_AMQP_PUBLISH_CHANNEL;
-    long long deadline = itest_now_ms() + ITEST_IO_TIMEOUT_S * 1000;
+    long long deadline = ts_now_ms() + ITEST_IO_TIMEOUT_S * 1000;
     amqp_basic_properties_t props;
     char returned[600] = "";
     char text[512];
@@ -464,7 +438,7 @@ void itest_amqp_publish(amqp_connection_state_t conn, const char *exchange,
     /* One publish at a time, so the next ack or nack on the channel is ours;
      * an unroutable message comes back (basic.return) before its ack. */
     for (;;) {
-        long long left = deadline - itest_now_ms();
+        long long left = deadline - ts_now_ms();
         struct timeval tv = {0, 0};
         amqp_frame_t frame;
         int st;
@@ -529,7 +503,7 @@ void itest_amqp_publish(amqp_connection_state_t conn, const char *exchange,
 char *itest_queue_get(amqp_connection_state_t conn, const char *queue,
                       int timeout_ms)
 {
-    long long deadline = itest_now_ms() + timeout_ms;
+    long long deadline = ts_now_ms() + timeout_ms;
 
     for (;;) {
         amqp_rpc_reply_t r = amqp_basic_get(conn, ITEST_AMQP_CHANNEL,
@@ -557,9 +531,9 @@ char *itest_queue_get(amqp_connection_state_t conn, const char *queue,
             return body;
         }
         amqp_maybe_release_buffers(conn);
-        if (itest_now_ms() >= deadline)
+        if (ts_now_ms() >= deadline)
             return NULL;
-        itest_sleep_ms(20);
+        ts_sleep_ms(20);
     }
 }
 

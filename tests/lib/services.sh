@@ -7,8 +7,9 @@
 #   services.sh rabbit ctl ARGS...     rabbitmqctl against the private node
 #   services.sh maria sql ARGS...      the mariadb client on the private socket
 #   services.sh watch PID              detached watchdog: "down" once PID is gone
-# Library: `source services.sh`, then ds_svc_init and ds_svc <service> <action>,
-# ds_svc_up, ds_svc_down. Sourcing changes no shell option.
+# Library: `source services.sh`, then ds_svc_init and ds_svc <service> <action>
+# (or ds_svc_<action> <service>), ds_svc_up, ds_svc_down; ds_svc_alive and
+# ds_svc_pids_with_env serve other scripts too. Sourcing changes no shell option.
 #
 # Everything lives under $DS_TEST_RUNDIR (required): data, logs, pid files,
 # sockets, the Erlang cookie, ports.env. Everything listens on 127.0.0.1 only
@@ -67,7 +68,7 @@ ds_svc__port_open() {
 
 # True when process $1 exists and is not a zombie (kill -0 succeeds on
 # zombies, which an exited server not yet reaped would be).
-ds_svc__alive() {
+ds_svc_alive() {
     local line state
     [[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
     read -r line 2>/dev/null </proc/"$1"/stat || return 1
@@ -81,9 +82,9 @@ ds_svc__group_alive() {
     [[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
     # The leader itself first: just after the spawn it may not yet have
     # called setsid(), and then no group $1 exists although it runs.
-    ds_svc__alive "$1" && return 0
+    ds_svc_alive "$1" && return 0
     for p in $(pgrep -g "$1" 2>/dev/null); do
-        ds_svc__alive "$p" && return 0
+        ds_svc_alive "$p" && return 0
     done
     return 1
 }
@@ -106,7 +107,7 @@ ds_svc__tree() {
 ds_svc__any_alive() {
     local p
     for p in "$@"; do
-        ds_svc__alive "$p" && return 0
+        ds_svc_alive "$p" && return 0
     done
     return 1
 }
@@ -162,7 +163,7 @@ ds_svc__end_group() {
 # (erl_child_setup, inet_gethost, rabbitmqctl) included. The sweep finds them
 # by it, so nothing escapes even when a pid file was never written (a start
 # interrupted by Ctrl-C) or a helper left its process group.
-ds_svc__pids_with_env() {
+ds_svc_pids_with_env() {
     local d pid e want entries
     for d in /proc/[0-9]*; do
         pid=${d#/proc/}
@@ -184,7 +185,7 @@ ds_svc__owned_pids() {
     for tag in "$@"; do
         marks+=("DS_SVC_OWNER=$DS_SVC_DIR:$tag")
     done
-    ds_svc__pids_with_env "${marks[@]}"
+    ds_svc_pids_with_env "${marks[@]}"
 }
 
 # kill -9 of every process owned by the given parts (rabbit maria epmd).
@@ -356,7 +357,7 @@ EOF
 ds_svc__epmd_start() {
     local pid i
     pid=$(ds_svc__read "$DS_SVC_R/epmd.pgid")
-    if ds_svc__alive "$pid" && ds_svc__port_open "$DS_SVC_EPMD_PORT"; then
+    if ds_svc_alive "$pid" && ds_svc__port_open "$DS_SVC_EPMD_PORT"; then
         return 0
     fi
     if ds_svc__port_open "$DS_SVC_EPMD_PORT"; then
@@ -368,7 +369,7 @@ ds_svc__epmd_start() {
     echo "$pid" >"$DS_SVC_R/epmd.pgid"
     for ((i = 0; i < 50; i++)); do
         ds_svc__port_open "$DS_SVC_EPMD_PORT" && return 0
-        ds_svc__alive "$pid" || break
+        ds_svc_alive "$pid" || break
         sleep 0.1
     done
     ds_svc__tail "$DS_SVC_R/log/epmd.log"
@@ -380,36 +381,9 @@ ds_svc__epmd_stop() {
     rm -f "$DS_SVC_R/epmd.pgid"
 }
 
-ds_svc_rabbit_status() {
-    local pgid
-    pgid=$(ds_svc__read "$DS_SVC_R/pgid")
-    if ! ds_svc__group_alive "$pgid"; then
-        echo "rabbit: stopped"
-        return 3
-    fi
-    if ! ds_svc__port_open "$DS_SVC_AMQP_PORT"; then
-        echo "rabbit: process group $pgid alive but 127.0.0.1:$DS_SVC_AMQP_PORT does not answer"
-        return 1
-    fi
-    echo "rabbit: running (node $DS_SVC_NODE, pid $(ds_svc__read "$DS_SVC_R/rabbit.pid"), amqp 127.0.0.1:$DS_SVC_AMQP_PORT)"
-}
-
-ds_svc_rabbit_start() {
-    local t0 pgid wpid="" wrc="" deadline ready=0 why="" port
-    t0=$(ds_svc__now_us)
-    if ds_svc_rabbit_status >/dev/null; then
-        ds_svc__log "rabbit: already running"
-        return 0
-    fi
-    # Leftovers of a half-dead node would hold the ports or the mnesia lock.
-    ds_svc__end_group "$(ds_svc__read "$DS_SVC_R/pgid")" 5 || true
-    ds_svc__sweep rabbit || true
-    for port in "$DS_SVC_AMQP_PORT" "$DS_SVC_DIST_PORT"; do
-        if ds_svc__port_open "$port"; then
-            ds_svc__err "rabbit: port 127.0.0.1:$port is taken by another process"
-            return 1
-        fi
-    done
+# Starts the node (the ports are free) and waits until it answers.
+ds_svc__rabbit_boot() {
+    local t0=$1 pgid wpid="" wrc="" deadline ready=0 why=""
     ds_svc__epmd_start || return 1
     ds_svc__rabbit_files || return 1
     rm -f "$DS_SVC_R/rabbit.pid"
@@ -462,43 +436,12 @@ ds_svc_rabbit_start() {
     ds_svc__err "rabbit: $why"
 }
 
-ds_svc_rabbit_stop() {
-    local pgid t0
-    t0=$(ds_svc__now_us)
-    pgid=$(ds_svc__read "$DS_SVC_R/pgid")
-    if ! ds_svc__group_alive "$pgid"; then
-        ds_svc__log "rabbit: not running"
-        return 0
-    fi
+# The graceful part of a stop; the caller ends the process group after it.
+ds_svc__rabbit_shutdown() {
     # With the pid file, `stop` returns once the OS process has exited.
     if ! ds_svc__rabbitmqctl stop "$DS_SVC_R/rabbit.pid" >>"$DS_SVC_R/log/ctl.log" 2>&1 </dev/null; then
         ds_svc__log "rabbit: rabbitmqctl stop failed (see $DS_SVC_R/log/ctl.log); terminating it"
     fi
-    ds_svc__end_group "$pgid" 30 || ds_svc__err "rabbit: process group $pgid survived SIGKILL" || return 1
-    ds_svc__log "rabbit: stopped in $(ds_svc__since "$t0")"
-}
-
-ds_svc_rabbit_kill() {
-    local pgid
-    pgid=$(ds_svc__read "$DS_SVC_R/pgid")
-    if ! ds_svc__group_alive "$pgid"; then
-        ds_svc__log "rabbit: not running"
-        ds_svc__sweep rabbit
-        return 0
-    fi
-    ds_svc__kill_group "$pgid" || ds_svc__err "rabbit: process group $pgid survived SIGKILL" || return 1
-    ds_svc__sweep rabbit || return 1
-    ds_svc__log "rabbit: killed (SIGKILL)"
-}
-
-ds_svc_rabbit_restart() {
-    local rc=0
-    ds_svc_rabbit_status >/dev/null || rc=$?
-    case $rc in
-    0) ds_svc_rabbit_stop || return 1 ;;
-    1) ds_svc_rabbit_kill || return 1 ;;
-    esac
-    ds_svc_rabbit_start
 }
 
 # ----------------------------------------------------------------- MariaDB
@@ -508,33 +451,10 @@ ds_svc__maria_admin() {
         --user=root --connect-timeout=5 "$@"
 }
 
-ds_svc_maria_status() {
-    local pgid
-    pgid=$(ds_svc__read "$DS_SVC_M/pgid")
-    if ! ds_svc__group_alive "$pgid"; then
-        echo "maria: stopped"
-        return 3
-    fi
-    if ! ds_svc__port_open "$DS_SVC_MYSQL_PORT"; then
-        echo "maria: process group $pgid alive but 127.0.0.1:$DS_SVC_MYSQL_PORT does not answer"
-        return 1
-    fi
-    echo "maria: running (pid $pgid, 127.0.0.1:$DS_SVC_MYSQL_PORT, socket $DS_SVC_SOCK)"
-}
-
-ds_svc_maria_start() {
-    local t0 pgid deadline why=""
-    t0=$(ds_svc__now_us)
-    if ds_svc_maria_status >/dev/null; then
-        ds_svc__log "maria: already running"
-        return 0
-    fi
-    ds_svc__end_group "$(ds_svc__read "$DS_SVC_M/pgid")" 5 || true
-    ds_svc__sweep maria || true
-    if ds_svc__port_open "$DS_SVC_MYSQL_PORT"; then
-        ds_svc__err "maria: port 127.0.0.1:$DS_SVC_MYSQL_PORT is taken by another process"
-        return 1
-    fi
+# Starts mariadbd (the port is free), creating the data directory on the
+# first start, and waits until it answers.
+ds_svc__maria_boot() {
+    local t0=$1 pgid deadline why=""
     if [[ ! -d "$DS_SVC_M/data/mysql" ]]; then
         rm -rf "$DS_SVC_M/data"
         # root@localhost, @127.0.0.1 and @::1 with an empty password.
@@ -576,42 +496,115 @@ ds_svc_maria_start() {
     ds_svc__err "maria: $why"
 }
 
-ds_svc_maria_stop() {
-    local pgid t0
-    t0=$(ds_svc__now_us)
-    pgid=$(ds_svc__read "$DS_SVC_M/pgid")
-    if ! ds_svc__group_alive "$pgid"; then
-        ds_svc__log "maria: not running"
-        return 0
-    fi
+# The graceful part of a stop; the caller ends the process group after it.
+ds_svc__maria_shutdown() {
     if ! ds_svc__maria_admin shutdown >>"$DS_SVC_M/startup.log" 2>&1 </dev/null; then
         ds_svc__log "maria: mariadb-admin shutdown failed; terminating it"
     fi
-    ds_svc__end_group "$pgid" 30 || ds_svc__err "maria: process group $pgid survived SIGKILL" || return 1
-    ds_svc__log "maria: stopped in $(ds_svc__since "$t0")"
 }
 
-ds_svc_maria_kill() {
-    local pgid
-    pgid=$(ds_svc__read "$DS_SVC_M/pgid")
+# ------------------------------------------------------------ either one
+# One function per action, taking the service (rabbit or maria); what
+# differs between the two is in the ds_svc__<service>_* functions above.
+
+# The state directory of service $1, which holds its pgid file.
+ds_svc__home() {
+    case $1 in
+    rabbit) printf '%s' "$DS_SVC_R" ;;
+    maria) printf '%s' "$DS_SVC_M" ;;
+    esac
+}
+
+# The ports service $1 listens on; the first answers when it is up.
+ds_svc__ports() {
+    case $1 in
+    rabbit) printf '%s %s' "$DS_SVC_AMQP_PORT" "$DS_SVC_DIST_PORT" ;;
+    maria) printf '%s' "$DS_SVC_MYSQL_PORT" ;;
+    esac
+}
+
+# ds_svc_status [SERVICE]: exit 0 running, 1 process alive but not
+# answering, 3 stopped; without a service, both (the worse status).
+ds_svc_status() {
+    local svc=${1:-} pgid port rc=0
+    if [[ -z "$svc" ]]; then
+        ds_svc_status rabbit || rc=$?
+        ds_svc_status maria || rc=$((rc ? rc : $?))
+        return $rc
+    fi
+    pgid=$(ds_svc__read "$(ds_svc__home "$svc")/pgid")
+    read -r port _ <<<"$(ds_svc__ports "$svc")"
     if ! ds_svc__group_alive "$pgid"; then
-        ds_svc__log "maria: not running"
-        ds_svc__sweep maria
+        echo "$svc: stopped"
+        return 3
+    fi
+    if ! ds_svc__port_open "$port"; then
+        echo "$svc: process group $pgid alive but 127.0.0.1:$port does not answer"
+        return 1
+    fi
+    case $svc in
+    rabbit) echo "rabbit: running (node $DS_SVC_NODE, pid $(ds_svc__read "$DS_SVC_R/rabbit.pid"), amqp 127.0.0.1:$port)" ;;
+    maria) echo "maria: running (pid $pgid, 127.0.0.1:$port, socket $DS_SVC_SOCK)" ;;
+    esac
+}
+
+# ds_svc_start SERVICE
+ds_svc_start() {
+    local svc=$1 t0 port
+    t0=$(ds_svc__now_us)
+    if ds_svc_status "$svc" >/dev/null; then
+        ds_svc__log "$svc: already running"
         return 0
     fi
-    ds_svc__kill_group "$pgid" || ds_svc__err "maria: process group $pgid survived SIGKILL" || return 1
-    ds_svc__sweep maria || return 1
-    ds_svc__log "maria: killed (SIGKILL)"
+    # Leftovers of a half-dead server would hold the ports or the data's lock.
+    ds_svc__end_group "$(ds_svc__read "$(ds_svc__home "$svc")/pgid")" 5 || true
+    ds_svc__sweep "$svc" || true
+    for port in $(ds_svc__ports "$svc"); do
+        if ds_svc__port_open "$port"; then
+            ds_svc__err "$svc: port 127.0.0.1:$port is taken by another process"
+            return 1
+        fi
+    done
+    "ds_svc__${svc}_boot" "$t0"
 }
 
-ds_svc_maria_restart() {
-    local rc=0
-    ds_svc_maria_status >/dev/null || rc=$?
+# ds_svc_stop SERVICE
+ds_svc_stop() {
+    local svc=$1 pgid t0
+    t0=$(ds_svc__now_us)
+    pgid=$(ds_svc__read "$(ds_svc__home "$svc")/pgid")
+    if ! ds_svc__group_alive "$pgid"; then
+        ds_svc__log "$svc: not running"
+        return 0
+    fi
+    "ds_svc__${svc}_shutdown"
+    ds_svc__end_group "$pgid" 30 || ds_svc__err "$svc: process group $pgid survived SIGKILL" || return 1
+    ds_svc__log "$svc: stopped in $(ds_svc__since "$t0")"
+}
+
+# ds_svc_kill SERVICE
+ds_svc_kill() {
+    local svc=$1 pgid
+    pgid=$(ds_svc__read "$(ds_svc__home "$svc")/pgid")
+    if ! ds_svc__group_alive "$pgid"; then
+        ds_svc__log "$svc: not running"
+        ds_svc__sweep "$svc"
+        return 0
+    fi
+    ds_svc__kill_group "$pgid" || ds_svc__err "$svc: process group $pgid survived SIGKILL" || return 1
+    ds_svc__sweep "$svc" || return 1
+    ds_svc__log "$svc: killed (SIGKILL)"
+}
+
+# ds_svc_restart SERVICE
+ds_svc_restart() {
+    local svc=$1 rc=0
+    ds_svc_status "$svc" >/dev/null || rc=$?
     case $rc in
-    0) ds_svc_maria_stop || return 1 ;;
-    1) ds_svc_maria_kill || return 1 ;;
+    0) ds_svc_stop "$svc" || return 1 ;;
+    1) ds_svc_kill "$svc" || return 1 ;;
     esac
-    ds_svc_maria_start
+    ds_svc_start "$svc"
 }
 
 # ------------------------------------------------------------------- both
@@ -621,7 +614,7 @@ ds_svc() {
     case "${1:-}:${2:-}" in
     rabbit:start | rabbit:stop | rabbit:kill | rabbit:restart | rabbit:status | \
         maria:start | maria:stop | maria:kill | maria:restart | maria:status)
-        "ds_svc_$1_$2"
+        "ds_svc_$2" "$1"
         ;;
     *)
         ds_svc__err "unknown service or action: ${1:-} ${2:-}"
@@ -632,20 +625,13 @@ ds_svc() {
 ds_svc_up() {
     local t0 r m rc=0
     t0=$(ds_svc__now_us)
-    ds_svc_rabbit_start &
+    ds_svc_start rabbit &
     r=$!
-    ds_svc_maria_start &
+    ds_svc_start maria &
     m=$!
     wait "$r" || rc=1
     wait "$m" || rc=1
     ((rc == 0)) && ds_svc__log "up in $(ds_svc__since "$t0") (run dir $DS_SVC_DIR)"
-    return $rc
-}
-
-ds_svc_status() {
-    local rc=0
-    ds_svc_rabbit_status || rc=$?
-    ds_svc_maria_status || rc=$((rc ? rc : $?))
     return $rc
 }
 
@@ -693,14 +679,14 @@ ds_svc_watch() {
 
 ds_svc__watchdog() {
     local pids
-    while ds_svc__alive "$1"; do
+    while ds_svc_alive "$1"; do
         sleep 1
     done
     ds_svc__log "watchdog: process $1 is gone, taking the services down"
     rm -f "$DS_SVC_DIR/watchdog.pid"
     # Test programs of the dead runner would otherwise run on (they carry
     # DS_TEST_RUNDIR; this watchdog does too, and skips itself).
-    read -r -a pids <<<"$(ds_svc__pids_with_env "DS_TEST_RUNDIR=$DS_SVC_DIR" | tr '\n' ' ')"
+    read -r -a pids <<<"$(ds_svc_pids_with_env "DS_TEST_RUNDIR=$DS_SVC_DIR" | tr '\n' ' ')"
     if ((${#pids[@]})); then
         ds_svc__log "watchdog: killing the runner's leftover processes ${pids[*]}"
         kill -s KILL "${pids[@]}" 2>/dev/null || true

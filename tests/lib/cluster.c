@@ -1,8 +1,5 @@
-/* test_consumer.h: a three-server datasync cluster for the consumer's integration tests (shared by test_consumer*.c). */
-#ifndef DS_TESTS_TEST_CONSUMER_H
-#define DS_TESTS_TEST_CONSUMER_H
-
-#include "../lib/itest.h"
+/* cluster.c: a three-server datasync cluster on the private services, for the consumer's integration tests. */
+#include "cluster.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -13,46 +10,14 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ids.h"
-
-#define TC_UNUSED __attribute__((unused))
-#define TC_NODES 3
-/* Our own publishing channel, in confirm mode (itest uses 1 and 2). */
-#define TC_PUB_CHANNEL 3
-
-typedef struct tc_cluster {
-    char exchange[64];
-    char node[TC_NODES][32];
-    char queue[TC_NODES][64];
-    char dead[TC_NODES][64];
-    char db[TC_NODES][64];
-    char *conf[TC_NODES];
-    char *log[TC_NODES];
-    pid_t pid[TC_NODES];
-    amqp_connection_state_t amqp;
-    uint64_t pub_seq; /* last publish seq on TC_PUB_CHANNEL */
-} tc_cluster;
-
-static TC_UNUSED long long tc_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static TC_UNUSED void tc_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
+#include "support.h"
 
 /* The schema every server has: the same tables, and x, which no change may
  * touch. */
-static TC_UNUSED void tc_create_schema(const char *dbname)
+static void tc_create_schema(const char *dbname)
 {
     itest_create_database(dbname);
     MYSQL *db = itest_mysql_connect(dbname);
@@ -73,7 +38,7 @@ static TC_UNUSED void tc_create_schema(const char *dbname)
     mysql_close(db);
 }
 
-static TC_UNUSED void tc_write_conf(tc_cluster *cl, int i, const char *extra)
+static void tc_write_conf(tc_cluster *cl, int i, const char *extra)
 {
     FILE *f = fopen(cl->conf[i], "w");
     char *clock = itest_path("%s.clock", cl->node[i]);
@@ -93,15 +58,13 @@ static TC_UNUSED void tc_write_conf(tc_cluster *cl, int i, const char *extra)
     free(clock);
 }
 
-static TC_UNUSED long tc_file_size(const char *path)
+long tc_file_size(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
-/* Whether the log, from offset on, contains needle. */
-static TC_UNUSED bool tc_log_has(const char *path, long offset,
-                                 const char *needle)
+bool tc_log_has(const char *path, long offset, const char *needle)
 {
     FILE *f = fopen(path, "r");
     char line[4096];
@@ -115,8 +78,7 @@ static TC_UNUSED bool tc_log_has(const char *path, long offset,
     return found;
 }
 
-/* Starts node i's consumer and waits until it consumes. */
-static TC_UNUSED void tc_start(tc_cluster *cl, int i)
+void tc_start(tc_cluster *cl, int i)
 {
     long offset = tc_file_size(cl->log[i]);
     char bin[1024];
@@ -133,7 +95,7 @@ static TC_UNUSED void tc_start(tc_cluster *cl, int i)
         _exit(127);
     }
     cl->pid[i] = pid;
-    for (long long end = tc_now_ms() + 20000; tc_now_ms() < end;) {
+    for (long long end = ts_now_ms() + 20000; ts_now_ms() < end;) {
         if (tc_log_has(cl->log[i], offset, "datasync-consumer 0."))
             return;
         int status;
@@ -142,27 +104,24 @@ static TC_UNUSED void tc_start(tc_cluster *cl, int i)
             fail_msg("consumer %s exited at start-up; see %s", cl->node[i],
                      cl->log[i]);
         }
-        tc_sleep_ms(50);
+        ts_sleep_ms(50);
     }
     fail_msg("consumer %s did not start in 20 s; see %s", cl->node[i],
              cl->log[i]);
 }
 
-/* Sends sig to node i's consumer and waits up to timeout_ms for its exit
- * (then SIGKILL). Returns the exit status, or -signal, or -1000 if it had to
- * be killed. */
-static TC_UNUSED int tc_stop(tc_cluster *cl, int i, int sig, int timeout_ms)
+int tc_stop(tc_cluster *cl, int i, int sig, int timeout_ms)
 {
     int status, rc = -1000;
     if (cl->pid[i] <= 0)
         return 0;
     kill(cl->pid[i], sig);
-    for (long long end = tc_now_ms() + timeout_ms; tc_now_ms() < end;) {
+    for (long long end = ts_now_ms() + timeout_ms; ts_now_ms() < end;) {
         if (waitpid(cl->pid[i], &status, WNOHANG) == cl->pid[i]) {
             cl->pid[i] = 0;
             return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
         }
-        tc_sleep_ms(20);
+        ts_sleep_ms(20);
     }
     kill(cl->pid[i], SIGKILL);
     waitpid(cl->pid[i], &status, 0);
@@ -170,7 +129,7 @@ static TC_UNUSED int tc_stop(tc_cluster *cl, int i, int sig, int timeout_ms)
     return rc;
 }
 
-static TC_UNUSED void tc_amqp_open(tc_cluster *cl)
+void tc_amqp_open(tc_cluster *cl)
 {
     cl->amqp = itest_amqp_connect();
     amqp_channel_open(cl->amqp, TC_PUB_CHANNEL);
@@ -180,10 +139,7 @@ static TC_UNUSED void tc_amqp_open(tc_cluster *cl)
     cl->pub_seq = 0;
 }
 
-/* Sets up prefix's cluster: databases <prefix>_a.., exchange <prefix>,
- * nodes <prefix>-a.., clean queues, consumers running. */
-static TC_UNUSED void tc_setup(tc_cluster *cl, const char *prefix,
-                               const char *extra_conf)
+void tc_setup(tc_cluster *cl, const char *prefix, const char *extra_conf)
 {
     memset(cl, 0, sizeof *cl);
     snprintf(cl->exchange, sizeof cl->exchange, "%s", prefix);
@@ -205,7 +161,7 @@ static TC_UNUSED void tc_setup(tc_cluster *cl, const char *prefix,
         tc_start(cl, i);
 }
 
-static TC_UNUSED void tc_teardown(tc_cluster *cl)
+void tc_teardown(tc_cluster *cl)
 {
     for (int i = 0; i < TC_NODES; i++) {
         tc_stop(cl, i, SIGTERM, 5000);
@@ -215,11 +171,8 @@ static TC_UNUSED void tc_teardown(tc_cluster *cl)
     itest_amqp_close(cl->amqp);
 }
 
-/* A change event, malloc'd. key and data are JSON text (data NULL for a
- * delete or to leave it out). */
-static TC_UNUSED char *tc_event(const char *op, const char *table,
-                                const char *key, const char *data,
-                                const char *origin, uint64_t hlc)
+char *tc_event(const char *op, const char *table, const char *key,
+               const char *data, const char *origin, uint64_t hlc)
 {
     char id[37];
     assert_int_equal(ds__uuid7(id), 0);
@@ -237,9 +190,8 @@ static TC_UNUSED char *tc_event(const char *op, const char *table,
 
 /* Publishes n bodies (persistent, mandatory) to exchange with routing key,
  * then waits for the broker's confirms of them all. */
-static TC_UNUSED void tc_publish_many(tc_cluster *cl, const char *exchange,
-                                      const char *rk, char *const *bodies,
-                                      size_t n)
+static void tc_publish_many(tc_cluster *cl, const char *exchange,
+                            const char *rk, char *const *bodies, size_t n)
 {
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof props);
@@ -256,11 +208,11 @@ static TC_UNUSED void tc_publish_many(tc_cluster *cl, const char *exchange,
         cl->pub_seq++;
     }
     uint64_t acked = 0;
-    long long end = tc_now_ms() + 30000;
+    long long end = ts_now_ms() + 30000;
     while (acked < cl->pub_seq) {
         amqp_frame_t f;
         struct timeval tv = {1, 0};
-        if (tc_now_ms() > end)
+        if (ts_now_ms() > end)
             fail_msg("no confirm for %" PRIu64 " publishes",
                      cl->pub_seq - acked);
         int st = amqp_simple_wait_frame_noblock(cl->amqp, &f, &tv);
@@ -283,39 +235,30 @@ static TC_UNUSED void tc_publish_many(tc_cluster *cl, const char *exchange,
     amqp_maybe_release_buffers(cl->amqp);
 }
 
-/* To every server through the exchange. */
-static TC_UNUSED void tc_publish_all(tc_cluster *cl, char *const *bodies,
-                                     size_t n)
+void tc_publish_all(tc_cluster *cl, char *const *bodies, size_t n)
 {
     tc_publish_many(cl, cl->exchange, "data.sync", bodies, n);
 }
 
-/* To one server's queue only, through the default exchange. */
-static TC_UNUSED void tc_publish_to(tc_cluster *cl, int i, char *const *bodies,
-                                    size_t n)
+void tc_publish_to(tc_cluster *cl, int i, char *const *bodies, size_t n)
 {
     tc_publish_many(cl, "", cl->queue[i], bodies, n);
 }
 
-static TC_UNUSED void tc_free_all(char **bodies, size_t n)
+void tc_free_all(char **bodies, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(bodies[i]);
 }
 
-/* Every row of sql, fields joined by '|', rows by '\n'; malloc'd. NULL when
- * the database cannot be reached. */
-static TC_UNUSED char *tc_dump(const char *dbname, const char *sql)
+char *tc_dump(const char *dbname, const char *sql)
 {
-    MYSQL *db = mysql_init(NULL);
-    unsigned int timeout = 3, proto = MYSQL_PROTOCOL_TCP;
-    mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
-    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &timeout);
-    mysql_options(db, MYSQL_OPT_PROTOCOL, &proto);
-    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (!mysql_real_connect(db, itest_mysql_host(), "root", "", dbname,
-                            (unsigned int)itest_mysql_port(), NULL, 0) ||
-        mysql_query(db, sql) != 0) {
+    char err[512];
+    MYSQL *db = ts_mysql_open(itest_mysql_host(), itest_mysql_port(), dbname, 3,
+                              3, 0, err, sizeof err);
+    if (!db)
+        return NULL;
+    if (mysql_query(db, sql) != 0) {
         mysql_close(db);
         return NULL;
     }
@@ -355,22 +298,20 @@ static TC_UNUSED char *tc_dump(const char *dbname, const char *sql)
     return out;
 }
 
-/* Polls until node i's dump of sql equals want, or timeout_ms; fails with
- * both sides otherwise. */
-static TC_UNUSED void tc_wait_dump(tc_cluster *cl, int i, const char *sql,
-                                   const char *want, int timeout_ms)
+void tc_wait_dump(tc_cluster *cl, int i, const char *sql, const char *want,
+                  int timeout_ms)
 {
     char *got = NULL;
-    for (long long end = tc_now_ms() + timeout_ms;;) {
+    for (long long end = ts_now_ms() + timeout_ms;;) {
         free(got);
         got = tc_dump(cl->db[i], sql);
         if (got && strcmp(got, want) == 0) {
             free(got);
             return;
         }
-        if (tc_now_ms() > end)
+        if (ts_now_ms() > end)
             break;
-        tc_sleep_ms(100);
+        ts_sleep_ms(100);
     }
     print_error("node %s: %s\n--- want\n%s--- got\n%s---\n", cl->node[i], sql,
                 want, got ? got : "(unreachable)\n");
@@ -379,12 +320,10 @@ static TC_UNUSED void tc_wait_dump(tc_cluster *cl, int i, const char *sql,
              timeout_ms, cl->log[i]);
 }
 
-/* One dead letter: body and its x-datasync-error, both malloc'd; false
- * when the queue stays empty for timeout_ms. */
-static TC_UNUSED bool tc_dead_get(tc_cluster *cl, int i, char **body,
-                                  char **reason, int timeout_ms)
+bool tc_dead_get(tc_cluster *cl, int i, char **body, char **reason,
+                 int timeout_ms)
 {
-    for (long long end = tc_now_ms() + timeout_ms;;) {
+    for (long long end = ts_now_ms() + timeout_ms;;) {
         amqp_rpc_reply_t r =
             amqp_basic_get(cl->amqp, ITEST_AMQP_CHANNEL,
                            amqp_cstring_bytes(cl->dead[i]), 1 /* no_ack */);
@@ -395,34 +334,22 @@ static TC_UNUSED bool tc_dead_get(tc_cluster *cl, int i, char **body,
                 amqp_read_message(cl->amqp, ITEST_AMQP_CHANNEL, &msg, 0),
                 "read dead letter");
             *body = strndup(msg.body.bytes, msg.body.len);
-            *reason = NULL;
-            if (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
-                amqp_table_t *h = &msg.properties.headers;
-                for (int e = 0; e < h->num_entries; e++) {
-                    amqp_table_entry_t *en = &h->entries[e];
-                    if (en->key.len == 16 &&
-                        memcmp(en->key.bytes, "x-datasync-error", 16) == 0 &&
-                        en->value.kind == AMQP_FIELD_KIND_UTF8)
-                        *reason = strndup(en->value.value.bytes.bytes,
-                                          en->value.value.bytes.len);
-                }
-            }
+            const amqp_bytes_t *why =
+                ts_amqp_header(&msg.properties, "x-datasync-error");
+            *reason = why ? strndup(why->bytes, why->len)
+                          : strdup("(no x-datasync-error)");
             amqp_destroy_message(&msg);
             amqp_maybe_release_buffers(cl->amqp);
-            if (!*reason)
-                *reason = strdup("(no x-datasync-error)");
             return true;
         }
         amqp_maybe_release_buffers(cl->amqp);
-        if (tc_now_ms() > end)
+        if (ts_now_ms() > end)
             return false;
-        tc_sleep_ms(50);
+        ts_sleep_ms(50);
     }
 }
 
-/* Messages of a queue, ready plus unacknowledged, from rabbitmqctl; -1 if
- * it cannot be read. */
-static TC_UNUSED long tc_queue_total(const char *queue)
+long tc_queue_total(const char *queue)
 {
     char cmd[1024], line[512];
     long total = -1;
@@ -443,5 +370,3 @@ static TC_UNUSED long tc_queue_total(const char *queue)
     pclose(p);
     return total;
 }
-
-#endif
