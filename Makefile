@@ -35,7 +35,7 @@ CFLAGS ?= -O2 -g
 LDFLAGS ?=
 
 # libdatasync needs only these; the consumer and the CLI add the MySQL client.
-LIB_PKGS := librabbitmq json-c inih zlib
+LIB_PKGS := librabbitmq json-c zlib
 SERVER_PKGS := libmariadb
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LIB_PKGS) $(SERVER_PKGS) 2>/dev/null)
 LIB_LIBS := $(shell $(PKG_CONFIG) --libs $(LIB_PKGS) 2>/dev/null)
