@@ -6,6 +6,7 @@
 #   make demo         three servers end to end on 127.0.0.1
 #   make bench        benchmarks (real services)
 #   make install      PREFIX=/usr/local DESTDIR= (PREFIX=/usr: /etc, multiarch lib)
+#   make install-runtime  only what runs: programs, .so, example configuration
 #   make deps         installs the Debian packages that are missing
 #
 # CFLAGS/LDFLAGS are the user's; the project's own flags live in DS_*.
@@ -244,18 +245,25 @@ MAN_PATHS := -e 's|/usr/local/lib/systemd/system|$(SYSTEMDUNITDIR)|g' \
 	-e 's|/usr/local/etc|$(SYSCONFDIR)|g' \
 	-e 's|/usr/local/sbin|$(SBINDIR)|g' -e 's|/usr/local/bin|$(BINDIR)|g'
 
-install: all
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
-		$(DESTDIR)$(SBINDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(SYSCONFDIR)/datasync
-	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+# What runs: the programs, the shared library under its soname and the
+# example configuration. The Dockerfile's runtime image holds only this.
+install-runtime: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/datasync
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdatasync.so.$(DS_VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
-	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdatasync.so
-	install -m 644 include/datasync.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 644 $(BUILD)/datasync.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	$(if $(wildcard cli/main.c),install -m 755 $(BUILD)/datasync $(DESTDIR)$(BINDIR)/)
 	$(if $(wildcard consumer/main.c),install -m 755 $(BUILD)/datasync-consumer $(DESTDIR)$(SBINDIR)/)
 	install -m 644 datasync.conf.example $(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example
+
+# Everything: what runs, then what building against libdatasync needs
+# (header, static library, .pc, the -ldatasync link), man pages, systemd files.
+install: install-runtime
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdatasync.so
+	install -m 644 include/datasync.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(BUILD)/datasync.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	for page in $(wildcard docs/*.[1-8]); do \
 		sec=$${page##*.}; install -d $(DESTDIR)$(MANDIR)/man$$sec; \
 		sed $(MAN_PATHS) $$page > $(DESTDIR)$(MANDIR)/man$$sec/$${page##*/}; \
@@ -290,7 +298,7 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all build-tests test test-unit chaos demo bench deps install uninstall format format-check clean FORCE
+.PHONY: all build-tests test test-unit chaos demo bench deps install install-runtime uninstall format format-check clean FORCE
 FORCE:
 .SECONDARY:
 
