@@ -5,7 +5,8 @@
 #   make chaos        the chaos run: faults while three servers sync, then a checker
 #   make demo         three servers end to end on 127.0.0.1
 #   make bench        benchmarks (real services)
-#   make install      PREFIX=/usr/local DESTDIR=
+#   make install      PREFIX=/usr/local DESTDIR= (PREFIX=/usr: /etc, multiarch lib)
+#   make install-runtime  only what runs: programs, .so, example configuration
 #   make deps         installs the Debian packages that are missing
 #
 # CFLAGS/LDFLAGS are the user's; the project's own flags live in DS_*.
@@ -17,15 +18,27 @@ DS_VERSION := $(DS_VERSION_MAJOR).$(DS_VERSION_MINOR).$(DS_VERSION_PATCH)
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+# PREFIX=/usr is the system's own layout (a package): configuration in /etc,
+# not /usr/etc, and libraries in the multiarch directory when the compiler
+# names one (Debian: /usr/lib/x86_64-linux-gnu).
+ifeq ($(PREFIX),/usr)
+SYSCONFDIR ?= /etc
+MULTIARCH := $(shell $(or $(CC),cc) -print-multiarch 2>/dev/null)
+LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
+else
+SYSCONFDIR ?= $(PREFIX)/etc
 LIBDIR ?= $(PREFIX)/lib
+endif
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
-SYSCONFDIR ?= $(PREFIX)/etc
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
-# systemd looks in <prefix>/lib/systemd/system whatever LIBDIR is.
+# systemd looks in <prefix>/lib/{systemd/system,sysusers.d,tmpfiles.d}
+# whatever LIBDIR is.
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 
 BUILD ?= build
 CC ?= cc
@@ -35,7 +48,7 @@ CFLAGS ?= -O2 -g
 LDFLAGS ?=
 
 # libdatasync needs only these; the consumer and the CLI add the MySQL client.
-LIB_PKGS := librabbitmq json-c inih zlib
+LIB_PKGS := librabbitmq json-c zlib
 SERVER_PKGS := libmariadb
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LIB_PKGS) $(SERVER_PKGS) 2>/dev/null)
 LIB_LIBS := $(shell $(PKG_CONFIG) --libs $(LIB_PKGS) 2>/dev/null)
@@ -225,32 +238,51 @@ bench: all $(BENCH_BIN)
 deps:
 	$(Q)scripts/install-deps.sh
 
-install: all
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
-		$(DESTDIR)$(SBINDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(SYSCONFDIR)/datasync
-	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+# The man pages are written with the default paths (/usr/local/...): the
+# installed ones name where this install puts things. Longest paths first.
+MAN_PATHS := -e 's|/usr/local/lib/systemd/system|$(SYSTEMDUNITDIR)|g' \
+	-e 's|/usr/local/lib/sysusers.d|$(SYSUSERSDIR)|g' \
+	-e 's|/usr/local/lib/tmpfiles.d|$(TMPFILESDIR)|g' \
+	-e 's|/usr/local/etc|$(SYSCONFDIR)|g' \
+	-e 's|/usr/local/sbin|$(SBINDIR)|g' -e 's|/usr/local/bin|$(BINDIR)|g'
+
+# What runs: the programs, the shared library under its soname and the
+# example configuration. The Dockerfile's runtime image holds only this.
+install-runtime: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/datasync
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdatasync.so.$(DS_VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
-	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdatasync.so
-	install -m 644 include/datasync.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 644 $(BUILD)/datasync.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	$(if $(wildcard cli/main.c),install -m 755 $(BUILD)/datasync $(DESTDIR)$(BINDIR)/)
 	$(if $(wildcard consumer/main.c),install -m 755 $(BUILD)/datasync-consumer $(DESTDIR)$(SBINDIR)/)
 	install -m 644 datasync.conf.example $(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example
+
+# Everything: what runs, then what building against libdatasync needs
+# (header, static library, .pc, the -ldatasync link), man pages, systemd files.
+install: install-runtime
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdatasync.so
+	install -m 644 include/datasync.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(BUILD)/datasync.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	for page in $(wildcard docs/*.[1-8]); do \
 		sec=$${page##*.}; install -d $(DESTDIR)$(MANDIR)/man$$sec; \
-		install -m 644 $$page $(DESTDIR)$(MANDIR)/man$$sec/; done
-	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+		sed $(MAN_PATHS) $$page > $(DESTDIR)$(MANDIR)/man$$sec/$${page##*/}; \
+		chmod 644 $(DESTDIR)$(MANDIR)/man$$sec/$${page##*/}; done
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
 	sed 's|^ExecStart=/usr/local/sbin/|ExecStart=$(SBINDIR)/|' packaging/systemd/datasync-consumer@.service \
 		> $(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
 	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
+	install -m 644 packaging/sysusers.d/datasync.conf $(DESTDIR)$(SYSUSERSDIR)/datasync.conf
+	install -m 644 packaging/tmpfiles.d/datasync.conf $(DESTDIR)$(TMPFILESDIR)/datasync.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libdatasync.a $(DESTDIR)$(LIBDIR)/libdatasync.so* \
 		$(DESTDIR)$(INCLUDEDIR)/datasync.h $(DESTDIR)$(PKGCONFIGDIR)/datasync.pc \
 		$(DESTDIR)$(BINDIR)/datasync $(DESTDIR)$(SBINDIR)/datasync-consumer \
 		$(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example \
-		$(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
+		$(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service \
+		$(DESTDIR)$(SYSUSERSDIR)/datasync.conf $(DESTDIR)$(TMPFILESDIR)/datasync.conf
 	for page in $(notdir $(wildcard docs/*.[1-8])); do \
 		rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$page; done
 
@@ -267,7 +299,7 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all build-tests test test-unit chaos demo bench deps install uninstall format format-check clean FORCE
+.PHONY: all build-tests test test-unit chaos demo bench deps install install-runtime uninstall format format-check clean FORCE
 FORCE:
 .SECONDARY:
 

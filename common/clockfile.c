@@ -12,6 +12,7 @@
 #include "clockfile.h"
 #include "datasync.h"
 #include "error.h"
+#include "log.h"
 
 struct ds_clockfile {
     uint64_t *value; /* mapped; 8-byte aligned at offset 0 */
@@ -34,7 +35,9 @@ static int map(ds_clockfile **out, int fd, int prot, const char *path,
         return DS_ENOMEM;
     m = mmap(NULL, sizeof(uint64_t), prot, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED) {
+        int e = errno;
         free(cf);
+        errno = e;
         return clock_error(err, errlen, "cannot map", path);
     }
     cf->value = m;
@@ -42,26 +45,69 @@ static int map(ds_clockfile **out, int fd, int prot, const char *path,
     return 0;
 }
 
-int ds__clockfile_open_reader(ds_clockfile **out, const char *path, char *err,
-                              size_t errlen)
+/* ds__clockfile_open_reader, with the errno of a failure in *cause. */
+static int open_reader(ds_clockfile **out, const char *path, char *err,
+                       size_t errlen, int *cause)
 {
     struct stat st;
     int fd, rc;
 
     *out = NULL;
     fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return clock_error(err, errlen, "cannot open", path);
+    if (fd < 0) {
+        *cause = errno;
+        rc = clock_error(err, errlen, "cannot open", path);
+        return *cause == ENOENT ? DS_ENOTFOUND : rc;
+    }
+    if (fstat(fd, &st) < 0) {
+        *cause = errno;
+        rc = clock_error(err, errlen, "cannot stat", path);
+        close(fd);
+        return rc;
+    }
     /* Mapping past the end of a file faults on access: only a file the
      * consumer has sized may be read. */
-    if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(uint64_t)) {
+    if (S_ISREG(st.st_mode) && st.st_size < (off_t)sizeof(uint64_t)) {
         close(fd);
-        errno = EINVAL;
-        return clock_error(err, errlen, "not written yet", path);
+        *cause = errno = EINVAL;
+        clock_error(err, errlen, "not written yet", path);
+        return DS_ENOTFOUND;
     }
     rc = map(out, fd, PROT_READ, path, err, errlen);
+    *cause = rc < 0 ? errno : 0;
     close(fd);
     return rc;
+}
+
+int ds__clockfile_open_reader(ds_clockfile **out, const char *path, char *err,
+                              size_t errlen)
+{
+    int cause;
+
+    return open_reader(out, path, err, errlen, &cause);
+}
+
+ds_clockfile *ds__clockfile_try_reader(const char *path, const ds_logger *lg,
+                                       int *reported)
+{
+    char err[DS_ERRMSG_SIZE];
+    ds_clockfile *cf;
+    int rc, cause = 0;
+
+    rc = open_reader(&cf, path, err, sizeof err, &cause);
+    if (rc == 0)
+        return cf;
+    /* A new cause is worth a line; the same one every few seconds is not. */
+    if (rc != DS_ENOTFOUND && cause != *reported && lg && lg->fn &&
+        DS_LOG_WARN >= lg->level) {
+        *reported = cause;
+        ds__log(lg, DS_LOG_WARN,
+                "%s; changes are stamped without it until it can be read "
+                "(the producer's user needs read access: see "
+                "node.clock_file in datasync.conf(5))",
+                err);
+    }
+    return NULL;
 }
 
 int ds__clockfile_open_writer(ds_clockfile **out, const char *path, char *err,
@@ -75,13 +121,31 @@ int ds__clockfile_open_writer(ds_clockfile **out, const char *path, char *err,
     *out = NULL;
     snprintf(dir, sizeof dir, "%s", path);
     slash = strrchr(dir, '/');
+    /* The modes are set explicitly after creation: the umask (0027 in the
+     * systemd unit) would otherwise keep producers of other users out. */
     if (slash && slash != dir) {
         *slash = '\0';
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        if (mkdir(dir, 0755) == 0) {
+            if (chmod(dir, 0755) < 0)
+                return clock_error(err, errlen,
+                                   "cannot set its directory's "
+                                   "mode",
+                                   path);
+        } else if (errno != EEXIST) {
             return clock_error(err, errlen, "cannot create its directory",
                                path);
+        }
     }
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        if (fchmod(fd, 0644) < 0) {
+            rc = clock_error(err, errlen, "cannot set its mode", path);
+            close(fd);
+            return rc;
+        }
+    } else if (errno == EEXIST) {
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    }
     if (fd < 0)
         return clock_error(err, errlen, "cannot open", path);
     if (fstat(fd, &st) < 0 || (st.st_size < (off_t)sizeof(uint64_t) &&

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
+
 /*
  * Why: a server's application writes its own rows directly, and only then
  * emits the change with the producer's hybrid logical clock. If that clock
@@ -22,15 +24,28 @@
  */
 typedef struct ds_clockfile ds_clockfile;
 
-/* Opens path for reading (producers). Returns 0 and *out, or DS_EIO with
- * err when the file does not exist or cannot be mapped (the caller carries
- * on without it and may try again later). */
+/* Opens path for reading (producers). Returns 0 and *out; DS_ENOTFOUND
+ * with err when the file does not exist or is not written yet (normal until
+ * this server's consumer first runs); DS_EIO with err when it is there but
+ * cannot be opened or mapped (no permission: the producer's user is not in
+ * the file's group). The caller carries on without it and may try again. */
 int ds__clockfile_open_reader(ds_clockfile **out, const char *path, char *err,
                               size_t errlen);
 
-/* Opens path for writing (the consumer), creating it and its directory
- * (mode 0644: producers of other users may read it). Returns 0 or DS_EIO
- * with err. */
+/* For a caller that retries ds__clockfile_open_reader every few seconds:
+ * opens path and returns the handle, or NULL. A failure other than
+ * DS_ENOTFOUND is logged at warn level through lg (NULL: not logged) once:
+ * *reported keeps the errno last logged (start it at 0) and a failure is
+ * only counted as reported when lg actually logged it, so a logger set
+ * after the first attempt still hears of it. Not thread-safe on the same
+ * *reported. */
+ds_clockfile *ds__clockfile_try_reader(const char *path, const ds_logger *lg,
+                                       int *reported);
+
+/* Opens path for writing (the consumer), creating it with mode 0644 and its
+ * directory, if missing, with mode 0755, whatever the umask: producers of
+ * other users must read it (under systemd's UMask=0027 they could not).
+ * An existing file keeps its mode. Returns 0 or DS_EIO with err. */
 int ds__clockfile_open_writer(ds_clockfile **out, const char *path, char *err,
                               size_t errlen);
 

@@ -1,9 +1,9 @@
-/* config.c: datasync.conf, read with inih and checked against one table of
+/* config.c: datasync.conf, read line by line and checked against one table of
  * directives. */
 #include <errno.h>
 #include <limits.h>
-#include <ini.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +21,20 @@
 /* ------------------------------------------------------------------------ */
 /* The table of directives                                                   */
 
-typedef enum { T_STRING, T_INT, T_LONG, T_ENUM, T_LEVEL } dtype;
+/* T_SECRET: the value names a file whose first line is the value stored. */
+typedef enum { T_STRING, T_SECRET, T_INT, T_LONG, T_ENUM, T_LEVEL } dtype;
 
 /* An extra check of a string value, beyond its length. Returns 0, or -1 with
  * reason filled. */
 typedef int (*check_fn)(const char *value, char *reason, size_t len);
+
+struct directive;
+
+/* Recomputes the fields that depend on d's field, taking value as its new
+ * content (not stored yet). Returns 0, or -1 with reason filled and cfg
+ * untouched. */
+typedef int (*derive_fn)(ds_config *cfg, const struct directive *d,
+                         const char *value, char *reason, size_t len);
 
 typedef struct directive {
     const char *section;
@@ -36,7 +45,8 @@ typedef struct directive {
     const char *const *names; /* T_ENUM: allowed names, NULL-terminated */
     void (*store)(void *, int); /* T_ENUM: writes the index as the enum type */
     check_fn check;             /* T_STRING: NULL or an extra check */
-    const char *def;            /* the default, as it would be written */
+    derive_fn derive; /* T_STRING, T_SECRET: NULL or what follows from it */
+    const char *def;  /* the default, as it would be written */
 } directive;
 
 /* Enums are stored through their own type: the width of an enum is the
@@ -68,6 +78,8 @@ static int check_urls(const char *value, char *reason, size_t len);
 static int check_tables(const char *value, char *reason, size_t len);
 static int check_max_age(const char *value, char *reason, size_t len);
 static int check_not_empty(const char *value, char *reason, size_t len);
+static int derive_amqp_url(ds_config *cfg, const struct directive *d,
+                           const char *value, char *reason, size_t len);
 
 #define FIELD(f) (((ds_config *)0)->f)
 
@@ -81,6 +93,13 @@ static int check_not_empty(const char *value, char *reason, size_t len);
     }
 #define D_STR(sec, key, f, chk, dflt)                                          \
     D_STRING(sec, key, f, (long long)sizeof FIELD(f) - 1, chk, dflt)
+/* A password read from a file: the key's value is the file's path. */
+#define D_SECRET(sec, key, f, drv)                                             \
+    {                                                                          \
+        .section = sec, .name = key, .type = T_SECRET,                         \
+        .offset = offsetof(ds_config, f),                                      \
+        .max = (long long)sizeof FIELD(f) - 1, .derive = drv, .def = ""        \
+    }
 #define D_INT(sec, key, f, lo, hi, dflt)                                       \
     {                                                                          \
         .section = sec, .name = key,                                           \
@@ -117,8 +136,15 @@ static const directive directives[] = {
     D_STR("node", "clock_file", node_clock_file, NULL,
           "/var/lib/datasync/clock"),
 
-    D_STR("amqp", "url", amqp_url, check_urls,
-          "amqp://guest:guest@127.0.0.1:5672/%2f"),
+    {.section = "amqp",
+     .name = "url",
+     .type = T_STRING,
+     .offset = offsetof(ds_config, amqp_url_written),
+     .max = (long long)sizeof FIELD(amqp_url_written) - 1,
+     .check = check_urls,
+     .derive = derive_amqp_url,
+     .def = "amqp://guest:guest@127.0.0.1:5672/%2f"},
+    D_SECRET("amqp", "password_file", amqp_password, derive_amqp_url),
     /* 247, not 255: "<exchange>.archive" must still fit AMQP's 255-byte
      * names. */
     D_STRING("amqp", "exchange", amqp_exchange, 247, check_not_empty,
@@ -134,6 +160,7 @@ static const directive directives[] = {
     D_STR("mysql", "socket", mysql_socket, NULL, ""),
     D_STR("mysql", "user", mysql_user, NULL, "root"),
     D_STR("mysql", "password", mysql_password, NULL, ""),
+    D_SECRET("mysql", "password_file", mysql_password, NULL),
     D_STR("mysql", "database", mysql_database, NULL, "app"),
 
     D_STR("apply", "tables", apply_tables, check_tables, ""),
@@ -162,6 +189,11 @@ static const directive directives[] = {
 #define N_DIRECTIVES (sizeof directives / sizeof directives[0])
 
 _Static_assert(247 < sizeof FIELD(amqp_exchange), "amqp.exchange bound");
+_Static_assert(sizeof FIELD(amqp_url) == sizeof FIELD(amqp_url_written),
+               "amqp.url as written fits the URLs connections use");
+/* apply() reads a T_SECRET into a buffer of the size of mysql_password. */
+_Static_assert(sizeof FIELD(amqp_password) <= sizeof FIELD(mysql_password),
+               "amqp.password_file's buffer");
 
 /* ------------------------------------------------------------------------ */
 /* Values                                                                    */
@@ -282,6 +314,136 @@ static int check_not_empty(const char *value, char *buf, size_t len)
     return 0;
 }
 
+/* Bytes a URL's password may hold as they are; the rest is written %XX. */
+static int is_unreserved(int c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+           c == '~';
+}
+
+/* Appends n bytes to out (size outlen) at *at, counting them even when they
+ * do not fit, so the caller can say how long the result would be. */
+static void put(char *out, size_t outlen, size_t *at, const char *s, size_t n)
+{
+    if (*at < outlen && n < outlen - *at)
+        memcpy(out + *at, s, n);
+    *at += n;
+}
+
+/* Where ":password" goes into one URL: at the '@' of a user given without a
+ * password (amqp://user@host/...), else 0 (no user, or one with a password:
+ * the URL is taken as written). */
+static size_t password_slot(const char *url, size_t n)
+{
+    const char *scheme = memmem(url, n, "://", 3);
+    size_t from, at = 0, i;
+
+    if (!scheme)
+        return 0;
+    from = (size_t)(scheme - url) + 3;
+    for (i = from; i < n && url[i] != '/'; i++) {
+        if (url[i] == '@')
+            at = i;
+    }
+    if (at <= from || memchr(url + from, ':', at - from))
+        return 0;
+    return at;
+}
+
+/* amqp_url: the URLs as written, with the password of amqp.password_file
+ * percent-encoded into each that names a user but no password; the blanks
+ * between URLs are kept as written. */
+static int derive_amqp_url(ds_config *cfg, const directive *d,
+                           const char *value, char *buf, size_t len)
+{
+    char out[sizeof cfg->amqp_url];
+    const char *urls = cfg->amqp_url_written, *password = cfg->amqp_password;
+    const char *p;
+    size_t at = 0;
+
+    if (d->offset == offsetof(ds_config, amqp_url_written))
+        urls = value;
+    else
+        password = value;
+    for (p = urls; *p;) {
+        size_t gap = strspn(p, " \t"), n, slot;
+
+        put(out, sizeof out, &at, p, gap);
+        p += gap;
+        n = strcspn(p, " \t");
+        slot = *password ? password_slot(p, n) : 0;
+        if (slot) {
+            put(out, sizeof out, &at, p, slot);
+            put(out, sizeof out, &at, ":", 1);
+            for (const char *c = password; *c; c++) {
+                char hex[4];
+                if (is_unreserved((unsigned char)*c)) {
+                    put(out, sizeof out, &at, c, 1);
+                } else {
+                    snprintf(hex, sizeof hex, "%%%02X", (unsigned char)*c);
+                    put(out, sizeof out, &at, hex, 3);
+                }
+            }
+        }
+        put(out, sizeof out, &at, p + slot, n - slot);
+        p += n;
+    }
+    if (at >= sizeof out)
+        return reason(buf, len,
+                      "the URLs with amqp.password_file's password are too "
+                      "long (%zu bytes, max %zu)",
+                      at, sizeof out - 1);
+    out[at] = '\0';
+    memcpy(cfg->amqp_url, out, at + 1);
+    return 0;
+}
+
+/* The first line of the file at path, without its line end, into out (a
+ * buffer of size bytes); "" for an empty path. Returns 0, or -1 with a
+ * reason naming the path. */
+static int read_secret(const char *path, char *out, size_t size, char *buf,
+                       size_t len)
+{
+    char ebuf[128];
+    size_t n = 0;
+    FILE *f;
+    int c;
+
+    out[0] = '\0';
+    if (*path == '\0')
+        return 0;
+    f = fopen(path, "re");
+    if (!f)
+        return reason(buf, len, "%s: %s", path,
+                      strerror_r(errno, ebuf, sizeof ebuf));
+    while ((c = getc(f)) != EOF && c != '\n') {
+        if (n + 1 >= size) {
+            fclose(f);
+            return reason(buf, len, "%s: first line longer than %zu bytes",
+                          path, size - 1);
+        }
+        out[n++] = (char)c;
+    }
+    if (ferror(f)) {
+        int e = errno ? errno : EIO;
+        fclose(f);
+        return reason(buf, len, "%s: %s", path,
+                      strerror_r(e, ebuf, sizeof ebuf));
+    }
+    fclose(f);
+    if (n > 0 && out[n - 1] == '\r')
+        n--; /* written on Windows */
+    out[n] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)out[i];
+        if ((b < 0x20 && b != '\t') || b == 0x7f)
+            return reason(buf, len, "%s: control character 0x%02x in it", path,
+                          b);
+    }
+    return 0;
+}
+
 static int parse_integer(const directive *d, const char *value, long long *out,
                          char *buf, size_t len)
 {
@@ -341,8 +503,17 @@ static int apply(const directive *d, ds_config *cfg, const char *value,
     char names[128];
 
     switch (d->type) {
+    case T_SECRET:
     case T_STRING: {
-        size_t n = strlen(value);
+        char secret[sizeof cfg->mysql_password];
+        size_t n;
+
+        if (d->type == T_SECRET) {
+            if (read_secret(value, secret, (size_t)d->max + 1, buf, len) != 0)
+                return -1;
+            value = secret;
+        }
+        n = strlen(value);
 
         if ((long long)n > d->max)
             return reason(buf, len, "value too long (%zu bytes, max %lld)", n,
@@ -355,6 +526,8 @@ static int apply(const directive *d, ds_config *cfg, const char *value,
                 return reason(buf, len, "control character 0x%02x in value", c);
         }
         if (d->check && d->check(value, buf, len) != 0)
+            return -1;
+        if (d->derive && d->derive(cfg, d, value, buf, len) != 0)
             return -1;
         memcpy(field, value, n + 1);
         return 0;
@@ -478,27 +651,28 @@ int ds__config_set(ds_config *cfg, const char *key, const char *value,
 /* Files                                                                     */
 
 /*
- * inih does the INI parsing, but Debian's libinih exposes its options as
- * process-wide variables (ini_allow_multiline, ini_allow_inline_comments,
- * ini_max_line, ...) that any other user of inih in the host process may
- * change, and it reports a bad line by number only. So our reader hands inih
- * normalised lines and catches what inih would not report well:
- *  - counts lines, so the handler knows which line it is on;
- *  - stops at the first bad line (inih would go on and apply later lines);
- *  - refuses a line longer than inih's buffer (inih would cut it in two and
- *    parse the rest as a line of its own) and control bytes (binary files);
- *  - strips leading blanks: with multiline on, inih would take an indented
- *    "port = 3306" as the continuation of the previous key's value;
- *  - drops comments (";" or "#" first, or " ;" after a value) itself, so a
- *    value is the same whatever the host set ini_allow_inline_comments to;
- *  - checks section headers ("[x]" with a known name, nothing after) and
- *    that other lines hold "key = value" (inih also takes "key: value").
+ * The file is read here, not by inih: Debian's libinih cuts lines at 200
+ * bytes (a URL with a long password did not fit) and keeps its options in
+ * process-wide variables (ini_max_line, ini_allow_multiline, ...) that a
+ * library must not change in a host process. The syntax is the one inih
+ * gave this file, stricter where inih was lax:
+ *  - "[section]" with a known name and nothing after it; "key = value" (or
+ *    "key: value") with blanks around key and value ignored;
+ *  - comments: a line whose first non-blank is ';' or '#', and the rest of
+ *    a line after " ;" (a ';' with a blank before it);
+ *  - lines of any length, LF or CRLF, a UTF-8 BOM first;
+ *  - no continuation lines: a list key written again adds its words;
+ *  - the first bad line stops the load, control bytes included (a binary
+ *    file), and nothing of the file is applied.
  */
 typedef struct load_state {
     FILE *f;
-    int line;     /* line being parsed, from 1 */
-    int err_line; /* first bad line seen by the reader or the handler; 0 */
-    int io_errno; /* a read error: the load fails with DS_EIO */
+    char *text; /* the line being parsed (getline's buffer) */
+    size_t cap;
+    int line;            /* its number, from 1 */
+    int err_line;        /* the first bad line; 0 */
+    int io_errno;        /* a read error: the load fails with DS_EIO */
+    const char *section; /* the table's name of the current section */
     char reason[REASON_SIZE];
     /* A working copy: a bad file leaves the caller's as it was. */
     ds_config cfg;
@@ -509,7 +683,7 @@ typedef struct load_state {
 static void fail_line(load_state *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Records the first bad line; the reader then ends the parse. */
+/* Records the bad line; the load stops there. */
 static void fail_line(load_state *st, const char *fmt, ...)
 {
     va_list ap;
@@ -520,108 +694,33 @@ static void fail_line(load_state *st, const char *fmt, ...)
     st->err_line = st->line;
 }
 
-/* Reads one raw line into str (at most num - 1 bytes, without the newline).
- * Returns 1, 0 at end of file, -1 after recording an error. */
-static int read_line(load_state *st, char *str, int num)
+/* Reads the next line into st->text without its line end. Returns 1, 0 at
+ * the end of the file, -1 after a read error or a control byte. */
+static int read_line(load_state *st)
 {
-    int n = 0;
+    ssize_t n;
 
+    errno = 0;
+    n = getline(&st->text, &st->cap, st->f);
+    if (n < 0) {
+        if (!feof(st->f))
+            st->io_errno = errno ? errno : EIO;
+        return st->io_errno ? -1 : 0;
+    }
     st->line++;
-    for (;;) {
-        int c = getc(st->f);
-
-        if (c == EOF) {
-            if (ferror(st->f)) {
-                st->io_errno = errno ? errno : EIO;
-                return -1;
-            }
-            if (n == 0) {
-                st->line--; /* no line there, only the end of the file */
-                return 0;
-            }
-            break;
-        }
-        if (c == '\n')
-            break;
-        if (c == '\r') {
-            int next = getc(st->f);
-            if (next == '\n' || next == EOF)
-                break; /* CRLF or a final CR: a line end, not content */
-            ungetc(next, st->f);
-        }
+    if (n > 0 && st->text[n - 1] == '\n')
+        n--;
+    if (n > 0 && st->text[n - 1] == '\r')
+        n--; /* CRLF, or a CR that ends the file */
+    st->text[n] = '\0';
+    for (ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)st->text[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f) {
             fail_line(st, "control character 0x%02x (not a text file?)", c);
             return -1;
         }
-        if (n >= num - 1) {
-            fail_line(st, "line too long (max %d bytes)", num - 1);
-            return -1;
-        }
-        str[n++] = (char)c;
     }
-    str[n] = '\0';
     return 1;
-}
-
-static char *reader(char *str, int num, void *stream)
-{
-    load_state *st = stream;
-    char *s, *p;
-    int r;
-
-    if (st->err_line || st->io_errno)
-        return NULL; /* stop at the first bad line */
-    r = read_line(st, str, num);
-    if (r <= 0)
-        return NULL;
-    if (st->line == 1 && strncmp(str, "\xEF\xBB\xBF", 3) == 0)
-        memmove(str, str + 3, strlen(str + 3) + 1); /* UTF-8 BOM */
-
-    s = str + strspn(str, " \t");
-    if (*s == ';' || *s == '#')
-        *s = '\0';
-    for (p = s; *p; p++) {
-        if (*p == ';' && p > s && (p[-1] == ' ' || p[-1] == '\t')) {
-            *p = '\0';
-            break;
-        }
-    }
-    while (p > s && (p[-1] == ' ' || p[-1] == '\t'))
-        *--p = '\0';
-
-    if (*s == '[') {
-        char *end = strchr(s, ']');
-        int n;
-
-        if (!end) {
-            fail_line(st, "missing ']' in section header");
-            return NULL;
-        }
-        if (end[1] != '\0') {
-            fail_line(st, "unexpected text after ']'");
-            return NULL;
-        }
-        n = (int)(end - s - 1);
-        if (!known_section(s + 1, (size_t)n)) {
-            char known[REASON_SIZE / 2];
-            list_sections(known, sizeof known);
-            fail_line(st, "unknown section [%.*s] (known: %s)",
-                      n < QUOTE_MAX ? n : QUOTE_MAX, s + 1, known);
-            return NULL;
-        }
-    } else if (*s) {
-        size_t k = strcspn(s, "=:");
-        if (s[k] == '\0') {
-            fail_line(st, "expected 'key = value'");
-            return NULL;
-        }
-        if (k == 0) {
-            fail_line(st, "missing key before '%c'", s[k]);
-            return NULL;
-        }
-    }
-    memmove(str, s, strlen(s) + 1);
-    return str;
 }
 
 /* The space-separated lists: amqp.url and apply.tables. */
@@ -631,7 +730,7 @@ static bool is_list(const directive *d)
 }
 
 /* Adds value's words to a list key this file already set. */
-static int append_list(load_state *st, const directive *d, const char *value)
+static void append_list(load_state *st, const directive *d, const char *value)
 {
     const char *have = (const char *)&st->cfg + d->offset;
     char joined[sizeof st->cfg.apply_tables + 2], buf[REASON_SIZE - 64];
@@ -640,92 +739,143 @@ static int append_list(load_state *st, const directive *d, const char *value)
     if (nhave + 1 + nvalue >= sizeof joined) {
         fail_line(st, "%s.%s: value too long (max %lld bytes in all)",
                   d->section, d->name, d->max);
-        return 0;
+        return;
     }
     memcpy(joined, have, nhave);
     if (nhave)
         joined[at++] = ' ';
     memcpy(joined + at, value, nvalue + 1);
-    if (apply(d, &st->cfg, joined, buf, sizeof buf) != 0) {
+    if (apply(d, &st->cfg, joined, buf, sizeof buf) != 0)
         fail_line(st, "%s.%s: %s", d->section, d->name, buf);
-        return 0;
-    }
-    return 1;
 }
 
-static int handler(void *user, const char *section, const char *name,
-                   const char *value)
+/* "[name]": checks the name and makes it the current section. */
+static void section_line(load_state *st, char *s)
 {
-    load_state *st = user;
+    char *end = strchr(s, ']');
+    size_t n;
+
+    if (!end) {
+        fail_line(st, "missing ']' in section header");
+        return;
+    }
+    if (end[1] != '\0') {
+        fail_line(st, "unexpected text after ']'");
+        return;
+    }
+    n = (size_t)(end - s - 1);
+    for (size_t i = 0; i < N_DIRECTIVES; i++) {
+        if (strlen(directives[i].section) == n &&
+            strncmp(directives[i].section, s + 1, n) == 0) {
+            st->section = directives[i].section;
+            return;
+        }
+    }
+    {
+        char known[REASON_SIZE / 2];
+        list_sections(known, sizeof known);
+        fail_line(st, "unknown section [%.*s] (known: %s)",
+                  (int)(n < QUOTE_MAX ? n : QUOTE_MAX), s + 1, known);
+    }
+}
+
+/* "key = value" under the current section. */
+static void key_line(load_state *st, char *s)
+{
+    size_t k = strcspn(s, "=:");
+    char *name = s, *value, *end;
     const directive *d;
     char buf[REASON_SIZE - 64];
 
-    if (st->err_line)
-        return 0;
-    if (!value) { /* only if the host turned on ini_allow_no_value */
+    if (s[k] == '\0') {
         fail_line(st, "expected 'key = value'");
-        return 0;
+        return;
     }
-    if (*section == '\0') {
+    if (k == 0) {
+        fail_line(st, "missing key before '%c'", s[k]);
+        return;
+    }
+    value = s + k + 1;
+    value += strspn(value, " \t");
+    for (end = s + k; end > name && (end[-1] == ' ' || end[-1] == '\t');)
+        end--;
+    *end = '\0';
+    if (!st->section) {
         fail_line(st, "key '%.*s' before any [section]", QUOTE_MAX, name);
-        return 0;
+        return;
     }
-    d = find_directive(section, strlen(section), name);
+    d = find_directive(st->section, strlen(st->section), name);
     if (!d) {
-        fail_line(st, "unknown key '%.*s' in [%s]", QUOTE_MAX, name, section);
-        return 0;
+        fail_line(st, "unknown key '%.*s' in [%s]", QUOTE_MAX, name,
+                  st->section);
+        return;
     }
     if (is_list(d) && st->seen[d - directives]) {
-        /* A line holds 199 bytes: a long list of brokers or tables is
-         * written as several lines of the same key, which add up. */
-        return append_list(st, d, value);
+        /* A long list of brokers or tables may be written as several
+         * lines of the same key, which add up. */
+        append_list(st, d, value);
+        return;
     }
     st->seen[d - directives] = true;
-    if (apply(d, &st->cfg, value, buf, sizeof buf) != 0) {
+    if (apply(d, &st->cfg, value, buf, sizeof buf) != 0)
         fail_line(st, "%s.%s: %s", d->section, d->name, buf);
-        return 0;
+}
+
+/* One line: comments and blanks dropped, then a section or a key. */
+static void parse_line(load_state *st)
+{
+    char *s = st->text, *p;
+
+    if (st->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3; /* UTF-8 BOM */
+    s += strspn(s, " \t");
+    if (*s == ';' || *s == '#')
+        return;
+    for (p = s; *p; p++) {
+        if (*p == ';' && p > s && (p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            break;
+        }
     }
-    return 1;
+    while (p > s && (p[-1] == ' ' || p[-1] == '\t'))
+        *--p = '\0';
+    if (*s == '[')
+        section_line(st, s);
+    else if (*s)
+        key_line(st, s);
 }
 
 int ds__config_load(ds_config *cfg, const char *path, char *err, size_t errlen)
 {
     load_state *st;
-    int ret, rc;
+    char ebuf[128];
+    int rc;
 
     if (!cfg || !path)
         return ds__seterr(err, errlen, DS_EINVAL, "no configuration file");
-    /* On the heap: the working copy is ~10 KB, too much for a host thread
+    /* On the heap: the working copy is ~15 KB, too much for a host thread
      * with a small stack. */
     st = calloc(1, sizeof *st);
     if (!st)
         return ds__seterr(err, errlen, DS_ENOMEM, "%s: out of memory", path);
     st->f = fopen(path, "re");
     if (!st->f) {
-        char ebuf[128];
         rc = ds__seterr(err, errlen, DS_EIO, "%s: %s", path,
                         strerror_r(errno, ebuf, sizeof ebuf));
         goto fail;
     }
     st->cfg = *cfg;
 
-    ret = ini_parse_stream(reader, st, handler, st);
+    while (!st->err_line && read_line(st) > 0)
+        parse_line(st);
 
-    if (st->io_errno) {
-        char ebuf[128];
-        rc = ds__seterr(err, errlen, DS_EIO, "%s: %s", path,
-                        strerror_r(st->io_errno, ebuf, sizeof ebuf));
-        goto fail;
-    }
-    if (ret == -2) {
+    if (st->io_errno == ENOMEM) {
         rc = ds__seterr(err, errlen, DS_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    /* The reader stops after the first bad line it or the handler sees, so
-     * a smaller line from inih is one inih found wrong that we let through. */
-    if (ret > 0 && (st->err_line == 0 || ret < st->err_line)) {
-        rc = ds__seterr(err, errlen, DS_ECONFIG, "%s:%d: syntax error", path,
-                        ret);
+    if (st->io_errno) {
+        rc = ds__seterr(err, errlen, DS_EIO, "%s: %s", path,
+                        strerror_r(st->io_errno, ebuf, sizeof ebuf));
         goto fail;
     }
     if (st->err_line) {
@@ -738,6 +888,7 @@ int ds__config_load(ds_config *cfg, const char *path, char *err, size_t errlen)
 fail:
     if (st->f)
         fclose(st->f);
+    free(st->text);
     free(st);
     return rc;
 }

@@ -17,7 +17,12 @@ typedef struct ds_config {
     char node_id[65]; /* "" when not set: required by the consumer only */
     char node_clock_file[1024]; /* "" turns the shared clock off */
     /* [amqp] */
-    char amqp_url[2048]; /* several URLs, space-separated: tried in turn */
+    /* Several URLs, space-separated, tried in turn: amqp.url as written,
+     * with amqp.password_file's password put into each URL that names a
+     * user without a password. What connections use. */
+    char amqp_url[2048];
+    char amqp_url_written[2048]; /* amqp.url exactly as written */
+    char amqp_password[256];     /* from amqp.password_file; "" = none */
     char amqp_exchange[256];
     char amqp_routing_key[256];
     ds_queue_type amqp_queue_type;
@@ -28,7 +33,7 @@ typedef struct ds_config {
     int mysql_port;
     char mysql_socket[1024];
     char mysql_user[256];
-    char mysql_password[256];
+    char mysql_password[256]; /* mysql.password or mysql.password_file */
     char mysql_database[65];
     /* [apply] */
     char apply_tables[4096]; /* space-separated table names */
@@ -51,13 +56,16 @@ typedef struct ds_config {
 /* Fills every key with its default. */
 void ds__config_defaults(ds_config *cfg);
 
-/* Reads an INI file over cfg. Returns 0; DS_EIO when the file cannot be
- * opened ("PATH: strerror"); DS_ECONFIG for the first bad line, unknown
- * section or key, or out-of-bounds value, with err = "PATH:LINE: reason". */
+/* Reads an INI file over cfg (lines of any length). Returns 0; DS_EIO when
+ * the file cannot be read ("PATH: strerror"); DS_ENOMEM; DS_ECONFIG for the
+ * first bad line (unknown section or key, out-of-bounds value, a password
+ * file that cannot be read), with err = "PATH:LINE: reason". On failure cfg
+ * is left as it was. */
 int ds__config_load(ds_config *cfg, const char *path, char *err, size_t errlen);
 
-/* Sets one key written "section.key" ("amqp.url"). Returns 0 or DS_ECONFIG
- * with err = "section.key: reason". */
+/* Sets one key written "section.key" ("amqp.url"); a *.password_file key
+ * reads its file now. Returns 0 or DS_ECONFIG with err = "section.key:
+ * reason" (cfg untouched). */
 int ds__config_set(ds_config *cfg, const char *key, const char *value,
                    char *err, size_t errlen);
 

@@ -168,7 +168,6 @@ static void wait_until(ds_producer *p, uint64_t deadline_ms)
 
 void ds__producer_find_clock(ds_producer *p)
 {
-    char err[DS_ERRMSG_SIZE];
     ds_clockfile *cf;
     uint64_t now = ds__mono_ms();
 
@@ -177,9 +176,11 @@ void ds__producer_find_clock(ds_producer *p)
         now < p->next_clock_try_ms)
         return;
     p->next_clock_try_ms = now + 5000;
-    /* Missing until this server's consumer first runs: not an error. */
-    if (ds__clockfile_open_reader(&cf, p->cfg.node_clock_file, err,
-                                  sizeof err) == 0)
+    /* Missing until this server's consumer first runs: not an error; no
+     * permission is logged once. */
+    cf = ds__clockfile_try_reader(p->cfg.node_clock_file, &p->log,
+                                  &p->clock_reported);
+    if (cf)
         __atomic_store_n(&p->clock, cf, __ATOMIC_RELEASE);
 }
 

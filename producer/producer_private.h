@@ -61,6 +61,7 @@ struct ds_producer {
      * and publishes the pointer atomically. */
     ds_clockfile *clock;
     uint64_t next_clock_try_ms;
+    int clock_reported; /* errno of the clock file's failure last logged */
     pid_t pid; /* a forked child must not touch its parent's connection */
 
     pthread_mutex_t lock;   /* guards everything below */

@@ -14,7 +14,7 @@ set -euo pipefail
 packages=(
     # build
     build-essential pkg-config
-    librabbitmq-dev libjson-c-dev libinih-dev zlib1g-dev
+    librabbitmq-dev libjson-c-dev zlib1g-dev
     # MariaDB Connector/C (pkg-config libmariadb): Debian's default client
     # library, named too because Ubuntu's default is MySQL's
     default-libmysqlclient-dev libmariadb-dev

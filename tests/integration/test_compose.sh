@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# test_compose.sh: checks compose.yaml, the Dockerfile and the configuration they mount, without Docker: docker-compose config, then against make demo.
+# test_compose.sh: checks compose.yaml, the Dockerfile and the configuration they mount, without Docker: docker-compose config, volumes, health checks, the runtime image's files, then against make demo.
 #
 # Docker cannot run here, so this checks what can be checked without it:
 #   1. Debian's docker-compose accepts compose.yaml (`docker-compose config`
 #      validates it against the Compose schema, no daemon needed), and the
 #      resolved file has the promised shape: the services, health checks,
 #      depends_on conditions, the consumers built from the Dockerfile, every
-#      published port on 127.0.0.1, every mounted file present.
+#      published port on 127.0.0.1, every mounted file present; each
+#      server's containers share a volume of their own at /var/lib/datasync
+#      (spool and clock file); every consumer has a health check.
 #   2. The node configurations it mounts (examples/compose/node-*.conf) hold
 #      the settings scripts/demo.sh writes for its servers, key for key,
 #      apart from how the broker and the database are reached (hosts, ports,
@@ -16,7 +18,11 @@
 #      creates: both run on the private MariaDB and SHOW CREATE TABLE agrees.
 #   4. The Dockerfile installs the Debian packages that provide the
 #      pkg-config modules the Makefile builds with, and at run time the
-#      libraries the built programs need; it runs as a user, not root.
+#      libraries the built programs need; it runs as a user, not root, with
+#      the fixed UID and GID 990; its runtime stage copies only what
+#      `make install-runtime` installs (programs, libdatasync.so, the
+#      example configuration: no header, static library or man page), and
+#      that target is checked for exactly those files.
 # Run by tests/run.sh (DS_TEST_* set, services up).
 set -euo pipefail
 
@@ -89,6 +95,23 @@ node_confs=("$root"/examples/compose/node-*.conf)
 shopt -u nullglob
 ((${#node_confs[@]})) || fail "no examples/compose/node-*.conf"
 "$work/load" "${node_confs[@]}" || fail "libdatasync rejects a configuration in examples/compose/"
+
+# ------------------------------------------ the runtime image's files
+# The Dockerfile's runtime stage holds what `make install-runtime` installs;
+# here is what that is, for real.
+major=$(sed -n 's/^#define DS_VERSION_MAJOR \([0-9]*\)$/\1/p' "$root/include/datasync.h")
+version=$major.$(sed -n 's/^#define DS_VERSION_MINOR \([0-9]*\)$/\1/p' "$root/include/datasync.h").$(sed -n 's/^#define DS_VERSION_PATCH \([0-9]*\)$/\1/p' "$root/include/datasync.h")
+timeout 300 make -C "$root" --no-print-directory BUILD="$build" PREFIX=/usr/local DESTDIR="$work/runtime" \
+    install-runtime >"$work/make-runtime.log" 2>&1 || {
+    tail -n 30 "$work/make-runtime.log" >&2
+    fail "make install-runtime failed"
+}
+(cd "$work/runtime" && find . \( -type f -o -type l \) -printf '%P\n' | LC_ALL=C sort) >"$work/runtime.txt"
+printf '%s\n' usr/local/bin/datasync usr/local/etc/datasync/datasync.conf.example \
+    "usr/local/lib/libdatasync.so.$major" "usr/local/lib/libdatasync.so.$version" \
+    usr/local/sbin/datasync-consumer | LC_ALL=C sort >"$work/runtime-want.txt"
+diff -u "$work/runtime-want.txt" "$work/runtime.txt" >&2 ||
+    fail "make install-runtime installs other files than the programs, the .so and the example configuration (- expected, + found)"
 
 # --------------------------------------------- 2 and 4: the comparisons
 cat >"$work/check.py" <<'EOF'
@@ -269,6 +292,10 @@ if not m:
     sys.exit("check.py: scripts/demo.sh no longer writes node-$n.conf with a heredoc: update test_compose.sh")
 demo_conf = string.Template(m.group(1))
 
+STATE_DIR = "/var/lib/datasync"
+volumes = cfg.get("volumes") or {}
+state_volumes = {}
+
 for n in nodes:
     try:
         demo_text = demo_conf.substitute(n=n, DS_TEST_AMQP_URL=amqp_url, DS_TEST_MYSQL_SOCKET=socket,
@@ -304,6 +331,29 @@ for n in nodes:
         err(f"consumer-{n} runs {cmd}, not datasync-consumer")
     depends(f"consumer-{n}", consumer, {"rabbitmq": "service_healthy", f"maria-{n}": "service_healthy",
                                         "setup": "service_completed_successfully"})
+    health = consumer.get("healthcheck") or {}
+    test = health.get("test") or []
+    test = [test] if isinstance(test, str) else test
+    if not test or health.get("disable") or test[0] == "NONE":
+        err(f"consumer-{n} has no health check")
+    elif test[0] not in ("CMD", "CMD-SHELL") or not " ".join(test[1:]).strip():
+        err(f"consumer-{n}'s health check {test!r} runs nothing")
+    elif "datasync-consum" not in " ".join(test[1:]) and "health" not in " ".join(test[1:]):
+        err(f"consumer-{n}'s health check {test!r} looks neither for the consumer's process nor at /health")
+
+    # One volume per server at /var/lib/datasync, holding what the node
+    # file puts there: the consumer's clock file, the producers' spool.
+    state = [s for s, t, _ in mounts_of(consumer) if t == STATE_DIR]
+    if len(state) != 1 or not state[0] or state[0].startswith("/") or state[0] not in volumes:
+        err(f"consumer-{n} does not mount a named volume of compose.yaml at {STATE_DIR} (got {state})")
+    else:
+        if state[0] in state_volumes.values():
+            other = [k for k, v in state_volumes.items() if v == state[0]]
+            err(f"consumer-{n} shares its volume {state[0]} with consumer-{other[0]}: one per server")
+        state_volumes[n] = state[0]
+    for key in ("node.clock_file", "producer.spool_dir"):
+        if not c.get(key, "").startswith(STATE_DIR + "/"):
+            err(f"node-{n}.conf's {key} ({c.get(key)!r}) is not on the volume at {STATE_DIR}")
     if "healthcheck" not in maria:
         err(f"maria-{n} has no healthcheck")
     env = maria.get("environment") or {}
@@ -321,6 +371,17 @@ for n in nodes:
         p = urllib.parse.urlsplit(u)
         if p.hostname not in services or (p.port or 5672) != 5672:
             err(f"node-{n}.conf's amqp.url {u} is not a compose service on 5672")
+
+# The setup job emits (datasync publish) as the server whose file it mounts:
+# it shares that server's volume.
+if setup:
+    conf = next((s for s, t, _ in mounts_of(setup) if t == "/etc/datasync/datasync.conf"), None)
+    owner = [n for n in nodes if conf and os.path.realpath(conf) ==
+             os.path.realpath(os.path.join(root, "examples", "compose", f"node-{n}.conf"))]
+    state = [s for s, t, _ in mounts_of(setup) if t == STATE_DIR]
+    if owner and owner[0] in state_volumes and state != [state_volumes[owner[0]]]:
+        err(f"setup mounts {state or 'nothing'} at {STATE_DIR}, not server {owner[0]}'s volume "
+            f"{state_volumes[owner[0]]}")
 
 # The demo's table, for the database check that follows (run by the shell).
 m = re.search(r'sql -e "([^"]*CREATE DATABASE demo_\$n[^"]*)"', demo)
@@ -377,17 +438,67 @@ else:
     if "datasync-consumer" not in cmd:
         err("the Dockerfile's image does not run datasync-consumer by default")
 
+    # The runtime stage: only what `make install-runtime` puts in a staging
+    # directory of the build stage (checked above to be the programs, the
+    # .so and the example configuration), nothing else from the build.
+    m = None
+    for line in build_stage["lines"]:
+        m = m or re.search(r"\bmake\b[^&;|]*\bDESTDIR=(\S+)[^&;|]*\binstall-runtime\b", line) \
+            or re.search(r"\bmake\b[^&;|]*\binstall-runtime\b[^&;|]*\bDESTDIR=(\S+)", line)
+    staged = m.group(1).rstrip("/") if m else None
+    if not staged:
+        err("the Dockerfile's build stage does not stage its files with make install-runtime DESTDIR=...")
+    if any(re.search(r"\bmake\b[^&;|]*\binstall\b(?!-)", l) for l in build_stage["lines"]):
+        err("the Dockerfile's build stage runs make install (headers, static library, man pages): "
+            "use make install-runtime")
+    copies = [l.split() for l in run_stage["lines"] if l.upper().startswith(("COPY", "ADD"))]
+    from_build = [c for c in copies if any(w.startswith("--from=") for w in c)]
+    if not from_build:
+        err("the Dockerfile's runtime stage copies nothing from the build stage")
+    for c in from_build:
+        srcs = [w for w in c[1:-1] if not w.startswith("--")]
+        if staged and [s.rstrip("/") for s in srcs] != [staged]:
+            err(f"the Dockerfile's runtime stage copies {' '.join(srcs)} from the build stage, "
+                f"not only {staged}/ (what make install-runtime staged)")
+    text = " ".join(run_stage["lines"])
+    for bad in ("include", "libdatasync.a", "share/man", "pkgconfig", "build-essential", "-dev "):
+        if bad in text:
+            err(f"the Dockerfile's runtime stage mentions {bad!r}: headers, static library, man pages "
+                f"and compilers stay in the build stage")
+
+    # A fixed UID and GID 990 for datasync, ARG defaults resolved.
+    args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", "\n".join(run_stage["lines"]), re.M))
+
+    def resolve(s):
+        return re.sub(r'"?\$\{?(\w+)\}?"?', lambda m: args.get(m.group(1), m.group(0)), s)
+
+    for tool, flag in (("useradd", "--uid"), ("groupadd", "--gid")):
+        m = re.search(rf"\b{tool}\b[^&;|]*?{flag}[ =](\S+)[^&;|]*\bdatasync\b", resolve(text))
+        if not m or m.group(1) != "990":
+            err(f"the Dockerfile's {tool} does not give datasync the fixed {flag} 990 "
+                f"(found {m.group(1) if m else 'none'})")
+    # The state directory as tmpfiles.d lays it out on a server.
+    for path, mode in (("/var/lib/datasync", "0755"), ("/var/lib/datasync/spool", "2770")):
+        if not re.search(rf"install -d [^&;|]*-m {mode} {re.escape(path)}(\s|$)", text):
+            err(f"the Dockerfile's runtime stage does not make {path} mode {mode} "
+                f"(packaging/tmpfiles.d/datasync.conf)")
+
     # Build: the package of every pkg-config module the Makefile uses.
     mk = read(os.path.join(root, "Makefile"))
-    m = re.search(r"^DEP_PKGS\s*:?=\s*(.*)$", mk, re.M)
+    modules = []
+    for var in ("LIB_PKGS", "SERVER_PKGS"):
+        m = re.search(rf"^{var}\s*:?=\s*(.*)$", mk, re.M)
+        if not m:
+            sys.exit(f"check.py: the Makefile no longer sets {var}: update test_compose.sh")
+        modules += m.group(1).split()
     build_pkgs = apt_packages(build_stage)
-    for mod in (m.group(1).split() if m else []):
+    for mod in modules:
         r = subprocess.run(["pkg-config", "--variable=pcfiledir", mod], capture_output=True, text=True)
         owners = package_of(os.path.join(r.stdout.strip(), mod + ".pc")) if r.returncode == 0 else set()
         if not owners:
             err(f"cannot tell which Debian package provides pkg-config module {mod}")
         elif not owners & build_pkgs:
-            err(f"the Dockerfile's build stage lacks {' or '.join(sorted(owners))} (pkg-config {mod}, Makefile DEP_PKGS)")
+            err(f"the Dockerfile's build stage lacks {' or '.join(sorted(owners))} (pkg-config {mod}, Makefile LIB_PKGS/SERVER_PKGS)")
 
     # Run: the package of every library the programs and libdatasync need.
     run_pkgs = apt_packages(run_stage)

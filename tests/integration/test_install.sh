@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_install.sh: make install into a scratch prefix, build a host program with pkg-config against it, check the exports and the systemd unit, make uninstall.
+# test_install.sh: make install into a scratch prefix, build a host program with pkg-config against it, check the exports, the systemd files and the layouts of PREFIX=/usr and /usr/local, make uninstall.
 #
 # Run by tests/run.sh (DS_TEST_BUILD, DS_TEST_ROOT, DS_TEST_RUNDIR set); uses
 # the already built tree (make BUILD=$DS_TEST_BUILD). Needs no service.
@@ -41,26 +41,53 @@ tree_of() {
     (cd "$1" && find . \( -type f -o -type l \) -printf '%P\n' | LC_ALL=C sort)
 }
 
-# What make install must put under a prefix, and nothing else.
+# What make install must put under a tree, and nothing else: $1 the prefix
+# in it ("" or "usr/"...), $2 the library dir, $3 the configuration dir.
 expected_files() {
-    local page
+    local p=$1 lib=$2 etc=$3 page
     {
-        printf '%s\n' bin/datasync sbin/datasync-consumer include/datasync.h \
-            lib/libdatasync.a "lib/libdatasync.so.$version" "lib/libdatasync.so.$major" \
-            lib/libdatasync.so lib/pkgconfig/datasync.pc etc/datasync/datasync.conf.example \
-            "lib/systemd/system/$unit"
+        printf '%s\n' "${p}bin/datasync" "${p}sbin/datasync-consumer" "${p}include/datasync.h" \
+            "$lib/libdatasync.a" "$lib/libdatasync.so.$version" "$lib/libdatasync.so.$major" \
+            "$lib/libdatasync.so" "$lib/pkgconfig/datasync.pc" "$etc/datasync/datasync.conf.example" \
+            "${p}lib/systemd/system/$unit" "${p}lib/sysusers.d/datasync.conf" "${p}lib/tmpfiles.d/datasync.conf"
         for page in "$root"/docs/*.[1-8]; do
             page=$(basename "$page")
-            echo "share/man/man${page##*.}/$page"
+            echo "${p}share/man/man${page##*.}/$page"
         done
     } | LC_ALL=C sort
+}
+
+# The man pages as installed for PREFIX $2 and SYSCONFDIR $3 under tree $1:
+# the source's default paths (/usr/local/...) replaced by the real ones, and
+# nothing else changed.
+check_man_pages() {
+    local tree=$1 pfx=$2 etc=$3 page name installed
+    for page in "$root"/docs/*.[1-8]; do
+        name=$(basename "$page")
+        installed=$tree$pfx/share/man/man${name##*.}/$name
+        sed -e "s|/usr/local/lib/systemd/system|$pfx/lib/systemd/system|g" \
+            -e "s|/usr/local/lib/sysusers.d|$pfx/lib/sysusers.d|g" \
+            -e "s|/usr/local/lib/tmpfiles.d|$pfx/lib/tmpfiles.d|g" \
+            -e "s|/usr/local/etc|$etc|g" -e "s|/usr/local/sbin|$pfx/sbin|g" \
+            -e "s|/usr/local/bin|$pfx/bin|g" "$page" >"$work/want-$name"
+        diff -u "$work/want-$name" "$installed" >"$work/man.diff" || {
+            cat "$work/man.diff" >&2
+            fail "man page $name for PREFIX=$pfx does not name the installed paths (- expected, + installed)"
+        }
+    done
+    grep -qF ".I $etc/datasync/datasync.conf.example" "$tree$pfx/share/man/man5/datasync.conf.5" ||
+        fail "datasync.conf(5) for PREFIX=$pfx does not name $etc/datasync/datasync.conf.example"
+    grep -qF ".I $pfx/sbin/datasync\-consumer" "$tree$pfx/share/man/man8/datasync-consumer.8" ||
+        fail "datasync-consumer(8) for PREFIX=$pfx does not name $pfx/sbin/datasync-consumer"
+    grep -qF ".I $pfx/lib/tmpfiles.d/datasync.conf" "$tree$pfx/share/man/man8/datasync-consumer.8" ||
+        fail "datasync-consumer(8) for PREFIX=$pfx does not name $pfx/lib/tmpfiles.d/datasync.conf"
 }
 
 # ------------------------------------------------------------ install
 step "make install PREFIX=$prefix"
 run_make install PREFIX="$prefix"
 
-diff -u <(expected_files) <(tree_of "$prefix") >"$work/tree.diff" || {
+diff -u <(expected_files "" lib etc) <(tree_of "$prefix") >"$work/tree.diff" || {
     cat "$work/tree.diff" >&2
     fail "the installed files differ from what make install must install (- expected, + found)"
 }
@@ -79,10 +106,7 @@ grep -q ' T ds_emit$' <<<"$archive_syms" || fail "lib/libdatasync.a does not def
 cmp -s "$root/include/datasync.h" "$prefix/include/datasync.h" || fail "installed datasync.h differs from include/datasync.h"
 cmp -s "$root/datasync.conf.example" "$prefix/etc/datasync/datasync.conf.example" ||
     fail "etc/datasync/datasync.conf.example differs from datasync.conf.example"
-for page in "$root"/docs/*.[1-8]; do
-    name=$(basename "$page")
-    cmp -s "$page" "$prefix/share/man/man${name##*.}/$name" || fail "man page $name differs from docs/$name"
-done
+check_man_pages "" "$prefix" "$prefix/etc"
 for prog in bin/datasync sbin/datasync-consumer; do
     [[ -x "$prefix/$prog" ]] || fail "$prog is not executable"
     out=$(timeout 10 "$prefix/$prog" --version 2>&1) || fail "$prog --version failed: $out"
@@ -224,6 +248,38 @@ else
     step "SKIP systemd-analyze verify: systemd-analyze is not installed (the other unit checks ran)"
 fi
 
+# ------------------------------------------ sysusers.d and tmpfiles.d
+# The user and group datasync, /var/lib/datasync 0755 (the clock file's
+# directory) and a spool group datasync may write, applied for real with
+# systemd's own tools to a scratch root.
+for kind in sysusers.d tmpfiles.d; do
+    cmp -s "$root/packaging/$kind/datasync.conf" "$prefix/lib/$kind/datasync.conf" ||
+        fail "lib/$kind/datasync.conf differs from packaging/$kind/datasync.conf"
+done
+if command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null; then
+    sysroot=$work/sysroot
+    mkdir -p "$sysroot/etc" "$sysroot/usr/lib/sysusers.d" "$sysroot/usr/lib/tmpfiles.d"
+    cp "$prefix/lib/sysusers.d/datasync.conf" "$sysroot/usr/lib/sysusers.d/"
+    cp "$prefix/lib/tmpfiles.d/datasync.conf" "$sysroot/usr/lib/tmpfiles.d/"
+    timeout 60 systemd-sysusers --root="$sysroot" >"$work/sysusers.log" 2>&1 ||
+        { cat "$work/sysusers.log" >&2; fail "systemd-sysusers rejects sysusers.d/datasync.conf"; }
+    uid=$(awk -F: '$1 == "datasync" { print $3 }' "$sysroot/etc/passwd")
+    gid=$(awk -F: '$1 == "datasync" { print $3 }' "$sysroot/etc/group")
+    [[ -n "$uid" && -n "$gid" ]] || fail "systemd-sysusers made no user and group datasync"
+    [[ "$(awk -F: '$1 == "datasync" { print $4 }' "$sysroot/etc/passwd")" == "$gid" ]] ||
+        fail "the user datasync's primary group is not datasync"
+    timeout 60 systemd-tmpfiles --root="$sysroot" --create >"$work/tmpfiles.log" 2>&1 ||
+        { cat "$work/tmpfiles.log" >&2; fail "systemd-tmpfiles --create fails with tmpfiles.d/datasync.conf"; }
+    for want in "var/lib/datasync 755 $uid $gid" "var/lib/datasync/spool 2770 $uid $gid"; do
+        read -r dir mode owner group <<<"$want"
+        got=$(stat -c '%a %u %g' "$sysroot/$dir" 2>/dev/null) || fail "systemd-tmpfiles made no /$dir"
+        [[ "$got" == "$mode $owner $group" ]] || fail "/$dir is '$got' (mode uid gid), expected '$mode $owner $group'"
+    done
+    step "sysusers.d (user and group datasync), tmpfiles.d (/var/lib/datasync 0755, spool 2770 group datasync): ok"
+else
+    step "SKIP systemd-sysusers/systemd-tmpfiles: not installed (the files were compared)"
+fi
+
 # ------------------------------------------------------------ uninstall
 step "make uninstall PREFIX=$prefix"
 run_make uninstall PREFIX="$prefix"
@@ -236,7 +292,7 @@ left=$(tree_of "$prefix")
 dest=$work/dest
 step "make install DESTDIR=$dest PREFIX=/opt/datasync"
 run_make install DESTDIR="$dest" PREFIX=/opt/datasync
-diff -u <(expected_files) <(tree_of "$dest/opt/datasync") >"$work/tree-destdir.diff" || {
+diff -u <(expected_files "" lib etc) <(tree_of "$dest/opt/datasync") >"$work/tree-destdir.diff" || {
     cat "$work/tree-destdir.diff" >&2
     fail "DESTDIR install: the files differ (- expected, + found)"
 }
@@ -248,4 +304,39 @@ run_make uninstall DESTDIR="$dest" PREFIX=/opt/datasync
 left=$(tree_of "$dest")
 [[ -z "$left" ]] || fail "make uninstall DESTDIR=... left files behind:"$'\n'"$left"
 step "DESTDIR install and uninstall: ok"
+
+# ------------------------------------------- the layouts of /usr, /usr/local
+# PREFIX=/usr is a package's layout: configuration in /etc (not /usr/etc),
+# the library in the multiarch directory when the compiler names one. The
+# default PREFIX=/usr/local keeps everything under it.
+triplet=$(${CC:-cc} -print-multiarch 2>/dev/null || true)
+usr_lib=usr/lib${triplet:+/$triplet}
+for layout in "/usr $usr_lib etc" "/usr/local usr/local/lib usr/local/etc"; do
+    read -r pfx lib_rel etc_rel <<<"$layout"
+    dest=$work/dest-${pfx//\//_}
+    if [[ "$pfx" == /usr/local ]]; then
+        step "make install DESTDIR=$dest (the default PREFIX)"
+        run_make install DESTDIR="$dest"
+    else
+        step "make install DESTDIR=$dest PREFIX=$pfx"
+        run_make install DESTDIR="$dest" PREFIX="$pfx"
+    fi
+    diff -u <(expected_files "${pfx#/}/" "$lib_rel" "$etc_rel") <(tree_of "$dest") >"$work/tree-layout.diff" || {
+        cat "$work/tree-layout.diff" >&2
+        fail "PREFIX=$pfx: the installed files differ (- expected, + found)"
+    }
+    pc_libdir=$(PKG_CONFIG_PATH='' PKG_CONFIG_LIBDIR=$dest/$lib_rel/pkgconfig pkg-config --variable=libdir datasync)
+    [[ "$pc_libdir" == "/$lib_rel" ]] || fail "PREFIX=$pfx: datasync.pc's libdir is $pc_libdir, not /$lib_rel"
+    grep -qxF "ExecStart=$pfx/sbin/datasync-consumer -c /etc/datasync/%i.conf" \
+        "$dest$pfx/lib/systemd/system/$unit" || fail "PREFIX=$pfx: the unit's ExecStart does not name $pfx/sbin"
+    check_man_pages "$dest" "$pfx" "/$etc_rel"
+    if [[ "$pfx" == /usr ]]; then
+        step "PREFIX=/usr: /etc/datasync, /$lib_rel, man pages naming them: ok"
+    else
+        step "PREFIX=/usr/local: everything under /usr/local: ok"
+    fi
+    run_make uninstall DESTDIR="$dest" ${pfx:+PREFIX="$pfx"}
+    left=$(tree_of "$dest")
+    [[ -z "$left" ]] || fail "make uninstall DESTDIR=$dest PREFIX=$pfx left files behind:"$'\n'"$left"
+done
 echo "test_install: ok"

@@ -5,7 +5,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +53,8 @@ static void assert_config_equal(const ds_config *a, const ds_config *b)
 {
     assert_string_equal(a->node_id, b->node_id);
     assert_string_equal(a->amqp_url, b->amqp_url);
+    assert_string_equal(a->amqp_url_written, b->amqp_url_written);
+    assert_string_equal(a->amqp_password, b->amqp_password);
     assert_string_equal(a->amqp_exchange, b->amqp_exchange);
     assert_string_equal(a->amqp_routing_key, b->amqp_routing_key);
     assert_int_equal(a->amqp_queue_type, b->amqp_queue_type);
@@ -114,7 +115,8 @@ static void expect_set_error(const char *key, const char *value, int code,
     assert_config_equal(&cfg, &before);
 }
 
-#define KNOWN "(known: [node] [amqp] [mysql] [apply] [producer] [log])"
+#define KNOWN                                                                  \
+    "(known: [node] [amqp] [mysql] [apply] [producer] [log] [archive])"
 
 /* ------------------------------------------------------------------------ */
 /* Defaults and the example file                                             */
@@ -129,6 +131,8 @@ static void defaults_are_documented(void **state)
     assert_string_equal(c.node_id, "");
     assert_string_equal(c.node_clock_file, "/var/lib/datasync/clock");
     assert_string_equal(c.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+    assert_string_equal(c.amqp_url_written, c.amqp_url);
+    assert_string_equal(c.amqp_password, "");
     assert_string_equal(c.amqp_exchange, "datasync");
     assert_string_equal(c.amqp_routing_key, "data.sync");
     assert_int_equal(c.amqp_queue_type, DS_QUEUE_CLASSIC);
@@ -174,6 +178,7 @@ static const char *const all_keys[] = {
     "node.id",
     "node.clock_file",
     "amqp.url",
+    "amqp.password_file",
     "amqp.exchange",
     "amqp.routing_key",
     "amqp.queue_type",
@@ -184,6 +189,7 @@ static const char *const all_keys[] = {
     "mysql.socket",
     "mysql.user",
     "mysql.password",
+    "mysql.password_file",
     "mysql.database",
     "apply.tables",
     "apply.batch_max",
@@ -194,6 +200,9 @@ static const char *const all_keys[] = {
     "producer.spool_dir",
     "producer.confirm_timeout_ms",
     "log.level",
+    "archive.enabled",
+    "archive.max_age",
+    "archive.max_bytes",
 };
 
 #define N_KEYS (sizeof all_keys / sizeof all_keys[0])
@@ -335,8 +344,8 @@ static void later_lines_override_and_lists_are_kept(void **state)
     assert_int_equal(cfg.apply_max_message_bytes, 134217728L);
 }
 
-/* A list key written on several lines adds up (a line holds 199 bytes);
- * any other key repeated takes its last value; the sum is bounded. */
+/* A list key written on several lines adds up; any other key repeated
+ * takes its last value; the sum is bounded. */
 static void list_keys_add_up_over_lines(void **state)
 {
     (void)state;
@@ -561,26 +570,175 @@ static void error_syntax(void **state)
     expect_error("[amqp]\n= 5\n", 2, "missing key before '='");
 }
 
-static void error_long_line(void **state)
+/* Lines have no length limit of their own: a value is bounded only by its
+ * key (inih cut lines at 199 bytes, so one URL with a long password could
+ * not be written at all). */
+static void long_lines(void **state)
 {
     (void)state;
-    char text[1024], reason[64];
-    int max = ini_max_line - 1; /* inih's buffer, less the NUL */
+    ds_config cfg;
+    char err[ERRLEN] = "", *text, password[301], want[2048];
+    size_t at = 0;
 
-    assert_true(max + 32 < (int)sizeof text);
-    /* Exactly the longest line inih takes: accepted. */
-    snprintf(text, sizeof text, "[apply]\ntables = %-*s\n", max - 9, "t");
-    {
-        ds_config cfg;
-        char err[ERRLEN] = "";
-        ds__config_defaults(&cfg);
-        assert_int_equal(load_text(&cfg, text, err), 0);
-        assert_string_equal(cfg.apply_tables, "t");
-    }
-    /* One byte more: an error, not a value cut in two. */
-    snprintf(text, sizeof text, "[apply]\ntables = %-*s\n", max - 8, "t");
-    snprintf(reason, sizeof reason, "line too long (max %d bytes)", max);
-    expect_error(text, 2, reason);
+    /* One line of 2000 bytes: "url = " and URLs of 54 bytes and more. */
+    text = malloc(4096);
+    assert_non_null(text);
+    at += (size_t)sprintf(text, "[amqp]\n");
+    at += (size_t)sprintf(text + at, "url =");
+    for (int i = 0; at - 7 < 1990 - 60; i++)
+        at += (size_t)sprintf(text + at, " amqp://user:pw@broker%04d:5672/%%2f",
+                              i);
+    while (at - 7 < 1999)
+        text[at++] = ' '; /* trailing blanks count in the line, not the value */
+    text[at++] = '\n';
+    text[at] = '\0';
+    assert_int_equal(strchr(text + 7, '\n') - (text + 7), 1999);
+    ds__config_defaults(&cfg);
+    assert_int_equal(load_text(&cfg, text, err), 0);
+    assert_string_equal(err, "");
+    assert_true(strlen(cfg.amqp_url) > 1900);
+    assert_true(
+        strncmp(cfg.amqp_url, "amqp://user:pw@broker0000:5672/%2f ", 35) == 0);
+    assert_string_equal(cfg.amqp_url, cfg.amqp_url_written);
+
+    /* One URL whose password alone is 300 bytes. */
+    memset(password, 'p', 300);
+    password[300] = '\0';
+    snprintf(text, 4096, "[amqp]\nurl = amqp://app:%s@rabbit:5672/%%2f\n",
+             password);
+    snprintf(want, sizeof want, "amqp://app:%s@rabbit:5672/%%2f", password);
+    ds__config_defaults(&cfg);
+    assert_int_equal(load_text(&cfg, text, err), 0);
+    assert_string_equal(cfg.amqp_url, want);
+
+    /* Longer than the key holds: the key's bound, on its line. */
+    at = (size_t)sprintf(text, "[node]\nid = a\n[amqp]\nurl = amqp://");
+    memset(text + at, 'h', 2100);
+    strcpy(text + at + 2100, "\n");
+    expect_error(text, 4, "amqp.url: value too long (2107 bytes, max 2047)");
+    free(text);
+}
+
+/* Sets key to value, which must succeed. */
+static void set_ok(ds_config *cfg, const char *key, const char *value)
+{
+    char err[ERRLEN] = "";
+
+    assert_int_equal(ds__config_set(cfg, key, value, err, ERRLEN), 0);
+    assert_string_equal(err, "");
+}
+
+/* A temp file holding text; path receives its name (the caller unlinks). */
+static void password_file(char path[64], const char *text)
+{
+    write_temp(path, text, strlen(text));
+}
+
+static void password_files(void **state)
+{
+    (void)state;
+    ds_config cfg;
+    char err[ERRLEN] = "", amqp[64], mysql[64], text[512];
+
+    /* First line only, its line end dropped (LF or CRLF); blanks and ';'
+     * are part of a password read from a file. */
+    password_file(amqp, "s3cr;t @:/%\r\nsecond line\n");
+    password_file(mysql, " db pass ; x\n");
+    snprintf(text, sizeof text,
+             "[amqp]\n"
+             "password_file = %s\n"
+             "url = amqp://app@h1:5672/%%2f amqp://other:own@h2/%%2f\n"
+             "url = amqp://h3/%%2f\tamqp://app@h4\n"
+             "[mysql]\n"
+             "password = overridden\n"
+             "password_file = %s ; a comment\n",
+             amqp, mysql);
+    ds__config_defaults(&cfg);
+    assert_int_equal(load_text(&cfg, text, err), 0);
+    assert_string_equal(err, "");
+    assert_string_equal(cfg.amqp_password, "s3cr;t @:/%");
+    /* Into URLs naming a user without a password, percent-encoded; a URL
+     * with its own password or without a user is taken as written. */
+    assert_string_equal(cfg.amqp_url,
+                        "amqp://app:s3cr%3Bt%20%40%3A%2F%25@h1:5672/%2f "
+                        "amqp://other:own@h2/%2f amqp://h3/%2f\t"
+                        "amqp://app:s3cr%3Bt%20%40%3A%2F%25@h4");
+    assert_string_equal(cfg.amqp_url_written,
+                        "amqp://app@h1:5672/%2f amqp://other:own@h2/%2f "
+                        "amqp://h3/%2f\tamqp://app@h4");
+    assert_string_equal(cfg.mysql_password, " db pass ; x");
+
+    /* The later of password and password_file wins; the URLs follow a later
+     * amqp.url and a later password file alike. */
+    set_ok(&cfg, "mysql.password", "typed");
+    assert_string_equal(cfg.mysql_password, "typed");
+    set_ok(&cfg, "amqp.url", "amqp://u@h/v");
+    assert_string_equal(cfg.amqp_url, "amqp://u:s3cr%3Bt%20%40%3A%2F%25@h/v");
+    unlink(amqp);
+    password_file(amqp, "plain");
+    set_ok(&cfg, "amqp.password_file", amqp);
+    assert_string_equal(cfg.amqp_url, "amqp://u:plain@h/v");
+    /* Empty: no file, the URLs as written. */
+    set_ok(&cfg, "amqp.password_file", "");
+    assert_string_equal(cfg.amqp_url, "amqp://u@h/v");
+    assert_string_equal(cfg.amqp_password, "");
+
+    /* An empty file is an empty password. */
+    unlink(mysql);
+    password_file(mysql, "");
+    set_ok(&cfg, "mysql.password_file", mysql);
+    assert_string_equal(cfg.mysql_password, "");
+    unlink(amqp);
+    unlink(mysql);
+}
+
+static void password_file_errors(void **state)
+{
+    (void)state;
+    char path[64], text[512], want[512], big[400];
+
+    expect_error("[mysql]\nuser = x\npassword_file = /nonexistent/db.pw\n", 3,
+                 "mysql.password_file: /nonexistent/db.pw: No such file or "
+                 "directory");
+    expect_error("[amqp]\npassword_file = /nonexistent/amqp.pw\n", 2,
+                 "amqp.password_file: /nonexistent/amqp.pw: No such file or "
+                 "directory");
+    expect_error("[mysql]\npassword_file = /tmp\n", 2,
+                 "mysql.password_file: /tmp: Is a directory");
+    expect_set_error("mysql.password_file", "/nonexistent/db.pw", DS_ECONFIG,
+                     "mysql.password_file: /nonexistent/db.pw: No such file "
+                     "or directory");
+
+    memset(big, 'x', 256);
+    big[256] = '\0';
+    password_file(path, big);
+    snprintf(text, sizeof text, "[mysql]\npassword_file = %s\n", path);
+    snprintf(want, sizeof want,
+             "mysql.password_file: %s: first line longer than 255 bytes", path);
+    expect_error(text, 2, want);
+    unlink(path);
+
+    password_file(path, "a\x01"
+                        "b\n");
+    snprintf(text, sizeof text, "[amqp]\npassword_file = %s\n", path);
+    snprintf(want, sizeof want,
+             "amqp.password_file: %s: control character 0x01 in it", path);
+    expect_error(text, 2, want);
+    unlink(path);
+
+    /* A password that makes the URL list too long for the connections':
+     * 32 bytes written, and 3 times ':' and 255 '/' written %2F. */
+    memset(big, '/', 255);
+    big[255] = '\0';
+    password_file(path, big);
+    snprintf(text, sizeof text,
+             "[amqp]\nurl = amqp://u@a amqp://u@b amqp://u@c\n"
+             "password_file = %s\n",
+             path);
+    expect_error(text, 3,
+                 "amqp.password_file: the URLs with amqp.password_file's "
+                 "password are too long (2330 bytes, max 2047)");
+    unlink(path);
 }
 
 static void error_binary_garbage(void **state)
@@ -686,6 +844,24 @@ static void set_good_keys(void **state)
     assert_int_equal(ds__config_set(&cfg, "node.id", "node-b.2_x", err, ERRLEN),
                      0);
     assert_string_equal(cfg.node_id, "node-b.2_x");
+    assert_true(cfg.archive_enabled); /* the default */
+    const char *const off[] = {"false", "off", "no", "OFF"};
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+        cfg.archive_enabled = true;
+        assert_int_equal(
+            ds__config_set(&cfg, "archive.enabled", off[i], err, ERRLEN), 0);
+        assert_false(cfg.archive_enabled);
+    }
+    assert_int_equal(
+        ds__config_set(&cfg, "archive.enabled", "yes", err, ERRLEN), 0);
+    assert_true(cfg.archive_enabled);
+    assert_int_equal(
+        ds__config_set(&cfg, "archive.max_age", "12h", err, ERRLEN), 0);
+    assert_string_equal(cfg.archive_max_age, "12h");
+    assert_int_equal(
+        ds__config_set(&cfg, "archive.max_bytes", "5000000000", err, ERRLEN),
+        0);
+    assert_int_equal(cfg.archive_max_bytes, 5000000000L);
 
     /* The longest URL list the field holds, longer than a file line. */
     memset(url, 'h', sizeof url - 1);
@@ -699,7 +875,7 @@ static void set_good_keys(void **state)
 static void set_bad_keys_and_values(void **state)
 {
     (void)state;
-    char url[2050], exchange[252];
+    char url[2050], exchange[249];
 
     expect_set_error("amqp.nope", "1", DS_ECONFIG, "amqp.nope: unknown key");
     expect_set_error("amqp.", "1", DS_ECONFIG, "amqp.: unknown key");
@@ -714,13 +890,28 @@ static void set_bad_keys_and_values(void **state)
     expect_set_error("amqp.queue_type", "stream", DS_ECONFIG,
                      "amqp.queue_type: 'stream' is not one of: classic, "
                      "quorum");
+    expect_set_error("archive.enabled", "maybe", DS_ECONFIG,
+                     "archive.enabled: 'maybe' is not one of: false, true, "
+                     "off, on, no, yes");
+    expect_set_error("archive.max_age", "7", DS_ECONFIG,
+                     "archive.max_age: '7' is not an age such as 7D, 12h or "
+                     "30m (units Y, M, D, h, m, s)");
+    expect_set_error("archive.max_age", "0D", DS_ECONFIG,
+                     "archive.max_age: '0D' is not an age such as 7D, 12h or "
+                     "30m (units Y, M, D, h, m, s)");
+    expect_set_error("archive.max_age", "7d", DS_ECONFIG,
+                     "archive.max_age: '7d' is not an age such as 7D, 12h or "
+                     "30m (units Y, M, D, h, m, s)");
+    expect_set_error("archive.max_bytes", "-1", DS_ECONFIG,
+                     "archive.max_bytes: -1 is out of bounds "
+                     "(0..9223372036854775807)");
     expect_set_error("amqp.url", "amqp://a\nb", DS_ECONFIG,
                      "amqp.url: control character 0x0a in value");
 
     memset(exchange, 'e', sizeof exchange - 1);
     exchange[sizeof exchange - 1] = '\0';
     expect_set_error("amqp.exchange", exchange, DS_ECONFIG,
-                     "amqp.exchange: value too long (251 bytes, max 250)");
+                     "amqp.exchange: value too long (248 bytes, max 247)");
     memset(url, 'h', sizeof url - 1);
     memcpy(url, "amqp://", 7);
     url[2048] = '\0';
@@ -817,7 +1008,9 @@ int main(void)
         cmocka_unit_test(error_bad_enums),
         cmocka_unit_test(error_bad_strings),
         cmocka_unit_test(error_syntax),
-        cmocka_unit_test(error_long_line),
+        cmocka_unit_test(long_lines),
+        cmocka_unit_test(password_files),
+        cmocka_unit_test(password_file_errors),
         cmocka_unit_test(error_binary_garbage),
         cmocka_unit_test(first_bad_line_wins),
         cmocka_unit_test(error_io),
