@@ -50,6 +50,78 @@ void ds__io_watchdog(ds_producer *p, uint64_t now_ms)
     p->io_busy_since = 0;
 }
 
+int ds__spool_records(ds_producer *p, ds_record **recs, size_t n)
+{
+    const char *stack_bodies[64];
+    size_t stack_lens[64];
+    const char **bodies = stack_bodies;
+    size_t *lens = stack_lens;
+    char err[DS_ERRMSG_SIZE];
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if (n > 64) {
+        bodies = malloc(n * sizeof *bodies);
+        lens = malloc(n * sizeof *lens);
+        if (!bodies || !lens) {
+            rc = DS_ENOMEM;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        bodies[i] = recs[i]->body;
+        lens[i] = recs[i]->len;
+    }
+    rc = ds__spool_append(p->spool, bodies, lens, n, err, sizeof err);
+    pthread_mutex_lock(&p->lock);
+    if (rc == 0) {
+        p->stats.spooled += n;
+    } else {
+        ds__seterr(p->errmsg, sizeof p->errmsg, rc, "%s", err);
+        DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
+    }
+    pthread_mutex_unlock(&p->lock);
+out:
+    if (bodies != stack_bodies)
+        free(bodies);
+    if (lens != stack_lens)
+        free(lens);
+    return rc;
+}
+
+void ds__io_find_clock(ds_producer *p)
+{
+    char err[DS_ERRMSG_SIZE];
+    ds_clockfile *cf;
+    uint64_t now = ds__mono_ms();
+
+    if (!p->cfg.node_clock_file[0] ||
+        __atomic_load_n(&p->clock, __ATOMIC_ACQUIRE) ||
+        now < p->next_clock_try_ms)
+        return;
+    p->next_clock_try_ms = now + 5000;
+    /* Missing until this server's consumer first runs: not an error. */
+    if (ds__clockfile_open_reader(&cf, p->cfg.node_clock_file, err,
+                                  sizeof err) == 0)
+        __atomic_store_n(&p->clock, cf, __ATOMIC_RELEASE);
+}
+
+/* Lock held. Marks r DONE with result: wakes its waiter, or frees it when
+ * nobody waits for it. */
+static void finish_record(ds_producer *p, ds_record *r, int result)
+{
+    r->state = DS_REC_DONE;
+    r->result = result;
+    if (!r->from_spool)
+        p->outstanding--;
+    if (result == DS_EUNROUTABLE && !r->waited)
+        p->unroutable_since_flush++; /* a sync caller was told already */
+    if (!r->waited)
+        ds__rec_free(r);
+    pthread_cond_broadcast(&p->changed);
+}
+
 static uint64_t jittered(uint64_t ms)
 {
     /* ±25%, so producers of many processes don't reconnect in lockstep. */
@@ -69,7 +141,7 @@ static void spool_and_finish(ds_producer *p, ds_record **recs, size_t n)
     rc = ds__spool_records(p, recs, n);
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < n; i++)
-        ds__rec_finish(p, recs[i], rc < 0 ? DS_ESPOOL : 0);
+        finish_record(p, recs[i], rc < 0 ? DS_ESPOOL : 0);
 }
 
 /* Lock held. Spools pending records queued before cutoff_ms (all of them
@@ -219,7 +291,7 @@ static void on_confirm(ds_producer *p, uint64_t tag, bool multiple, bool ack)
                 p->stats.unroutable++;
             else
                 p->stats.confirmed++;
-            ds__rec_finish(p, r, r->returned ? DS_EUNROUTABLE : 0);
+            finish_record(p, r, r->returned ? DS_EUNROUTABLE : 0);
         } else if (++r->nacks < DS_MAX_NACKS) {
             retry[nretry++] = r;
         } else {
@@ -570,7 +642,7 @@ void *ds__io_main(void *arg)
     for (;;) {
         uint64_t now = ds__mono_ms();
 
-        ds__producer_find_clock(p);
+        ds__io_find_clock(p);
 
         if (p->stopping) {
             if (!stop_deadline)

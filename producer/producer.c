@@ -17,146 +17,9 @@
  * which spools on its own at the timeout, before spooling the change itself. */
 #define DS_WAIT_GRACE_MS 1000
 
-void ds__rec_push(ds_rec_list *l, ds_record *r)
-{
-    r->next = NULL;
-    if (l->tail)
-        l->tail->next = r;
-    else
-        l->head = r;
-    l->tail = r;
-    l->count++;
-}
-
-void ds__rec_push_front(ds_rec_list *l, ds_record *r)
-{
-    r->next = l->head;
-    l->head = r;
-    if (!l->tail)
-        l->tail = r;
-    l->count++;
-}
-
-bool ds__rec_unlink(ds_rec_list *l, ds_record *r)
-{
-    ds_record *prev = NULL;
-    for (ds_record *at = l->head; at; prev = at, at = at->next) {
-        if (at != r)
-            continue;
-        if (prev)
-            prev->next = r->next;
-        else
-            l->head = r->next;
-        if (l->tail == r)
-            l->tail = prev;
-        l->count--;
-        r->next = NULL;
-        return true;
-    }
-    return false;
-}
-
-ds_record *ds__rec_pop(ds_rec_list *l)
-{
-    ds_record *r = l->head;
-    if (!r)
-        return NULL;
-    l->head = r->next;
-    if (!l->head)
-        l->tail = NULL;
-    l->count--;
-    r->next = NULL;
-    return r;
-}
-
-void ds__rec_free(ds_record *r)
-{
-    if (!r)
-        return;
-    free(r->body);
-    free(r);
-}
-
-void ds__rec_finish(ds_producer *p, ds_record *r, int result)
-{
-    r->state = DS_REC_DONE;
-    r->result = result;
-    if (!r->from_spool)
-        p->outstanding--;
-    if (result == DS_EUNROUTABLE && !r->waited)
-        p->unroutable_since_flush++; /* a sync caller was told already */
-    if (!r->waited)
-        ds__rec_free(r);
-    pthread_cond_broadcast(&p->changed);
-}
-
-int ds__spool_records(ds_producer *p, ds_record **recs, size_t n)
-{
-    const char *stack_bodies[64];
-    size_t stack_lens[64];
-    const char **bodies = stack_bodies;
-    size_t *lens = stack_lens;
-    char err[DS_ERRMSG_SIZE];
-    int rc;
-
-    if (n == 0)
-        return 0;
-    if (n > 64) {
-        bodies = malloc(n * sizeof *bodies);
-        lens = malloc(n * sizeof *lens);
-        if (!bodies || !lens) {
-            rc = DS_ENOMEM;
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        bodies[i] = recs[i]->body;
-        lens[i] = recs[i]->len;
-    }
-    rc = ds__spool_append(p->spool, bodies, lens, n, err, sizeof err);
-    pthread_mutex_lock(&p->lock);
-    if (rc == 0) {
-        p->stats.spooled += n;
-    } else {
-        ds__seterr(p->errmsg, sizeof p->errmsg, rc, "%s", err);
-        DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
-    }
-    pthread_mutex_unlock(&p->lock);
-out:
-    if (bodies != stack_bodies)
-        free(bodies);
-    if (lens != stack_lens)
-        free(lens);
-    return rc;
-}
-
 static uint64_t deadline_after(int ms)
 {
     return ds__mono_ms() + (uint64_t)(ms > 0 ? ms : 0);
-}
-
-void ds__cond_init(pthread_cond_t *cond)
-{
-    pthread_condattr_t attr;
-
-    /* Deadlines are on the monotonic clock: a wall-clock step must neither
-     * cut a wait short nor stretch it. */
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(cond, &attr);
-    pthread_condattr_destroy(&attr);
-}
-
-void ds__cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
-                   uint64_t deadline_ms, uint64_t max_ms)
-{
-    uint64_t now = ds__mono_ms(), until;
-    struct timespec ts;
-
-    until = deadline_ms < now + max_ms ? deadline_ms : now + max_ms;
-    ts.tv_sec = (time_t)(until / 1000);
-    ts.tv_nsec = (long)(until % 1000) * 1000000L;
-    pthread_cond_timedwait(cond, lock, &ts);
 }
 
 /* Waits on p->changed until deadline_ms (lock held), waking at least every
@@ -164,23 +27,6 @@ void ds__cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
 static void wait_until(ds_producer *p, uint64_t deadline_ms)
 {
     ds__cond_wait(&p->changed, &p->lock, deadline_ms, 100);
-}
-
-void ds__producer_find_clock(ds_producer *p)
-{
-    char err[DS_ERRMSG_SIZE];
-    ds_clockfile *cf;
-    uint64_t now = ds__mono_ms();
-
-    if (!p->cfg.node_clock_file[0] ||
-        __atomic_load_n(&p->clock, __ATOMIC_ACQUIRE) ||
-        now < p->next_clock_try_ms)
-        return;
-    p->next_clock_try_ms = now + 5000;
-    /* Missing until this server's consumer first runs: not an error. */
-    if (ds__clockfile_open_reader(&cf, p->cfg.node_clock_file, err,
-                                  sizeof err) == 0)
-        __atomic_store_n(&p->clock, cf, __ATOMIC_RELEASE);
 }
 
 static int start_io(ds_producer *p)
@@ -199,13 +45,6 @@ static int start_io(ds_producer *p)
     return 0;
 }
 
-static void free_list(ds_rec_list *l)
-{
-    ds_record *r;
-    while ((r = ds__rec_pop(l)))
-        ds__rec_free(r);
-}
-
 /* The child of a fork has the parent's memory but not its I/O thread, and
  * shares its socket and spool descriptors: drop all of that without touching
  * the parent's side, and start afresh. */
@@ -217,8 +56,8 @@ static int reinit_after_fork(ds_producer *p)
     pthread_mutex_init(&p->lock, NULL);
     ds__cond_init(&p->changed);
     ds__cond_init(&p->work);
-    free_list(&p->pending); /* the parent delivers its own records */
-    free_list(&p->inflight);
+    ds__rec_free_list(&p->pending); /* the parent delivers its own records */
+    ds__rec_free_list(&p->inflight);
     p->outstanding = 0;
     p->broker_down = p->blocked = p->stopping = p->io_polling = false;
     p->io_busy_since = 0;
@@ -279,7 +118,7 @@ int ds_producer_new(ds_producer **out, const ds_options *opts)
         ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", err);
         goto fail;
     }
-    ds__producer_find_clock(p);
+    ds__io_find_clock(p);
     rc = start_io(p);
     if (rc < 0) {
         ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", p->errmsg);
@@ -312,8 +151,8 @@ void ds_producer_free(ds_producer *p)
         pthread_join(p->io_thread, NULL);
     }
     ds__amqp_drop(&p->amqp);
-    free_list(&p->pending);
-    free_list(&p->inflight);
+    ds__rec_free_list(&p->pending);
+    ds__rec_free_list(&p->inflight);
     ds__spool_close(p->spool);
     if (p->wake_fd >= 0)
         close(p->wake_fd);

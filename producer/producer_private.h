@@ -1,4 +1,4 @@
-/* producer_private.h: the producer's internals shared by producer.c (the API side) and io.c (the I/O thread). */
+/* producer_private.h: the producer's state, shared by producer.c (the API side) and io.c (the I/O thread). */
 #ifndef DS_PRODUCER_PRIVATE_H
 #define DS_PRODUCER_PRIVATE_H
 
@@ -14,43 +14,13 @@
 #include "error.h"
 #include "ids.h"
 #include "log.h"
+#include "records.h"
 #include "spool.h"
 
 struct ds_options {
     ds_config cfg;
     char errmsg[DS_ERRMSG_SIZE];
 };
-
-/* Where a record is on its way from ds_emit to the broker or the spool. */
-typedef enum {
-    DS_REC_PENDING,  /* queued, not yet published */
-    DS_REC_INFLIGHT, /* published, waiting for its confirm */
-    DS_REC_DONE      /* confirmed, spooled, or failed: see result */
-} ds_rec_state;
-
-typedef struct ds_record {
-    struct ds_record *next;
-    char id[37];
-    char origin[65];
-    char *body; /* the event's JSON, owned */
-    size_t len;
-    uint64_t seq;       /* delivery tag once published */
-    uint64_t queued_ms; /* when ds_emit queued it */
-    uint64_t sent_ms;   /* when it was published */
-    uint64_t spool_end; /* drained from the spool: its end offset there */
-    int nacks;          /* times the broker refused it */
-    bool from_spool;    /* a spool record being drained, no caller waits */
-    bool returned;      /* basic.return seen: no queue was bound */
-    bool waited; /* a sync caller waits and frees it; else the I/O thread */
-    ds_rec_state state;
-    int result; /* when DONE: 0, DS_EUNROUTABLE, DS_ESPOOL */
-} ds_record;
-
-/* A FIFO of records. */
-typedef struct ds_rec_list {
-    ds_record *head, *tail;
-    size_t count;
-} ds_rec_list;
 
 struct ds_producer {
     ds_config cfg;
@@ -94,16 +64,8 @@ struct ds_producer {
     bool ever_connected;
 };
 
-void ds__rec_push(ds_rec_list *l, ds_record *r);
-void ds__rec_push_front(ds_rec_list *l, ds_record *r);
-ds_record *ds__rec_pop(ds_rec_list *l);
-/* Removes r from l; false when r is not in it. */
-bool ds__rec_unlink(ds_rec_list *l, ds_record *r);
-void ds__rec_free(ds_record *r);
-
-/* Marks r DONE with result (lock held): wakes its waiter, or frees it when
- * nobody waits for it. */
-void ds__rec_finish(ds_producer *p, ds_record *r, int result);
+/* The I/O thread's side, used by the API side (producer.c -> io.c ->
+ * records.c: io.c never calls into producer.c). */
 
 /* Spools records durably (lock not held) and returns the result for each:
  * 0, or the spool's error. */
@@ -111,15 +73,7 @@ int ds__spool_records(ds_producer *p, ds_record **recs, size_t n);
 
 /* Looks for the shared clock file again, at most every few seconds, while
  * it is missing (I/O thread, or creation). */
-void ds__producer_find_clock(ds_producer *p);
-
-/* A condition variable whose waits run on the monotonic clock. */
-void ds__cond_init(pthread_cond_t *cond);
-
-/* Waits on cond (lock held) until deadline_ms (ds__mono_ms) or a signal,
- * at most max_ms. */
-void ds__cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
-                   uint64_t deadline_ms, uint64_t max_ms);
+void ds__io_find_clock(ds_producer *p);
 
 /* The I/O thread's main function. */
 void *ds__io_main(void *arg);
