@@ -17,8 +17,6 @@
 #define DS_CONFIRM_WINDOW 1024
 /* A nacked change is published again this many times, then spooled. */
 #define DS_MAX_NACKS 3
-#define DS_BACKOFF_MIN_MS 100
-#define DS_BACKOFF_MAX_MS 10000
 /* How often a connected producer looks for records other processes (or its
  * own full queue) left in a shared spool. */
 #define DS_DRAIN_CHECK_MS 5000
@@ -122,13 +120,6 @@ static void finish_record(ds_producer *p, ds_record *r, int result)
     pthread_cond_broadcast(&p->changed);
 }
 
-static uint64_t jittered(uint64_t ms)
-{
-    /* ±25%, so producers of many processes don't reconnect in lockstep. */
-    uint64_t quarter = ms / 4;
-    return ms - quarter + (quarter ? (uint64_t)rand() % (2 * quarter + 1) : 0);
-}
-
 /* Lock held. Moves the records to the spool and finishes them: unlocks
  * around the disk write. */
 static void spool_and_finish(ds_producer *p, ds_record **recs, size_t n)
@@ -201,9 +192,7 @@ static void fail_connection(ds_producer *p, const char *why)
     p->io_busy_since = 0;
     ds__amqp_drop(&p->amqp);
     spool_unconfirmed(p);
-    p->next_connect_ms = ds__mono_ms() + jittered(p->backoff_ms);
-    p->backoff_ms = p->backoff_ms * 2 > DS_BACKOFF_MAX_MS ? DS_BACKOFF_MAX_MS
-                                                          : p->backoff_ms * 2;
+    p->next_connect_ms = ds__mono_ms() + ds__backoff_next(&p->backoff);
 }
 
 static int publish_one(ds_producer *p, ds_record *r)
@@ -612,7 +601,7 @@ static void connect_broker(ds_producer *p)
     p->ever_connected = true;
     p->broker_down = false;
     p->next_seq = 0;
-    p->backoff_ms = DS_BACKOFF_MIN_MS;
+    ds__backoff_reset(&p->backoff);
     p->sock_fd = amqp_get_sockfd(p->amqp.conn);
     DS_LOG(&p->log, DS_LOG_INFO, "connected to broker %s", p->amqp.host);
     if (drain_spool(p, &why) < 0)
@@ -638,7 +627,6 @@ void *ds__io_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     pthread_mutex_lock(&p->lock);
-    p->backoff_ms = DS_BACKOFF_MIN_MS;
     for (;;) {
         uint64_t now = ds__mono_ms();
 

@@ -72,6 +72,7 @@ static int reinit_after_fork(ds_producer *p)
     ds__spool_forget(p->spool);
     p->spool = NULL;
     p->pid = getpid();
+    ds__backoff_init(&p->backoff); /* or the child retries in step with us */
     rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, sizeof err);
     if (rc < 0)
         return ds__seterr(p->errmsg, sizeof p->errmsg, rc, "%s", err);
@@ -110,6 +111,7 @@ int ds_producer_new(ds_producer **out, const ds_options *opts)
     p->pid = getpid();
     p->wake_fd = p->sock_fd = -1;
     ds__hlc_init(&p->hlc);
+    ds__backoff_init(&p->backoff);
     pthread_mutex_init(&p->lock, NULL);
     ds__cond_init(&p->changed);
     ds__cond_init(&p->work);

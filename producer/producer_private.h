@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "amqp_util.h"
+#include "backoff.h"
 #include "clockfile.h"
 #include "config.h"
 #include "datasync.h"
@@ -48,6 +49,9 @@ struct ds_producer {
     int sock_fd;            /* the connection's socket, for the watchdog */
     int unroutable_since_flush;
     ds_producer_stats stats;
+    /* The reconnect backoff: the I/O thread's, under the lock so that a
+     * forked child can reseed it and tests can read it. */
+    ds_backoff backoff;
     char errmsg[DS_ERRMSG_SIZE];
 
     /* Owned by the I/O thread alone. */
@@ -57,7 +61,6 @@ struct ds_producer {
     char client_name[96]; /* the connection's name in the broker's tools */
     ds_spool *spool;
     uint64_t next_seq;
-    uint64_t backoff_ms;
     uint64_t next_connect_ms;
     uint64_t next_drain_check_ms;
     size_t drain_unconfirmed; /* spool records published, not yet acked */
