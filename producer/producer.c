@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "detail.h"
 #include "event.h"
 #include "producer_private.h"
 
@@ -16,6 +17,10 @@
 /* A sync caller waits this long past the confirm timeout for the I/O thread,
  * which spools on its own at the timeout, before spooling the change itself. */
 #define DS_WAIT_GRACE_MS 1000
+
+/* The header promises that DS_ERRBUF_SIZE holds any detail in full. */
+_Static_assert(DS_ERRMSG_SIZE <= DS_ERRBUF_SIZE,
+               "details outgrow DS_ERRBUF_SIZE");
 
 static uint64_t deadline_after(int ms)
 {
@@ -29,16 +34,22 @@ static void wait_until(ds_producer *p, uint64_t deadline_ms)
     ds__cond_wait(&p->changed, &p->lock, deadline_ms, 100);
 }
 
-static int start_io(ds_producer *p)
+/* The calling thread's detail buffer for p, claimed: only a failing call
+ * claims it, so a success leaves the detail of the last failure in place. */
+static char *detail(const ds_producer *p)
+{
+    return ds__detail_claim(p, p->token);
+}
+
+static int start_io(ds_producer *p, char *err, size_t errlen)
 {
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->wake_fd < 0)
-        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_EIO, "eventfd: %s",
-                          strerror(errno));
+        return ds__seterr(err, errlen, DS_EIO, "eventfd: %s", strerror(errno));
     if (pthread_create(&p->io_thread, NULL, ds__io_main, p) != 0) {
         close(p->wake_fd);
         p->wake_fd = -1;
-        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_ENOMEM,
+        return ds__seterr(err, errlen, DS_ENOMEM,
                           "cannot start the I/O thread");
     }
     p->io_started = true;
@@ -48,14 +59,14 @@ static int start_io(ds_producer *p)
 /* The child of a fork has the parent's memory but not its I/O thread, and
  * shares its socket and spool descriptors: drop all of that without touching
  * the parent's side, and start afresh. */
-static int reinit_after_fork(ds_producer *p)
+static int reinit_after_fork(ds_producer *p, char *err, size_t errlen)
 {
-    char err[DS_ERRMSG_SIZE];
     int rc;
 
     pthread_mutex_init(&p->lock, NULL);
     ds__cond_init(&p->changed);
     ds__cond_init(&p->work);
+    ds__logq_after_fork(&p->logq);
     ds__rec_free_list(&p->pending); /* the parent delivers its own records */
     ds__rec_free_list(&p->inflight);
     p->outstanding = 0;
@@ -73,59 +84,65 @@ static int reinit_after_fork(ds_producer *p)
     p->spool = NULL;
     p->pid = getpid();
     ds__backoff_init(&p->backoff); /* or the child retries in step with us */
-    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, sizeof err);
+    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, errlen);
     if (rc < 0)
-        return ds__seterr(p->errmsg, sizeof p->errmsg, rc, "%s", err);
-    return start_io(p);
+        return rc;
+    return start_io(p, err, errlen);
 }
 
 static int check_handle(ds_producer *p)
 {
-    if (!p)
-        return DS_EINVAL;
-    if (p->pid != getpid())
-        return reinit_after_fork(p);
-    return 0;
-}
-
-int ds_producer_new(ds_producer **out, const ds_options *opts)
-{
-    /* The message of a failed creation is the one thing written to opts. */
-    char *optmsg = opts ? (char *)opts->errmsg : NULL;
-    ds_producer *p;
     char err[DS_ERRMSG_SIZE];
     int rc;
 
-    if (!out || !opts)
+    if (!p)
         return DS_EINVAL;
+    if (p->pid == getpid())
+        return 0;
+    rc = reinit_after_fork(p, err, sizeof err);
+    if (rc < 0)
+        ds__seterr(detail(p), DS_ERRMSG_SIZE, rc, "%s", err);
+    return rc;
+}
+
+int ds_producer_new(ds_producer **out, const ds_options *opts, char *err,
+                    size_t errlen)
+{
+    ds_producer *p;
+    int rc;
+
+    if (err && errlen > 0)
+        err[0] = '\0';
+    if (!out || !opts)
+        return ds__seterr(err, errlen, DS_EINVAL, "%s is NULL",
+                          out ? "opts" : "out");
     *out = NULL;
     if (!opts->cfg.node_id[0])
-        return ds__seterr(optmsg, DS_ERRMSG_SIZE, DS_ECONFIG,
+        return ds__seterr(err, errlen, DS_ECONFIG,
                           "node.id must be set: it is the origin of every "
                           "change this producer emits");
     p = calloc(1, sizeof *p);
     if (!p)
-        return DS_ENOMEM;
+        return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
     p->cfg = opts->cfg;
     p->log.level = p->cfg.log_level;
     p->pid = getpid();
     p->wake_fd = p->sock_fd = -1;
+    /* Tells this producer's thread-local details from those of one freed
+     * at the same address. */
+    p->token = ds__seed64();
     ds__hlc_init(&p->hlc);
     ds__backoff_init(&p->backoff);
     pthread_mutex_init(&p->lock, NULL);
     ds__cond_init(&p->changed);
     ds__cond_init(&p->work);
-    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, sizeof err);
-    if (rc < 0) {
-        ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", err);
+    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, errlen);
+    if (rc < 0)
         goto fail;
-    }
     ds__io_find_clock(p);
-    rc = start_io(p);
-    if (rc < 0) {
-        ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", p->errmsg);
+    rc = start_io(p, err, errlen);
+    if (rc < 0)
         goto fail;
-    }
     *out = p;
     return 0;
 
@@ -149,8 +166,11 @@ void ds_producer_free(ds_producer *p)
         pthread_mutex_lock(&p->lock);
         p->stopping = true;
         ds__io_wake(p);
-        pthread_mutex_unlock(&p->lock);
+        ds__producer_unlock(p);
         pthread_join(p->io_thread, NULL);
+        /* The thread hands over what it logged; this takes anything left. */
+        pthread_mutex_lock(&p->lock);
+        ds__producer_unlock(p);
     }
     ds__amqp_drop(&p->amqp);
     ds__rec_free_list(&p->pending);
@@ -173,16 +193,16 @@ void ds_producer_set_log(ds_producer *p, ds_log_fn fn, void *userdata)
     pthread_mutex_lock(&p->lock);
     p->log.fn = fn;
     p->log.userdata = userdata;
-    pthread_mutex_unlock(&p->lock);
+    ds__producer_unlock(p);
 }
 
 /* Lock held, unlocked around the disk write. Spools a record the caller
  * still owns (not in any list) and returns the spool's verdict. */
-static int spool_own(ds_producer *p, ds_record *r)
+static int spool_own(ds_producer *p, ds_record *r, char *err, size_t errlen)
 {
     int rc;
-    pthread_mutex_unlock(&p->lock);
-    rc = ds__spool_records(p, &r, 1);
+    ds__producer_unlock(p);
+    rc = ds__spool_records(p, &r, 1, err, errlen);
     pthread_mutex_lock(&p->lock);
     return rc;
 }
@@ -193,7 +213,8 @@ static int spool_own(ds_producer *p, ds_record *r)
  * settle; only if that thread is stuck past the grace (a socket the watchdog
  * could not break) is a copy spooled here too: it may then reach consumers
  * twice, which versions make harmless. */
-static int wait_for_record(ds_producer *p, ds_record *r)
+static int wait_for_record(ds_producer *p, ds_record *r, char *err,
+                           size_t errlen)
 {
     uint64_t start = ds__mono_ms();
     uint64_t deadline = start + (uint64_t)p->cfg.producer_confirm_timeout_ms;
@@ -205,7 +226,7 @@ static int wait_for_record(ds_producer *p, ds_record *r)
             ds__rec_unlink(&p->pending, r)) {
             p->outstanding--;
             pthread_cond_broadcast(&p->changed);
-            rc = spool_own(p, r);
+            rc = spool_own(p, r, err, errlen);
             ds__rec_free(r);
             return rc;
         }
@@ -217,31 +238,33 @@ static int wait_for_record(ds_producer *p, ds_record *r)
     if (r->state == DS_REC_DONE) {
         rc = r->result;
         ds__rec_free(r);
+        if (rc == DS_ESPOOL) /* the I/O thread's spool write failed */
+            ds__seterr(err, errlen, rc, "%s", p->spool_err);
         return rc;
     }
     ds_record copy = *r;
     r->waited = false; /* the I/O thread frees it when it settles */
     copy.body = malloc(r->len);
     if (!copy.body)
-        return DS_ENOMEM;
+        return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
     memcpy(copy.body, r->body, r->len);
-    rc = spool_own(p, &copy);
+    rc = spool_own(p, &copy, err, errlen);
     free(copy.body);
     return rc;
 }
 
-/* Hands a record to the I/O thread; takes ownership of r. */
-static int submit(ds_producer *p, ds_record *r)
+/* Hands a record to the I/O thread; takes ownership of r. A failure's
+ * detail goes to err. */
+static int queue_record(ds_producer *p, ds_record *r, char *err, size_t errlen)
 {
     int rc = 0;
 
     r->queued_ms = ds__mono_ms();
     pthread_mutex_lock(&p->lock);
     if (p->stopping) {
-        pthread_mutex_unlock(&p->lock);
+        ds__producer_unlock(p);
         ds__rec_free(r);
-        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_ECLOSED,
-                          "producer is closing");
+        return ds__seterr(err, errlen, DS_ECLOSED, "producer is closing");
     }
     p->stats.emitted++;
 
@@ -254,22 +277,22 @@ static int submit(ds_producer *p, ds_record *r)
         if (p->outstanding >= DS_MAX_QUEUED) {
             /* The broker takes less than we emit: keep the change on disk
              * rather than grow without bound. */
-            pthread_mutex_unlock(&p->lock);
-            rc = ds__spool_records(p, &r, 1);
+            ds__producer_unlock(p);
+            rc = ds__spool_records(p, &r, 1, err, errlen);
             ds__rec_free(r);
             return rc;
         }
         p->outstanding++;
         ds__rec_push(&p->pending, r);
         ds__io_wake(p);
-        pthread_mutex_unlock(&p->lock);
+        ds__producer_unlock(p);
         return 0;
     }
 
     if (p->broker_down) {
         /* The broker is known to be unreachable: no use waiting for it. */
-        pthread_mutex_unlock(&p->lock);
-        rc = ds__spool_records(p, &r, 1);
+        ds__producer_unlock(p);
+        rc = ds__spool_records(p, &r, 1, err, errlen);
         ds__rec_free(r);
         return rc;
     }
@@ -277,13 +300,24 @@ static int submit(ds_producer *p, ds_record *r)
     p->outstanding++;
     ds__rec_push(&p->pending, r);
     ds__io_wake(p);
-    rc = wait_for_record(p, r);
+    rc = wait_for_record(p, r, err, errlen);
     if (rc == DS_EUNROUTABLE)
-        ds__seterr(p->errmsg, sizeof p->errmsg, rc,
+        ds__seterr(err, errlen, rc,
                    "no queue is bound to exchange %s with routing key %s: "
                    "run datasync setup",
                    p->cfg.amqp_exchange, p->cfg.amqp_routing_key);
-    pthread_mutex_unlock(&p->lock);
+    ds__producer_unlock(p);
+    return rc;
+}
+
+/* queue_record, with a failure's detail for the calling thread. */
+static int submit(ds_producer *p, ds_record *r)
+{
+    char err[DS_ERRMSG_SIZE];
+    int rc = queue_record(p, r, err, sizeof err);
+
+    if (rc < 0)
+        ds__seterr(detail(p), DS_ERRMSG_SIZE, rc, "%s", err);
     return rc;
 }
 
@@ -292,14 +326,16 @@ static int new_record(ds_producer *p, ds_event *ev, ds_record **out)
     ds_record *r = calloc(1, sizeof *r);
 
     if (!r)
-        return DS_ENOMEM;
+        return ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_ENOMEM,
+                          "out of memory");
     r->body = ds__event_encode(ev, &r->len);
     if (!r->body) {
         free(r);
-        return DS_ENOMEM;
+        return ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_ENOMEM,
+                          "out of memory");
     }
     if ((long)r->len > p->cfg.apply_max_message_bytes) {
-        int rc = ds__seterr(p->errmsg, sizeof p->errmsg, DS_ETOOBIG,
+        int rc = ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_ETOOBIG,
                             "event is %zu bytes, more than "
                             "apply.max_message_bytes (%ld)",
                             r->len, p->cfg.apply_max_message_bytes);
@@ -315,19 +351,19 @@ static int new_record(ds_producer *p, ds_event *ev, ds_record **out)
 int ds_emit(ds_producer *p, ds_op op, const char *table, const char *key_json,
             const char *data_json)
 {
+    char err[DS_ERRMSG_SIZE];
     ds_event ev;
     ds_record *r = NULL;
     int rc = check_handle(p);
 
     if (rc < 0)
         return rc;
-    rc = ds__event_build(&ev, op, table, key_json, data_json, p->errmsg,
-                         sizeof p->errmsg);
+    rc = ds__event_build(&ev, op, table, key_json, data_json, err, sizeof err);
     if (rc < 0)
-        return rc;
+        return ds__seterr(detail(p), DS_ERRMSG_SIZE, rc, "%s", err);
     rc = ds__uuid7(ev.id);
     if (rc < 0) {
-        ds__seterr(p->errmsg, sizeof p->errmsg, rc, "no randomness for an id");
+        ds__seterr(detail(p), DS_ERRMSG_SIZE, rc, "no randomness for an id");
         goto out;
     }
     memcpy(ev.origin, p->cfg.node_id, sizeof ev.origin);
@@ -342,6 +378,7 @@ out:
 
 int ds_emit_event(ds_producer *p, const char *event_json)
 {
+    char err[DS_ERRMSG_SIZE];
     ds_event ev;
     ds_record *r = NULL;
     int rc = check_handle(p);
@@ -349,12 +386,11 @@ int ds_emit_event(ds_producer *p, const char *event_json)
     if (rc < 0)
         return rc;
     if (!event_json)
-        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_EINVAL,
+        return ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_EINVAL,
                           "event_json is NULL");
-    rc = ds__event_parse(&ev, event_json, strlen(event_json), p->errmsg,
-                         sizeof p->errmsg);
+    rc = ds__event_parse(&ev, event_json, strlen(event_json), err, sizeof err);
     if (rc < 0)
-        return rc;
+        return ds__seterr(detail(p), DS_ERRMSG_SIZE, rc, "%s", err);
     rc = new_record(p, &ev, &r);
     ds__event_clear(&ev);
     return rc < 0 ? rc : submit(p, r);
@@ -378,31 +414,40 @@ int ds_flush(ds_producer *p, int timeout_ms)
         wait_until(p, deadline);
     }
     if (p->outstanding > 0) {
-        rc = ds__seterr(p->errmsg, sizeof p->errmsg, DS_ETIMEOUT,
+        rc = ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_ETIMEOUT,
                         "%zu changes not yet confirmed or spooled",
                         p->outstanding);
     } else if (p->unroutable_since_flush > 0) {
-        rc = ds__seterr(p->errmsg, sizeof p->errmsg, DS_EUNROUTABLE,
+        rc = ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_EUNROUTABLE,
                         "%d changes were returned unroutable: no queue is "
                         "bound to exchange %s with routing key %s",
                         p->unroutable_since_flush, p->cfg.amqp_exchange,
                         p->cfg.amqp_routing_key);
         p->unroutable_since_flush = 0;
     }
-    pthread_mutex_unlock(&p->lock);
+    ds__producer_unlock(p);
     return rc;
 }
 
-void ds_producer_stats_get(ds_producer *p, ds_producer_stats *out)
+int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out, size_t size)
 {
+    ds_producer_stats now;
+
     if (!p || !out)
-        return;
+        return DS_EINVAL;
     pthread_mutex_lock(&p->lock);
-    *out = p->stats;
-    pthread_mutex_unlock(&p->lock);
+    now = p->stats;
+    ds__producer_unlock(p);
+    /* A caller built against an older header has a shorter struct: it gets
+     * the fields it knows. One built against a newer header gets zeros in
+     * the fields this library does not keep. */
+    memcpy(out, &now, size < sizeof now ? size : sizeof now);
+    if (size > sizeof now)
+        memset((char *)out + sizeof now, 0, size - sizeof now);
+    return 0;
 }
 
 const char *ds_producer_errmsg(const ds_producer *p)
 {
-    return p ? p->errmsg : "";
+    return p ? ds__detail_get(p, p->token) : "";
 }

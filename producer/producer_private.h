@@ -15,6 +15,7 @@
 #include "error.h"
 #include "ids.h"
 #include "log.h"
+#include "logq.h"
 #include "records.h"
 #include "spool.h"
 
@@ -25,14 +26,14 @@ struct ds_options {
 
 struct ds_producer {
     ds_config cfg;
-    ds_logger log;
     ds_hlc hlc;
     /* The highest version this server's consumer applied: stamps stay above
      * it. NULL until the file exists; the I/O thread keeps looking for it
      * and publishes the pointer atomically. */
     ds_clockfile *clock;
     uint64_t next_clock_try_ms;
-    pid_t pid; /* a forked child must not touch its parent's connection */
+    pid_t pid;      /* a forked child must not touch its parent's connection */
+    uint64_t token; /* random: keys this producer's per-thread details */
 
     pthread_mutex_t lock;   /* guards everything below */
     pthread_cond_t changed; /* a record finished, or space freed */
@@ -49,10 +50,14 @@ struct ds_producer {
     int sock_fd;            /* the connection's socket, for the watchdog */
     int unroutable_since_flush;
     ds_producer_stats stats;
+    ds_logger log; /* read and set under the lock */
+    ds_logq logq;  /* messages made under the lock, for the host's callback */
     /* The reconnect backoff: the I/O thread's, under the lock so that a
      * forked child can reseed it and tests can read it. */
     ds_backoff backoff;
-    char errmsg[DS_ERRMSG_SIZE];
+    /* The I/O thread's last failed spool write: the detail a sync caller
+     * whose change it was gets with DS_ESPOOL. */
+    char spool_err[DS_ERRMSG_SIZE];
 
     /* Owned by the I/O thread alone. */
     pthread_t io_thread;
@@ -67,12 +72,25 @@ struct ds_producer {
     bool ever_connected;
 };
 
+/* Logs with p->lock held: the message reaches the host's callback only
+ * after the lock is released, through ds__producer_unlock (the callback may
+ * call back into the producer). */
+#define DS_PLOG(p, lvl, ...) DS_LOGQ(&(p)->logq, &(p)->log, (lvl), __VA_ARGS__)
+
+/* Releases p->lock, then hands the messages logged under it to the host's
+ * callback. Every unlock goes through it unless a comment says why not. */
+static inline void ds__producer_unlock(ds_producer *p)
+{
+    ds__logq_unlock(&p->logq, &p->log, &p->lock);
+}
+
 /* The I/O thread's side, used by the API side (producer.c -> io.c ->
  * records.c: io.c never calls into producer.c). */
 
-/* Spools records durably (lock not held) and returns the result for each:
- * 0, or the spool's error. */
-int ds__spool_records(ds_producer *p, ds_record **recs, size_t n);
+/* Spools records durably (lock not held) and returns the result for all of
+ * them: 0, or the spool's error with its detail in err. */
+int ds__spool_records(ds_producer *p, ds_record **recs, size_t n, char *err,
+                      size_t errlen);
 
 /* Looks for the shared clock file again, at most every few seconds, while
  * it is missing (I/O thread, or creation). */
