@@ -139,13 +139,15 @@ static ds_producer *new_producer(const char *mode, const char *spool)
 {
     ds_options *o = ds_options_new();
     ds_producer *p;
+    char err[DS_ERRBUF_SIZE];
     if (ds_options_set(o, "amqp.url", url) ||
         ds_options_set(o, "amqp.exchange", EXCHANGE) ||
         ds_options_set(o, "node.id", "bench") ||
         ds_options_set(o, "producer.mode", mode) ||
-        ds_options_set(o, "producer.spool_dir", spool) ||
-        ds_producer_new(&p, o))
-        die("producer", ds_options_errmsg(o));
+        ds_options_set(o, "producer.spool_dir", spool))
+        die("options", ds_options_errmsg(o));
+    if (ds_producer_new(&p, o, err, sizeof err))
+        die("producer", err);
     ds_options_free(o);
     /* Let the I/O thread connect before the clock starts. */
     if (ds_emit(p, DS_OP_CREATE, "users", "{\"id\":0}", "{\"id\":0}") ||

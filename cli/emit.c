@@ -28,6 +28,7 @@ int cli_producer_open(cli_producer *cp, const cli_ctx *ctx,
                       ds_producer_mode mode, bool origin_optional)
 {
     ds_options *o = ds_options_new();
+    char err[DS_ERRBUF_SIZE];
     int rc;
 
     memset(cp, 0, sizeof *cp);
@@ -64,9 +65,9 @@ int cli_producer_open(cli_producer *cp, const cli_ctx *ctx,
          * a valid one for its handle. */
         ds_options_set(o, "node.id", "datasync-cli");
     }
-    rc = ds_producer_new(&cp->p, o);
+    rc = ds_producer_new(&cp->p, o, err, sizeof err);
     if (rc < 0) {
-        cli_error(ctx, "cannot start libdatasync: %s", ds_options_errmsg(o));
+        cli_error(ctx, "cannot start libdatasync: %s", err);
         rc = cli_exit_code(rc);
         goto fail;
     }
@@ -90,7 +91,7 @@ uint64_t cli_producer_answered(cli_producer *cp, uint64_t emitted)
     ds_producer_stats st;
     uint64_t n;
 
-    ds_producer_stats_get(cp->p, &st);
+    ds_producer_stats_get(cp->p, &st, sizeof st);
     n = st.confirmed + st.unroutable;
     return n < emitted ? n : emitted;
 }
@@ -112,7 +113,7 @@ int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
         uint64_t now, moved;
 
         rc = ds_flush(cp->p, 200);
-        ds_producer_stats_get(cp->p, &st);
+        ds_producer_stats_get(cp->p, &st, sizeof st);
         if (rc != DS_ETIMEOUT) {
             /* Everything is confirmed or spooled; what was spooled while
              * the broker answers is drained soon: wait for it too. */
@@ -141,7 +142,7 @@ int cli_producer_close(cli_producer *cp, const char *verb, uint64_t emitted,
     uint64_t published, unroutable, spooled;
     int code = CLI_EXIT_OK;
 
-    ds_producer_stats_get(cp->p, &st);
+    ds_producer_stats_get(cp->p, &st, sizeof st);
     unroutable = st.unroutable < emitted ? st.unroutable : emitted;
     published = cli_producer_answered(cp, emitted) - unroutable;
     /* In the spool, or spooled by ds_producer_free below. */

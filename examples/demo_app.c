@@ -59,6 +59,7 @@ int main(int argc, char **argv)
     static const char *names[] = {"Ada", "Grace",  "Linus",    "Barbara",
                                   "Ken", "Dennis", "Margaret", "Edsger"};
     ds_options *opts;
+    char err[DS_ERRBUF_SIZE];
     ds_producer *p = NULL;
     MYSQL *db;
     int rc = 1;
@@ -77,10 +78,14 @@ int main(int argc, char **argv)
     }
 
     opts = ds_options_new();
-    if (!opts || ds_options_load(opts, config) != 0 ||
-        ds_producer_new(&p, opts) != 0) {
+    if (!opts || ds_options_load(opts, config) != 0) {
         fprintf(stderr, "demo_app: %s\n",
                 opts ? ds_options_errmsg(opts) : "out of memory");
+        ds_options_free(opts);
+        return 1;
+    }
+    if (ds_producer_new(&p, opts, err, sizeof err) != 0) {
+        fprintf(stderr, "demo_app: %s\n", err);
         ds_options_free(opts);
         return 1;
     }
@@ -109,7 +114,7 @@ int main(int argc, char **argv)
         goto out;
     }
     ds_producer_stats st;
-    ds_producer_stats_get(p, &st);
+    ds_producer_stats_get(p, &st, sizeof st);
     printf("demo_app: emitted %llu, confirmed %llu, spooled %llu\n",
            (unsigned long long)st.emitted, (unsigned long long)st.confirmed,
            (unsigned long long)st.spooled);

@@ -54,6 +54,10 @@ typedef enum {
 #undef DS__ERR_ENUM
 } ds_err;
 
+/* A buffer of this size holds any error detail the library writes in full
+ * (ds_producer_new's err). */
+#define DS_ERRBUF_SIZE 512
+
 /* Static English text for an error code; "unknown error" for a code not in
  * the list. Never NULL. Any thread. */
 DS_EXPORT const char *ds_strerror(int err);
@@ -109,7 +113,9 @@ typedef enum {
 typedef void (*ds_log_fn)(void *userdata, ds_log_level level,
                           const char *message);
 
-/* Counters since ds_producer_new(). */
+/* Counters since ds_producer_new(). Fields are only ever appended, so a
+ * struct of an older header is a prefix of a newer one: pass
+ * ds_producer_stats_get() the size of yours. */
 typedef struct ds_producer_stats {
     uint64_t emitted;    /* changes accepted by ds_emit/ds_emit_event */
     uint64_t confirmed;  /* confirmed by the broker (spool drains included) */
@@ -120,13 +126,15 @@ typedef struct ds_producer_stats {
 } ds_producer_stats;
 
 /*
- * Creates a producer from opts (copied: opts may be freed afterwards).
- * node.id must be set: it is the origin of every change. Opens the spool in
- * producer.spool_dir and starts the library's I/O thread, which connects
- * in the background: an unreachable broker never fails creation, it only
- * means changes are spooled. Returns 0 and *out, or a negative code (*out
- * stays NULL) with the reason in ds_options_errmsg(opts), the one thing
- * this call writes into opts.
+ * Creates a producer from opts (copied: opts may be freed afterwards; this
+ * call never writes to it). node.id must be set: it is the origin of every
+ * change. Opens the spool in producer.spool_dir and starts the library's
+ * I/O thread, which connects in the background: an unreachable broker never
+ * fails creation, it only means changes are spooled. Returns 0 and *out, or
+ * a negative code (*out stays NULL: DS_EINVAL, DS_ECONFIG, DS_ESPOOL,
+ * DS_EIO, DS_ENOMEM) with the reason written to err, cut to errlen bytes
+ * and terminated (DS_ERRBUF_SIZE holds it in full); err may be NULL. On
+ * success err holds "". Any thread.
  *
  * Threads: one producer may be used by several threads at once.
  * Fork: a child may keep using the producer it inherited: its first call
@@ -135,7 +143,8 @@ typedef struct ds_producer_stats {
  * forking thread survives a fork, so fork while no other thread is inside a
  * ds_ call (as pre-forking servers do before they serve).
  */
-DS_EXPORT int ds_producer_new(ds_producer **out, const ds_options *opts);
+DS_EXPORT int ds_producer_new(ds_producer **out, const ds_options *opts,
+                              char *err, size_t errlen);
 
 /* Flushes for up to producer.confirm_timeout_ms, spools whatever is still
  * unconfirmed, closes and frees. NULL is a no-op. No other thread may use
@@ -143,7 +152,12 @@ DS_EXPORT int ds_producer_new(ds_producer **out, const ds_options *opts);
 DS_EXPORT void ds_producer_free(ds_producer *p);
 
 /* Sets the log callback (NULL: no logging, the default). The library never
- * prints. The callback may be called from the library's I/O thread. */
+ * prints. The callback runs on the library's I/O thread or inside any ds_
+ * call on p, one message at a time and in order, and never while the
+ * library holds a lock: it may call ds_producer_stats_get() and
+ * ds_producer_errmsg() on p. It must not wait for p (ds_flush, a sync
+ * ds_emit, ds_producer_free): it may be running on the very thread that
+ * would have to finish that work. Any thread. */
 DS_EXPORT void ds_producer_set_log(ds_producer *p, ds_log_fn fn,
                                    void *userdata);
 
@@ -173,12 +187,20 @@ DS_EXPORT int ds_emit_event(ds_producer *p, const char *event_json);
  * Any thread. */
 DS_EXPORT int ds_flush(ds_producer *p, int timeout_ms);
 
-/* Copies the counters into *out. Any thread. */
-DS_EXPORT void ds_producer_stats_get(ds_producer *p, ds_producer_stats *out);
+/* Copies the counters into out, which is size bytes: pass sizeof *out.
+ * Fills only what fits: a caller built against an older, shorter
+ * ds_producer_stats gets just the fields it has, and bytes past the
+ * library's own struct (a newer caller's fields) are set to 0. Returns 0,
+ * or DS_EINVAL when p or out is NULL. Any thread. */
+DS_EXPORT int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out,
+                                    size_t size);
 
-/* The detail of the last error on p; "" if none. Borrowed: the buffer lives
- * as long as p; with several threads it holds the latest failure of any of
- * them, so read it right after the failing call. */
+/* The detail of the calling thread's last failed call on p (ds_emit,
+ * ds_emit_event, ds_flush); "" if it has none. Each thread has its own, so
+ * threads sharing p never read each other's, and a later successful call
+ * leaves it in place. A thread keeps the details of its last 4 producers
+ * failed on. Borrowed: valid until the calling thread's next call on any
+ * producer. Any thread. */
 DS_EXPORT const char *ds_producer_errmsg(const ds_producer *p);
 
 #ifdef __cplusplus

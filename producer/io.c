@@ -17,8 +17,6 @@
 #define DS_CONFIRM_WINDOW 1024
 /* A nacked change is published again this many times, then spooled. */
 #define DS_MAX_NACKS 3
-#define DS_BACKOFF_MIN_MS 100
-#define DS_BACKOFF_MAX_MS 10000
 /* How often a connected producer looks for records other processes (or its
  * own full queue) left in a shared spool. */
 #define DS_DRAIN_CHECK_MS 5000
@@ -43,33 +41,101 @@ void ds__io_watchdog(ds_producer *p, uint64_t now_ms)
         return;
     /* rabbitmq-c 0.11 waits forever for a socket that takes no bytes (a
      * black-holed broker): shutting it down makes that write fail. */
-    DS_LOG(&p->log, DS_LOG_WARN,
-           "broker %s took no data for %d ms: dropping the connection",
-           p->amqp.host, p->cfg.producer_confirm_timeout_ms);
+    DS_PLOG(p, DS_LOG_WARN,
+            "broker %s took no data for %d ms: dropping the connection",
+            p->amqp.host, p->cfg.producer_confirm_timeout_ms);
     shutdown(p->sock_fd, SHUT_RDWR);
     p->io_busy_since = 0;
 }
 
-static uint64_t jittered(uint64_t ms)
+int ds__spool_records(ds_producer *p, ds_record **recs, size_t n, char *err,
+                      size_t errlen)
 {
-    /* ±25%, so producers of many processes don't reconnect in lockstep. */
-    uint64_t quarter = ms / 4;
-    return ms - quarter + (quarter ? (uint64_t)rand() % (2 * quarter + 1) : 0);
+    const char *stack_bodies[64];
+    size_t stack_lens[64];
+    const char **bodies = stack_bodies;
+    size_t *lens = stack_lens;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if (n > 64) {
+        bodies = malloc(n * sizeof *bodies);
+        lens = malloc(n * sizeof *lens);
+        if (!bodies || !lens) {
+            rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        bodies[i] = recs[i]->body;
+        lens[i] = recs[i]->len;
+    }
+    rc = ds__spool_append(p->spool, bodies, lens, n, err, errlen);
+    pthread_mutex_lock(&p->lock);
+    if (rc == 0)
+        p->stats.spooled += n;
+    else
+        DS_PLOG(p, DS_LOG_ERROR, "%s", err);
+    ds__producer_unlock(p);
+out:
+    if (bodies != stack_bodies)
+        free(bodies);
+    if (lens != stack_lens)
+        free(lens);
+    return rc;
+}
+
+void ds__io_find_clock(ds_producer *p)
+{
+    ds_clockfile *cf;
+    uint64_t now = ds__mono_ms();
+
+    if (!p->cfg.node_clock_file[0] ||
+        __atomic_load_n(&p->clock, __ATOMIC_ACQUIRE) ||
+        now < p->next_clock_try_ms)
+        return;
+    p->next_clock_try_ms = now + 5000;
+    /* Missing until this server's consumer first runs: not an error; no
+     * permission is logged once (straight to the host's callback, which is
+     * why the lock must not be held). */
+    cf = ds__clockfile_try_reader(p->cfg.node_clock_file, &p->log,
+                                  &p->clock_reported);
+    if (cf)
+        __atomic_store_n(&p->clock, cf, __ATOMIC_RELEASE);
+}
+
+/* Lock held. Marks r DONE with result: wakes its waiter, or frees it when
+ * nobody waits for it. */
+static void finish_record(ds_producer *p, ds_record *r, int result)
+{
+    r->state = DS_REC_DONE;
+    r->result = result;
+    if (!r->from_spool)
+        p->outstanding--;
+    if (result == DS_EUNROUTABLE && !r->waited)
+        p->unroutable_since_flush++; /* a sync caller was told already */
+    if (!r->waited)
+        ds__rec_free(r);
+    pthread_cond_broadcast(&p->changed);
 }
 
 /* Lock held. Moves the records to the spool and finishes them: unlocks
  * around the disk write. */
 static void spool_and_finish(ds_producer *p, ds_record **recs, size_t n)
 {
+    char err[DS_ERRMSG_SIZE];
     int rc;
 
     if (n == 0)
         return;
-    pthread_mutex_unlock(&p->lock);
-    rc = ds__spool_records(p, recs, n);
+    ds__producer_unlock(p);
+    rc = ds__spool_records(p, recs, n, err, sizeof err);
     pthread_mutex_lock(&p->lock);
+    if (rc < 0) /* for the sync callers these records fail */
+        memcpy(p->spool_err, err, sizeof p->spool_err);
     for (size_t i = 0; i < n; i++)
-        ds__rec_finish(p, recs[i], rc < 0 ? DS_ESPOOL : 0);
+        finish_record(p, recs[i], rc < 0 ? DS_ESPOOL : 0);
 }
 
 /* Lock held. Spools pending records queued before cutoff_ms (all of them
@@ -121,17 +187,15 @@ static void spool_stale_pending(ds_producer *p)
 static void fail_connection(ds_producer *p, const char *why)
 {
     if (p->amqp.conn)
-        DS_LOG(&p->log, DS_LOG_WARN, "broker %s: %s; spooling %zu changes",
-               p->amqp.host, why, p->inflight.count + p->pending.count);
+        DS_PLOG(p, DS_LOG_WARN, "broker %s: %s; spooling %zu changes",
+                p->amqp.host, why, p->inflight.count + p->pending.count);
     p->broker_down = true;
     p->blocked = false;
     p->sock_fd = -1;
     p->io_busy_since = 0;
     ds__amqp_drop(&p->amqp);
     spool_unconfirmed(p);
-    p->next_connect_ms = ds__mono_ms() + jittered(p->backoff_ms);
-    p->backoff_ms = p->backoff_ms * 2 > DS_BACKOFF_MAX_MS ? DS_BACKOFF_MAX_MS
-                                                          : p->backoff_ms * 2;
+    p->next_connect_ms = ds__mono_ms() + ds__backoff_next(&p->backoff);
 }
 
 static int publish_one(ds_producer *p, ds_record *r)
@@ -160,6 +224,8 @@ static int publish_records(ds_producer *p, ds_record **recs, size_t n)
         ds__rec_push(&p->inflight, recs[i]);
     }
     p->io_busy_since = ds__mono_ms();
+    /* No log hand-over here: a slow callback would look like a stuck
+     * socket to the watchdog. The next unlock hands the messages over. */
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < n && status == AMQP_STATUS_OK; i++)
         status = publish_one(p, recs[i]);
@@ -219,12 +285,12 @@ static void on_confirm(ds_producer *p, uint64_t tag, bool multiple, bool ack)
                 p->stats.unroutable++;
             else
                 p->stats.confirmed++;
-            ds__rec_finish(p, r, r->returned ? DS_EUNROUTABLE : 0);
+            finish_record(p, r, r->returned ? DS_EUNROUTABLE : 0);
         } else if (++r->nacks < DS_MAX_NACKS) {
             retry[nretry++] = r;
         } else {
-            DS_LOG(&p->log, DS_LOG_WARN,
-                   "change %s nacked %d times: spooling it", r->id, r->nacks);
+            DS_PLOG(p, DS_LOG_WARN, "change %s nacked %d times: spooling it",
+                    r->id, r->nacks);
             spool_and_finish(p, &r, 1);
             link = &p->inflight.head; /* the list may have moved meanwhile */
             prev = NULL;
@@ -247,7 +313,7 @@ static int on_return(ds_producer *p)
     char id[37], err[DS_ERRMSG_SIZE];
     int rc;
 
-    pthread_mutex_unlock(&p->lock);
+    ds__producer_unlock(p);
     rc = ds__amqp_read_return(p->amqp.conn, DS_AMQP_CHANNEL, id, sizeof id, err,
                               sizeof err);
     pthread_mutex_lock(&p->lock);
@@ -259,10 +325,10 @@ static int on_return(ds_producer *p)
             break;
         }
     }
-    DS_LOG(&p->log, DS_LOG_ERROR,
-           "change %s returned unroutable: no queue is bound to exchange %s "
-           "with routing key %s",
-           id, p->cfg.amqp_exchange, p->cfg.amqp_routing_key);
+    DS_PLOG(p, DS_LOG_ERROR,
+            "change %s returned unroutable: no queue is bound to exchange %s "
+            "with routing key %s",
+            id, p->cfg.amqp_exchange, p->cfg.amqp_routing_key);
     return 0;
 }
 
@@ -290,27 +356,26 @@ static int on_frame(ds_producer *p, const amqp_frame_t *f, const char **why)
         return 0;
     case AMQP_CONNECTION_BLOCKED_METHOD:
         p->blocked = true;
-        DS_LOG(&p->log, DS_LOG_WARN,
-               "broker %s blocked publishing (resource alarm)", p->amqp.host);
+        DS_PLOG(p, DS_LOG_WARN, "broker %s blocked publishing (resource alarm)",
+                p->amqp.host);
         return 0;
     case AMQP_CONNECTION_UNBLOCKED_METHOD:
         p->blocked = false;
-        DS_LOG(&p->log, DS_LOG_INFO, "broker %s unblocked publishing",
-               p->amqp.host);
+        DS_PLOG(p, DS_LOG_INFO, "broker %s unblocked publishing", p->amqp.host);
         return 0;
     case AMQP_CHANNEL_CLOSE_METHOD: {
         const amqp_channel_close_t *c = f->payload.method.decoded;
-        DS_LOG(&p->log, DS_LOG_ERROR, "broker closed the channel: %u %.*s",
-               c->reply_code, (int)c->reply_text.len,
-               (const char *)c->reply_text.bytes);
+        DS_PLOG(p, DS_LOG_ERROR, "broker closed the channel: %u %.*s",
+                c->reply_code, (int)c->reply_text.len,
+                (const char *)c->reply_text.bytes);
         *why = "channel closed by the broker";
         return -1;
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
         const amqp_connection_close_t *c = f->payload.method.decoded;
-        DS_LOG(&p->log, DS_LOG_ERROR, "broker closed the connection: %u %.*s",
-               c->reply_code, (int)c->reply_text.len,
-               (const char *)c->reply_text.bytes);
+        DS_PLOG(p, DS_LOG_ERROR, "broker closed the connection: %u %.*s",
+                c->reply_code, (int)c->reply_text.len,
+                (const char *)c->reply_text.bytes);
         *why = "connection closed by the broker";
         return -1;
     }
@@ -334,7 +399,7 @@ static int read_frames(ds_producer *p, int wait_ms, const char **why)
                                 {p->wake_fd, POLLIN, 0}};
         uint64_t drained;
         p->io_polling = true;
-        pthread_mutex_unlock(&p->lock);
+        ds__producer_unlock(p);
         poll(fds, 2, wait_ms);
         if (read(p->wake_fd, &drained, sizeof drained) < 0)
             drained = 0; /* nothing was signalled */
@@ -342,7 +407,7 @@ static int read_frames(ds_producer *p, int wait_ms, const char **why)
         p->io_polling = false;
     }
     for (int frames = 0; frames < 4 * DS_CONFIRM_WINDOW; frames++) {
-        pthread_mutex_unlock(&p->lock);
+        ds__producer_unlock(p);
         /* Called even when nothing arrived: it is where rabbitmq-c sends our
          * heartbeats and notices missing ones from the broker. */
         status = amqp_simple_wait_frame_noblock(conn, &frame, &zero);
@@ -367,7 +432,7 @@ static size_t read_spool_chunk(ds_producer *p, ds_record **recs, size_t max)
     char err[DS_ERRMSG_SIZE];
     size_t n = 0;
 
-    pthread_mutex_unlock(&p->lock);
+    ds__producer_unlock(p);
     while (n < max) {
         ds_event ev;
         char *payload;
@@ -378,12 +443,17 @@ static size_t read_spool_chunk(ds_producer *p, ds_record **recs, size_t max)
                            sizeof err) < 0 ||
             !payload)
             break;
-        if (skipped)
-            DS_LOG(&p->log, DS_LOG_ERROR, "spool: skipped %d corrupt records",
-                   skipped);
+        if (skipped) {
+            pthread_mutex_lock(&p->lock);
+            DS_PLOG(p, DS_LOG_ERROR, "spool: skipped %d corrupt records",
+                    skipped);
+            ds__producer_unlock(p);
+        }
         if (ds__event_parse(&ev, payload, len, err, sizeof err) < 0) {
-            DS_LOG(&p->log, DS_LOG_ERROR,
-                   "spool: dropping an invalid record: %s", err);
+            pthread_mutex_lock(&p->lock);
+            DS_PLOG(p, DS_LOG_ERROR, "spool: dropping an invalid record: %s",
+                    err);
+            ds__producer_unlock(p);
             free(payload);
             continue;
         }
@@ -448,8 +518,8 @@ static int drain_spool(ds_producer *p, const char **why)
     if (backlog == 0 ||
         ds__spool_drain_begin(p->spool, &got, err, sizeof err) < 0 || !got)
         return 0;
-    DS_LOG(&p->log, DS_LOG_INFO, "draining %llu bytes of spooled changes",
-           (unsigned long long)backlog);
+    DS_PLOG(p, DS_LOG_INFO, "draining %llu bytes of spooled changes",
+            (unsigned long long)backlog);
     for (;;) {
         size_t n = read_spool_chunk(p, chunk, 256);
         uint64_t deadline, confirmed_to, chunk_end;
@@ -459,7 +529,7 @@ static int drain_spool(ds_producer *p, const char **why)
              * confirmed one: move the head over them too. */
             if (ds__spool_commit(p->spool, ds__spool_cursor(p->spool), err,
                                  sizeof err) < 0)
-                DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
+                DS_PLOG(p, DS_LOG_ERROR, "%s", err);
             break;
         }
         chunk_end = chunk[n - 1]->spool_end;
@@ -480,14 +550,14 @@ static int drain_spool(ds_producer *p, const char **why)
         confirmed_to = settle_chunk(p, chunk, n);
         if (confirmed_to > 0 &&
             ds__spool_commit(p->spool, confirmed_to, err, sizeof err) < 0) {
-            DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
+            DS_PLOG(p, DS_LOG_ERROR, "%s", err);
             break;
         }
         if (rc < 0)
             break;
         if (confirmed_to != chunk_end) {
-            DS_LOG(&p->log, DS_LOG_WARN,
-                   "broker refused spooled changes: draining again later");
+            DS_PLOG(p, DS_LOG_WARN,
+                    "broker refused spooled changes: draining again later");
             break;
         }
         drained += n;
@@ -497,8 +567,8 @@ static int drain_spool(ds_producer *p, const char **why)
     }
     ds__spool_drain_end(p->spool);
     if (drained)
-        DS_LOG(&p->log, DS_LOG_INFO, "drained %llu spooled changes",
-               (unsigned long long)drained);
+        DS_PLOG(p, DS_LOG_INFO, "drained %llu spooled changes",
+                (unsigned long long)drained);
     return rc;
 }
 
@@ -512,7 +582,7 @@ static void connect_broker(ds_producer *p)
     snprintf(p->client_name, sizeof p->client_name,
              "datasync-producer %s pid %d", p->cfg.node_id, (int)p->pid);
     p->amqp.client_name = p->client_name;
-    pthread_mutex_unlock(&p->lock);
+    ds__producer_unlock(p);
     rc = ds__amqp_connect(&p->amqp, p->cfg.amqp_url, p->cfg.amqp_heartbeat,
                           p->cfg.producer_confirm_timeout_ms, err, sizeof err);
     if (rc == 0) {
@@ -529,8 +599,8 @@ static void connect_broker(ds_producer *p)
     }
     pthread_mutex_lock(&p->lock);
     if (rc < 0) {
-        DS_LOG(&p->log, p->ever_connected ? DS_LOG_WARN : DS_LOG_INFO,
-               "broker unreachable, changes go to the spool: %s", err);
+        DS_PLOG(p, p->ever_connected ? DS_LOG_WARN : DS_LOG_INFO,
+                "broker unreachable, changes go to the spool: %s", err);
         ds__amqp_drop(&p->amqp);
         fail_connection(p, err);
         return;
@@ -540,9 +610,9 @@ static void connect_broker(ds_producer *p)
     p->ever_connected = true;
     p->broker_down = false;
     p->next_seq = 0;
-    p->backoff_ms = DS_BACKOFF_MIN_MS;
+    ds__backoff_reset(&p->backoff);
     p->sock_fd = amqp_get_sockfd(p->amqp.conn);
-    DS_LOG(&p->log, DS_LOG_INFO, "connected to broker %s", p->amqp.host);
+    DS_PLOG(p, DS_LOG_INFO, "connected to broker %s", p->amqp.host);
     if (drain_spool(p, &why) < 0)
         fail_connection(p, why);
 }
@@ -566,11 +636,15 @@ void *ds__io_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     pthread_mutex_lock(&p->lock);
-    p->backoff_ms = DS_BACKOFF_MIN_MS;
     for (;;) {
-        uint64_t now = ds__mono_ms();
+        uint64_t now;
 
-        ds__producer_find_clock(p);
+        /* Before any sleep: what the last round logged is told now, and
+         * the clock file is looked for (it may log too). */
+        ds__producer_unlock(p);
+        ds__io_find_clock(p);
+        pthread_mutex_lock(&p->lock);
+        now = ds__mono_ms();
 
         if (p->stopping) {
             if (!stop_deadline)
@@ -621,11 +695,11 @@ void *ds__io_main(void *arg)
     p->broker_down = true;
     p->sock_fd = -1;
     if (p->amqp.conn) {
-        pthread_mutex_unlock(&p->lock);
+        ds__producer_unlock(p);
         ds__amqp_close(&p->amqp);
         pthread_mutex_lock(&p->lock);
     }
     spool_unconfirmed(p);
-    pthread_mutex_unlock(&p->lock);
+    ds__producer_unlock(p);
     return NULL;
 }

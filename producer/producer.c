@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "detail.h"
 #include "event.h"
 #include "producer_private.h"
 
@@ -17,146 +18,13 @@
  * which spools on its own at the timeout, before spooling the change itself. */
 #define DS_WAIT_GRACE_MS 1000
 
-void ds__rec_push(ds_rec_list *l, ds_record *r)
-{
-    r->next = NULL;
-    if (l->tail)
-        l->tail->next = r;
-    else
-        l->head = r;
-    l->tail = r;
-    l->count++;
-}
-
-void ds__rec_push_front(ds_rec_list *l, ds_record *r)
-{
-    r->next = l->head;
-    l->head = r;
-    if (!l->tail)
-        l->tail = r;
-    l->count++;
-}
-
-bool ds__rec_unlink(ds_rec_list *l, ds_record *r)
-{
-    ds_record *prev = NULL;
-    for (ds_record *at = l->head; at; prev = at, at = at->next) {
-        if (at != r)
-            continue;
-        if (prev)
-            prev->next = r->next;
-        else
-            l->head = r->next;
-        if (l->tail == r)
-            l->tail = prev;
-        l->count--;
-        r->next = NULL;
-        return true;
-    }
-    return false;
-}
-
-ds_record *ds__rec_pop(ds_rec_list *l)
-{
-    ds_record *r = l->head;
-    if (!r)
-        return NULL;
-    l->head = r->next;
-    if (!l->head)
-        l->tail = NULL;
-    l->count--;
-    r->next = NULL;
-    return r;
-}
-
-void ds__rec_free(ds_record *r)
-{
-    if (!r)
-        return;
-    free(r->body);
-    free(r);
-}
-
-void ds__rec_finish(ds_producer *p, ds_record *r, int result)
-{
-    r->state = DS_REC_DONE;
-    r->result = result;
-    if (!r->from_spool)
-        p->outstanding--;
-    if (result == DS_EUNROUTABLE && !r->waited)
-        p->unroutable_since_flush++; /* a sync caller was told already */
-    if (!r->waited)
-        ds__rec_free(r);
-    pthread_cond_broadcast(&p->changed);
-}
-
-int ds__spool_records(ds_producer *p, ds_record **recs, size_t n)
-{
-    const char *stack_bodies[64];
-    size_t stack_lens[64];
-    const char **bodies = stack_bodies;
-    size_t *lens = stack_lens;
-    char err[DS_ERRMSG_SIZE];
-    int rc;
-
-    if (n == 0)
-        return 0;
-    if (n > 64) {
-        bodies = malloc(n * sizeof *bodies);
-        lens = malloc(n * sizeof *lens);
-        if (!bodies || !lens) {
-            rc = DS_ENOMEM;
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        bodies[i] = recs[i]->body;
-        lens[i] = recs[i]->len;
-    }
-    rc = ds__spool_append(p->spool, bodies, lens, n, err, sizeof err);
-    pthread_mutex_lock(&p->lock);
-    if (rc == 0) {
-        p->stats.spooled += n;
-    } else {
-        ds__seterr(p->errmsg, sizeof p->errmsg, rc, "%s", err);
-        DS_LOG(&p->log, DS_LOG_ERROR, "%s", err);
-    }
-    pthread_mutex_unlock(&p->lock);
-out:
-    if (bodies != stack_bodies)
-        free(bodies);
-    if (lens != stack_lens)
-        free(lens);
-    return rc;
-}
+/* The header promises that DS_ERRBUF_SIZE holds any detail in full. */
+_Static_assert(DS_ERRMSG_SIZE <= DS_ERRBUF_SIZE,
+               "details outgrow DS_ERRBUF_SIZE");
 
 static uint64_t deadline_after(int ms)
 {
     return ds__mono_ms() + (uint64_t)(ms > 0 ? ms : 0);
-}
-
-void ds__cond_init(pthread_cond_t *cond)
-{
-    pthread_condattr_t attr;
-
-    /* Deadlines are on the monotonic clock: a wall-clock step must neither
-     * cut a wait short nor stretch it. */
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(cond, &attr);
-    pthread_condattr_destroy(&attr);
-}
-
-void ds__cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
-                   uint64_t deadline_ms, uint64_t max_ms)
-{
-    uint64_t now = ds__mono_ms(), until;
-    struct timespec ts;
-
-    until = deadline_ms < now + max_ms ? deadline_ms : now + max_ms;
-    ts.tv_sec = (time_t)(until / 1000);
-    ts.tv_nsec = (long)(until % 1000) * 1000000L;
-    pthread_cond_timedwait(cond, lock, &ts);
 }
 
 /* Waits on p->changed until deadline_ms (lock held), waking at least every
@@ -166,60 +34,41 @@ static void wait_until(ds_producer *p, uint64_t deadline_ms)
     ds__cond_wait(&p->changed, &p->lock, deadline_ms, 100);
 }
 
-void ds__producer_find_clock(ds_producer *p)
+/* The calling thread's detail buffer for p, claimed: only a failing call
+ * claims it, so a success leaves the detail of the last failure in place. */
+static char *detail(const ds_producer *p)
 {
-    ds_clockfile *cf;
-    uint64_t now = ds__mono_ms();
-
-    if (!p->cfg.node_clock_file[0] ||
-        __atomic_load_n(&p->clock, __ATOMIC_ACQUIRE) ||
-        now < p->next_clock_try_ms)
-        return;
-    p->next_clock_try_ms = now + 5000;
-    /* Missing until this server's consumer first runs: not an error; no
-     * permission is logged once. */
-    cf = ds__clockfile_try_reader(p->cfg.node_clock_file, &p->log,
-                                  &p->clock_reported);
-    if (cf)
-        __atomic_store_n(&p->clock, cf, __ATOMIC_RELEASE);
+    return ds__detail_claim(p, p->token);
 }
 
-static int start_io(ds_producer *p)
+static int start_io(ds_producer *p, char *err, size_t errlen)
 {
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->wake_fd < 0)
-        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_EIO, "eventfd: %s",
-                          strerror(errno));
+        return ds__seterr(err, errlen, DS_EIO, "eventfd: %s", strerror(errno));
     if (pthread_create(&p->io_thread, NULL, ds__io_main, p) != 0) {
         close(p->wake_fd);
         p->wake_fd = -1;
-        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_ENOMEM,
+        return ds__seterr(err, errlen, DS_ENOMEM,
                           "cannot start the I/O thread");
     }
     p->io_started = true;
     return 0;
 }
 
-static void free_list(ds_rec_list *l)
-{
-    ds_record *r;
-    while ((r = ds__rec_pop(l)))
-        ds__rec_free(r);
-}
-
 /* The child of a fork has the parent's memory but not its I/O thread, and
  * shares its socket and spool descriptors: drop all of that without touching
  * the parent's side, and start afresh. */
-static int reinit_after_fork(ds_producer *p)
+static int reinit_after_fork(ds_producer *p, char *err, size_t errlen)
 {
-    char err[DS_ERRMSG_SIZE];
     int rc;
 
     pthread_mutex_init(&p->lock, NULL);
     ds__cond_init(&p->changed);
     ds__cond_init(&p->work);
-    free_list(&p->pending); /* the parent delivers its own records */
-    free_list(&p->inflight);
+    ds__logq_after_fork(&p->logq);
+    ds__rec_free_list(&p->pending); /* the parent delivers its own records */
+    ds__rec_free_list(&p->inflight);
     p->outstanding = 0;
     p->broker_down = p->blocked = p->stopping = p->io_polling = false;
     p->io_busy_since = 0;
@@ -234,58 +83,66 @@ static int reinit_after_fork(ds_producer *p)
     ds__spool_forget(p->spool);
     p->spool = NULL;
     p->pid = getpid();
-    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, sizeof err);
+    ds__backoff_init(&p->backoff); /* or the child retries in step with us */
+    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, errlen);
     if (rc < 0)
-        return ds__seterr(p->errmsg, sizeof p->errmsg, rc, "%s", err);
-    return start_io(p);
+        return rc;
+    return start_io(p, err, errlen);
 }
 
 static int check_handle(ds_producer *p)
 {
-    if (!p)
-        return DS_EINVAL;
-    if (p->pid != getpid())
-        return reinit_after_fork(p);
-    return 0;
-}
-
-int ds_producer_new(ds_producer **out, const ds_options *opts)
-{
-    /* The message of a failed creation is the one thing written to opts. */
-    char *optmsg = opts ? (char *)opts->errmsg : NULL;
-    ds_producer *p;
     char err[DS_ERRMSG_SIZE];
     int rc;
 
-    if (!out || !opts)
+    if (!p)
         return DS_EINVAL;
+    if (p->pid == getpid())
+        return 0;
+    rc = reinit_after_fork(p, err, sizeof err);
+    if (rc < 0)
+        ds__seterr(detail(p), DS_ERRMSG_SIZE, rc, "%s", err);
+    return rc;
+}
+
+int ds_producer_new(ds_producer **out, const ds_options *opts, char *err,
+                    size_t errlen)
+{
+    ds_producer *p;
+    int rc;
+
+    if (err && errlen > 0)
+        err[0] = '\0';
+    if (!out || !opts)
+        return ds__seterr(err, errlen, DS_EINVAL, "%s is NULL",
+                          out ? "opts" : "out");
     *out = NULL;
     if (!opts->cfg.node_id[0])
-        return ds__seterr(optmsg, DS_ERRMSG_SIZE, DS_ECONFIG,
+        return ds__seterr(err, errlen, DS_ECONFIG,
                           "node.id must be set: it is the origin of every "
                           "change this producer emits");
     p = calloc(1, sizeof *p);
     if (!p)
-        return DS_ENOMEM;
+        return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
     p->cfg = opts->cfg;
     p->log.level = p->cfg.log_level;
     p->pid = getpid();
     p->wake_fd = p->sock_fd = -1;
+    /* Tells this producer's thread-local details from those of one freed
+     * at the same address. */
+    p->token = ds__seed64();
     ds__hlc_init(&p->hlc);
+    ds__backoff_init(&p->backoff);
     pthread_mutex_init(&p->lock, NULL);
     ds__cond_init(&p->changed);
     ds__cond_init(&p->work);
-    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, sizeof err);
-    if (rc < 0) {
-        ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", err);
+    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, errlen);
+    if (rc < 0)
         goto fail;
-    }
-    ds__producer_find_clock(p);
-    rc = start_io(p);
-    if (rc < 0) {
-        ds__seterr(optmsg, DS_ERRMSG_SIZE, rc, "%s", p->errmsg);
+    ds__io_find_clock(p);
+    rc = start_io(p, err, errlen);
+    if (rc < 0)
         goto fail;
-    }
     *out = p;
     return 0;
 
@@ -309,12 +166,15 @@ void ds_producer_free(ds_producer *p)
         pthread_mutex_lock(&p->lock);
         p->stopping = true;
         ds__io_wake(p);
-        pthread_mutex_unlock(&p->lock);
+        ds__producer_unlock(p);
         pthread_join(p->io_thread, NULL);
+        /* The thread hands over what it logged; this takes anything left. */
+        pthread_mutex_lock(&p->lock);
+        ds__producer_unlock(p);
     }
     ds__amqp_drop(&p->amqp);
-    free_list(&p->pending);
-    free_list(&p->inflight);
+    ds__rec_free_list(&p->pending);
+    ds__rec_free_list(&p->inflight);
     ds__spool_close(p->spool);
     if (p->wake_fd >= 0)
         close(p->wake_fd);
@@ -333,16 +193,16 @@ void ds_producer_set_log(ds_producer *p, ds_log_fn fn, void *userdata)
     pthread_mutex_lock(&p->lock);
     p->log.fn = fn;
     p->log.userdata = userdata;
-    pthread_mutex_unlock(&p->lock);
+    ds__producer_unlock(p);
 }
 
 /* Lock held, unlocked around the disk write. Spools a record the caller
  * still owns (not in any list) and returns the spool's verdict. */
-static int spool_own(ds_producer *p, ds_record *r)
+static int spool_own(ds_producer *p, ds_record *r, char *err, size_t errlen)
 {
     int rc;
-    pthread_mutex_unlock(&p->lock);
-    rc = ds__spool_records(p, &r, 1);
+    ds__producer_unlock(p);
+    rc = ds__spool_records(p, &r, 1, err, errlen);
     pthread_mutex_lock(&p->lock);
     return rc;
 }
@@ -353,7 +213,8 @@ static int spool_own(ds_producer *p, ds_record *r)
  * settle; only if that thread is stuck past the grace (a socket the watchdog
  * could not break) is a copy spooled here too: it may then reach consumers
  * twice, which versions make harmless. */
-static int wait_for_record(ds_producer *p, ds_record *r)
+static int wait_for_record(ds_producer *p, ds_record *r, char *err,
+                           size_t errlen)
 {
     uint64_t start = ds__mono_ms();
     uint64_t deadline = start + (uint64_t)p->cfg.producer_confirm_timeout_ms;
@@ -365,7 +226,7 @@ static int wait_for_record(ds_producer *p, ds_record *r)
             ds__rec_unlink(&p->pending, r)) {
             p->outstanding--;
             pthread_cond_broadcast(&p->changed);
-            rc = spool_own(p, r);
+            rc = spool_own(p, r, err, errlen);
             ds__rec_free(r);
             return rc;
         }
@@ -377,31 +238,33 @@ static int wait_for_record(ds_producer *p, ds_record *r)
     if (r->state == DS_REC_DONE) {
         rc = r->result;
         ds__rec_free(r);
+        if (rc == DS_ESPOOL) /* the I/O thread's spool write failed */
+            ds__seterr(err, errlen, rc, "%s", p->spool_err);
         return rc;
     }
     ds_record copy = *r;
     r->waited = false; /* the I/O thread frees it when it settles */
     copy.body = malloc(r->len);
     if (!copy.body)
-        return DS_ENOMEM;
+        return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
     memcpy(copy.body, r->body, r->len);
-    rc = spool_own(p, &copy);
+    rc = spool_own(p, &copy, err, errlen);
     free(copy.body);
     return rc;
 }
 
-/* Hands a record to the I/O thread; takes ownership of r. */
-static int submit(ds_producer *p, ds_record *r)
+/* Hands a record to the I/O thread; takes ownership of r. A failure's
+ * detail goes to err. */
+static int queue_record(ds_producer *p, ds_record *r, char *err, size_t errlen)
 {
     int rc = 0;
 
     r->queued_ms = ds__mono_ms();
     pthread_mutex_lock(&p->lock);
     if (p->stopping) {
-        pthread_mutex_unlock(&p->lock);
+        ds__producer_unlock(p);
         ds__rec_free(r);
-        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_ECLOSED,
-                          "producer is closing");
+        return ds__seterr(err, errlen, DS_ECLOSED, "producer is closing");
     }
     p->stats.emitted++;
 
@@ -414,22 +277,22 @@ static int submit(ds_producer *p, ds_record *r)
         if (p->outstanding >= DS_MAX_QUEUED) {
             /* The broker takes less than we emit: keep the change on disk
              * rather than grow without bound. */
-            pthread_mutex_unlock(&p->lock);
-            rc = ds__spool_records(p, &r, 1);
+            ds__producer_unlock(p);
+            rc = ds__spool_records(p, &r, 1, err, errlen);
             ds__rec_free(r);
             return rc;
         }
         p->outstanding++;
         ds__rec_push(&p->pending, r);
         ds__io_wake(p);
-        pthread_mutex_unlock(&p->lock);
+        ds__producer_unlock(p);
         return 0;
     }
 
     if (p->broker_down) {
         /* The broker is known to be unreachable: no use waiting for it. */
-        pthread_mutex_unlock(&p->lock);
-        rc = ds__spool_records(p, &r, 1);
+        ds__producer_unlock(p);
+        rc = ds__spool_records(p, &r, 1, err, errlen);
         ds__rec_free(r);
         return rc;
     }
@@ -437,13 +300,24 @@ static int submit(ds_producer *p, ds_record *r)
     p->outstanding++;
     ds__rec_push(&p->pending, r);
     ds__io_wake(p);
-    rc = wait_for_record(p, r);
+    rc = wait_for_record(p, r, err, errlen);
     if (rc == DS_EUNROUTABLE)
-        ds__seterr(p->errmsg, sizeof p->errmsg, rc,
+        ds__seterr(err, errlen, rc,
                    "no queue is bound to exchange %s with routing key %s: "
                    "run datasync setup",
                    p->cfg.amqp_exchange, p->cfg.amqp_routing_key);
-    pthread_mutex_unlock(&p->lock);
+    ds__producer_unlock(p);
+    return rc;
+}
+
+/* queue_record, with a failure's detail for the calling thread. */
+static int submit(ds_producer *p, ds_record *r)
+{
+    char err[DS_ERRMSG_SIZE];
+    int rc = queue_record(p, r, err, sizeof err);
+
+    if (rc < 0)
+        ds__seterr(detail(p), DS_ERRMSG_SIZE, rc, "%s", err);
     return rc;
 }
 
@@ -452,14 +326,16 @@ static int new_record(ds_producer *p, ds_event *ev, ds_record **out)
     ds_record *r = calloc(1, sizeof *r);
 
     if (!r)
-        return DS_ENOMEM;
+        return ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_ENOMEM,
+                          "out of memory");
     r->body = ds__event_encode(ev, &r->len);
     if (!r->body) {
         free(r);
-        return DS_ENOMEM;
+        return ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_ENOMEM,
+                          "out of memory");
     }
     if ((long)r->len > p->cfg.apply_max_message_bytes) {
-        int rc = ds__seterr(p->errmsg, sizeof p->errmsg, DS_ETOOBIG,
+        int rc = ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_ETOOBIG,
                             "event is %zu bytes, more than "
                             "apply.max_message_bytes (%ld)",
                             r->len, p->cfg.apply_max_message_bytes);
@@ -475,19 +351,19 @@ static int new_record(ds_producer *p, ds_event *ev, ds_record **out)
 int ds_emit(ds_producer *p, ds_op op, const char *table, const char *key_json,
             const char *data_json)
 {
+    char err[DS_ERRMSG_SIZE];
     ds_event ev;
     ds_record *r = NULL;
     int rc = check_handle(p);
 
     if (rc < 0)
         return rc;
-    rc = ds__event_build(&ev, op, table, key_json, data_json, p->errmsg,
-                         sizeof p->errmsg);
+    rc = ds__event_build(&ev, op, table, key_json, data_json, err, sizeof err);
     if (rc < 0)
-        return rc;
+        return ds__seterr(detail(p), DS_ERRMSG_SIZE, rc, "%s", err);
     rc = ds__uuid7(ev.id);
     if (rc < 0) {
-        ds__seterr(p->errmsg, sizeof p->errmsg, rc, "no randomness for an id");
+        ds__seterr(detail(p), DS_ERRMSG_SIZE, rc, "no randomness for an id");
         goto out;
     }
     memcpy(ev.origin, p->cfg.node_id, sizeof ev.origin);
@@ -502,6 +378,7 @@ out:
 
 int ds_emit_event(ds_producer *p, const char *event_json)
 {
+    char err[DS_ERRMSG_SIZE];
     ds_event ev;
     ds_record *r = NULL;
     int rc = check_handle(p);
@@ -509,12 +386,11 @@ int ds_emit_event(ds_producer *p, const char *event_json)
     if (rc < 0)
         return rc;
     if (!event_json)
-        return ds__seterr(p->errmsg, sizeof p->errmsg, DS_EINVAL,
+        return ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_EINVAL,
                           "event_json is NULL");
-    rc = ds__event_parse(&ev, event_json, strlen(event_json), p->errmsg,
-                         sizeof p->errmsg);
+    rc = ds__event_parse(&ev, event_json, strlen(event_json), err, sizeof err);
     if (rc < 0)
-        return rc;
+        return ds__seterr(detail(p), DS_ERRMSG_SIZE, rc, "%s", err);
     rc = new_record(p, &ev, &r);
     ds__event_clear(&ev);
     return rc < 0 ? rc : submit(p, r);
@@ -538,31 +414,40 @@ int ds_flush(ds_producer *p, int timeout_ms)
         wait_until(p, deadline);
     }
     if (p->outstanding > 0) {
-        rc = ds__seterr(p->errmsg, sizeof p->errmsg, DS_ETIMEOUT,
+        rc = ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_ETIMEOUT,
                         "%zu changes not yet confirmed or spooled",
                         p->outstanding);
     } else if (p->unroutable_since_flush > 0) {
-        rc = ds__seterr(p->errmsg, sizeof p->errmsg, DS_EUNROUTABLE,
+        rc = ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_EUNROUTABLE,
                         "%d changes were returned unroutable: no queue is "
                         "bound to exchange %s with routing key %s",
                         p->unroutable_since_flush, p->cfg.amqp_exchange,
                         p->cfg.amqp_routing_key);
         p->unroutable_since_flush = 0;
     }
-    pthread_mutex_unlock(&p->lock);
+    ds__producer_unlock(p);
     return rc;
 }
 
-void ds_producer_stats_get(ds_producer *p, ds_producer_stats *out)
+int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out, size_t size)
 {
+    ds_producer_stats now;
+
     if (!p || !out)
-        return;
+        return DS_EINVAL;
     pthread_mutex_lock(&p->lock);
-    *out = p->stats;
-    pthread_mutex_unlock(&p->lock);
+    now = p->stats;
+    ds__producer_unlock(p);
+    /* A caller built against an older header has a shorter struct: it gets
+     * the fields it knows. One built against a newer header gets zeros in
+     * the fields this library does not keep. */
+    memcpy(out, &now, size < sizeof now ? size : sizeof now);
+    if (size > sizeof now)
+        memset((char *)out + sizeof now, 0, size - sizeof now);
+    return 0;
 }
 
 const char *ds_producer_errmsg(const ds_producer *p)
 {
-    return p ? p->errmsg : "";
+    return p ? ds__detail_get(p, p->token) : "";
 }

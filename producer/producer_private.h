@@ -1,4 +1,4 @@
-/* producer_private.h: the producer's internals shared by producer.c (the API side) and io.c (the I/O thread). */
+/* producer_private.h: the producer's state, shared by producer.c (the API side) and io.c (the I/O thread). */
 #ifndef DS_PRODUCER_PRIVATE_H
 #define DS_PRODUCER_PRIVATE_H
 
@@ -8,12 +8,15 @@
 #include <sys/types.h>
 
 #include "amqp_util.h"
+#include "backoff.h"
 #include "clockfile.h"
 #include "config.h"
 #include "datasync.h"
 #include "error.h"
 #include "ids.h"
 #include "log.h"
+#include "logq.h"
+#include "records.h"
 #include "spool.h"
 
 struct ds_options {
@@ -21,40 +24,8 @@ struct ds_options {
     char errmsg[DS_ERRMSG_SIZE];
 };
 
-/* Where a record is on its way from ds_emit to the broker or the spool. */
-typedef enum {
-    DS_REC_PENDING,  /* queued, not yet published */
-    DS_REC_INFLIGHT, /* published, waiting for its confirm */
-    DS_REC_DONE      /* confirmed, spooled, or failed: see result */
-} ds_rec_state;
-
-typedef struct ds_record {
-    struct ds_record *next;
-    char id[37];
-    char origin[65];
-    char *body; /* the event's JSON, owned */
-    size_t len;
-    uint64_t seq;       /* delivery tag once published */
-    uint64_t queued_ms; /* when ds_emit queued it */
-    uint64_t sent_ms;   /* when it was published */
-    uint64_t spool_end; /* drained from the spool: its end offset there */
-    int nacks;          /* times the broker refused it */
-    bool from_spool;    /* a spool record being drained, no caller waits */
-    bool returned;      /* basic.return seen: no queue was bound */
-    bool waited; /* a sync caller waits and frees it; else the I/O thread */
-    ds_rec_state state;
-    int result; /* when DONE: 0, DS_EUNROUTABLE, DS_ESPOOL */
-} ds_record;
-
-/* A FIFO of records. */
-typedef struct ds_rec_list {
-    ds_record *head, *tail;
-    size_t count;
-} ds_rec_list;
-
 struct ds_producer {
     ds_config cfg;
-    ds_logger log;
     ds_hlc hlc;
     /* The highest version this server's consumer applied: stamps stay above
      * it. NULL until the file exists; the I/O thread keeps looking for it
@@ -62,7 +33,8 @@ struct ds_producer {
     ds_clockfile *clock;
     uint64_t next_clock_try_ms;
     int clock_reported; /* errno of the clock file's failure last logged */
-    pid_t pid; /* a forked child must not touch its parent's connection */
+    pid_t pid;      /* a forked child must not touch its parent's connection */
+    uint64_t token; /* random: keys this producer's per-thread details */
 
     pthread_mutex_t lock;   /* guards everything below */
     pthread_cond_t changed; /* a record finished, or space freed */
@@ -79,7 +51,14 @@ struct ds_producer {
     int sock_fd;            /* the connection's socket, for the watchdog */
     int unroutable_since_flush;
     ds_producer_stats stats;
-    char errmsg[DS_ERRMSG_SIZE];
+    ds_logger log; /* read and set under the lock */
+    ds_logq logq;  /* messages made under the lock, for the host's callback */
+    /* The reconnect backoff: the I/O thread's, under the lock so that a
+     * forked child can reseed it and tests can read it. */
+    ds_backoff backoff;
+    /* The I/O thread's last failed spool write: the detail a sync caller
+     * whose change it was gets with DS_ESPOOL. */
+    char spool_err[DS_ERRMSG_SIZE];
 
     /* Owned by the I/O thread alone. */
     pthread_t io_thread;
@@ -88,39 +67,36 @@ struct ds_producer {
     char client_name[96]; /* the connection's name in the broker's tools */
     ds_spool *spool;
     uint64_t next_seq;
-    uint64_t backoff_ms;
     uint64_t next_connect_ms;
     uint64_t next_drain_check_ms;
     size_t drain_unconfirmed; /* spool records published, not yet acked */
     bool ever_connected;
 };
 
-void ds__rec_push(ds_rec_list *l, ds_record *r);
-void ds__rec_push_front(ds_rec_list *l, ds_record *r);
-ds_record *ds__rec_pop(ds_rec_list *l);
-/* Removes r from l; false when r is not in it. */
-bool ds__rec_unlink(ds_rec_list *l, ds_record *r);
-void ds__rec_free(ds_record *r);
+/* Logs with p->lock held: the message reaches the host's callback only
+ * after the lock is released, through ds__producer_unlock (the callback may
+ * call back into the producer). */
+#define DS_PLOG(p, lvl, ...) DS_LOGQ(&(p)->logq, &(p)->log, (lvl), __VA_ARGS__)
 
-/* Marks r DONE with result (lock held): wakes its waiter, or frees it when
- * nobody waits for it. */
-void ds__rec_finish(ds_producer *p, ds_record *r, int result);
+/* Releases p->lock, then hands the messages logged under it to the host's
+ * callback. Every unlock goes through it unless a comment says why not. */
+static inline void ds__producer_unlock(ds_producer *p)
+{
+    ds__logq_unlock(&p->logq, &p->log, &p->lock);
+}
 
-/* Spools records durably (lock not held) and returns the result for each:
- * 0, or the spool's error. */
-int ds__spool_records(ds_producer *p, ds_record **recs, size_t n);
+/* The I/O thread's side, used by the API side (producer.c -> io.c ->
+ * records.c: io.c never calls into producer.c). */
+
+/* Spools records durably (lock not held) and returns the result for all of
+ * them: 0, or the spool's error with its detail in err. */
+int ds__spool_records(ds_producer *p, ds_record **recs, size_t n, char *err,
+                      size_t errlen);
 
 /* Looks for the shared clock file again, at most every few seconds, while
- * it is missing (I/O thread, or creation). */
-void ds__producer_find_clock(ds_producer *p);
-
-/* A condition variable whose waits run on the monotonic clock. */
-void ds__cond_init(pthread_cond_t *cond);
-
-/* Waits on cond (lock held) until deadline_ms (ds__mono_ms) or a signal,
- * at most max_ms. */
-void ds__cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
-                   uint64_t deadline_ms, uint64_t max_ms);
+ * it is missing (the I/O thread without p->lock, or creation): it may log
+ * straight to the host's callback. */
+void ds__io_find_clock(ds_producer *p);
 
 /* The I/O thread's main function. */
 void *ds__io_main(void *arg);

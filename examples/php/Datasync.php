@@ -95,6 +95,8 @@ final class Producer
     // DS_EINVAL and DS_ECLOSED of datasync.h, for errors found on this side.
     private const EINVAL = -1;
     private const ECLOSED = -21;
+    // DS_ERRBUF_SIZE of datasync.h: holds any detail in full.
+    private const ERRBUF_SIZE = 512;
 
     // The subset of datasync.h that this class calls, as FFI reads it (no
     // preprocessor: DS_EXPORT dropped, ds_op passed as int).
@@ -117,13 +119,14 @@ int ds_options_load(ds_options *opts, const char *path);
 int ds_options_set(ds_options *opts, const char *key, const char *value);
 const char *ds_options_errmsg(const ds_options *opts);
 void ds_options_free(ds_options *opts);
-int ds_producer_new(ds_producer **out, const ds_options *opts);
+int ds_producer_new(ds_producer **out, const ds_options *opts, char *err,
+                    size_t errlen);
 void ds_producer_free(ds_producer *p);
 int ds_emit(ds_producer *p, int op, const char *table, const char *key_json,
             const char *data_json);
 int ds_emit_event(ds_producer *p, const char *event_json);
 int ds_flush(ds_producer *p, int timeout_ms);
-void ds_producer_stats_get(ds_producer *p, ds_producer_stats *out);
+int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out, size_t size);
 const char *ds_producer_errmsg(const ds_producer *p);
 C;
 
@@ -161,9 +164,10 @@ C;
                 }
             }
             $out = $ffi->new('ds_producer *');
-            $rc = $ffi->ds_producer_new(\FFI::addr($out), $opts);
+            $err = $ffi->new('char[' . self::ERRBUF_SIZE . ']');
+            $rc = $ffi->ds_producer_new(\FFI::addr($out), $opts, $err, self::ERRBUF_SIZE);
             if ($rc !== 0) {
-                throw self::error('ds_producer_new', $rc, $ffi->ds_options_errmsg($opts));
+                throw self::error('ds_producer_new', $rc, \FFI::string($err));
             }
             $this->handle = $out;
         } finally {
@@ -241,7 +245,9 @@ C;
     {
         $p = $this->open('ds_producer_stats_get');
         $st = self::ffi()->new('ds_producer_stats');
-        self::ffi()->ds_producer_stats_get($p, \FFI::addr($st));
+        // The size says which fields this binding knows: a newer library
+        // fills just those.
+        self::ffi()->ds_producer_stats_get($p, \FFI::addr($st), \FFI::sizeof($st));
         return [
             'emitted' => $st->emitted,
             'confirmed' => $st->confirmed,

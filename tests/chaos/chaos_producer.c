@@ -495,7 +495,7 @@ static uint64_t max_logged_hlc(void)
 static void print_stats(const char *when)
 {
     ds_producer_stats ps;
-    ds_producer_stats_get(prod, &ps);
+    ds_producer_stats_get(prod, &ps, sizeof ps);
     say("%s: changes %" PRIu64 " (create %" PRIu64 ", update %" PRIu64
         ", delete %" PRIu64 "), emitted %" PRIu64
         " (again from the outbox %" PRIu64 "), emit errors %" PRIu64
@@ -597,9 +597,10 @@ int main(int argc, char **argv)
         say("configuration: %s", o ? ds_options_errmsg(o) : "out of memory");
         return 1;
     }
-    int rc = ds_producer_new(&prod, o);
+    char err[DS_ERRBUF_SIZE];
+    int rc = ds_producer_new(&prod, o, err, sizeof err);
     if (rc != 0) {
-        say("ds_producer_new: %s: %s", ds_err_name(rc), ds_options_errmsg(o));
+        say("ds_producer_new: %s: %s", ds_err_name(rc), err);
         return 1;
     }
     ds_options_free(o);

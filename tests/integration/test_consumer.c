@@ -46,7 +46,7 @@ static void emitted_changes_reach_every_server(void **state)
     assert_int_equal(ds_options_set(o, "amqp.exchange", cl.exchange), 0);
     assert_int_equal(ds_options_set(o, "producer.spool_dir", spool), 0);
     ds_producer *p = NULL;
-    assert_int_equal(ds_producer_new(&p, o), 0);
+    assert_int_equal(ds_producer_new(&p, o, NULL, 0), 0);
 
     MYSQL *a = itest_mysql_connect(cl.db[0]);
     char want[8192] = "";
@@ -317,7 +317,7 @@ static void own_write_after_a_future_remote_change_wins(void **state)
     mysql_close(a);
     assert_int_equal(ds_options_load(o, cl.conf[0]), 0);
     assert_int_equal(ds_options_set(o, "producer.spool_dir", spool), 0);
-    assert_int_equal(ds_producer_new(&p, o), 0);
+    assert_int_equal(ds_producer_new(&p, o, NULL, 0), 0);
     ds_options_free(o);
     assert_int_equal(ds_emit(p, DS_OP_UPDATE, "kv", "{\"k\":9001}",
                              "{\"k\":9001,\"v\":\"from-a\",\"n\":0}"),

@@ -2,6 +2,7 @@
 #include "itest.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "datasync.h"
 #include "event.h"
 #include "ids.h"
+#include "producer_private.h"
 
 #define EXCHANGE "ds_ptest"
 #define ROUTING_KEY "data.sync"
@@ -35,15 +37,49 @@ static void log_to_stderr(void *ud, ds_log_level level, const char *msg)
     fprintf(stderr, "  producer %d: %s\n", (int)level, msg);
 }
 
+/* A producer on the private broker, spooling to spool_dir, logging to
+ * stderr. */
+static ds_producer *open_producer(const char *mode, const char *spool_dir,
+                                  int confirm_timeout_ms)
+{
+    ds_options *o = ds_options_new();
+    char timeout[16], err[DS_ERRBUF_SIZE];
+    ds_producer *p = NULL;
+    int rc;
+
+    assert_non_null(o);
+    snprintf(timeout, sizeof timeout, "%d", confirm_timeout_ms);
+    assert_int_equal(ds_options_set(o, "amqp.url", itest_amqp_url()), 0);
+    assert_int_equal(ds_options_set(o, "amqp.exchange", EXCHANGE), 0);
+    assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
+    assert_int_equal(ds_options_set(o, "producer.mode", mode), 0);
+    assert_int_equal(ds_options_set(o, "producer.spool_dir", spool_dir), 0);
+    assert_int_equal(ds_options_set(o, "producer.confirm_timeout_ms", timeout),
+                     0);
+    rc = ds_producer_new(&p, o, err, sizeof err);
+    if (rc != 0)
+        fail_msg("ds_producer_new: %s: %s", ds_err_name(rc), err);
+    ds_producer_set_log(p, log_to_stderr, NULL);
+    ds_options_free(o);
+    return p;
+}
+
+/* A copy of p's backoff, taken under the lock that guards it. */
+static ds_backoff backoff_of(ds_producer *p)
+{
+    ds_backoff b;
+    pthread_mutex_lock(&p->lock);
+    b = p->backoff;
+    pthread_mutex_unlock(&p->lock);
+    return b;
+}
+
 /* A producer on the private broker with its own spool and a bound queue. */
 static struct fixture *fixture_new(const char *mode, int confirm_timeout_ms)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    ds_options *o = ds_options_new();
-    char timeout[16];
 
     assert_non_null(f);
-    assert_non_null(o);
     snprintf(f->queue, sizeof f->queue, "ds_ptest.q%d", ++test_no);
     f->spool_dir = itest_mkdtemp("spool");
     f->conn = itest_amqp_connect();
@@ -51,18 +87,7 @@ static struct fixture *fixture_new(const char *mode, int confirm_timeout_ms)
     itest_exchange_delete(f->conn, EXCHANGE);
     itest_queue_delete(f->conn, f->queue);
     itest_queue_declare_bound(f->conn, f->queue, EXCHANGE, ROUTING_KEY);
-
-    snprintf(timeout, sizeof timeout, "%d", confirm_timeout_ms);
-    assert_int_equal(ds_options_set(o, "amqp.url", itest_amqp_url()), 0);
-    assert_int_equal(ds_options_set(o, "amqp.exchange", EXCHANGE), 0);
-    assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
-    assert_int_equal(ds_options_set(o, "producer.mode", mode), 0);
-    assert_int_equal(ds_options_set(o, "producer.spool_dir", f->spool_dir), 0);
-    assert_int_equal(ds_options_set(o, "producer.confirm_timeout_ms", timeout),
-                     0);
-    assert_int_equal(ds_producer_new(&f->p, o), 0);
-    ds_producer_set_log(f->p, log_to_stderr, NULL);
-    ds_options_free(o);
+    f->p = open_producer(mode, f->spool_dir, confirm_timeout_ms);
     current = f;
     return f;
 }
@@ -166,7 +191,7 @@ static void emitted_change_arrives_with_every_contract_field(void **state)
     ds__event_clear(&ev);
 
     ds_producer_stats st;
-    ds_producer_stats_get(f->p, &st);
+    ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.emitted, 1);
     assert_int_equal(st.confirmed, 1);
     assert_int_equal(st.spooled, 0);
@@ -220,7 +245,7 @@ static void broker_down_spools_then_drains_in_order(void **state)
             fail_msg("emit %d took %llu ms with the broker down", i,
                      (unsigned long long)took);
     }
-    ds_producer_stats_get(f->p, &st);
+    ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.spooled, N);
 
     assert_int_equal(itest_service("rabbit", "start"), 0);
@@ -228,7 +253,7 @@ static void broker_down_spools_then_drains_in_order(void **state)
     /* Backoff is at most 10 s; the drain then publishes all of them. */
     assert_int_equal(wait_depth(f, N, 30000), N);
     expect_in_order(f, N, 2000);
-    ds_producer_stats_get(f->p, &st);
+    ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.confirmed, N + 1);
     assert_true(st.reconnects >= 1);
     fixture_free(f);
@@ -247,7 +272,7 @@ static void async_emits_spool_while_down_and_drain_after(void **state)
         assert_int_equal(emit_user(f->p, DS_OP_UPDATE, i, "async"), 0);
     assert_int_equal(ds_flush(f->p, 5000), 0);
     ds_producer_stats st;
-    ds_producer_stats_get(f->p, &st);
+    ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.spooled, N);
 
     assert_int_equal(itest_service("rabbit", "start"), 0);
@@ -271,24 +296,16 @@ static void unroutable_is_reported_not_dropped(void **state)
 
     assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "lost?"), DS_EUNROUTABLE);
     assert_non_null(strstr(ds_producer_errmsg(f->p), "no queue is bound"));
-    ds_producer_stats_get(f->p, &st);
+    ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.unroutable, 1);
     ds_producer_free(f->p);
 
     /* Async: the flush reports it. */
-    ds_options *o = ds_options_new();
-    assert_int_equal(ds_options_set(o, "amqp.url", itest_amqp_url()), 0);
-    assert_int_equal(ds_options_set(o, "amqp.exchange", EXCHANGE), 0);
-    assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
-    assert_int_equal(ds_options_set(o, "producer.mode", "async"), 0);
-    assert_int_equal(ds_options_set(o, "producer.spool_dir", f->spool_dir), 0);
-    assert_int_equal(ds_producer_new(&f->p, o), 0);
-    ds_producer_set_log(f->p, log_to_stderr, NULL);
-    ds_options_free(o);
+    f->p = open_producer("async", f->spool_dir, 5000);
     assert_int_equal(emit_user(f->p, DS_OP_CREATE, 2, "lost?"), 0);
     assert_int_equal(ds_flush(f->p, 5000), DS_EUNROUTABLE);
     assert_int_equal(ds_flush(f->p, 5000), 0); /* reported once */
-    ds_producer_stats_get(f->p, &st);
+    ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.unroutable, 1);
     fixture_free(f);
 }
@@ -324,7 +341,7 @@ static void nacked_changes_are_retried_or_spooled_never_lost(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(emit_user(f->p, DS_OP_CREATE, i, "nack"), 0);
     assert_int_equal(ds_flush(f->p, 10000), 0);
-    ds_producer_stats_get(f->p, &st);
+    ds_producer_stats_get(f->p, &st, sizeof st);
     assert_true(st.nacked > 0);
     /* Every change is either confirmed or in the spool. */
     assert_int_equal(st.confirmed + st.spooled, N);
@@ -470,7 +487,7 @@ static void bad_input_is_refused_and_publishes_nothing(void **state)
                      DS_EINVAL);
 
     ds_producer_stats st;
-    ds_producer_stats_get(f->p, &st);
+    ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.emitted, 0);
     assert_int_equal(itest_queue_depth(f->conn, f->queue), 0);
     fixture_free(f);
@@ -509,16 +526,21 @@ static void forked_child_reconnects(void **state)
     int status;
 
     assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "parent"), 0);
+    ds_backoff parent_backoff = backoff_of(f->p);
     child = fork();
     assert_true(child >= 0);
     if (child == 0) {
         int rc = emit_user(f->p, DS_OP_UPDATE, 1, "child");
         rc = rc == 0 ? ds_flush(f->p, 5000) : rc;
+        /* A child drawing its parent's jitter would retry in step. */
+        bool reseeded = backoff_of(f->p).rng != parent_backoff.rng;
         ds_producer_free(f->p);
-        _exit(rc == 0 ? 0 : 1);
+        _exit(rc != 0 ? 1 : !reseeded ? 2 : 0);
     }
     waitpid(child, &status, 0);
     assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 2)
+        fail_msg("the child kept its parent's backoff generator");
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_int_equal(emit_user(f->p, DS_OP_UPDATE, 1, "parent-again"), 0);
     assert_int_equal(wait_depth(f, 3, 5000), 3);
@@ -548,7 +570,7 @@ static void blocked_broker_spools_within_the_timeout(void **state)
             fail_msg("emit %d took %llu ms while blocked", i,
                      (unsigned long long)(ds__now_ms() - t0));
     }
-    ds_producer_stats_get(f->p, &st);
+    ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.spooled, N);
     snprintf(cmd, sizeof cmd,
              "%s rabbit ctl set_vm_memory_high_watermark 0.4 >/dev/null",
@@ -593,18 +615,8 @@ static void blackholed_broker_never_blocks(void **state)
     ds_producer_stats st;
 
     /* A second producer, async, connected before the broker goes silent. */
-    ds_options *o = ds_options_new();
     async_spool = itest_mkdtemp("spool-async");
-    assert_int_equal(ds_options_set(o, "amqp.url", itest_amqp_url()), 0);
-    assert_int_equal(ds_options_set(o, "amqp.exchange", EXCHANGE), 0);
-    assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
-    assert_int_equal(ds_options_set(o, "producer.mode", "async"), 0);
-    assert_int_equal(ds_options_set(o, "producer.spool_dir", async_spool), 0);
-    assert_int_equal(ds_options_set(o, "producer.confirm_timeout_ms", "1000"),
-                     0);
-    assert_int_equal(ds_producer_new(&ap, o), 0);
-    ds_producer_set_log(ap, log_to_stderr, NULL);
-    ds_options_free(o);
+    ap = open_producer("async", async_spool, 1000);
     assert_int_equal(emit_user(ap, DS_OP_CREATE, 2, "before"), 0);
     assert_int_equal(ds_flush(ap, 5000), 0);
     assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "before"), 0);
@@ -634,7 +646,7 @@ static void blackholed_broker_never_blocks(void **state)
         fail_msg("flush with a black-holed broker: %s (%s) after %llu ms",
                  ds_err_name(rc), ds_producer_errmsg(ap),
                  (unsigned long long)took);
-    ds_producer_stats_get(ap, &st);
+    ds_producer_stats_get(ap, &st, sizeof st);
     assert_int_equal(st.spooled, BIG);
     free(data);
 
@@ -644,6 +656,280 @@ static void blackholed_broker_never_blocks(void **state)
     assert_true(wait_depth(f, 2 + SMALL + BIG, 60000) >= 2 + SMALL + BIG);
     ds_producer_free(ap);
     free(async_spool);
+    fixture_free(f);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Each thread's error detail (ds_producer_errmsg) is its own.            */
+
+enum { DETAIL_THREADS = 8, DETAIL_ROUNDS = 300 };
+
+struct detail_run {
+    ds_producer *p;
+    int thread;
+    pthread_barrier_t *start;
+    char failure[512]; /* the first mismatch this thread saw */
+};
+
+/* Alternates a valid emit and an invalid one whose message names a column
+ * no other thread (and no other round) uses, and checks after each call
+ * that the detail is this thread's last failure. */
+static void *emit_valid_and_invalid(void *arg)
+{
+    struct detail_run *run = arg;
+    char key[64], data[128], want[64], last[64] = "";
+
+    pthread_barrier_wait(run->start);
+    for (int i = 0; i < DETAIL_ROUNDS && !run->failure[0]; i++) {
+        int rc;
+        snprintf(key, sizeof key, "{\"id\":%d}", i);
+        snprintf(data, sizeof data, "{\"id\":%d,\"name\":\"t%d\"}", i,
+                 run->thread);
+        rc = ds_emit(run->p, DS_OP_UPDATE, "users", key, data);
+        if (rc != 0) {
+            snprintf(run->failure, sizeof run->failure,
+                     "valid emit %d: %s (%s)", i, ds_err_name(rc),
+                     ds_producer_errmsg(run->p));
+            break;
+        }
+        /* A success leaves the last failure's detail in place. */
+        if (!strstr(ds_producer_errmsg(run->p), last)) {
+            snprintf(run->failure, sizeof run->failure,
+                     "after valid emit %d: \"%s\", want \"%s\"", i,
+                     ds_producer_errmsg(run->p), last);
+            break;
+        }
+        /* Two shapes of bad input, both naming the column key.t<T>_<i> or
+         * data.t<T>_<i>: its thread and round. */
+        if (i % 2) {
+            snprintf(key, sizeof key, "{\"t%d_%d\":null}", run->thread, i);
+            snprintf(want, sizeof want, "key.t%d_%d:", run->thread, i);
+            rc = ds_emit(run->p, DS_OP_UPDATE, "users", key, data);
+        } else {
+            snprintf(data, sizeof data, "{\"t%d_%d\":[1]}", run->thread, i);
+            snprintf(want, sizeof want, "data.t%d_%d:", run->thread, i);
+            rc = ds_emit(run->p, DS_OP_UPDATE, "users", key, data);
+        }
+        if (rc != DS_ESCHEMA || !strstr(ds_producer_errmsg(run->p), want)) {
+            snprintf(run->failure, sizeof run->failure,
+                     "invalid emit %d: %s \"%s\", want ESCHEMA naming %s", i,
+                     ds_err_name(rc), ds_producer_errmsg(run->p), want);
+            break;
+        }
+        memcpy(last, want, sizeof last);
+    }
+    return NULL;
+}
+
+static void each_thread_reads_its_own_error_detail(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("async", 5000);
+    struct detail_run runs[DETAIL_THREADS];
+    pthread_t th[DETAIL_THREADS];
+    pthread_barrier_t start;
+    ds_producer_stats st;
+
+    pthread_barrier_init(&start, NULL, DETAIL_THREADS);
+    for (int t = 0; t < DETAIL_THREADS; t++) {
+        runs[t] = (struct detail_run){.p = f->p, .thread = t, .start = &start};
+        assert_int_equal(
+            pthread_create(&th[t], NULL, emit_valid_and_invalid, &runs[t]), 0);
+    }
+    for (int t = 0; t < DETAIL_THREADS; t++)
+        pthread_join(th[t], NULL);
+    pthread_barrier_destroy(&start);
+    for (int t = 0; t < DETAIL_THREADS; t++)
+        if (runs[t].failure[0])
+            fail_msg("thread %d: %s", t, runs[t].failure);
+    /* This thread failed nothing: it reads no other thread's detail. */
+    assert_string_equal(ds_producer_errmsg(f->p), "");
+    assert_int_equal(ds_flush(f->p, 10000), 0);
+    ds_producer_stats_get(f->p, &st, sizeof st);
+    assert_int_equal(st.emitted, DETAIL_THREADS * DETAIL_ROUNDS);
+
+    /* One thread, two producers: a failure on the second keeps the
+     * first's detail. */
+    char *spool2 = itest_mkdtemp("spool-second");
+    ds_producer *p2 = open_producer("async", spool2, 5000);
+    assert_int_equal(
+        ds_emit(f->p, DS_OP_CREATE, "first one", "{\"id\":1}", "{\"id\":1}"),
+        DS_ESCHEMA);
+    assert_int_equal(ds_emit(p2, DS_OP_CREATE, "users", "{}", "{\"id\":1}"),
+                     DS_ESCHEMA);
+    assert_non_null(strstr(ds_producer_errmsg(f->p), "table"));
+    assert_non_null(strstr(ds_producer_errmsg(p2), "key"));
+    ds_producer_free(p2);
+    free(spool2);
+    fixture_free(f);
+}
+
+/* ds_producer_new writes its reason to its own buffer, never into the
+ * options it was given as const. */
+static void creation_failure_has_its_own_output(void **state)
+{
+    (void)state;
+    ds_options *o = ds_options_new();
+    ds_producer *p = (ds_producer *)&p; /* must come back NULL */
+    char err[DS_ERRBUF_SIZE], tiny[8];
+
+    assert_non_null(o);
+    assert_int_equal(ds_producer_new(&p, o, err, sizeof err), DS_ECONFIG);
+    assert_null(p);
+    assert_non_null(strstr(err, "node.id"));
+    assert_string_equal(ds_options_errmsg(o), "");
+    /* Cut to the buffer, terminated; no buffer at all is allowed. */
+    assert_int_equal(ds_producer_new(&p, o, tiny, sizeof tiny), DS_ECONFIG);
+    assert_int_equal(strlen(tiny), sizeof tiny - 1);
+    assert_int_equal(ds_producer_new(&p, o, NULL, 0), DS_ECONFIG);
+
+    assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
+    assert_int_equal(
+        ds_options_set(o, "producer.spool_dir", "/proc/self/no-such/spool"), 0);
+    assert_int_equal(ds_producer_new(&p, o, err, sizeof err), DS_ESPOOL);
+    assert_null(p);
+    assert_non_null(strstr(err, "/proc/self/no-such"));
+    assert_string_equal(ds_options_errmsg(o), "");
+    ds_options_free(o);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The log callback runs with no library lock held.                       */
+
+struct reentry {
+    ds_producer *p;
+    int called;     /* atomic: callbacks entered */
+    int returned;   /* atomic: callbacks that got through their calls */
+    int unroutable; /* atomic: "returned unroutable" messages seen */
+};
+
+static void log_calling_back(void *ud, ds_log_level level, const char *msg)
+{
+    struct reentry *re = ud;
+    ds_producer_stats st;
+
+    __atomic_add_fetch(&re->called, 1, __ATOMIC_SEQ_CST);
+    fprintf(stderr, "  producer %d: %s\n", (int)level, msg);
+    /* Both take or read the producer's state: with its lock held by the
+     * caller of this callback, the first would deadlock. */
+    ds_producer_stats_get(re->p, &st, sizeof st);
+    (void)ds_producer_errmsg(re->p);
+    if (strstr(msg, "returned unroutable"))
+        __atomic_add_fetch(&re->unroutable, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&re->returned, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *emit_one(void *arg)
+{
+    return (void *)(intptr_t)emit_user(arg, DS_OP_CREATE, 1, "nobody");
+}
+
+static void log_callback_may_call_back_into_the_producer(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("sync", 2000);
+    static struct reentry re; /* outlives a producer leaked on failure */
+    pthread_t th;
+    void *ret;
+
+    re = (struct reentry){.p = f->p};
+    ds_producer_set_log(f->p, log_calling_back, &re);
+    /* No queue bound: the I/O thread logs the broker's return of the change
+     * from deep inside its frame handling. */
+    amqp_queue_unbind(f->conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(f->queue),
+                      amqp_cstring_bytes(EXCHANGE),
+                      amqp_cstring_bytes(ROUTING_KEY), amqp_empty_table);
+    itest_amqp_check(amqp_get_rpc_reply(f->conn), "queue.unbind");
+
+    /* In a thread of its own: a deadlocked producer must fail this test,
+     * not hang it. */
+    assert_int_equal(pthread_create(&th, NULL, emit_one, f->p), 0);
+    uint64_t end = ds__now_ms() + 10000;
+    while (__atomic_load_n(&re.unroutable, __ATOMIC_SEQ_CST) == 0 &&
+           ds__now_ms() < end)
+        usleep(20 * 1000);
+    if (__atomic_load_n(&re.unroutable, __ATOMIC_SEQ_CST) == 0) {
+        current = NULL; /* its threads are stuck: leave the producer be */
+        fail_msg("the log callback never got through (%d entered, %d "
+                 "returned): it ran with the producer's lock held",
+                 re.called, re.returned);
+    }
+    pthread_join(th, &ret);
+    assert_int_equal((int)(intptr_t)ret, DS_EUNROUTABLE);
+    /* Messages are told on the producer's threads and the caller's alike,
+     * outside the lock; also the closing ones, inside ds_producer_free. */
+    fixture_free(f);
+    assert_int_equal(re.called, re.returned);
+}
+
+/* ---------------------------------------------------------------------- */
+/* ds_producer_stats_get fills only what fits.                            */
+
+static void stats_fill_only_what_fits(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("sync", 5000);
+    ds_producer_stats full;
+    /* A caller built when the struct ended before unroutable. */
+    size_t older = offsetof(ds_producer_stats, unroutable);
+    union {
+        ds_producer_stats st;
+        unsigned char bytes[sizeof(ds_producer_stats)];
+    } old;
+    /* A caller built against a header with one more counter. */
+    struct {
+        ds_producer_stats st;
+        uint64_t later;
+    } newer;
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(emit_user(f->p, DS_OP_CREATE, i, "counted"), 0);
+    assert_int_equal(ds_producer_stats_get(f->p, &full, sizeof full), 0);
+    assert_int_equal(full.emitted, 3);
+    assert_int_equal(full.confirmed, 3);
+
+    memset(&old, 0xa5, sizeof old);
+    assert_int_equal(ds_producer_stats_get(f->p, &old.st, older), 0);
+    assert_int_equal(old.st.emitted, 3);
+    assert_int_equal(old.st.confirmed, 3);
+    assert_int_equal(old.st.spooled, 0);
+    for (size_t i = older; i < sizeof old; i++)
+        if (old.bytes[i] != 0xa5)
+            fail_msg("byte %zu past an older caller's %zu-byte struct was "
+                     "written",
+                     i, older);
+
+    memset(&newer, 0xa5, sizeof newer);
+    assert_int_equal(ds_producer_stats_get(f->p, &newer.st, sizeof newer), 0);
+    assert_memory_equal(&newer.st, &full, sizeof full);
+    assert_int_equal(newer.later, 0);
+
+    assert_int_equal(ds_producer_stats_get(NULL, &full, sizeof full),
+                     DS_EINVAL);
+    assert_int_equal(ds_producer_stats_get(f->p, NULL, sizeof full), DS_EINVAL);
+    fixture_free(f);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Two producers of one process retry on different schedules.             */
+
+static void two_producers_jitter_apart(void **state)
+{
+    (void)state;
+    enum { STEPS = 12 };
+    struct fixture *f = fixture_new("sync", 5000);
+    char *spool2 = itest_mkdtemp("spool-second");
+    ds_producer *p2 = open_producer("sync", spool2, 5000);
+    ds_backoff a = backoff_of(f->p), b = backoff_of(p2);
+    uint64_t da[STEPS], db[STEPS];
+
+    for (int i = 0; i < STEPS; i++) {
+        da[i] = ds__backoff_next(&a);
+        db[i] = ds__backoff_next(&b);
+    }
+    assert_memory_not_equal(da, db, sizeof da);
+    ds_producer_free(p2);
+    free(spool2);
     fixture_free(f);
 }
 
@@ -663,6 +949,13 @@ int main(void)
         cmocka_unit_test_teardown(eight_threads_async_each_change_once,
                                   teardown),
         cmocka_unit_test_teardown(forked_child_reconnects, teardown),
+        cmocka_unit_test_teardown(each_thread_reads_its_own_error_detail,
+                                  teardown),
+        cmocka_unit_test(creation_failure_has_its_own_output),
+        cmocka_unit_test_teardown(log_callback_may_call_back_into_the_producer,
+                                  teardown),
+        cmocka_unit_test_teardown(stats_fill_only_what_fits, teardown),
+        cmocka_unit_test_teardown(two_producers_jitter_apart, teardown),
         cmocka_unit_test_teardown(
             nacked_changes_are_retried_or_spooled_never_lost, teardown),
         cmocka_unit_test_teardown(blocked_broker_spools_within_the_timeout,
