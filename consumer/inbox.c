@@ -75,6 +75,19 @@ void dsc_inbox_drop(dsc_inbox *in)
     free_buffered(in);
 }
 
+/* 403 "queue ... in exclusive use": another consumer holds the queue (a
+ * 403 for missing permissions says otherwise). */
+static bool in_exclusive_use(amqp_rpc_reply_t r)
+{
+    const amqp_channel_close_t *m = r.reply.decoded;
+
+    if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+        r.reply.id != AMQP_CHANNEL_CLOSE_METHOD || m->reply_code != 403)
+        return false;
+    return memmem(m->reply_text.bytes, m->reply_text.len, "exclusive use",
+                  13) != NULL;
+}
+
 int dsc_inbox_open(dsc_inbox *in, char *err, size_t errlen)
 {
     const ds_config *cfg = in->cfg;
@@ -105,11 +118,21 @@ int dsc_inbox_open(dsc_inbox *in, char *err, size_t errlen)
                               errlen);
     if (rc)
         goto fail;
+    /* Exclusive: a second consumer for the same node (a copy started by
+     * mistake, a standby) is refused and waits, instead of taking every
+     * other batch and breaking the queue's order. */
     amqp_basic_consume(conn, DS_AMQP_CHANNEL, ds__amqp_str(in->queue),
                        amqp_empty_bytes, 0 /* no_local */, 0 /* no_ack */,
-                       0 /* exclusive */, amqp_empty_table);
-    rc = ds__amqp_reply_error(amqp_get_rpc_reply(conn), "basic.consume", err,
-                              errlen);
+                       1 /* exclusive */, amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+    if (in_exclusive_use(r)) {
+        rc = ds__seterr(err, errlen, DS_ESTATE,
+                        "queue %s is in exclusive use by another "
+                        "datasync-consumer of node %s: standing by",
+                        in->queue, in->node);
+        goto fail;
+    }
+    rc = ds__amqp_reply_error(r, "basic.consume", err, errlen);
     if (rc)
         goto fail;
     return 0;
