@@ -378,17 +378,19 @@ int dsc_applier_batch(dsc_applier *ap, dsc_change *changes, size_t n,
     rc = dsc_versions_read(&ap->vs, &ap->s, err, errlen);
     if (rc)
         goto fail;
-    if (ap->per_row) {
+    /* Decide and write the rows: grouped, or, after a grouped write failed,
+     * row by row until a batch commits. */
+    if (!ap->per_row) {
+        decide_all(ap, changes, n);
+        rc = write_rows_grouped(ap, err, errlen);
+        if (rc > 0)
+            return redo_row_by_row(ap, err);
+    } else {
         rc = apply_row_by_row(ap, changes, n, retry, err, errlen);
         if (rc > 0) {
             ap->stats.redos++;
             return rc;
         }
-    } else {
-        decide_all(ap, changes, n);
-        rc = write_rows_grouped(ap, err, errlen);
-        if (rc > 0)
-            return redo_row_by_row(ap, err);
     }
     if (rc)
         goto fail;
