@@ -75,18 +75,35 @@ ds_mysql_class ds__mysql_classify(unsigned int err)
         return DS_MYSQL_SCHEMA;
 
     /* The change's own data, listed for the reader: the default says the
-     * same. ER_BAD_NULL_ERROR 1048, ER_DUP_ENTRY 1062,
-     * ER_DUP_ENTRY_WITH_KEY_NAME 1586, ER_WARN_DATA_OUT_OF_RANGE 1264,
-     * WARN_DATA_TRUNCATED 1265, ER_TRUNCATED_WRONG_VALUE 1292,
-     * ER_TRUNCATED_WRONG_VALUE_FOR_FIELD 1366, ER_DATA_TOO_LONG 1406,
-     * ER_NO_DEFAULT_FOR_FIELD 1364, ER_DIVISION_BY_ZERO 1365,
-     * ER_SIGNAL_EXCEPTION 1644, check constraints 3819 and 4025. */
+     * same. The constraints of ds__mysql_refusal_code, and
+     * ER_WARN_DATA_OUT_OF_RANGE 1264, WARN_DATA_TRUNCATED 1265,
+     * ER_TRUNCATED_WRONG_VALUE 1292, ER_TRUNCATED_WRONG_VALUE_FOR_FIELD 1366,
+     * ER_DATA_TOO_LONG 1406, ER_NO_DEFAULT_FOR_FIELD 1364,
+     * ER_DIVISION_BY_ZERO 1365, ER_SIGNAL_EXCEPTION 1644. */
     default:
         break;
     }
     if (err >= CR_MIN_ERROR && err <= CR_MAX_ERROR)
         return DS_MYSQL_TRANSIENT; /* 2002, 2003, 2006, 2013, 2055, ... */
     return DS_MYSQL_PERMANENT;
+}
+
+int ds__mysql_refusal_code(unsigned int err)
+{
+    switch (err) {
+    case ER_BAD_NULL_ERROR:          /* 1048: NULL into NOT NULL */
+    case ER_DUP_ENTRY:               /* 1062 */
+    case ER_DUP_ENTRY_WITH_KEY_NAME: /* 1586 */
+    case ER_NO_REFERENCED_ROW:       /* 1216: foreign keys */
+    case ER_ROW_IS_REFERENCED:       /* 1217 */
+    case ER_ROW_IS_REFERENCED_2:     /* 1451 */
+    case ER_NO_REFERENCED_ROW_2:     /* 1452 */
+    case 3819:                       /* ER_CHECK_CONSTRAINT_VIOLATED (MySQL) */
+    case ER_CONSTRAINT_FAILED:       /* 4025: check constraint (MariaDB) */
+        return DS_ECONSTRAINT;
+    default:
+        return DS_EMYSQL;
+    }
 }
 
 const char *ds__mysql_class_name(ds_mysql_class c)

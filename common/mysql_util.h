@@ -32,6 +32,12 @@ typedef enum {
  * not listed are permanent. Pure; any thread. */
 ds_mysql_class ds__mysql_classify(unsigned int err);
 
+/* The DS_E code that names, in a dead letter's reason, a change the server
+ * refused with err: DS_ECONSTRAINT for a constraint the row breaks (NULL
+ * into NOT NULL, duplicate key, foreign key, check constraint), DS_EMYSQL
+ * for any other. Pure; any thread. */
+int ds__mysql_refusal_code(unsigned int err);
+
 /* "transient", "permanent", "foreign-key", "schema". */
 const char *ds__mysql_class_name(ds_mysql_class c);
 

@@ -1,4 +1,4 @@
-/* apply.h: the SQL of one batch: read the versions, decide each change, write rows and versions, commit. */
+/* apply.h: one batch in one transaction: read the versions, decide each change, write rows and versions, commit. */
 #ifndef DS_CONSUMER_APPLY_H
 #define DS_CONSUMER_APPLY_H
 
@@ -39,8 +39,17 @@ typedef struct dsc_change {
     bool deferred; /* applied after the others: a parent may come first */
     int fk_failures;
     int schema_failures;
+    /* Why it is POISON; while it is PENDING without a key, the member that
+     * is no column of the catalogue read (a newer one may have it). */
     char reason[DS_REASON_MAX];
 } dsc_change;
+
+/* Marks ch as a change that can never apply, with the reason its dead
+ * letter carries (x-datasync-error): code's name, then the message, as in
+ * "ECONSTRAINT: mysql: [1062] Duplicate entry ...". The arguments must
+ * not point into ch->reason. */
+__attribute__((format(printf, 3, 4))) void
+dsc_change_poison(dsc_change *ch, int code, const char *fmt, ...);
 
 /* Counters since start, of committed batches only. */
 typedef struct dsc_apply_stats {
@@ -95,11 +104,7 @@ void dsc_applier_set_db(dsc_applier *ap, MYSQL *db);
 int dsc_applier_batch(dsc_applier *ap, dsc_change *changes, size_t n,
                       dsc_apply_retry *retry, char *err, size_t errlen);
 
-/* Deletes up to limit tombstones older than hours, in its own committed
- * transaction. Returns the number deleted, or < 0 with err. */
-long dsc_applier_prune(dsc_applier *ap, int hours, int limit, char *err,
-                       size_t errlen);
-
+/* The counters since start (borrowed: valid while ap lives). */
 const dsc_apply_stats *dsc_applier_stats(const dsc_applier *ap);
 
 #endif

@@ -116,38 +116,65 @@ static char *quote(const char *name)
     return q;
 }
 
-/* A prepared query with the two string parameters (database, table). */
-static int run_query(MYSQL *db, const char *sql, const char *database,
-                     const char *table, MYSQL_STMT **out, char *err,
-                     size_t errlen)
+static int nomem(char *err, size_t errlen)
 {
-    MYSQL_BIND params[2];
-    unsigned long lens[2] = {strlen(database), strlen(table)};
+    return ds__seterr(err, errlen, DS_ENOMEM, "catalogue: out of memory");
+}
+
+/*
+ * Runs a catalogue query with the two string parameters (database, table)
+ * and binds its n result columns to the strings bufs[i] of sizes[i] bytes,
+ * their lengths into lens[i]. Returns 0 and *out (close it), or < 0 with
+ * err.
+ */
+static int query(MYSQL *db, const char *sql, const char *database,
+                 const char *table, int n, char *const *bufs,
+                 const size_t *sizes, unsigned long *lens, MYSQL_STMT **out,
+                 char *err, size_t errlen)
+{
+    MYSQL_BIND params[2], res[4];
+    unsigned long plens[2] = {strlen(database), strlen(table)};
     int rc;
 
     MYSQL_STMT *st = mysql_stmt_init(db);
     if (!st)
-        return ds__seterr(err, errlen, DS_ENOMEM, "catalogue: out of memory");
-    if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) != 0) {
-        rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+        return nomem(err, errlen);
+    if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) != 0)
         goto fail;
-    }
     memset(params, 0, sizeof params);
     params[0].buffer_type = MYSQL_TYPE_STRING;
     params[0].buffer = (void *)database;
-    params[0].length = &lens[0];
+    params[0].length = &plens[0];
     params[1].buffer_type = MYSQL_TYPE_STRING;
     params[1].buffer = (void *)table;
-    params[1].length = &lens[1];
-    if (mysql_stmt_bind_param(st, params) != 0 || mysql_stmt_execute(st) != 0) {
-        rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
+    params[1].length = &plens[1];
+    if (mysql_stmt_bind_param(st, params) != 0 || mysql_stmt_execute(st) != 0)
         goto fail;
+    memset(res, 0, sizeof res);
+    for (int i = 0; i < n; i++) {
+        res[i].buffer_type = MYSQL_TYPE_STRING;
+        res[i].buffer = bufs[i];
+        res[i].buffer_length = sizes[i];
+        res[i].length = &lens[i];
     }
+    if (mysql_stmt_bind_result(st, res) != 0)
+        goto fail;
     *out = st;
     return 0;
 fail:
+    rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
     mysql_stmt_close(st);
     return rc;
+}
+
+/* query() for a result of one string column. */
+static int query_name(MYSQL *db, const char *sql, const char *database,
+                      const char *table, char *buf, size_t size,
+                      unsigned long *len, MYSQL_STMT **out, char *err,
+                      size_t errlen)
+{
+    return query(db, sql, database, table, 1, &buf, &size, len, out, err,
+                 errlen);
 }
 
 /* The next row of st: 1, 0 when there are no more, or < 0 with err. A value
@@ -163,148 +190,173 @@ static int fetch(MYSQL_STMT *st, bool truncation_ok, char *err, size_t errlen)
     return 1;
 }
 
+/* Appends a column to t. Returns 0 or DS_ENOMEM. */
+static int add_column(dsc_table *t, int *cap, const char *name,
+                      const char *type, bool nullable, bool generated)
+{
+    if (t->ncols == *cap) {
+        int ncap = *cap ? *cap * 2 : 16;
+        dsc_column *c = realloc(t->cols, (size_t)ncap * sizeof *c);
+        if (!c)
+            return DS_ENOMEM;
+        t->cols = c;
+        *cap = ncap;
+    }
+    dsc_column *c = &t->cols[t->ncols];
+    memset(c, 0, sizeof *c);
+    c->name = strdup(name);
+    c->quoted = quote(name);
+    t->ncols++; /* even half made: table_free frees what is there */
+    if (!c->name || !c->quoted)
+        return DS_ENOMEM;
+    c->kind = kind_of(type);
+    c->nullable = nullable;
+    c->generated = generated;
+    c->pk_index = -1;
+    return 0;
+}
+
+/* The table's columns, in table order. None: the table does not exist. */
+static int read_columns(dsc_table *t, MYSQL *db, const char *database,
+                        char *err, size_t errlen)
+{
+    char col[1024], type[64], nullable[8], gen[16];
+    char *const bufs[4] = {col, type, nullable, gen};
+    const size_t sizes[4] = {sizeof col, sizeof type, sizeof nullable,
+                             sizeof gen};
+    unsigned long lens[4];
+    MYSQL_STMT *st;
+    int rc, cap = 0;
+
+    rc = query(db, COLUMNS_SQL, database, t->name, 4, bufs, sizes, lens, &st,
+               err, errlen);
+    if (rc)
+        return rc;
+    while ((rc = fetch(st, true, err, errlen)) > 0) {
+        /* Truncation is expected only of the generation expression, of
+         * which the length is all we need. */
+        if (lens[0] >= sizeof col || lens[1] >= sizeof type) {
+            rc = ds__seterr(err, errlen, DS_ETABLE,
+                            "table %s: a column name is too long", t->name);
+            break;
+        }
+        col[lens[0]] = '\0';
+        type[lens[1]] = '\0';
+        nullable[lens[2] < sizeof nullable ? lens[2] : sizeof nullable - 1] =
+            '\0';
+        if (add_column(t, &cap, col, type, strcmp(nullable, "YES") == 0,
+                       lens[3] > 0) != 0) {
+            rc = nomem(err, errlen);
+            break;
+        }
+    }
+    mysql_stmt_close(st);
+    if (rc == 0 && t->ncols == 0)
+        rc = ds__seterr(err, errlen, DS_ETABLE,
+                        "apply.tables: table %s does not exist in database %s",
+                        t->name, database);
+    return rc;
+}
+
+/* The primary-key columns, in key order. None: an error, as datasync
+ * finds a row by its key. */
+static int read_primary_key(dsc_table *t, MYSQL *db, const char *database,
+                            char *err, size_t errlen)
+{
+    char col[1024];
+    unsigned long len;
+    MYSQL_STMT *st;
+    int rc;
+
+    t->pk = malloc((size_t)t->ncols * sizeof *t->pk);
+    if (!t->pk)
+        return nomem(err, errlen);
+    rc = query_name(db, PRIMARY_KEY_SQL, database, t->name, col, sizeof col,
+                    &len, &st, err, errlen);
+    if (rc)
+        return rc;
+    while ((rc = fetch(st, false, err, errlen)) > 0) {
+        col[len < sizeof col ? len : sizeof col - 1] = '\0';
+        int idx = -1;
+        for (int i = 0; i < t->ncols; i++)
+            if (strcmp(t->cols[i].name, col) == 0)
+                idx = i;
+        if (idx < 0 || t->npk >= t->ncols) {
+            rc =
+                ds__seterr(err, errlen, DS_ETABLE,
+                           "table %s: primary key changed while read", t->name);
+            break;
+        }
+        t->cols[idx].pk_index = t->npk;
+        t->pk[t->npk++] = idx;
+    }
+    mysql_stmt_close(st);
+    if (rc == 0 && t->npk == 0)
+        rc = ds__seterr(err, errlen, DS_ETABLE,
+                        "apply.tables: table %s has no primary key: datasync "
+                        "needs one to find a row on every server",
+                        t->name);
+    return rc;
+}
+
+/* Whether a unique index other than the primary key exists. */
+static int read_other_unique(dsc_table *t, MYSQL *db, const char *database,
+                             char *err, size_t errlen)
+{
+    char index_name[1024];
+    unsigned long len;
+    MYSQL_STMT *st;
+    int rc;
+
+    rc = query_name(db, OTHER_UNIQUE_SQL, database, t->name, index_name,
+                    sizeof index_name, &len, &st, err, errlen);
+    if (rc)
+        return rc;
+    while ((rc = fetch(st, true, err, errlen)) > 0)
+        t->other_unique = true;
+    mysql_stmt_close(st);
+    return rc;
+}
+
 static int by_name_cmp(const void *a, const void *b, void *table)
 {
     const dsc_table *t = table;
     return strcmp(t->cols[*(const int *)a].name, t->cols[*(const int *)b].name);
 }
 
+/* The column indexes sorted by name, for dsc_table_column. */
+static int index_by_name(dsc_table *t, char *err, size_t errlen)
+{
+    t->by_name = malloc((size_t)t->ncols * sizeof *t->by_name);
+    if (!t->by_name)
+        return nomem(err, errlen);
+    for (int i = 0; i < t->ncols; i++)
+        t->by_name[i] = i;
+    qsort_r(t->by_name, (size_t)t->ncols, sizeof *t->by_name, by_name_cmp, t);
+    return 0;
+}
+
+/* Reads one table's entry: columns, primary key, other unique indexes. */
 static int load_table(dsc_table *t, MYSQL *db, const char *database,
                       const char *name, char *err, size_t errlen)
 {
-    char col[1024], type[64], nullable[8], gen[16];
-    unsigned long lens[4];
-    MYSQL_BIND res[4];
-    MYSQL_STMT *st = NULL;
-    int rc, cap = 0;
+    int rc;
 
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->quoted = quote(name);
     if (!t->quoted)
-        goto nomem;
-
-    rc = run_query(db, COLUMNS_SQL, database, name, &st, err, errlen);
+        rc = nomem(err, errlen);
+    else
+        rc = read_columns(t, db, database, err, errlen);
+    if (rc == 0)
+        rc = read_primary_key(t, db, database, err, errlen);
+    if (rc == 0)
+        rc = read_other_unique(t, db, database, err, errlen);
+    if (rc == 0)
+        rc = index_by_name(t, err, errlen);
     if (rc)
-        goto fail;
-    memset(res, 0, sizeof res);
-    char *bufs[4] = {col, type, nullable, gen};
-    size_t sizes[4] = {sizeof col, sizeof type, sizeof nullable, sizeof gen};
-    for (int i = 0; i < 4; i++) {
-        res[i].buffer_type = MYSQL_TYPE_STRING;
-        res[i].buffer = bufs[i];
-        res[i].buffer_length = sizes[i];
-        res[i].length = &lens[i];
-    }
-    if (mysql_stmt_bind_result(st, res) != 0) {
-        rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
-        goto fail;
-    }
-    while ((rc = fetch(st, true, err, errlen)) > 0) {
-        /* Truncation is expected only of the generation expression, of
-         * which the length is all we need. */
-        if (lens[0] >= sizeof col || lens[1] >= sizeof type) {
-            rc = ds__seterr(err, errlen, DS_ETABLE,
-                            "table %s: a column name is too long", name);
-            goto fail;
-        }
-        col[lens[0]] = '\0';
-        type[lens[1]] = '\0';
-        nullable[lens[2] < sizeof nullable ? lens[2] : sizeof nullable - 1] =
-            '\0';
-        if (t->ncols == cap) {
-            cap = cap ? cap * 2 : 16;
-            dsc_column *c = realloc(t->cols, (size_t)cap * sizeof *c);
-            if (!c)
-                goto nomem;
-            t->cols = c;
-        }
-        dsc_column *c = &t->cols[t->ncols];
-        memset(c, 0, sizeof *c);
-        c->name = strdup(col);
-        c->quoted = quote(col);
-        t->ncols++;
-        if (!c->name || !c->quoted)
-            goto nomem;
-        c->kind = kind_of(type);
-        c->nullable = strcmp(nullable, "YES") == 0;
-        c->generated = lens[3] > 0;
-        c->pk_index = -1;
-    }
-    if (rc < 0)
-        goto fail;
-    mysql_stmt_close(st);
-    st = NULL;
-    if (t->ncols == 0) {
-        rc = ds__seterr(err, errlen, DS_ETABLE,
-                        "apply.tables: table %s does not exist in database %s",
-                        name, database);
-        goto fail;
-    }
-
-    rc = run_query(db, PRIMARY_KEY_SQL, database, name, &st, err, errlen);
-    if (rc)
-        goto fail;
-    if (mysql_stmt_bind_result(st, res) != 0) {
-        rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
-        goto fail;
-    }
-    t->pk = malloc((size_t)t->ncols * sizeof *t->pk);
-    if (!t->pk)
-        goto nomem;
-    while ((rc = fetch(st, false, err, errlen)) > 0) {
-        col[lens[0] < sizeof col ? lens[0] : sizeof col - 1] = '\0';
-        int idx = -1;
-        for (int i = 0; i < t->ncols; i++)
-            if (strcmp(t->cols[i].name, col) == 0)
-                idx = i;
-        if (idx < 0 || t->npk >= t->ncols) {
-            rc = ds__seterr(err, errlen, DS_ETABLE,
-                            "table %s: primary key changed while read", name);
-            goto fail;
-        }
-        t->cols[idx].pk_index = t->npk;
-        t->pk[t->npk++] = idx;
-    }
-    if (rc < 0)
-        goto fail;
-    mysql_stmt_close(st);
-    st = NULL;
-    if (t->npk == 0) {
-        rc = ds__seterr(err, errlen, DS_ETABLE,
-                        "apply.tables: table %s has no primary key: datasync "
-                        "needs one to find a row on every server",
-                        name);
-        goto fail;
-    }
-
-    rc = run_query(db, OTHER_UNIQUE_SQL, database, name, &st, err, errlen);
-    if (rc)
-        goto fail;
-    if (mysql_stmt_bind_result(st, res) != 0) {
-        rc = ds__mysql_stmt_error(st, "catalogue", NULL, err, errlen);
-        goto fail;
-    }
-    while ((rc = fetch(st, true, err, errlen)) > 0)
-        t->other_unique = true;
-    if (rc < 0)
-        goto fail;
-    mysql_stmt_close(st);
-    st = NULL;
-
-    t->by_name = malloc((size_t)t->ncols * sizeof *t->by_name);
-    if (!t->by_name)
-        goto nomem;
-    for (int i = 0; i < t->ncols; i++)
-        t->by_name[i] = i;
-    qsort_r(t->by_name, (size_t)t->ncols, sizeof *t->by_name, by_name_cmp, t);
-    return 0;
-nomem:
-    rc = ds__seterr(err, errlen, DS_ENOMEM, "catalogue: out of memory");
-fail:
-    if (st)
-        mysql_stmt_close(st);
-    table_free(t);
+        table_free(t);
     return rc;
 }
 
@@ -337,8 +389,7 @@ static int load_word(const char *word, size_t len, void *vctx)
         int cap = ctx->cap ? ctx->cap * 2 : 8;
         dsc_table *t = realloc(ctx->cat->tables, (size_t)cap * sizeof *t);
         if (!t)
-            return ds__seterr(ctx->err, ctx->errlen, DS_ENOMEM,
-                              "catalogue: out of memory");
+            return nomem(ctx->err, ctx->errlen);
         ctx->cat->tables = t;
         ctx->cap = cap;
     }

@@ -1,6 +1,5 @@
 /* consumer.c: the apply loop, read straight through: gather → decode and check → apply and commit → dead-letter → ack. */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +10,11 @@
 #include "consumer.h"
 #include "error.h"
 #include "event.h"
+#include "ids.h"
 #include "inbox.h"
 #include "meta_sql.h"
 #include "mysql_util.h"
+#include "versions.h"
 
 /* How long the loop waits for a first message before looking at the stop
  * flag and its periodic work again. */
@@ -34,8 +35,8 @@ struct dsc_consumer {
     const ds_config *cfg;
     const ds_logger *lg;
     volatile sig_atomic_t *stop;
-    int64_t stop_deadline; /* 0 until the stop flag is seen */
-    MYSQL *db;             /* NULL while disconnected */
+    uint64_t stop_deadline; /* 0 until the stop flag is seen */
+    MYSQL *db;              /* NULL while disconnected */
     dsc_catalog cat;
     dsc_applier *ap;
     ds_clockfile *clock; /* NULL when node.clock_file is off or unusable */
@@ -46,27 +47,20 @@ struct dsc_consumer {
     size_t n;
     /* Counters for the stats line, beside the applier's. */
     uint64_t dead_lettered, retries;
-    int64_t next_stats, next_prune;
+    uint64_t next_stats, next_prune; /* ds__mono_ms */
     char err[DS_ERRMSG_SIZE];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool stopping(dsc_consumer *c)
 {
     if (*c->stop && c->stop_deadline == 0)
-        c->stop_deadline = now_ms() + STOP_GRACE_MS;
+        c->stop_deadline = ds__mono_ms() + STOP_GRACE_MS;
     return *c->stop != 0;
 }
 
 static bool past_stop_deadline(dsc_consumer *c)
 {
-    return stopping(c) && now_ms() >= c->stop_deadline;
+    return stopping(c) && ds__mono_ms() >= c->stop_deadline;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -123,11 +117,12 @@ static void broker_lost(dsc_consumer *c, const char *why)
  * slices so the stop flag is seen. Returns -1 if the broker was lost. */
 static int wait_pumping(dsc_consumer *c, int ms)
 {
-    int64_t end = now_ms() + ms;
-    for (int64_t left = ms; left > 0 && !past_stop_deadline(c);
-         left = end - now_ms()) {
+    uint64_t end = ds__mono_ms() + (uint64_t)ms;
+    for (uint64_t now = end - (uint64_t)ms; now < end && !past_stop_deadline(c);
+         now = ds__mono_ms()) {
         if (!dsc_inbox_connected(&c->in))
             return -1;
+        uint64_t left = end - now;
         int rc = dsc_inbox_pump(&c->in, SIZE_MAX, left > 200 ? 200 : (int)left,
                                 c->err, sizeof c->err);
         if (rc) {
@@ -149,7 +144,8 @@ static void broker_reconnect(dsc_consumer *c)
         }
         DS_LOG(c->lg, DS_LOG_WARN, "broker: %s; retrying in %d ms", c->err,
                backoff);
-        for (int64_t end = now_ms() + backoff; now_ms() < end && !*c->stop;)
+        for (uint64_t end = ds__mono_ms() + (uint64_t)backoff;
+             ds__mono_ms() < end && !*c->stop;)
             nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
@@ -158,19 +154,6 @@ static void broker_reconnect(dsc_consumer *c)
 /* ------------------------------------------------------------------------ */
 /* The batch                                                                  */
 
-/* Marks a change as one that can never apply; the reason starts with the
- * error's name (x-datasync-error: "ESCHEMA: key: ..."). */
-__attribute__((format(printf, 3, 4))) static void
-poison(dsc_change *ch, int code, const char *fmt, ...)
-{
-    va_list ap;
-    int n = snprintf(ch->reason, sizeof ch->reason, "%s: ", ds_err_name(code));
-    va_start(ap, fmt);
-    vsnprintf(ch->reason + n, sizeof ch->reason - (size_t)n, fmt, ap);
-    va_end(ap);
-    ch->state = DS_CHANGE_POISON;
-}
-
 static void change_clear(dsc_change *ch)
 {
     ds__event_clear(&ch->ev);
@@ -178,7 +161,36 @@ static void change_clear(dsc_change *ch)
     memset(ch, 0, sizeof *ch);
 }
 
-/* Checks a decoded change against the catalogue and computes its key. */
+/* Decodes one message into ch. Returns 0, or -1 when ch is now poison. */
+static int decode(dsc_consumer *c, dsc_change *ch, const dsc_message *m)
+{
+    char why[DS_REASON_MAX];
+    const long max = c->cfg->apply_max_message_bytes;
+
+    memset(ch, 0, sizeof *ch);
+    if (m->body.len > (size_t)max) {
+        dsc_change_poison(ch, DS_ETOOBIG,
+                          "message of %zu bytes, "
+                          "apply.max_message_bytes is %ld",
+                          m->body.len, max);
+        return -1;
+    }
+    int rc =
+        ds__event_parse(&ch->ev, m->body.bytes, m->body.len, why, sizeof why);
+    if (rc) {
+        dsc_change_poison(ch, rc, "%s", why);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Checks a decoded change against the catalogue and computes its key.
+ * Returns 0 (ch has its key, or is poison), or DS_ECOLUMN for a member
+ * that is no column: one may have been added since the catalogue was read,
+ * so ch stays pending, without a key, its reason kept, until the caller
+ * reads the catalogue again and checks once more, or gives up.
+ */
 static int check(dsc_consumer *c, dsc_change *ch)
 {
     char pk[DS_PK_MAX], why[DS_REASON_MAX];
@@ -188,20 +200,23 @@ static int check(dsc_consumer *c, dsc_change *ch)
     ch->pk = NULL;
     ch->table = dsc_catalog_table(&c->cat, ch->ev.table);
     if (!ch->table) {
-        poison(ch, DS_ETABLE, "table %s is not applied on this server",
-               ch->ev.table);
+        dsc_change_poison(ch, DS_ETABLE,
+                          "table %s is not applied on this server",
+                          ch->ev.table);
         return 0;
     }
     int rc = dsc_catalog_check(ch->table, &ch->ev, pk, &pklen, why, sizeof why);
-    if (rc == DS_ECOLUMN)
-        return rc; /* the caller reloads the catalogue once */
+    if (rc == DS_ECOLUMN) {
+        snprintf(ch->reason, sizeof ch->reason, "%s", why);
+        return rc;
+    }
     if (rc) {
-        poison(ch, rc, "%s", why);
+        dsc_change_poison(ch, rc, "%s", why);
         return 0;
     }
     ch->pk = malloc(pklen);
     if (!ch->pk) {
-        poison(ch, DS_ENOMEM, "%s", "out of memory");
+        dsc_change_poison(ch, DS_ENOMEM, "%s", "out of memory");
         return 0;
     }
     memcpy(ch->pk, pk, pklen);
@@ -209,59 +224,56 @@ static int check(dsc_consumer *c, dsc_change *ch)
     return 0;
 }
 
-/* Decodes and checks every message of the batch. An unknown column may
- * mean a column added since start-up: reload the catalogue once, check
- * again, and only then dead-letter. */
-static void decode_batch(dsc_consumer *c)
+/* A change still naming no column of the catalogue: a dead letter, with
+ * the reason its check kept. */
+static void poison_unknown_column(dsc_change *ch)
 {
     char why[DS_REASON_MAX];
-    const long max = c->cfg->apply_max_message_bytes;
+
+    memcpy(why, ch->reason, sizeof why);
+    dsc_change_poison(ch, DS_ECOLUMN, "%s", why);
+}
+
+/* After a catalogue reload, checks every pending change again (each table
+ * pointer is new); one that still names no column is dead-lettered. */
+static void check_again(dsc_consumer *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        dsc_change *ch = &c->changes[i];
+        if (ch->state == DS_CHANGE_PENDING && check(c, ch) == DS_ECOLUMN)
+            poison_unknown_column(ch);
+    }
+}
+
+/*
+ * Decodes and checks every message of the batch, in two plain passes. An
+ * unknown column may mean a column added since the catalogue was read: if
+ * the first pass met one, read the catalogue again, once, and check all
+ * again; only what still fails then, or when it cannot be read, becomes a
+ * dead letter.
+ */
+static void decode_batch(dsc_consumer *c)
+{
+    size_t unknown = 0;
 
     for (size_t i = 0; i < c->n; i++) {
         dsc_change *ch = &c->changes[i];
-        const dsc_message *m = c->msgs[i];
-        memset(ch, 0, sizeof *ch);
-        if (m->body.len > (size_t)max) {
-            snprintf(why, sizeof why,
-                     "message of %zu bytes, apply.max_message_bytes is %ld",
-                     m->body.len, max);
-            poison(ch, DS_ETOOBIG, "%s", why);
-            continue;
-        }
-        int rc = ds__event_parse(&ch->ev, m->body.bytes, m->body.len, why,
-                                 sizeof why);
-        if (rc) {
-            poison(ch, rc, "%s", why);
-            continue;
-        }
-        check(c, ch);
+        if (decode(c, ch, c->msgs[i]) == 0 && check(c, ch) == DS_ECOLUMN)
+            unknown++;
     }
-    bool reloaded = false;
+    if (unknown == 0)
+        return;
+    if (c->db) {
+        if (catalog_reload(c, true) == 0) {
+            check_again(c);
+            return;
+        }
+        DS_LOG(c->lg, DS_LOG_WARN, "catalogue: %s", c->err);
+    }
     for (size_t i = 0; i < c->n; i++) {
         dsc_change *ch = &c->changes[i];
-        if (ch->state != DS_CHANGE_PENDING || ch->table == NULL)
-            continue;
-        if (ch->pk)
-            continue;
-        /* Here only for an unknown column (check returned DS_ECOLUMN). */
-        if (!reloaded && c->db) {
-            reloaded = true;
-            if (catalog_reload(c, true) != 0) {
-                DS_LOG(c->lg, DS_LOG_WARN, "catalogue: %s", c->err);
-            } else {
-                /* Every table pointer is new: check all again. */
-                for (size_t j = 0; j < c->n; j++)
-                    if (c->changes[j].state == DS_CHANGE_PENDING)
-                        check(c, &c->changes[j]);
-                i = (size_t)-1;
-                continue;
-            }
-        }
-        char pk[DS_PK_MAX];
-        size_t pklen;
-        if (dsc_catalog_check(ch->table, &ch->ev, pk, &pklen, why,
-                              sizeof why) != 0)
-            poison(ch, DS_ECOLUMN, "%s", why);
+        if (ch->state == DS_CHANGE_PENDING && !ch->pk)
+            poison_unknown_column(ch);
     }
 }
 
@@ -272,15 +284,7 @@ static int recheck_after_reload(dsc_consumer *c)
     int rc = catalog_reload(c, true);
     if (rc)
         return rc;
-    for (size_t i = 0; i < c->n; i++) {
-        dsc_change *ch = &c->changes[i];
-        if (ch->state == DS_CHANGE_PENDING && check(c, ch) == DS_ECOLUMN) {
-            char why[DS_REASON_MAX], pk[DS_PK_MAX];
-            size_t pklen;
-            dsc_catalog_check(ch->table, &ch->ev, pk, &pklen, why, sizeof why);
-            poison(ch, DS_ECOLUMN, "%s", why);
-        }
-    }
+    check_again(c);
     return 0;
 }
 
@@ -401,7 +405,7 @@ static void gather(dsc_consumer *c)
 
 static void periodic(dsc_consumer *c)
 {
-    int64_t now = now_ms();
+    uint64_t now = ds__mono_ms();
 
     if (now >= c->next_stats) {
         const dsc_apply_stats *s = dsc_applier_stats(c->ap);
@@ -424,9 +428,9 @@ static void periodic(dsc_consumer *c)
         /* Small deletes, each its own transaction, so pruning never holds
          * many locks or a long transaction. */
         do {
-            n = dsc_applier_prune(c->ap,
-                                  c->cfg->apply_tombstone_retention_hours,
-                                  PRUNE_LIMIT, c->err, sizeof c->err);
+            n = dsc_versions_prune(c->db,
+                                   c->cfg->apply_tombstone_retention_hours,
+                                   PRUNE_LIMIT, c->err, sizeof c->err);
             if (n > 0)
                 total += n;
         } while (n == PRUNE_LIMIT && ++rounds < PRUNE_ROUNDS);
@@ -540,8 +544,8 @@ int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
            cfg->amqp_queue_type == DS_QUEUE_QUORUM ? "quorum" : "classic",
            c->in.amqp.host, cfg->mysql_database, tables, cfg->apply_batch_max,
            cfg->apply_batch_wait_ms, cfg->amqp_prefetch);
-    c->next_stats = now_ms() + STATS_EVERY_MS;
-    c->next_prune = now_ms();
+    c->next_stats = ds__mono_ms() + STATS_EVERY_MS;
+    c->next_prune = ds__mono_ms();
     *out = c;
     return 0;
 fail:

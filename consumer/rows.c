@@ -12,9 +12,14 @@
 #define GROUP_LOG2_MAX 8
 #define MAX_PLACEHOLDERS 65535
 
-static int nomem(char *err, size_t errlen)
+/* Whether the change's data sets column i: a create's or update's written
+ * columns, the value into *v. Key columns come from the key; generated
+ * ones the server computes. */
+static bool sets(const dsc_change *c, int i, json_object **v)
 {
-    return ds__seterr(err, errlen, DS_ENOMEM, "apply: out of memory");
+    const dsc_column *col = &c->table->cols[i];
+    return col->pk_index < 0 && !col->generated &&
+           json_object_object_get_ex(c->ev.data, col->name, v);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -91,10 +96,135 @@ int dsc_row_delete(dsc_stmts *s, const dsc_change *c, unsigned int *errnum,
             return rc;
     }
     if (dsc_params_reserve(s, (size_t)t->npk))
-        return nomem(err, errlen);
+        return dsc_nomem(err, errlen);
     rc = bind_key(s, c, 0);
     if (rc)
         return ds__seterr(err, errlen, rc, "key: cannot bind");
+    return dsc_stmts_run(s, st, &rows, errnum, err, errlen);
+}
+
+/* The columns a create or update writes, in table order, and the key of
+ * its statements' shape: one shape of change always maps to one
+ * statement. */
+typedef struct row_shape {
+    char *key; /* "U<table>\0" then '1' or '0' per column; 'I' to insert */
+    size_t keylen;
+    int *set; /* set[0..nset): the written columns */
+    json_object **vals;
+    size_t nset;
+} row_shape;
+
+static void shape_free(row_shape *sh)
+{
+    free(sh->key);
+    free(sh->set);
+    free(sh->vals);
+}
+
+static int shape_of(row_shape *sh, const dsc_change *c)
+{
+    const dsc_table *t = c->table;
+    size_t keycap = 80 + (size_t)t->ncols;
+
+    memset(sh, 0, sizeof *sh);
+    sh->key = malloc(keycap);
+    sh->set = malloc(((size_t)t->ncols + 1) * sizeof *sh->set);
+    sh->vals = malloc(((size_t)t->ncols + 1) * sizeof *sh->vals);
+    if (!sh->key || !sh->set || !sh->vals)
+        return DS_ENOMEM;
+    sh->keylen = (size_t)snprintf(sh->key, keycap, "U%s", t->name) + 1;
+    for (int i = 0; i < t->ncols; i++) {
+        json_object *v;
+        bool on = sets(c, i, &v);
+        sh->key[sh->keylen++] = on ? '1' : '0';
+        if (on) {
+            sh->set[sh->nset] = i;
+            sh->vals[sh->nset++] = v;
+        }
+    }
+    return 0;
+}
+
+/* A value that cannot be bound is the change's own (DS_ESCHEMA: it is
+ * dropped); out of memory is not. */
+static int bind_failed(int rc, char *err, size_t errlen)
+{
+    if (rc == DS_ENOMEM)
+        return dsc_nomem(err, errlen);
+    return ds__seterr(err, errlen, DS_ESCHEMA, "a value cannot be bound");
+}
+
+/* UPDATE ... SET the written columns WHERE the key; *rows: rows matched. */
+static int update_row(dsc_stmts *s, const dsc_change *c, const row_shape *sh,
+                      uint64_t *rows, unsigned int *errnum, char *err,
+                      size_t errlen)
+{
+    const dsc_table *t = c->table;
+    int rc;
+
+    MYSQL_STMT *st = dsc_stmts_get(s, sh->key, sh->keylen);
+    if (!st) {
+        dsc_sql_reset(s);
+        dsc_sql_add(s, "UPDATE ");
+        dsc_sql_add(s, t->quoted);
+        dsc_sql_add(s, " SET ");
+        for (size_t i = 0; i < sh->nset; i++) {
+            dsc_sql_add(s, i ? ", " : "");
+            dsc_sql_add(s, t->cols[sh->set[i]].quoted);
+            dsc_sql_add(s, " = ?");
+        }
+        if (sh->nset == 0) {
+            /* Only key columns: a no-op that still reports a match. */
+            dsc_sql_add(s, t->cols[t->pk[0]].quoted);
+            dsc_sql_add(s, " = ");
+            dsc_sql_add(s, t->cols[t->pk[0]].quoted);
+        }
+        add_pk_where(s, t);
+        rc = dsc_stmts_prepare(s, sh->key, sh->keylen, &st, err, errlen);
+        if (rc)
+            return rc;
+    }
+    if (dsc_params_reserve(s, sh->nset + (size_t)t->npk))
+        return dsc_nomem(err, errlen);
+    for (size_t i = 0; i < sh->nset; i++) {
+        rc = dsc_bind_json(s, i, &t->cols[sh->set[i]], sh->vals[i]);
+        if (rc)
+            return bind_failed(rc, err, errlen);
+    }
+    rc = bind_key(s, c, sh->nset);
+    if (rc)
+        return bind_failed(rc, err, errlen);
+    return dsc_stmts_run(s, st, rows, errnum, err, errlen);
+}
+
+/* INSERT the key columns, from the key, and the written columns. */
+static int insert_row(dsc_stmts *s, const dsc_change *c, row_shape *sh,
+                      unsigned int *errnum, char *err, size_t errlen)
+{
+    const dsc_table *t = c->table;
+    uint64_t rows;
+    int rc;
+
+    sh->key[0] = 'I';
+    MYSQL_STMT *st = dsc_stmts_get(s, sh->key, sh->keylen);
+    if (!st) {
+        dsc_sql_reset(s);
+        add_insert(s, t, sh->set, sh->nset, 1);
+        rc = dsc_stmts_prepare(s, sh->key, sh->keylen, &st, err, errlen);
+        if (rc)
+            return rc;
+    }
+    if (dsc_params_reserve(s, sh->nset + (size_t)t->npk))
+        return dsc_nomem(err, errlen);
+    rc = bind_key(s, c, 0);
+    if (rc)
+        return bind_failed(rc, err, errlen);
+    for (size_t i = 0; i < sh->nset; i++) {
+        rc = dsc_bind_json(s, (size_t)t->npk + i, &t->cols[sh->set[i]],
+                           sh->vals[i]);
+        if (rc)
+            return bind_failed(rc, err, errlen);
+    }
     return dsc_stmts_run(s, st, &rows, errnum, err, errlen);
 }
 
@@ -108,121 +238,25 @@ int dsc_row_delete(dsc_stmts *s, const dsc_change *c, unsigned int *errnum,
 int dsc_row_upsert(dsc_stmts *s, const dsc_change *c, unsigned int *errnum,
                    char *err, size_t errlen)
 {
-    const dsc_table *t = c->table;
-    size_t keycap = 80 + (size_t)t->ncols;
-    char *key = malloc(keycap);
-    int *set = malloc(((size_t)t->ncols + 1) * sizeof *set);
-    json_object **vals = malloc(((size_t)t->ncols + 1) * sizeof *vals);
-    size_t nset = 0, keylen;
+    row_shape sh;
     uint64_t rows = 0;
-    MYSQL_STMT *st;
     int rc;
 
-    if (!key || !set || !vals) {
-        rc = nomem(err, errlen);
+    if (shape_of(&sh, c)) {
+        rc = dsc_nomem(err, errlen);
         goto out;
     }
-    /* The written columns, in table order, so one shape of change always
-     * maps to one statement. */
-    keylen = (size_t)snprintf(key, keycap, "U%s", t->name) + 1;
-    for (int i = 0; i < t->ncols; i++) {
-        const dsc_column *col = &t->cols[i];
-        json_object *v;
-        bool on = col->pk_index < 0 && !col->generated &&
-                  json_object_object_get_ex(c->ev.data, col->name, &v);
-        key[keylen++] = on ? '1' : '0';
-        if (on) {
-            set[nset] = i;
-            vals[nset++] = v;
-        }
-    }
-
-    st = dsc_stmts_get(s, key, keylen);
-    if (!st) {
-        dsc_sql_reset(s);
-        dsc_sql_add(s, "UPDATE ");
-        dsc_sql_add(s, t->quoted);
-        dsc_sql_add(s, " SET ");
-        for (size_t i = 0; i < nset; i++) {
-            dsc_sql_add(s, i ? ", " : "");
-            dsc_sql_add(s, t->cols[set[i]].quoted);
-            dsc_sql_add(s, " = ?");
-        }
-        if (nset == 0) {
-            /* Only key columns: a no-op that still reports a match. */
-            dsc_sql_add(s, t->cols[t->pk[0]].quoted);
-            dsc_sql_add(s, " = ");
-            dsc_sql_add(s, t->cols[t->pk[0]].quoted);
-        }
-        add_pk_where(s, t);
-        rc = dsc_stmts_prepare(s, key, keylen, &st, err, errlen);
-        if (rc)
-            goto out;
-    }
-    if (dsc_params_reserve(s, nset + (size_t)t->npk)) {
-        rc = nomem(err, errlen);
-        goto out;
-    }
-    for (size_t i = 0; i < nset; i++) {
-        rc = dsc_bind_json(s, i, &t->cols[set[i]], vals[i]);
-        if (rc)
-            goto bad_value;
-    }
-    rc = bind_key(s, c, nset);
-    if (rc)
-        goto bad_value;
-    rc = dsc_stmts_run(s, st, &rows, errnum, err, errlen);
-    if (rc || rows > 0)
-        goto out;
-
-    /* No row has this key: insert it, key columns from the key. */
-    key[0] = 'I';
-    st = dsc_stmts_get(s, key, keylen);
-    if (!st) {
-        dsc_sql_reset(s);
-        add_insert(s, t, set, nset, 1);
-        rc = dsc_stmts_prepare(s, key, keylen, &st, err, errlen);
-        if (rc)
-            goto out;
-    }
-    if (dsc_params_reserve(s, nset + (size_t)t->npk)) {
-        rc = nomem(err, errlen);
-        goto out;
-    }
-    rc = bind_key(s, c, 0);
-    if (rc)
-        goto bad_value;
-    for (size_t i = 0; i < nset; i++) {
-        rc = dsc_bind_json(s, (size_t)t->npk + i, &t->cols[set[i]], vals[i]);
-        if (rc)
-            goto bad_value;
-    }
-    rc = dsc_stmts_run(s, st, &rows, errnum, err, errlen);
-    goto out;
-bad_value:
-    if (rc == DS_ENOMEM)
-        rc = nomem(err, errlen);
-    else
-        rc = ds__seterr(err, errlen, DS_ESCHEMA, "a value cannot be bound");
+    rc = update_row(s, c, &sh, &rows, errnum, err, errlen);
+    if (rc == 0 && rows == 0)
+        rc = insert_row(s, c, &sh, errnum, err, errlen);
 out:
     dsc_params_clear(s);
-    free(key);
-    free(set);
-    free(vals);
+    shape_free(&sh);
     return rc;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Grouped writes: a statement per chunk of rows, not per row                 */
-
-/* Whether the change's data sets column i (a create's or update's written
- * columns, as upsert_row picks them). */
-static bool sets(const dsc_change *c, int i, json_object **v)
-{
-    const dsc_column *col = &c->table->cols[i];
-    return col->pk_index < 0 && !col->generated &&
-           json_object_object_get_ex(c->ev.data, col->name, v);
-}
 
 /* Whether an upsert writes every column it can: the whole row. */
 bool dsc_row_is_whole(const dsc_change *c)
@@ -298,7 +332,7 @@ static int delete_rows(dsc_stmts *s, dsc_change **g, size_t n, char *err,
                 return rc;
         }
         if (dsc_params_reserve(s, rows * npk))
-            return nomem(err, errlen);
+            return dsc_nomem(err, errlen);
         for (size_t r = 0; r < rows; r++) {
             rc = bind_key(s, g[done + r], r * npk);
             if (rc) {
@@ -331,7 +365,7 @@ static int upsert_rows(dsc_stmts *s, dsc_change **g, size_t n, char *err,
     int rc = 0;
 
     if (!set || !key) {
-        rc = nomem(err, errlen);
+        rc = dsc_nomem(err, errlen);
         goto out;
     }
     for (int i = 0; i < t->ncols; i++)
@@ -368,7 +402,7 @@ static int upsert_rows(dsc_stmts *s, dsc_change **g, size_t n, char *err,
                 goto out;
         }
         if (dsc_params_reserve(s, rows * per_row)) {
-            rc = nomem(err, errlen);
+            rc = dsc_nomem(err, errlen);
             goto out;
         }
         for (size_t r = 0; r < rows; r++) {

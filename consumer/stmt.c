@@ -6,18 +6,13 @@
 #include "base64.h"
 #include "datasync.h"
 #include "error.h"
+#include "hash.h"
 #include "mysql_util.h"
 #include "stmt.h"
 
-static uint64_t fnv1a(const void *data, size_t len)
+int dsc_nomem(char *err, size_t errlen)
 {
-    const unsigned char *p = data;
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
+    return ds__seterr(err, errlen, DS_ENOMEM, "apply: out of memory");
 }
 
 void dsc_stmts_init(dsc_stmts *s)
@@ -76,7 +71,7 @@ void dsc_sql_add(dsc_stmts *s, const char *text)
 
 MYSQL_STMT *dsc_stmts_get(dsc_stmts *s, const char *key, size_t keylen)
 {
-    uint64_t h = fnv1a(key, keylen);
+    uint64_t h = ds__fnv1a(DS_FNV1A_INIT, key, keylen);
     for (int i = 0; i < s->ncache; i++) {
         dsc_stmt_entry *e = &s->cache[i];
         if (e->hash == h && e->keylen == keylen &&
@@ -101,7 +96,7 @@ int dsc_stmts_prepare(dsc_stmts *s, const char *key, size_t keylen,
     k = malloc(keylen);
     if (s->sqloom || !k || !(st = mysql_stmt_init(s->db))) {
         free(k);
-        return ds__seterr(err, errlen, DS_ENOMEM, "apply: out of memory");
+        return dsc_nomem(err, errlen);
     }
     if (mysql_stmt_prepare(st, s->sql, (unsigned long)s->sqllen) != 0) {
         int rc = ds__mysql_stmt_error(st, "prepare", &s->prepare_errnum, err,
@@ -125,7 +120,7 @@ int dsc_stmts_prepare(dsc_stmts *s, const char *key, size_t keylen,
     memcpy(k, key, keylen);
     e->key = k;
     e->keylen = keylen;
-    e->hash = fnv1a(key, keylen);
+    e->hash = ds__fnv1a(DS_FNV1A_INIT, key, keylen);
     e->st = st;
     e->used = ++s->tick;
     *out = st;

@@ -45,6 +45,10 @@ typedef struct dsc_stmts {
     unsigned int prepare_errnum; /* MySQL errno of the last failed prepare */
 } dsc_stmts;
 
+/* Sets err to "apply: out of memory" and returns DS_ENOMEM: the one
+ * message of the apply path's allocation failures. */
+int dsc_nomem(char *err, size_t errlen);
+
 /* Zeroes s. */
 void dsc_stmts_init(dsc_stmts *s);
 

@@ -223,6 +223,21 @@ static void mysql_error_classes(void **state)
                         "foreign-key");
 }
 
+/* The code a dead letter's reason names for a change the server refused:
+ * the constraints a row breaks, and everything else as a MySQL error. */
+static void mysql_refusal_codes(void **state)
+{
+    (void)state;
+    static const unsigned constraint[] = {1048, 1062, 1586, 1216, 1217,
+                                          1451, 1452, 3819, 4025};
+    static const unsigned other[] = {0,    1054, 1146, 1264, 1265,
+                                     1366, 1406, 1644, 2006};
+    for (size_t i = 0; i < sizeof constraint / sizeof *constraint; i++)
+        assert_int_equal(ds__mysql_refusal_code(constraint[i]), DS_ECONSTRAINT);
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++)
+        assert_int_equal(ds__mysql_refusal_code(other[i]), DS_EMYSQL);
+}
+
 static void quote_identifiers(void **state)
 {
     (void)state;
@@ -244,6 +259,7 @@ int main(void)
         cmocka_unit_test(data_checks),
         cmocka_unit_test(safe_names),
         cmocka_unit_test(mysql_error_classes),
+        cmocka_unit_test(mysql_refusal_codes),
         cmocka_unit_test(quote_identifiers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,293 @@
+/* versions.c: the SQL of datasync_versions: the stored versions of a batch's keys in one query, the decided ones written back, tombstones pruned. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "hash.h"
+#include "mysql_util.h"
+#include "versions.h"
+
+/* Version reads take 2^k keys at once (padded), k <= READ_LOG2_MAX, so a
+ * handful of statement shapes serve every batch (at most 10000 changes). */
+#define READ_LOG2_MAX 14
+/* Version writes go in chunks of 2^k rows, k <= WRITE_LOG2_MAX. */
+#define WRITE_LOG2_MAX 8
+
+/* The two statements, for 2^k keys: head, the tuple 2^k times, tail. */
+static const char READ_HEAD[] = "SELECT tbl, pk, hlc, origin, applied FROM "
+                                "datasync_versions WHERE (tbl, pk) IN (";
+static const char READ_TUPLE[] = "(?,?)";
+static const char READ_TAIL[] = ")";
+static const char WRITE_HEAD[] = "INSERT INTO datasync_versions (tbl, pk, hlc, "
+                                 "origin, deleted, applied) VALUES ";
+static const char WRITE_TUPLE[] = "(?,?,?,?,?,?)";
+static const char WRITE_TAIL[] =
+    " ON DUPLICATE KEY UPDATE hlc = VALUES(hlc), origin = VALUES(origin), "
+    "deleted = VALUES(deleted), applied = VALUES(applied), updated_at = "
+    "CURRENT_TIMESTAMP(3)";
+
+/* ------------------------------------------------------------------------ */
+/* The batch's keys                                                           */
+
+void dsc_versions_free(dsc_versions *vs)
+{
+    free(vs->slots);
+    free(vs->keys);
+    memset(vs, 0, sizeof *vs);
+}
+
+int dsc_versions_reset(dsc_versions *vs, size_t n)
+{
+    size_t want = 16;
+    while (want < n * 2)
+        want *= 2;
+    if (want > vs->nslots) {
+        dsc_version *s = realloc(vs->slots, want * sizeof *s);
+        if (!s)
+            return DS_ENOMEM;
+        vs->slots = s;
+        vs->nslots = want;
+    }
+    if (n > vs->keyscap) {
+        dsc_version **k = realloc(vs->keys, n * sizeof *k);
+        if (!k)
+            return DS_ENOMEM;
+        vs->keys = k;
+        vs->keyscap = n;
+    }
+    memset(vs->slots, 0, vs->nslots * sizeof *vs->slots);
+    vs->nkeys = 0;
+    return 0;
+}
+
+static uint64_t key_hash(const char *tbl, const char *pk, size_t pklen)
+{
+    /* A byte no table name holds between the two, so ("ab", "c") and
+     * ("a", "bc") differ. */
+    uint64_t h = ds__fnv1a(DS_FNV1A_INIT, tbl, strlen(tbl));
+    h = ds__fnv1a(h, "\xff", 1);
+    return ds__fnv1a(h, pk, pklen);
+}
+
+dsc_version *dsc_versions_find(dsc_versions *vs, const char *tbl,
+                               const char *pk, size_t pklen, bool insert)
+{
+    uint64_t h = key_hash(tbl, pk, pklen);
+    size_t mask = vs->nslots - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        dsc_version *k = &vs->slots[i];
+        if (!k->tbl) {
+            if (!insert)
+                return NULL;
+            k->tbl = tbl;
+            k->pk = pk;
+            k->pklen = pklen;
+            k->hash = h;
+            vs->keys[vs->nkeys++] = k;
+            return k;
+        }
+        if (k->hash == h && k->pklen == pklen && strcmp(k->tbl, tbl) == 0 &&
+            memcmp(k->pk, pk, pklen) == 0)
+            return k;
+    }
+}
+
+/* The statement head, tuple 2^k times, tail: prepared once, cached under
+ * name and k. */
+static int versions_stmt(dsc_stmts *s, char name, unsigned k, const char *head,
+                         const char *tuple, const char *tail, MYSQL_STMT **out,
+                         char *err, size_t errlen)
+{
+    char skey[16];
+    size_t skeylen = (size_t)snprintf(skey, sizeof skey, "%c%u", name, k);
+
+    *out = dsc_stmts_get(s, skey, skeylen);
+    if (*out)
+        return 0;
+    dsc_sql_reset(s);
+    dsc_sql_add(s, head);
+    for (size_t i = 0; i < (size_t)1 << k; i++) {
+        if (i)
+            dsc_sql_add(s, ",");
+        dsc_sql_add(s, tuple);
+    }
+    dsc_sql_add(s, tail);
+    return dsc_stmts_prepare(s, skey, skeylen, out, err, errlen);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                    */
+
+static unsigned log2_ceil(size_t n)
+{
+    unsigned k = 0;
+    while (((size_t)1 << k) < n)
+        k++;
+    return k;
+}
+
+/* Takes the rows the executed read returned into the keys' versions. */
+static int fetch_versions(dsc_versions *vs, MYSQL_STMT *st, char *err,
+                          size_t errlen)
+{
+    char tbl[65], pk[DS_PK_MAX], origin[65];
+    unsigned long lens[5];
+    unsigned long long hlc = 0;
+    signed char applied = 0;
+    MYSQL_BIND res[5];
+    int rc = 0;
+
+    memset(res, 0, sizeof res);
+    res[0].buffer_type = MYSQL_TYPE_STRING;
+    res[0].buffer = tbl;
+    res[0].buffer_length = sizeof tbl;
+    res[0].length = &lens[0];
+    res[1].buffer_type = MYSQL_TYPE_BLOB;
+    res[1].buffer = pk;
+    res[1].buffer_length = sizeof pk;
+    res[1].length = &lens[1];
+    res[2].buffer_type = MYSQL_TYPE_LONGLONG;
+    res[2].buffer = &hlc;
+    res[2].is_unsigned = true;
+    res[3].buffer_type = MYSQL_TYPE_STRING;
+    res[3].buffer = origin;
+    res[3].buffer_length = sizeof origin;
+    res[3].length = &lens[3];
+    res[4].buffer_type = MYSQL_TYPE_TINY;
+    res[4].buffer = &applied;
+    if (mysql_stmt_bind_result(st, res) != 0) {
+        rc = ds__mysql_stmt_error(st, "read versions", NULL, err, errlen);
+        goto done;
+    }
+    for (;;) {
+        int f = mysql_stmt_fetch(st);
+        if (f == MYSQL_NO_DATA)
+            break;
+        if (f == 1) {
+            rc = ds__mysql_stmt_error(st, "read versions", NULL, err, errlen);
+            break;
+        }
+        if (f == MYSQL_DATA_TRUNCATED || lens[0] >= sizeof tbl ||
+            lens[3] >= sizeof origin)
+            continue; /* not a key of ours: ours all fit */
+        tbl[lens[0]] = '\0';
+        origin[lens[3]] = '\0';
+        dsc_version *v = dsc_versions_find(vs, tbl, pk, lens[1], false);
+        if (!v)
+            continue;
+        v->exists = true;
+        v->hlc = hlc;
+        memcpy(v->origin, origin, lens[3] + 1);
+        v->applied = applied != 0;
+    }
+done:
+    mysql_stmt_free_result(st);
+    return rc;
+}
+
+int dsc_versions_read(dsc_versions *vs, dsc_stmts *s, char *err, size_t errlen)
+{
+    size_t n = vs->nkeys;
+    unsigned k = log2_ceil(n);
+    size_t size = (size_t)1 << k;
+    MYSQL_STMT *st;
+    unsigned int errnum;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if (k > READ_LOG2_MAX)
+        return ds__seterr(err, errlen, DS_EINVAL, "apply: batch too large");
+    rc = versions_stmt(s, 'R', k, READ_HEAD, READ_TUPLE, READ_TAIL, &st, err,
+                       errlen);
+    if (rc)
+        return rc;
+    if (dsc_params_reserve(s, size * 2))
+        return dsc_nomem(err, errlen);
+    /* Padded with repeats of the last key. */
+    for (size_t i = 0; i < size; i++) {
+        const dsc_version *v = vs->keys[i < n ? i : n - 1];
+        dsc_bind_bytes(s, 2 * i, MYSQL_TYPE_STRING, v->tbl, strlen(v->tbl));
+        dsc_bind_bytes(s, 2 * i + 1, MYSQL_TYPE_BLOB, v->pk, v->pklen);
+    }
+    rc = dsc_stmts_run(s, st, NULL, &errnum, err, errlen);
+    if (rc)
+        return rc;
+    return fetch_versions(vs, st, err, errlen);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing                                                                    */
+
+int dsc_versions_write(dsc_versions *vs, dsc_stmts *s, char *err, size_t errlen)
+{
+    size_t n = 0, done = 0;
+    int rc;
+
+    /* Dirty keys first, in place: keys[] is rebuilt every attempt. */
+    for (size_t i = 0; i < vs->nkeys; i++)
+        if (vs->keys[i]->dirty)
+            vs->keys[n++] = vs->keys[i];
+    while (done < n) {
+        unsigned k = WRITE_LOG2_MAX;
+        while (((size_t)1 << k) > n - done)
+            k--;
+        size_t rows = (size_t)1 << k;
+        MYSQL_STMT *st;
+        rc = versions_stmt(s, 'W', k, WRITE_HEAD, WRITE_TUPLE, WRITE_TAIL, &st,
+                           err, errlen);
+        if (rc)
+            return rc;
+        if (dsc_params_reserve(s, rows * 6))
+            return dsc_nomem(err, errlen);
+        for (size_t i = 0; i < rows; i++) {
+            const dsc_version *v = vs->keys[done + i];
+            size_t p = i * 6;
+            dsc_bind_bytes(s, p, MYSQL_TYPE_STRING, v->tbl, strlen(v->tbl));
+            dsc_bind_bytes(s, p + 1, MYSQL_TYPE_BLOB, v->pk, v->pklen);
+            dsc_bind_int(s, p + 2, (long long)v->hlc, true);
+            dsc_bind_bytes(s, p + 3, MYSQL_TYPE_STRING, v->origin,
+                           strlen(v->origin));
+            dsc_bind_int(s, p + 4, v->deleted, false);
+            dsc_bind_int(s, p + 5, v->applied, false);
+        }
+        unsigned int errnum;
+        rc = dsc_stmts_run(s, st, NULL, &errnum, err, errlen);
+        if (rc)
+            return rc;
+        done += rows;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pruning                                                                    */
+
+long dsc_versions_prune(MYSQL *db, int hours, int limit, char *err,
+                        size_t errlen)
+{
+    char sql[256];
+    long n;
+
+    if (!db)
+        return ds__seterr(err, errlen, DS_EDBCONNECT,
+                          "prune: not connected to the database");
+    /* Numbers only: formatted, never taken from a message. */
+    snprintf(sql, sizeof sql,
+             "DELETE FROM datasync_versions WHERE deleted = 1 AND updated_at "
+             "< CURRENT_TIMESTAMP(3) - INTERVAL %d HOUR LIMIT %d",
+             hours, limit);
+    if (mysql_real_query(db, sql, (unsigned long)strlen(sql)) != 0) {
+        int rc = ds__mysql_error(db, "prune tombstones", NULL, err, errlen);
+        mysql_rollback(db);
+        return rc;
+    }
+    n = (long)mysql_affected_rows(db);
+    if (mysql_commit(db) != 0) {
+        int rc = ds__mysql_error(db, "prune commit", NULL, err, errlen);
+        mysql_rollback(db);
+        return rc;
+    }
+    return n;
+}
