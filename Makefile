@@ -33,6 +33,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 # systemd looks in <prefix>/lib/{systemd/system,sysusers.d,tmpfiles.d}
 # whatever LIBDIR is.
@@ -275,6 +276,9 @@ install: install-runtime
 	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
 	install -m 644 packaging/sysusers.d/datasync.conf $(DESTDIR)$(SYSUSERSDIR)/datasync.conf
 	install -m 644 packaging/tmpfiles.d/datasync.conf $(DESTDIR)$(TMPFILESDIR)/datasync.conf
+	# For a DBA to create the metadata tables when the consumer may not.
+	install -d $(DESTDIR)$(DATADIR)/datasync
+	install -m 644 schemas/datasync-meta.sql $(DESTDIR)$(DATADIR)/datasync/
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libdatasync.a $(DESTDIR)$(LIBDIR)/libdatasync.so* \
@@ -282,7 +286,9 @@ uninstall:
 		$(DESTDIR)$(BINDIR)/datasync $(DESTDIR)$(SBINDIR)/datasync-consumer \
 		$(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service \
-		$(DESTDIR)$(SYSUSERSDIR)/datasync.conf $(DESTDIR)$(TMPFILESDIR)/datasync.conf
+		$(DESTDIR)$(SYSUSERSDIR)/datasync.conf $(DESTDIR)$(TMPFILESDIR)/datasync.conf \
+		$(DESTDIR)$(DATADIR)/datasync/datasync-meta.sql
+	-rmdir $(DESTDIR)$(DATADIR)/datasync 2>/dev/null
 	for page in $(notdir $(wildcard docs/*.[1-8])); do \
 		rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$page; done
 

@@ -256,9 +256,15 @@ static int connect_one(ds_amqp *a, const char *url_text, int heartbeat,
         char why[DS_ERRMSG_SIZE];
         rc = ds__amqp_reply_error(r, "login", why, sizeof why);
         /* "amqp://host/" names the vhost "", not "/": say how to. */
-        rc = ds__seterr(err, errlen, rc == DS_ENOMEM ? rc : DS_ECONNECT,
-                        "%s:%d (user %s, vhost '%s'): %s%s", info.host,
-                        info.port, info.user, info.vhost, why,
+        /* The broker answered and said no (403 login refused, 530 no such
+         * vhost): DS_EAMQP, not the DS_ECONNECT of an outage. */
+        if (rc != DS_ENOMEM)
+            rc =
+                r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && rc == DS_EAMQP
+                    ? DS_EAMQP
+                    : DS_ECONNECT;
+        rc = ds__seterr(err, errlen, rc, "%s:%d (user %s, vhost '%s'): %s%s",
+                        info.host, info.port, info.user, info.vhost, why,
                         info.vhost[0] ? ""
                                       : " (the URL names an empty vhost: end "
                                         "it with /%2f for the default vhost "

@@ -1,5 +1,6 @@
 /* consumer.c: the apply loop, read straight through: gather → decode and check → apply and commit → dead-letter → ack. */
 #include <inttypes.h>
+#include <mysqld_error.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ struct dsc_consumer {
     const ds_config *cfg;
     const ds_logger *lg;
     volatile sig_atomic_t *stop;
+    volatile sig_atomic_t *hangups; /* SIGHUPs received */
+    sig_atomic_t hangups_seen;
     uint64_t stop_deadline; /* 0 until the stop flag is seen */
     MYSQL *db;              /* NULL while disconnected */
     dsc_catalog cat;
@@ -56,6 +59,14 @@ static bool stopping(dsc_consumer *c)
     if (*c->stop && c->stop_deadline == 0)
         c->stop_deadline = ds__mono_ms() + STOP_GRACE_MS;
     return *c->stop != 0;
+}
+
+/* Sleeps ms, or less when asked to stop. */
+static void nap(dsc_consumer *c, int ms)
+{
+    for (uint64_t end = ds__mono_ms() + (uint64_t)ms;
+         ds__mono_ms() < end && !*c->stop;)
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
 }
 
 static bool past_stop_deadline(dsc_consumer *c)
@@ -83,11 +94,21 @@ static int db_open(dsc_consumer *c)
     int rc = ds__mysql_connect(&db, c->cfg, c->err, sizeof c->err);
     if (rc)
         return rc;
-    rc = ds__mysql_exec_script(db, DS_META_SQL, c->err, sizeof c->err);
+    /* Created only when missing: a consumer whose database user may not
+     * CREATE (a DBA ran schemas/datasync-meta.sql) starts all the same. */
+    if (mysql_query(db, "SELECT 1 FROM datasync_versions LIMIT 0") == 0) {
+        mysql_free_result(mysql_store_result(db));
+    } else if (mysql_errno(db) == ER_NO_SUCH_TABLE) {
+        rc = ds__mysql_exec_script(db, DS_META_SQL, c->err, sizeof c->err);
+    } else {
+        rc = ds__mysql_error(db, "datasync_versions", NULL, c->err,
+                             sizeof c->err);
+    }
     if (rc) {
         mysql_close(db);
         return rc;
     }
+    mysql_rollback(db);
     c->db = db;
     dsc_applier_set_db(c->ap, db);
     return 0;
@@ -144,9 +165,7 @@ static void broker_reconnect(dsc_consumer *c)
         }
         DS_LOG(c->lg, DS_LOG_WARN, "broker: %s; retrying in %d ms", c->err,
                backoff);
-        for (uint64_t end = ds__mono_ms() + (uint64_t)backoff;
-             ds__mono_ms() < end && !*c->stop;)
-            nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+        nap(c, backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
 }
@@ -407,6 +426,13 @@ static void periodic(dsc_consumer *c)
 {
     uint64_t now = ds__mono_ms();
 
+    if (c->hangups && *c->hangups != c->hangups_seen) {
+        c->hangups_seen = *c->hangups;
+        DS_LOG(c->lg, DS_LOG_WARN,
+               "SIGHUP received and ignored: settings are not reloaded; "
+               "restart datasync-consumer to apply a changed configuration");
+    }
+
     if (now >= c->next_stats) {
         const dsc_apply_stats *s = dsc_applier_stats(c->ap);
         long depth = dsc_inbox_connected(&c->in)
@@ -488,9 +514,51 @@ void dsc_consumer_free(dsc_consumer *c)
     free(c);
 }
 
+/* Whether a start-up failure may pass: the database or the broker not up
+ * yet, or another consumer holding the queue. A bad table or a queue of
+ * another type needs a person. */
+static bool worth_waiting(int rc)
+{
+    return rc == DS_EDBCONNECT || rc == DS_ECONNECT || rc == DS_ESTATE;
+}
+
+/* Connects the database, loads the catalogue, opens the queue. What may
+ * pass (worth_waiting) is retried with the run time's backoff until it
+ * works or a stop is asked for, so a server that boots before its database
+ * or broker needs no restart loop; one line per new reason, and a reminder
+ * every minute. */
+static int start(dsc_consumer *c)
+{
+    int backoff = BACKOFF_MIN_MS, rc;
+    char last[DS_ERRMSG_SIZE] = "";
+    uint64_t last_said = 0;
+
+    for (;;) {
+        rc = c->db ? 0 : db_open(c);
+        if (rc == 0 && c->cat.ntables == 0)
+            rc = catalog_reload(c, false);
+        if (rc == 0)
+            rc = dsc_inbox_open(&c->in, c->err, sizeof c->err);
+        if (rc == 0 || !worth_waiting(rc))
+            return rc;
+        if (*c->stop)
+            return rc;
+        if (strcmp(last, c->err) != 0 || ds__mono_ms() - last_said >= 60000) {
+            DS_LOG(c->lg, DS_LOG_WARN,
+                   "start-up: %s; retrying (every %d ms "
+                   "at most)",
+                   c->err, BACKOFF_MAX_MS);
+            snprintf(last, sizeof last, "%s", c->err);
+            last_said = ds__mono_ms();
+        }
+        nap(c, backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
 int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
                      const ds_logger *lg, volatile sig_atomic_t *stop,
-                     char *err, size_t errlen)
+                     volatile sig_atomic_t *hangups, char *err, size_t errlen)
 {
     dsc_consumer *c = calloc(1, sizeof *c);
     int rc;
@@ -501,6 +569,8 @@ int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
     c->cfg = cfg;
     c->lg = lg;
     c->stop = stop;
+    c->hangups = hangups;
+    c->hangups_seen = hangups ? *hangups : 0;
     dsc_inbox_init(&c->in, cfg, lg);
     c->ap = dsc_applier_new(cfg->node_id, lg);
     c->msgs = calloc((size_t)cfg->apply_batch_max, sizeof *c->msgs);
@@ -519,16 +589,9 @@ int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
                    c->err);
         dsc_applier_set_clock(c->ap, c->clock);
     }
-    rc = db_open(c);
-    if (rc == 0)
-        rc = catalog_reload(c, false);
+    rc = start(c);
     if (rc) {
         rc = ds__seterr(err, errlen, rc, "%s", c->err);
-        goto fail;
-    }
-    rc = dsc_inbox_open(&c->in, c->err, sizeof c->err);
-    if (rc) {
-        rc = ds__seterr(err, errlen, rc, "broker: %s", c->err);
         goto fail;
     }
     char tables[1024] = "";

@@ -11,15 +11,19 @@
 typedef struct dsc_consumer dsc_consumer;
 
 /*
- * Starts a consumer: connects to the database, creates the metadata tables,
- * reads the catalogue of apply.tables, connects to the broker and declares
- * the topology. cfg and lg are borrowed and must outlive it; the loop ends
- * once *stop is non-zero. Returns 0 and *out, or a DS_E code with err
- * (the caller prints it and exits 1).
+ * Starts a consumer: connects to the database, creates the metadata tables
+ * when they are missing, reads the catalogue of apply.tables, connects to
+ * the broker, declares the topology and consumes its queue exclusively.
+ * The database or broker not up yet, or another consumer holding the
+ * queue, is waited for with backoff (logged) until it passes or *stop is
+ * set. cfg and lg are borrowed and must outlive it; the loop ends once
+ * *stop is non-zero; each change of *hangups (SIGHUPs, may be NULL) is
+ * logged as ignored. Returns 0 and *out, or a DS_E code with err (the
+ * caller prints it and exits 1).
  */
 int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
                      const ds_logger *lg, volatile sig_atomic_t *stop,
-                     char *err, size_t errlen);
+                     volatile sig_atomic_t *hangups, char *err, size_t errlen);
 
 /* Runs until *stop: then finishes the batch in hand (committed and acked,
  * or left unacked for redelivery if it cannot be within about 4 s), closes

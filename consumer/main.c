@@ -20,8 +20,8 @@ static void on_stop_signal(int sig)
 }
 
 /* SIGHUP's default would end the daemon without a word; until settings can
- * be reloaded it only says that it was ignored (from the main loop's log,
- * not here: a handler must not format). */
+ * be reloaded the loop only logs that it was ignored (a handler must not
+ * format). */
 static volatile sig_atomic_t hangups;
 
 static void on_hangup(int sig)
@@ -133,7 +133,8 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = dsc_consumer_new(&c, &cfg, &lg, &stop_requested, err, sizeof err);
+    int rc = dsc_consumer_new(&c, &cfg, &lg, &stop_requested, &hangups, err,
+                              sizeof err);
     if (rc) {
         DS_LOG(&lg, DS_LOG_ERROR, "cannot start: %s", err);
         return 1;

@@ -123,6 +123,9 @@ typedef struct ds_producer_stats {
     uint64_t unroutable; /* returned by the broker: no queue bound */
     uint64_t nacked;     /* nacked by the broker (then retried or spooled) */
     uint64_t reconnects; /* successful connections after the first */
+    /* Connections the broker refused (login, vhost, permissions, a missing
+     * exchange): not an outage, each is logged at DS_LOG_ERROR. */
+    uint64_t refused;
 } ds_producer_stats;
 
 /*

@@ -586,11 +586,20 @@ static void connect_broker(ds_producer *p)
     rc = ds__amqp_connect(&p->amqp, p->cfg.amqp_url, p->cfg.amqp_heartbeat,
                           p->cfg.producer_confirm_timeout_ms, err, sizeof err);
     if (rc == 0) {
-        amqp_exchange_declare(
-            p->amqp.conn, DS_AMQP_CHANNEL, ds__amqp_str(p->cfg.amqp_exchange),
-            amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
-        rc = ds__amqp_reply_error(amqp_get_rpc_reply(p->amqp.conn),
-                                  "exchange.declare", err, sizeof err);
+        /* Passive: an application needs write permission on the exchange
+         * only (datasync setup declares it), and a missing exchange is
+         * told apart from a missing permission. */
+        amqp_exchange_declare(p->amqp.conn, DS_AMQP_CHANNEL,
+                              ds__amqp_str(p->cfg.amqp_exchange),
+                              amqp_cstring_bytes("topic"), 1 /* passive */, 0,
+                              0, 0, amqp_empty_table);
+        rc =
+            ds__amqp_reply_error(amqp_get_rpc_reply(p->amqp.conn),
+                                 "exchange.declare (passive)", err, sizeof err);
+        if (rc == DS_ENOTFOUND)
+            snprintf(err, sizeof err,
+                     "exchange %s does not exist: run datasync setup",
+                     p->cfg.amqp_exchange);
     }
     if (rc == 0) {
         amqp_confirm_select(p->amqp.conn, DS_AMQP_CHANNEL);
@@ -598,9 +607,19 @@ static void connect_broker(ds_producer *p)
                                   "confirm.select", err, sizeof err);
     }
     pthread_mutex_lock(&p->lock);
-    if (rc < 0) {
+    if (rc == DS_EAMQP || rc == DS_ENOTFOUND) {
+        /* Not an outage: a wrong password, vhost or permission, or no
+         * setup. It does not pass by itself, so it is said loudly. */
+        p->stats.refused++;
+        DS_PLOG(p, DS_LOG_ERROR,
+                "broker refused this producer, changes go to the spool until "
+                "it is fixed: %s",
+                err);
+    } else if (rc < 0) {
         DS_PLOG(p, p->ever_connected ? DS_LOG_WARN : DS_LOG_INFO,
                 "broker unreachable, changes go to the spool: %s", err);
+    }
+    if (rc < 0) {
         ds__amqp_drop(&p->amqp);
         fail_connection(p, err);
         return;

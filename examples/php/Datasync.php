@@ -110,6 +110,7 @@ typedef struct ds_producer_stats {
     uint64_t unroutable;
     uint64_t nacked;
     uint64_t reconnects;
+    uint64_t refused;
 } ds_producer_stats;
 const char *ds_strerror(int err);
 const char *ds_err_name(int err);
@@ -237,7 +238,8 @@ C;
 
     /**
      * Counters since creation: emitted, confirmed, spooled, unroutable,
-     * nacked, reconnects.
+     * nacked, reconnects, refused (connections the broker refused: wrong
+     * password, vhost or permission, or no datasync setup).
      *
      * @return array<string, int>
      */
@@ -255,6 +257,7 @@ C;
             'unroutable' => $st->unroutable,
             'nacked' => $st->nacked,
             'reconnects' => $st->reconnects,
+            'refused' => $st->refused,
         ];
     }
 

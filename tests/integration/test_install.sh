@@ -49,7 +49,8 @@ expected_files() {
         printf '%s\n' "${p}bin/datasync" "${p}sbin/datasync-consumer" "${p}include/datasync.h" \
             "$lib/libdatasync.a" "$lib/libdatasync.so.$version" "$lib/libdatasync.so.$major" \
             "$lib/libdatasync.so" "$lib/pkgconfig/datasync.pc" "$etc/datasync/datasync.conf.example" \
-            "${p}lib/systemd/system/$unit" "${p}lib/sysusers.d/datasync.conf" "${p}lib/tmpfiles.d/datasync.conf"
+            "${p}lib/systemd/system/$unit" "${p}lib/sysusers.d/datasync.conf" "${p}lib/tmpfiles.d/datasync.conf" \
+            "${p}share/datasync/datasync-meta.sql"
         for page in "$root"/docs/*.[1-8]; do
             page=$(basename "$page")
             echo "${p}share/man/man${page##*.}/$page"
@@ -230,7 +231,7 @@ grep -qxF "$want_exec" "$installed_unit" || fail "the installed unit's ExecStart
 diff <(grep -v '^ExecStart=' "$root/packaging/systemd/$unit") <(grep -v '^ExecStart=' "$installed_unit") >/dev/null ||
     fail "the installed unit differs from packaging/systemd/$unit beyond ExecStart"
 for key in 'User=datasync' 'Restart=on-failure' 'KillSignal=SIGTERM' 'TimeoutStopSec=10' \
-    'NoNewPrivileges=yes' 'ProtectSystem=strict' 'PrivateTmp=yes'; do
+    'NoNewPrivileges=yes' 'ProtectSystem=strict' 'PrivateTmp=yes' 'RestartPreventExitStatus=78'; do
     grep -qxF "$key" "$installed_unit" || fail "the unit lacks $key"
 done
 if command -v systemd-analyze >/dev/null; then
