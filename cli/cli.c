@@ -42,6 +42,10 @@ static const exit_row exit_table[] = {
     {CLI_EXIT_NOTFOUND,
      "a queue does not exist: run datasync setup",
      {DS_ENOTFOUND, 0}},
+    {CLI_EXIT_WARN,
+     "status: a warning (a node without consumer, dead letters, a spool "
+     "waiting)",
+     {0}},
     {CLI_EXIT_INTERRUPTED,
      "interrupted: what was sent was waited for and summarised",
      {0}},

@@ -29,6 +29,7 @@ enum {
     CLI_EXIT_BROKER = 5,   /* broker unreachable, refused or failed a call */
     CLI_EXIT_PARTIAL = 6,  /* not everything was confirmed by the broker */
     CLI_EXIT_NOTFOUND = 7, /* a queue does not exist: run setup */
+    CLI_EXIT_WARN = 8,     /* status: something needs a person's attention */
     CLI_EXIT_INTERRUPTED = 130 /* SIGINT or SIGTERM: stopped, summarised */
 };
 

@@ -12,14 +12,18 @@ static const char usage[] =
     "For each node: the messages ready in its queue datasync.<node>, the\n"
     "consumers attached to it, and the messages in its dead-letter queue\n"
     "datasync.<node>.dead. Unacknowledged messages are not shown: AMQP 0-9-1\n"
-    "does not report them (the management API does). A node without a\n"
-    "consumer gets a warning (is datasync-consumer running?).\n"
+    "does not report them (the management API does). Then this server's\n"
+    "spool (producer.spool_dir): the bytes its applications could not\n"
+    "publish yet, and why. A node without a consumer, dead letters, or a\n"
+    "spool waiting get a warning, and the exit status 8, so status can serve\n"
+    "as a check.\n"
     "\n"
     "  --nodes a,b,c    the nodes (default: node.id of the configuration)\n"
     "  --json           one JSON object on standard output\n"
     "  -h, --help       this help\n"
     "\n"
-    "Exit status 0, or 7 when a queue does not exist (run datasync setup).\n";
+    "Exit status 0, 8 after a warning, 7 when a queue does not exist (run\n"
+    "datasync setup).\n";
 
 typedef struct node_status {
     char queue[128], dead_queue[128];
@@ -42,11 +46,35 @@ static void inspect(cli_broker *b, const char *node, node_status *st)
         cli_queue_inspect(b, st->dead_queue, &st->dead, NULL, err, sizeof err);
     if (st->dead_rc < 0 && st->queue_rc == 0)
         snprintf(st->warning, sizeof st->warning, "%s", err);
+    if (st->queue_rc == 0 && st->dead_rc == 0 && st->dead > 0)
+        snprintf(st->warning, sizeof st->warning,
+                 "%u dead letter%s in %s: datasync dlq list --node %s says "
+                 "why",
+                 st->dead, st->dead == 1 ? "" : "s", st->dead_queue, node);
     if (st->queue_rc == 0 && st->consumers == 0)
         snprintf(st->warning, sizeof st->warning,
                  "no consumer on %s: is datasync-consumer running on node "
                  "%s?",
                  st->queue, node);
+}
+
+/* This server's spool, as its applications' producers left it. */
+typedef struct spool_status {
+    int rc; /* 0, DS_ENOTFOUND (no spool here), or DS_EIO */
+    uint64_t bytes;
+    char problem[DS_ERRMSG_SIZE];
+    char warning[DS_ERRMSG_SIZE + 1200];
+} spool_status;
+
+static void inspect_spool(const cli_ctx *ctx, spool_status *sp)
+{
+    sp->rc = ds_spool_inspect(ctx->cfg.producer_spool_dir, &sp->bytes,
+                              sp->problem, sizeof sp->problem);
+    if (sp->rc == 0 && sp->bytes > 0)
+        snprintf(sp->warning, sizeof sp->warning,
+                 "spool %s holds %llu bytes of changes not yet published%s%s",
+                 ctx->cfg.producer_spool_dir, (unsigned long long)sp->bytes,
+                 sp->problem[0] ? "; last broker problem: " : "", sp->problem);
 }
 
 static json_object *count_or_null(int rc, uint32_t n)
@@ -55,7 +83,8 @@ static json_object *count_or_null(int rc, uint32_t n)
 }
 
 static int print_json(const cli_broker *b, char **nodes, size_t n,
-                      const node_status *st)
+                      const node_status *st, const cli_ctx *ctx,
+                      const spool_status *sp)
 {
     json_object *root = json_object_new_object(), *list;
     int rc = CLI_EXIT_OK;
@@ -90,6 +119,18 @@ static int print_json(const cli_broker *b, char **nodes, size_t n,
             st[i].warning[0] ? json_object_new_string(st[i].warning) : NULL);
         json_object_array_add(list, o);
     }
+    if (sp->rc != DS_ENOTFOUND) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(
+            o, "dir", json_object_new_string(ctx->cfg.producer_spool_dir));
+        json_object_object_add(
+            o, "bytes",
+            sp->rc == 0 ? json_object_new_int64((int64_t)sp->bytes) : NULL);
+        json_object_object_add(
+            o, "broker_problem",
+            sp->problem[0] ? json_object_new_string(sp->problem) : NULL);
+        json_object_object_add(root, "spool", o);
+    }
     if (puts(json_object_to_json_string_ext(
             root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE)) <
         0)
@@ -98,7 +139,8 @@ static int print_json(const cli_broker *b, char **nodes, size_t n,
     return rc;
 }
 
-static void print_table(char **nodes, size_t n, const node_status *st)
+static void print_table(char **nodes, size_t n, const node_status *st,
+                        const cli_ctx *ctx, const spool_status *sp)
 {
     printf("%-20s %-30s %10s %10s %10s %12s\n", "NODE", "QUEUE", "READY",
            "UNACKED", "CONSUMERS", "DEAD");
@@ -115,6 +157,10 @@ static void print_table(char **nodes, size_t n, const node_status *st)
                ready, "n/a", consumers, dead);
     }
     printf("unacked: n/a (needs the management API)\n");
+    if (sp->rc == 0)
+        printf("spool %s: %llu bytes waiting%s%s\n",
+               ctx->cfg.producer_spool_dir, (unsigned long long)sp->bytes,
+               sp->problem[0] ? ", last broker problem: " : "", sp->problem);
 }
 
 int cli_cmd_status(cli_ctx *ctx, int argc, char **argv)
@@ -129,6 +175,7 @@ int cli_cmd_status(cli_ctx *ctx, int argc, char **argv)
     char **nodes = NULL;
     size_t n = 0;
     node_status *st = NULL;
+    spool_status sp = {0};
     bool json = false;
     cli_broker b = {0};
     int c, rc;
@@ -177,17 +224,27 @@ int cli_cmd_status(cli_ctx *ctx, int argc, char **argv)
             goto out;
         }
     }
-    rc = json ? print_json(&b, nodes, n, st) : CLI_EXIT_OK;
+    inspect_spool(ctx, &sp);
+    rc = json ? print_json(&b, nodes, n, st, ctx, &sp) : CLI_EXIT_OK;
     if (!json)
-        print_table(nodes, n, st);
+        print_table(nodes, n, st, ctx, &sp);
     fflush(stdout);
+    bool warned = false;
     for (size_t i = 0; i < n; i++) {
-        if (st[i].warning[0])
+        if (st[i].warning[0]) {
             cli_warn(ctx, "node %s: %s", nodes[i], st[i].warning);
+            warned = true;
+        }
         if (rc == CLI_EXIT_OK && (st[i].queue_rc < 0 || st[i].dead_rc < 0))
             rc = cli_exit_code(st[i].queue_rc < 0 ? st[i].queue_rc
                                                   : st[i].dead_rc);
     }
+    if (sp.warning[0]) {
+        cli_warn(ctx, "%s", sp.warning);
+        warned = true;
+    }
+    if (rc == CLI_EXIT_OK && warned)
+        rc = CLI_EXIT_WARN;
 
 out:
     cli_broker_close(&b);

@@ -126,6 +126,9 @@ typedef struct ds_producer_stats {
     /* Connections the broker refused (login, vhost, permissions, a missing
      * exchange): not an outage, each is logged at DS_LOG_ERROR. */
     uint64_t refused;
+    /* Bytes waiting in the spool (producer.spool_dir, all processes that
+     * share it), read when the counters are taken. */
+    uint64_t spool_bytes;
 } ds_producer_stats;
 
 /*
@@ -197,6 +200,15 @@ DS_EXPORT int ds_flush(ds_producer *p, int timeout_ms);
  * or DS_EINVAL when p or out is NULL. Any thread. */
 DS_EXPORT int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out,
                                     size_t size);
+
+/* For monitoring from outside the application (datasync status does): the
+ * bytes waiting in the spool directory dir, and the last reason a producer
+ * using it gave for not reaching the broker (problem, "" when it last
+ * connected fine; cut to problen bytes). Reads only: never creates, locks
+ * for writing or changes anything. Returns 0, DS_ENOTFOUND when dir holds no
+ * spool, or DS_EIO. Any thread; no producer needed. */
+DS_EXPORT int ds_spool_inspect(const char *dir, uint64_t *bytes, char *problem,
+                               size_t problen);
 
 /* The detail of the calling thread's last failed call on p (ds_emit,
  * ds_emit_event, ds_flush); "" if it has none. Each thread has its own, so

@@ -606,6 +606,8 @@ static void connect_broker(ds_producer *p)
         rc = ds__amqp_reply_error(amqp_get_rpc_reply(p->amqp.conn),
                                   "confirm.select", err, sizeof err);
     }
+    /* What datasync status shows beside the spool's depth. */
+    ds__spool_set_problem(p->cfg.producer_spool_dir, rc < 0 ? err : NULL);
     pthread_mutex_lock(&p->lock);
     if (rc == DS_EAMQP || rc == DS_ENOTFOUND) {
         /* Not an outage: a wrong password, vhost or permission, or no

@@ -438,6 +438,8 @@ int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out, size_t size)
     pthread_mutex_lock(&p->lock);
     now = p->stats;
     ds__producer_unlock(p);
+    if (p->spool)
+        ds__spool_backlog(p->spool, &now.spool_bytes);
     /* A caller built against an older header has a shorter struct: it gets
      * the fields it knows. One built against a newer header gets zeros in
      * the fields this library does not keep. */
@@ -445,6 +447,14 @@ int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out, size_t size)
     if (size > sizeof now)
         memset((char *)out + sizeof now, 0, size - sizeof now);
     return 0;
+}
+
+int ds_spool_inspect(const char *dir, uint64_t *bytes, char *problem,
+                     size_t problen)
+{
+    if (!dir || !bytes || (!problem && problen))
+        return DS_EINVAL;
+    return ds__spool_peek(dir, bytes, problem, problen);
 }
 
 const char *ds_producer_errmsg(const ds_producer *p)

@@ -133,12 +133,12 @@ static uint64_t resync(int fd, uint64_t off, uint64_t size)
     return size;
 }
 
-static uint64_t read_head(ds_spool *s)
+static uint64_t head_at(int head_fd)
 {
     unsigned char b[12];
     uint64_t off;
 
-    if (read_full(s->head_fd, b, sizeof b, 0) < 0)
+    if (read_full(head_fd, b, sizeof b, 0) < 0)
         return 0;
     off = (uint64_t)get32(b) | (uint64_t)get32(b + 4) << 32;
     /* A head we cannot trust means replaying from the start: duplicates are
@@ -146,6 +146,11 @@ static uint64_t read_head(ds_spool *s)
     if ((uint32_t)crc32(0L, b, 8) != get32(b + 8))
         return 0;
     return off;
+}
+
+static uint64_t read_head(ds_spool *s)
+{
+    return head_at(s->head_fd);
 }
 
 static int write_head(ds_spool *s, uint64_t off, char *err, size_t errlen)
@@ -470,4 +475,62 @@ void ds__spool_drain_end(ds_spool *s)
         return;
     s->draining = false;
     flock(s->lock_fd, LOCK_UN);
+}
+
+/* The file beside the journal that says why the broker did not take the
+ * changes, for datasync status (another process). */
+#define PROBLEM_FILE "broker-problem"
+
+void ds__spool_set_problem(const char *dir, const char *problem)
+{
+    char path[PATH_MAX + 32], tmp[PATH_MAX + 40];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/%s", dir, PROBLEM_FILE);
+    if (!problem) {
+        unlink(path);
+        return;
+    }
+    /* Written whole and renamed, so a reader never sees half of it; not
+     * fsynced: it is a hint, the journal is what must survive. */
+    snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid());
+    f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f, "%s\n", problem);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        unlink(tmp);
+}
+
+int ds__spool_peek(const char *dir, uint64_t *bytes, char *problem,
+                   size_t problen)
+{
+    char path[PATH_MAX + 32];
+    int log_fd, head_fd;
+    FILE *f;
+
+    *bytes = 0;
+    if (problen)
+        problem[0] = '\0';
+    snprintf(path, sizeof path, "%s/spool.log", dir);
+    log_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (log_fd < 0)
+        return errno == ENOENT ? DS_ENOTFOUND : DS_EIO;
+    snprintf(path, sizeof path, "%s/spool.head", dir);
+    head_fd = open(path, O_RDONLY | O_CLOEXEC);
+    flock(log_fd, LOCK_SH);
+    uint64_t size = file_size(log_fd);
+    uint64_t head = head_fd < 0 ? 0 : head_at(head_fd);
+    flock(log_fd, LOCK_UN);
+    close(log_fd);
+    if (head_fd >= 0)
+        close(head_fd);
+    *bytes = size > head ? size - head : 0;
+    snprintf(path, sizeof path, "%s/%s", dir, PROBLEM_FILE);
+    if (problen && (f = fopen(path, "r")) != NULL) {
+        if (fgets(problem, (int)problen, f))
+            problem[strcspn(problem, "\n")] = '\0';
+        fclose(f);
+    }
+    return 0;
 }

@@ -58,4 +58,16 @@ int ds__spool_commit(ds_spool *s, uint64_t offset, char *err, size_t errlen);
 /* Releases the drain lock. */
 void ds__spool_drain_end(ds_spool *s);
 
+/* Records why the broker does not take this directory's changes (problem),
+ * or clears it (NULL), for ds__spool_peek in another process. Best effort:
+ * errors are ignored. */
+void ds__spool_set_problem(const char *dir, const char *problem);
+
+/* For datasync status: the bytes waiting in dir's journal (0 when empty)
+ * and the last problem recorded ("" when none), without opening the spool
+ * for writing or changing anything. Returns 0, DS_ENOTFOUND when dir holds
+ * no journal, or DS_EIO. */
+int ds__spool_peek(const char *dir, uint64_t *bytes, char *problem,
+                   size_t problen);
+
 #endif

@@ -111,6 +111,7 @@ typedef struct ds_producer_stats {
     uint64_t nacked;
     uint64_t reconnects;
     uint64_t refused;
+    uint64_t spool_bytes;
 } ds_producer_stats;
 const char *ds_strerror(int err);
 const char *ds_err_name(int err);
@@ -239,7 +240,7 @@ C;
     /**
      * Counters since creation: emitted, confirmed, spooled, unroutable,
      * nacked, reconnects, refused (connections the broker refused: wrong
-     * password, vhost or permission, or no datasync setup).
+     * password, vhost or permission, or no datasync setup), spool_bytes.
      *
      * @return array<string, int>
      */
@@ -258,6 +259,7 @@ C;
             'nacked' => $st->nacked,
             'reconnects' => $st->reconnects,
             'refused' => $st->refused,
+            'spool_bytes' => $st->spool_bytes,
         ];
     }
 

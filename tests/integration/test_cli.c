@@ -24,6 +24,7 @@
 #define EXIT_BROKER 5
 #define EXIT_PARTIAL 6
 #define EXIT_NOTFOUND 7
+#define EXIT_WARN 8
 
 /* ------------------------------------------------------------------------ */
 /* Running the command                                                       */
@@ -1075,15 +1076,19 @@ static void test_status_depths_and_consumers(void **state)
     itest_amqp_check(amqp_get_rpc_reply(other), "basic.consume");
 
     CLI(&r, NULL, "-c", cur.conf, "status", "--nodes", nodes_arg);
-    expect(&r, 0, "n/a (needs the management API)", NULL);
+    expect(&r, EXIT_WARN, "n/a (needs the management API)", NULL);
     assert_non_null(strstr(r.out, cur.qa));
     assert_non_null(strstr(r.err, "no consumer on"));
     assert_non_null(strstr(r.err, cur.node_a));
     assert_null(strstr(r.err, cur.node_b));
     run_free(&r);
+    /* Nothing to say about node_b: a check that passes. */
+    CLI(&r, NULL, "-c", cur.conf, "status", "--nodes", cur.node_b);
+    expect(&r, 0, NULL, NULL);
+    run_free(&r);
 
     CLI(&r, NULL, "-c", cur.conf, "status", "--nodes", nodes_arg, "--json");
-    expect(&r, 0, NULL, NULL);
+    expect(&r, EXIT_WARN, NULL, NULL);
     root = json_tokener_parse(r.out);
     assert_non_null(root);
     assert_true(json_object_object_get_ex(root, "nodes", &nodes));
@@ -1111,6 +1116,47 @@ static void test_status_depths_and_consumers(void **state)
     CLI(&r, NULL, "-c", cur.conf, "status", "--nodes", "nobody-here");
     expect(&r, EXIT_NOTFOUND, NULL, "datasync.nobody-here");
     run_free(&r);
+}
+
+/* An application that cannot reach the broker leaves its changes in the
+ * spool: status on that server says how much waits, and why. */
+static void test_status_shows_the_spool(void **state)
+{
+    char *down = NULL, *up = NULL, *text = NULL, *spool = NULL;
+    run r;
+
+    (void)state;
+    setup_both();
+    assert_true(asprintf(&spool, "%s/spool-shared", cur.dir) > 0);
+    assert_true(asprintf(&text,
+                         "[node]\nid = %s\n[amqp]\nurl = "
+                         "amqp://guest:guest@127.0.0.1:1/%%2f\nexchange = %s\n"
+                         "[producer]\nspool_dir = %s\nconfirm_timeout_ms = "
+                         "500\n",
+                         cur.node_a, cur.exchange, spool) > 0);
+    assert_true(asprintf(&down, "%s/down.conf", cur.dir) > 0);
+    write_file(down, text);
+    free(text);
+    CLI(&r, NULL, "-c", down, "publish", "--op", "delete", "--table", "users",
+        "--key", "{\"id\":1}");
+    expect(&r, EXIT_PARTIAL, "spooled 1", NULL);
+    run_free(&r);
+
+    assert_true(asprintf(&text,
+                         "[node]\nid = %s\n[amqp]\nurl = %s\nexchange = %s\n"
+                         "[producer]\nspool_dir = %s\n",
+                         cur.node_b, itest_amqp_url(), cur.exchange,
+                         spool) > 0);
+    assert_true(asprintf(&up, "%s/up.conf", cur.dir) > 0);
+    write_file(up, text);
+    CLI(&r, NULL, "-c", up, "status", "--nodes", cur.node_b, "--json");
+    expect(&r, EXIT_WARN, "\"spool\"", "bytes of changes not yet published");
+    assert_non_null(strstr(r.err, "cannot connect to 127.0.0.1:1"));
+    run_free(&r);
+    free(text);
+    free(up);
+    free(down);
+    free(spool);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1470,6 +1516,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_purge_needs_yes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_not_confirmed_is_partial, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_status_shows_the_spool, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_status_depths_and_consumers, setup,
                                         teardown),
