@@ -132,7 +132,7 @@ int cli_config(cli_ctx *ctx)
         if (rc < 0) {
             /* The message is already "FILE:LINE: reason" (or "FILE: why"
              * when it cannot be read): print it as it is. */
-            fprintf(stderr, "%s\n", err);
+            fprintf(stderr, "datasync: %s\n", err);
             return CLI_EXIT_CONFIG;
         }
     }

@@ -578,6 +578,62 @@ static const directive *find_directive(const char *section, size_t seclen,
     return NULL;
 }
 
+/* Edit distance (insert, delete, replace, swap of neighbours) between two
+ * short names, capped: enough to tell a typo from another key. */
+static int name_distance(const char *a, const char *b)
+{
+    enum { MAX = 40 };
+    size_t la = strlen(a), lb = strlen(b);
+    int d[MAX + 1][MAX + 1];
+
+    if (la > MAX || lb > MAX)
+        return MAX;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int best = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+                a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+/* " (did you mean 'batch_max'?)" for the key of section closest to name,
+ * or "" when none is close. */
+static void suggest_key(const char *section, size_t seclen, const char *name,
+                        char *out, size_t len)
+{
+    const char *best = NULL;
+    int best_d = 3; /* at most two edits away */
+
+    for (size_t i = 0; i < N_DIRECTIVES; i++) {
+        const directive *d = &directives[i];
+        if (strlen(d->section) != seclen ||
+            strncmp(d->section, section, seclen) != 0)
+            continue;
+        int dist = name_distance(name, d->name);
+        if (dist < best_d) {
+            best_d = dist;
+            best = d->name;
+        }
+    }
+    if (best)
+        snprintf(out, len, " (did you mean '%s'?)", best);
+    else if (len)
+        out[0] = '\0';
+}
+
 static int known_section(const char *section, size_t seclen)
 {
     for (size_t i = 0; i < N_DIRECTIVES; i++)
@@ -635,8 +691,11 @@ int ds__config_set(ds_config *cfg, const char *key, const char *value,
                           "%s: expected section.key, e.g. amqp.url", key);
     d = find_directive(key, (size_t)(dot - key), dot + 1);
     if (!d) {
-        if (known_section(key, (size_t)(dot - key)))
-            return ds__seterr(err, errlen, DS_ECONFIG, "%s: unknown key", key);
+        if (known_section(key, (size_t)(dot - key))) {
+            suggest_key(key, (size_t)(dot - key), dot + 1, buf, sizeof buf);
+            return ds__seterr(err, errlen, DS_ECONFIG, "%s: unknown key%s", key,
+                              buf);
+        }
         list_sections(buf, sizeof buf);
         return ds__seterr(err, errlen, DS_ECONFIG,
                           "%s: unknown section [%.*s] (known: %s)", key,
@@ -806,8 +865,10 @@ static void key_line(load_state *st, char *s)
     }
     d = find_directive(st->section, strlen(st->section), name);
     if (!d) {
-        fail_line(st, "unknown key '%.*s' in [%s]", QUOTE_MAX, name,
-                  st->section);
+        char hint[96];
+        suggest_key(st->section, strlen(st->section), name, hint, sizeof hint);
+        fail_line(st, "unknown key '%.*s' in [%s]%s", QUOTE_MAX, name,
+                  st->section, hint);
         return;
     }
     if (is_list(d) && st->seen[d - directives]) {

@@ -440,7 +440,11 @@ static void error_unknown_section_and_key(void **state)
     /* A known section with no key under it is still checked. */
     expect_error("[Amqp]\n", 1, "unknown section [Amqp] " KNOWN);
     expect_error("[]\n", 1, "unknown section [] " KNOWN);
-    expect_error("[amqp]\nprefech = 5\n", 2, "unknown key 'prefech' in [amqp]");
+    expect_error("[amqp]\nprefech = 5\n", 2,
+                 "unknown key 'prefech' in [amqp] (did you mean 'prefetch'?)");
+    expect_error("[apply]\nbatch_amx = 5\n", 2,
+                 "unknown key 'batch_amx' in [apply] (did you mean "
+                 "'batch_max'?)");
     expect_error("[mysql]\nprefetch = 5\n", 2,
                  "unknown key 'prefetch' in [mysql]");
     expect_error("prefetch = 5\n", 1, "key 'prefetch' before any [section]");
@@ -878,6 +882,8 @@ static void set_bad_keys_and_values(void **state)
     char url[2050], exchange[249];
 
     expect_set_error("amqp.nope", "1", DS_ECONFIG, "amqp.nope: unknown key");
+    expect_set_error("amqp.hearbeat", "1", DS_ECONFIG,
+                     "amqp.hearbeat: unknown key (did you mean 'heartbeat'?)");
     expect_set_error("amqp.", "1", DS_ECONFIG, "amqp.: unknown key");
     expect_set_error("nope.prefetch", "1", DS_ECONFIG,
                      "nope.prefetch: unknown section [nope] " KNOWN);
