@@ -121,6 +121,7 @@ static void shape_free(row_shape *sh)
     free(sh->vals);
 }
 
+/* Fills sh for c. Returns 0 or DS_ENOMEM; shape_free it either way. */
 static int shape_of(row_shape *sh, const dsc_change *c)
 {
     const dsc_table *t = c->table;
