@@ -12,15 +12,6 @@
 /* Nothing delivered for this long before the marker: the broker is stuck. */
 #define READ_TIMEOUT_S 30
 
-static const char MARKER_TYPE[] = "datasync.marker";
-
-static bool is_marker(const amqp_basic_properties_t *p)
-{
-    return (p->_flags & AMQP_BASIC_TYPE_FLAG) &&
-           p->type.len == sizeof MARKER_TYPE - 1 &&
-           memcmp(p->type.bytes, MARKER_TYPE, p->type.len) == 0;
-}
-
 /* The marker's fate is read from the counters once it is settled. */
 static void marker_settled(void *ctx, uint64_t cookie, const char *id,
                            int result)
@@ -28,39 +19,30 @@ static void marker_settled(void *ctx, uint64_t cookie, const char *id,
     (void)ctx, (void)cookie, (void)id, (void)result;
 }
 
-/* Appends the end marker to the stream and waits for its confirm: every
- * change the broker confirmed before this point lies before the marker. */
-static int append_marker(cli_archive *ar, char *err, size_t errlen)
+int cli_marker_send(cli_broker *b, const char *queue, const char *why,
+                    char id[37], char *err, size_t errlen)
 {
-    amqp_basic_properties_t props = {0};
+    amqp_basic_properties_t props;
     cli_pub pub;
-    char body[128], ts[40];
+    char body[160], ts[40];
     int rc;
 
-    if (ds__uuid7(ar->marker) < 0)
+    if (ds__uuid7(id) < 0)
         return ds__seterr(err, errlen, DS_EIO, "cannot make a marker id");
     ds__rfc3339_ms(ds__now_ms(), ts);
-    snprintf(body, sizeof body,
-             "{\"marker\":\"end of a replay's read\",\"ts\":\"%s\"}", ts);
-    props._flags = AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
-                   AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
-    props.type = amqp_cstring_bytes(MARKER_TYPE);
-    props.message_id = amqp_cstring_bytes(ar->marker);
-    props.delivery_mode = 2;
-    props.content_type = amqp_cstring_bytes("application/json");
-    rc = cli_pub_open(&pub, &ar->b, 1,
-                      ar->b.ctx->cfg.producer_confirm_timeout_ms,
+    snprintf(body, sizeof body, "{\"marker\":\"%s\",\"ts\":\"%s\"}", why, ts);
+    ds__amqp_marker_props(&props, id);
+    rc = cli_pub_open(&pub, b, 1, b->ctx->cfg.producer_confirm_timeout_ms,
                       marker_settled, NULL, err, errlen);
     if (rc < 0)
         return rc;
-    rc = cli_pub_send(&pub, "", ar->stream, &props, amqp_cstring_bytes(body), 0,
-                      err, errlen);
+    rc = cli_pub_send(&pub, "", queue, &props, amqp_cstring_bytes(body), 0, err,
+                      errlen);
     if (rc == 0)
         rc = cli_pub_finish(&pub, err, errlen);
     if (rc == 0 && pub.confirmed != 1)
         rc = ds__seterr(err, errlen, DS_EAMQP,
-                        "the broker did not take the end marker into %s",
-                        ar->stream);
+                        "the broker did not take a marker into %s", queue);
     cli_pub_close(&pub, rc < 0 ? rc : DS_ETIMEOUT);
     return rc;
 }
@@ -109,8 +91,10 @@ int cli_archive_open(cli_archive *ar, const cli_ctx *ctx, int64_t since_ms,
                         "setup with archive.enabled = true (changes made "
                         "before it existed are not in it)",
                         ar->stream);
+    /* Every change the broker confirmed before the marker lies before it. */
     if (rc == 0)
-        rc = append_marker(ar, err, errlen);
+        rc = cli_marker_send(&ar->b, ar->stream, "end of a replay's read",
+                             ar->marker, err, errlen);
     if (rc == 0)
         rc = start_consume(ar, since_ms, err, errlen);
     if (rc < 0)
@@ -165,7 +149,7 @@ int cli_archive_next(cli_archive *ar, amqp_bytes_t *body, char *err,
         rc = ack_progress(ar, false, err, errlen);
         if (rc < 0)
             return rc;
-        if (!is_marker(&ar->env.message.properties)) {
+        if (!ds__amqp_is_marker(&ar->env.message.properties)) {
             *body = ar->env.message.body;
             return 1;
         }

@@ -260,6 +260,12 @@ typedef struct cli_archive {
     uint64_t markers; /* of them, end markers (ours and others') */
 } cli_archive;
 
+/* Sends a marker (ds__amqp_marker_props; body says why) straight to queue
+ * through the default exchange and waits for its confirm. Returns 0 with
+ * its id, or a DS_E code with err. */
+int cli_marker_send(cli_broker *b, const char *queue, const char *why,
+                    char id[37], char *err, size_t errlen);
+
 /* Opens the archive <exchange>.archive for reading from since_ms (unix ms;
  * 0: from the first message kept). First appends an end marker and waits
  * for its confirm, so the read ends exactly where the archive stood then.

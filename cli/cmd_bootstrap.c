@@ -18,8 +18,9 @@ static const char usage[] =
     "\n"
     "  1. declares the new server's queue datasync.<node> and binds it, so\n"
     "     from now on every change waits there;\n"
-    "  2. waits until the peer has applied what its queue held (the peer's\n"
-    "     datasync-consumer must run);\n"
+    "  2. sends a marker through the peer's queue and waits until the peer's\n"
+    "     datasync-consumer has recorded it: everything queued for the peer\n"
+    "     before step 1 is then applied there;\n"
     "  3. copies each table and its datasync_versions records from one\n"
     "     consistent snapshot of the peer's database (START TRANSACTION WITH\n"
     "     CONSISTENT SNAPSHOT), in multi-row statements, with a progress\n"
@@ -39,7 +40,8 @@ static const char usage[] =
     "                       $DATASYNC_CONFIG): node.id, [mysql], apply.tables\n"
     "                       and the broker\n"
     "  --fresh              copy every table again, even those copied before\n"
-    "  --peer-wait SECONDS  how long the peer may take to catch up (60)\n"
+    "  --peer-wait SECONDS  how long the peer may take to reach the marker\n"
+    "                       (60)\n"
     "  -h, --help           this help\n"
     "\n"
     "Exit status 0 when every table was copied, 3 on a configuration\n"
@@ -62,6 +64,7 @@ typedef struct bootstrap {
     cli_ctx peer; /* the peer's configuration */
     bool fresh;
     int peer_wait_s;
+    char marker[37]; /* sent through the peer's queue */
     MYSQL *src, *dst;
     cli_progress pg;
     const char *table; /* being copied, for the progress line */
@@ -116,16 +119,15 @@ static int check_configs(bootstrap *bs)
 /* ------------------------------------------------------------------------ */
 /* Step 1 and 2: the broker                                                  */
 
-/* Declares the new node's queue (and what it hangs on), then waits until
- * the peer has taken everything that was queued before: a change queued
- * for the peer before the bind but applied after the snapshot would reach
- * neither the snapshot nor the new queue. */
+/* Declares the new node's queue (and what it hangs on), then sends a marker
+ * through the peer's queue: once the peer's consumer has recorded it, every
+ * change queued for the peer before the bind is committed there (wait_peer),
+ * so none can be missing from both the snapshot and the new queue. */
 static int prepare_broker(bootstrap *bs)
 {
     const ds_config *to = &bs->ctx->cfg;
     char queue[128], peer_queue[128];
     uint32_t ready = 0, consumers = 0;
-    uint64_t deadline;
     cli_broker b;
     int rc;
 
@@ -163,26 +165,52 @@ static int prepare_broker(bootstrap *bs)
                         "datasync-consumer on node %s first (its unapplied "
                         "changes would be missing on node %s)",
                         peer_queue, bs->peer.cfg.node_id, to->node_id);
-    deadline = ds__mono_ms() + (uint64_t)bs->peer_wait_s * 1000;
-    while (rc == 0 && ready > 0 && !cli_interrupted()) {
-        if (ds__mono_ms() > deadline) {
-            rc = ds__seterr(bs->err, sizeof bs->err, DS_ETIMEOUT,
-                            "the peer's queue %s still holds %u change%s "
-                            "after %d s: node %s is not keeping up",
-                            peer_queue, ready, ready == 1 ? "" : "s",
-                            bs->peer_wait_s, bs->peer.cfg.node_id);
-            break;
-        }
-        cli_sleep_ms(100);
-        rc = cli_queue_inspect(&b, peer_queue, &ready, NULL, bs->err,
-                               sizeof bs->err);
-    }
+    if (rc == 0)
+        rc = cli_marker_send(&b, peer_queue, "bootstrap of a new node",
+                             bs->marker, bs->err, sizeof bs->err);
     cli_broker_close(&b);
-    if (rc < 0 || cli_interrupted())
-        return rc;
-    /* Queue empty: what was delivered is in the peer's last batches. */
-    cli_sleep_ms(1000 + 3 * (uint64_t)bs->peer.cfg.apply_batch_wait_ms);
-    printf("bootstrap: node %s has applied its queue\n", bs->peer.cfg.node_id);
+    return rc;
+}
+
+/* Waits until the peer's consumer recorded the marker (it does so after
+ * committing the batches before it, and before acking), at most
+ * --peer-wait seconds. */
+static int wait_peer(bootstrap *bs)
+{
+    char sql[200];
+    uint64_t deadline = ds__mono_ms() + (uint64_t)bs->peer_wait_s * 1000;
+
+    snprintf(sql, sizeof sql,
+             "SELECT 1 FROM datasync_versions WHERE tbl = '" DS_MARKER_TBL
+             "' AND pk = '%s'",
+             bs->marker);
+    while (!cli_interrupted()) {
+        MYSQL_RES *res;
+        bool seen;
+
+        /* A fresh read view each time: the session is REPEATABLE READ. */
+        mysql_rollback(bs->src);
+        if (mysql_query(bs->src, sql) != 0 ||
+            !(res = mysql_store_result(bs->src)))
+            return ds__mysql_error(bs->src, "waiting for the peer", NULL,
+                                   bs->err, sizeof bs->err);
+        seen = mysql_num_rows(res) > 0;
+        mysql_free_result(res);
+        if (seen) {
+            printf("bootstrap: node %s has applied everything queued before "
+                   "the bind\n",
+                   bs->peer.cfg.node_id);
+            return 0;
+        }
+        if (ds__mono_ms() > deadline)
+            return ds__seterr(bs->err, sizeof bs->err, DS_ETIMEOUT,
+                              "node %s did not apply its queue up to the "
+                              "marker %s within %d s: is its datasync-consumer "
+                              "keeping up (and of this version)?",
+                              bs->peer.cfg.node_id, bs->marker,
+                              bs->peer_wait_s);
+        cli_sleep_ms(100);
+    }
     return 0;
 }
 
@@ -289,14 +317,22 @@ static int each_table(bootstrap *bs, int (*fn)(bootstrap *, const char *))
     return ds__config_each_word(bs->ctx->cfg.apply_tables, table_word, &step);
 }
 
-static int open_databases(bootstrap *bs)
+static int begin_snapshot(bootstrap *bs)
 {
     static const char *const snapshot[] = {
         "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
         "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
-        /* The peer's versions are copied with its rows. */
-        "SELECT 1 FROM datasync_versions LIMIT 0",
     };
+    int rc = 0;
+
+    mysql_rollback(bs->src);
+    for (size_t i = 0; rc == 0 && i < sizeof snapshot / sizeof *snapshot; i++)
+        rc = ds__mysql_exec(bs->src, snapshot[i], bs->err, sizeof bs->err);
+    return rc;
+}
+
+static int open_databases(bootstrap *bs)
+{
     int rc;
 
     rc = ds__mysql_connect(&bs->src, &bs->peer.cfg, bs->err, sizeof bs->err);
@@ -319,8 +355,10 @@ static int open_databases(bootstrap *bs)
         rc = ds__mysql_error(bs->dst, "COMMIT", NULL, bs->err, sizeof bs->err);
     if (rc == 0)
         rc = each_table(bs, check_table);
-    for (size_t i = 0; rc == 0 && i < sizeof snapshot / sizeof *snapshot; i++)
-        rc = ds__mysql_exec(bs->src, snapshot[i], bs->err, sizeof bs->err);
+    /* The peer's versions are copied with its rows. */
+    if (rc == 0)
+        rc = ds__mysql_exec(bs->src, "SELECT 1 FROM datasync_versions LIMIT 0",
+                            bs->err, sizeof bs->err);
     return rc;
 }
 
@@ -472,9 +510,13 @@ static int run(bootstrap *bs)
 
     if (rc)
         return rc;
-    rc = prepare_broker(bs);
+    rc = open_databases(bs);
     if (rc == 0 && !cli_interrupted())
-        rc = open_databases(bs);
+        rc = prepare_broker(bs);
+    if (rc == 0 && !cli_interrupted())
+        rc = wait_peer(bs);
+    if (rc == 0 && !cli_interrupted())
+        rc = begin_snapshot(bs);
     if (rc == 0 && !cli_interrupted())
         rc = each_table(bs, copy_table);
     if (rc < 0) {

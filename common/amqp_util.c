@@ -54,6 +54,28 @@ void ds__amqp_event_props(amqp_basic_properties_t *props,
     props->headers.entries = header;
 }
 
+static const char MARKER_TYPE[] = "datasync.marker";
+
+void ds__amqp_marker_props(amqp_basic_properties_t *props, const char *id)
+{
+    memset(props, 0, sizeof *props);
+    props->_flags = AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
+                    AMQP_BASIC_DELIVERY_MODE_FLAG |
+                    AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_APP_ID_FLAG;
+    props->type = amqp_cstring_bytes(MARKER_TYPE);
+    props->message_id = amqp_cstring_bytes(id);
+    props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    props->content_type = amqp_cstring_bytes("application/json");
+    props->app_id = amqp_cstring_bytes("datasync");
+}
+
+bool ds__amqp_is_marker(const amqp_basic_properties_t *props)
+{
+    return (props->_flags & AMQP_BASIC_TYPE_FLAG) &&
+           props->type.len == sizeof MARKER_TYPE - 1 &&
+           memcmp(props->type.bytes, MARKER_TYPE, props->type.len) == 0;
+}
+
 int ds__amqp_read_return(amqp_connection_state_t conn, amqp_channel_t channel,
                          char *id, size_t idlen, char *err, size_t errlen)
 {

@@ -67,6 +67,17 @@ void ds__amqp_event_props(amqp_basic_properties_t *props,
                           amqp_table_entry_t *header, const char *id,
                           const char *origin);
 
+/* A marker is no change: a message of type "datasync.marker" whose
+ * message_id names it. A reader of the archive appends one to know where
+ * the archive ended; datasync bootstrap sends one through a peer's queue
+ * and waits until that peer's consumer recorded it (everything queued
+ * before it is then committed). Fills props (persistent, type, message_id
+ * = id, borrowed) for a marker. */
+void ds__amqp_marker_props(amqp_basic_properties_t *props, const char *id);
+
+/* Whether props are a marker's. */
+bool ds__amqp_is_marker(const amqp_basic_properties_t *props);
+
 /* After a basic.return method frame: reads the returned message on channel
  * and copies its message_id into id ("" when it has none). Returns 0 or a
  * DS_E code with err. */

@@ -10,6 +10,11 @@
 #include "config.h"
 #include "datasync.h"
 
+/* The table name under which datasync_versions records the markers a
+ * consumer took from its queue (a name no table can have): datasync
+ * bootstrap reads a peer's to know it applied everything queued before. */
+#define DS_MARKER_TBL "#marker"
+
 /* What a MySQL error means for the change that hit it. */
 typedef enum {
     /* The server or the connection: roll back, reconnect with backoff, try

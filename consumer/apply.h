@@ -37,6 +37,7 @@ typedef struct dsc_change {
     dsc_change_state state;
     dsc_decision decision;
     bool deferred; /* applied after the others: a parent may come first */
+    bool marker;   /* no change: a marker, recorded before the batch's ack */
     int fk_failures;
     int schema_failures;
     /* Why it is POISON; while it is PENDING without a key, the member that

@@ -187,6 +187,11 @@ static int decode(dsc_consumer *c, dsc_change *ch, const dsc_message *m)
     const long max = c->cfg->apply_max_message_bytes;
 
     memset(ch, 0, sizeof *ch);
+    if (ds__amqp_is_marker(&m->props)) {
+        ch->marker = true;
+        ch->state = DS_CHANGE_DONE;
+        return 1;
+    }
     if (m->body.len > (size_t)max) {
         dsc_change_poison(ch, DS_ETOOBIG,
                           "message of %zu bytes, "
@@ -354,6 +359,25 @@ static int apply_batch(dsc_consumer *c)
     }
 }
 
+/* The batch is committed: markers in it are recorded now, before the ack,
+ * so whoever waits for one knows what came before it is applied. */
+static void note_markers(dsc_consumer *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        char id[64];
+        if (!c->changes[i].marker)
+            continue;
+        ds__amqp_copy_str(c->msgs[i]->props.message_id, id, sizeof id);
+        if (dsc_versions_note_marker(c->db, id, c->err, sizeof c->err) == 0)
+            DS_LOG(c->lg, DS_LOG_INFO,
+                   "marker %s: everything before it is "
+                   "applied",
+                   id);
+        else
+            DS_LOG(c->lg, DS_LOG_WARN, "%s", c->err);
+    }
+}
+
 /* Dead-letters the poison changes (confirmed), then acks the whole batch
  * with one basic.ack(multiple). */
 static void finish_batch(dsc_consumer *c)
@@ -373,6 +397,7 @@ static void finish_batch(dsc_consumer *c)
         DS_LOG(c->lg, DS_LOG_WARN, "dead letter (delivery %" PRIu64 "): %s",
                c->msgs[i]->tag, c->changes[i].reason);
     }
+    note_markers(c);
     int rc =
         dsc_inbox_dead_letter(&c->in, dead, reasons, ndead,
                               DEAD_LETTER_TIMEOUT_MS, c->err, sizeof c->err);

@@ -291,3 +291,32 @@ long dsc_versions_prune(MYSQL *db, int hours, int limit, char *err,
     }
     return n;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Markers                                                                    */
+
+int dsc_versions_note_marker(MYSQL *db, const char *id, char *err,
+                             size_t errlen)
+{
+    char sql[320];
+
+    if (!db)
+        return ds__seterr(err, errlen, DS_EDBCONNECT,
+                          "marker: not connected to the database");
+    if (!ds__valid_uuid(id))
+        return ds__seterr(err, errlen, DS_EINVAL,
+                          "marker: '%.40s' is not a UUID", id);
+    /* A checked UUID, safe in quotes. deleted = 1: pruned as tombstones. */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO datasync_versions (tbl, pk, hlc, origin, deleted, "
+             "applied) VALUES ('" DS_MARKER_TBL "', '%s', 0, 'marker', 1, 0) "
+             "ON DUPLICATE KEY UPDATE updated_at = CURRENT_TIMESTAMP(3)",
+             id);
+    if (mysql_real_query(db, sql, (unsigned long)strlen(sql)) != 0 ||
+        mysql_commit(db) != 0) {
+        int rc = ds__mysql_error(db, "marker", NULL, err, errlen);
+        mysql_rollback(db);
+        return rc;
+    }
+    return 0;
+}

@@ -66,4 +66,10 @@ int dsc_versions_write(dsc_versions *vs, dsc_stmts *s, char *err,
 long dsc_versions_prune(MYSQL *db, int hours, int limit, char *err,
                         size_t errlen);
 
+/* Records marker id (a UUID) in datasync_versions under the table name
+ * DS_MARKER_TBL, committed: the batches before it are committed already.
+ * Returns 0 or a DS_E code with err. */
+int dsc_versions_note_marker(MYSQL *db, const char *id, char *err,
+                             size_t errlen);
+
 #endif
