@@ -25,10 +25,12 @@
 # make it fail (broker down, MariaDB stopped, the peer not keeping up): it
 # is run again after the fault, as a careful operator would, each attempt
 # in faults.log and bootstrap-chaos-d.log. Once it succeeded, chaos-d's
-# consumer starts and is supervised and killed like the others. The run
-# fails when no attempt succeeded (one still running when the faults stop
-# may finish); the checker counts chaos-d like every node and names when
-# and from which peer it joined.
+# consumer starts and is supervised and killed like the others. When it has
+# not joined by the end of the fault period (a slow broker restart can take
+# half of a 30 s run), the faults go on until it has, for at most 60 s more
+# (the summary says by how much: "fault period extended"). The run fails when no attempt succeeded
+# (one still running when the faults stop may finish); the checker counts
+# chaos-d like every node and names when and from which peer it joined.
 #
 # The fault loop takes the fault kinds in a seeded random order, each once
 # per round:
@@ -131,8 +133,10 @@ active=3 # consumers supervised: nodes 0..active-1 (4 once chaos-d joined)
 boot_pid=""
 boot_attempts=0
 boot_retry=0 # no attempt before this time (us), a second after a failure
+join_grace=60 # s the faults may go on after the period, until chaos-d joined
 joined=0
 join_text="" # when, from which peer, how many attempts: for the summary
+infos_join=() # the checker's line on a fault period that went on for the join
 unexpected=() # processes that died on their own
 finished=0
 status=1
@@ -438,8 +442,8 @@ consuming() {
 # fault, pause_joining during the pauses between faults, so a fault is over
 # when it runs): collects a finished bootstrap attempt (on success
 # chaos-d's consumer starts and is supervised from then on), and during
-# the fault period, from the seeded moment on, starts an attempt when none
-# runs, a second after the last one failed. The peer is the seed's, or when
+# the fault period (and its extension), from the seeded moment on, starts
+# an attempt when none runs, a second after the last one failed. The peer is the seed's, or when
 # its consumer is not consuming, the next one that is; none is: later.
 join_step() {
     local rc=0 peer why now=${EPOCHREALTIME/[.,]/}
@@ -461,7 +465,7 @@ join_step() {
         note "JOIN ${nodes[late]}: bootstrap attempt $boot_attempts from ${nodes[boot_peer]} failed (exit $rc: ${why:-see the log}); run again after the fault"
         boot_retry=$((now + 1000000))
     fi
-    ((now >= join_due && now >= boot_retry && now < fault_end)) || return 0
+    ((now >= join_due && now >= boot_retry && now < fault_end + join_grace * 1000000)) || return 0
     for ((peer = join_peer; peer < join_peer + late; peer++)); do
         consuming $((peer % late)) && break
     done
@@ -609,7 +613,9 @@ fault_end=$((${EPOCHREALTIME/[.,]/} + duration * 1000000))
 fault_start=$((fault_end - duration * 1000000))
 join_due=$((fault_start + join_at * 100000))
 round=()
-while ((${EPOCHREALTIME/[.,]/} < fault_end)); do
+# The period, or longer while chaos-d has not joined (bounded).
+while ((${EPOCHREALTIME/[.,]/} < fault_end ||
+    (!joined && ${EPOCHREALTIME/[.,]/} < fault_end + join_grace * 1000000))); do
     if ((${#round[@]} == 0)); then
         # A new round: every kind once, in a seeded random order.
         round=("${kinds[@]}")
@@ -629,6 +635,13 @@ done
 
 # ------------------------------------------------------------------- end
 
+extended=$(((${EPOCHREALTIME/[.,]/} - fault_end) / 100000))
+if ((extended > 0)); then
+    extended="$((extended / 10)).$((extended % 10))"
+    note "fault period extended by $extended s, $( ((joined)) && echo "until ${nodes[late]} joined" || echo "and ${nodes[late]} has not joined")"
+else
+    extended=""
+fi
 note "faults stop; bringing everything up"
 kill -USR2 "$proxy_pid" 2>/dev/null
 "$services" rabbit start >>"$cdir/services.log" 2>&1 || note "rabbit start failed"
@@ -638,18 +651,19 @@ if [[ -n "$boot_pid" ]]; then
     # Begun during the faults: it may finish (its peer must keep running).
     note "waiting for the bootstrap attempt in progress"
     k=0
-    while [[ -n "$boot_pid" ]] && ((k++ < 1800)); do
+    while [[ -n "$boot_pid" ]] && ((k++ < 1500)); do
         ((k % 20 == 0)) && keep_consumers
         join_step
         sleep 0.1
     done
     if [[ -n "$boot_pid" ]]; then
-        note "bootstrap attempt $boot_attempts still running after 180 s: stopped"
+        note "bootstrap attempt $boot_attempts still running after 150 s: stopped"
         stop_pid "$boot_pid" 5
         boot_pid=""
     fi
 fi
 ((joined)) || note "FAIL: ${nodes[late]} never joined: no bootstrap attempt succeeded during the faults ($boot_attempts attempts)"
+[[ -n "$extended" ]] && infos_join=(--info "$(printf 'fault period extended\tby %s s, while %s had not joined' "$extended" "${nodes[late]}")")
 
 note "stopping the producers (each empties its outbox and waits for its spool)"
 prod_status=()
@@ -715,6 +729,7 @@ stop_pid "$proxy_pid" 5
 proxy_pid=""
 
 infos=(
+    "${infos_join[@]}"
     --info "$(printf 'proxied consumer\t%s (through chaos_proxy)' "${nodes[proxied]}")"
     --info "$(printf 'producers\t%s' "${prod_status[*]}")"
     --info "$(printf 'queues drained\t%s' "$( ((drained)) && echo "yes, in $drain_s s after the producers stopped" || echo "NO, gave up after $drain_s s")")"
