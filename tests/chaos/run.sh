@@ -134,7 +134,7 @@ boot_pid=""
 boot_attempts=0
 boot_retry=0 # no attempt before this time (us), a second after a failure
 join_grace=60 # s the faults may go on after the period, until chaos-d joined
-joined=0
+joined=0 # when chaos-d joined (us), 0 until then
 join_text="" # when, from which peer, how many attempts: for the summary
 infos_join=() # the checker's line on a fault period that went on for the join
 unexpected=() # processes that died on their own
@@ -453,7 +453,7 @@ join_step() {
         wait "$boot_pid" 2>/dev/null || rc=$?
         boot_pid=""
         if ((rc == 0)); then
-            joined=1
+            joined=$now
             active=$((late + 1))
             local t=$(((${EPOCHREALTIME/[.,]/} - fault_start) / 100000))
             join_text="at T+$(elapsed) s (fault period +$((t / 10)).$((t % 10)) s) from ${nodes[boot_peer]}, attempt $boot_attempts; $boot_emitted changes emitted before it began"
@@ -635,10 +635,11 @@ done
 
 # ------------------------------------------------------------------- end
 
-extended=$(((${EPOCHREALTIME/[.,]/} - fault_end) / 100000))
+# The last fault may overrun the period; only a join after it extends it.
+extended=$((((joined ? joined : ${EPOCHREALTIME/[.,]/}) - fault_end) / 100000))
 if ((extended > 0)); then
     extended="$((extended / 10)).$((extended % 10))"
-    note "fault period extended by $extended s, $( ((joined)) && echo "until ${nodes[late]} joined" || echo "and ${nodes[late]} has not joined")"
+    note "fault period extended by $extended s while ${nodes[late]} had not joined"
 else
     extended=""
 fi
