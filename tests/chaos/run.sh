@@ -135,6 +135,7 @@ boot_attempts=0
 boot_retry=0 # no attempt before this time (us), a second after a failure
 join_grace=60 # s the faults may go on after the period, until chaos-d joined
 joined=0 # when chaos-d joined (us), 0 until then
+faulting=0 # 1 while the fault loop runs: bootstrap attempts start only then
 join_text="" # when, from which peer, how many attempts: for the summary
 infos_join=() # the checker's line on a fault period that went on for the join
 unexpected=() # processes that died on their own
@@ -441,10 +442,10 @@ consuming() {
 # The late node's join, one step per call (reconcile calls it after each
 # fault, pause_joining during the pauses between faults, so a fault is over
 # when it runs): collects a finished bootstrap attempt (on success
-# chaos-d's consumer starts and is supervised from then on), and during
-# the fault period (and its extension), from the seeded moment on, starts
-# an attempt when none runs, a second after the last one failed. The peer is the seed's, or when
-# its consumer is not consuming, the next one that is; none is: later.
+# chaos-d's consumer starts and is supervised from then on), and while the
+# fault loop runs, from the seeded moment on, starts an attempt when none
+# runs, a second after the last one failed. The peer is the seed's, or
+# when its consumer is not consuming, the next one that is; none is: later.
 join_step() {
     local rc=0 peer why now=${EPOCHREALTIME/[.,]/}
     ((joined)) && return 0
@@ -465,7 +466,7 @@ join_step() {
         note "JOIN ${nodes[late]}: bootstrap attempt $boot_attempts from ${nodes[boot_peer]} failed (exit $rc: ${why:-see the log}); run again after the fault"
         boot_retry=$((now + 1000000))
     fi
-    ((now >= join_due && now >= boot_retry && now < fault_end + join_grace * 1000000)) || return 0
+    ((faulting && now >= join_due && now >= boot_retry)) || return 0
     for ((peer = join_peer; peer < join_peer + late; peer++)); do
         consuming $((peer % late)) && break
     done
@@ -613,6 +614,7 @@ fault_end=$((${EPOCHREALTIME/[.,]/} + duration * 1000000))
 fault_start=$((fault_end - duration * 1000000))
 join_due=$((fault_start + join_at * 100000))
 round=()
+faulting=1
 # The period, or longer while chaos-d has not joined (bounded).
 while ((${EPOCHREALTIME/[.,]/} < fault_end ||
     (!joined && ${EPOCHREALTIME/[.,]/} < fault_end + join_grace * 1000000))); do
@@ -635,6 +637,7 @@ done
 
 # ------------------------------------------------------------------- end
 
+faulting=0
 # The last fault may overrun the period; only a join after it extends it.
 extended=$((((joined ? joined : ${EPOCHREALTIME/[.,]/}) - fault_end) / 100000))
 if ((extended > 0)); then
