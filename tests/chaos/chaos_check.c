@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 #include <mysql.h>
+#include <mysqld_error.h>
 
 #include "chaos.h"
 #include "amqp_util.h"
@@ -19,7 +20,7 @@
  *   chaos_check --port P --amqp URL --node ID=DB ... --emitted FILE ...
  *               [--host H] [--faults FILE] [--seed N] [--duration S]
  *               [--spool DIR ...] [--info "label\tvalue" ...] [--details FILE]
- *               [--died "N (which)"]
+ *               [--died "N (which)"] [--joined ID=WHEN ...]
  *
  * Reads the emitted logs (tests/chaos/chaos.h gives the format) and, on
  * every node, datasync_versions, the replicated tables, the outbox, and
@@ -36,15 +37,18 @@
  *   differing    rows (by key) whose contents are not the same on all nodes
  *   dead letters messages in datasync.<node>.dead (the workload makes only
  *                valid changes: every one is unexplained)
+ *   joined       --joined names a node (one of --node) that was to join
+ *                mid-run with datasync bootstrap, and WHEN says when and
+ *                from which peer; an empty WHEN: it never joined
  * Exit 0 when lost, wrong effect, differing, dead letters, inconsistent
  * log lines and --died (processes of the run that died on their own,
- * counted by tests/chaos/run.sh) are all 0; 1 otherwise; 2 when it could
- * not check.
+ * counted by tests/chaos/run.sh) are all 0 and every --joined node joined;
+ * 1 otherwise; 2 when it could not check.
  * Details (each lost change, each wrong row, each difference, dead-letter
  * reasons) go to --details, and the first few to standard output.
  */
 
-#define MAX_NODES 3
+#define MAX_NODES 4
 #define SHOW 8
 
 typedef struct change {
@@ -85,6 +89,9 @@ static int opt_port;
 static const char *opt_died; /* "N" or "N (what)": processes that died alone */
 static const char *emitted_files[8], *spool_dirs[8], *infos[32];
 static int nemitted, nspools, ninfos;
+/* --joined: nodes bootstrapped mid-run ("ID=WHEN"), and how many. */
+static const char *joins[MAX_NODES];
+static int njoins;
 static FILE *details;
 
 /* ------------------------------------------------------------------------ */
@@ -351,9 +358,19 @@ static void read_node(int n)
     MYSQL_RES *res;
     MYSQL_ROW row;
 
-    res = query(db, "SELECT tbl, pk, hlc, origin, deleted FROM "
-                    "datasync_versions");
-    while ((row = mysql_fetch_row(res))) {
+    /* A node that never got a consumer nor a bootstrap has no such table:
+     * it holds no version, so every change counts as lost there. */
+    if (mysql_query(db, "SELECT tbl, pk, hlc, origin, deleted FROM "
+                        "datasync_versions") != 0) {
+        if (mysql_errno(db) != ER_NO_SUCH_TABLE) {
+            fprintf(stderr, "chaos_check: node %s: datasync_versions: %s\n",
+                    node_id[n], mysql_error(db));
+            exit(2);
+        }
+        detail("node %s: no table datasync_versions\n", node_id[n]);
+    }
+    res = mysql_store_result(db);
+    while (res && (row = mysql_fetch_row(res))) {
         const ch_table *t = ch_table_named(row[0]);
         versions_in[n]++;
         if (!t) {
@@ -368,7 +385,8 @@ static void read_node(int n)
         k->ver[n].deleted = atoi(row[4]) != 0;
         tombstones_in[n] += k->ver[n].deleted;
     }
-    mysql_free_result(res);
+    if (res)
+        mysql_free_result(res);
 
     for (int ti = 0; ti < CH_NTABLES; ti++) {
         const ch_table *t = &CH_TABLES[ti];
@@ -473,8 +491,8 @@ static void read_queues(void)
     amqp_ok = true;
     for (int n = 0; n < nnodes; n++) {
         char q[256], dq[256];
-        snprintf(q, sizeof q, "datasync.%s", node_id[n]);
-        snprintf(dq, sizeof dq, "datasync.%s.dead", node_id[n]);
+        snprintf(q, sizeof q, "datasync.%.64s", node_id[n]);
+        snprintf(dq, sizeof dq, "datasync.%.64s.dead", node_id[n]);
         if (!inspect(&a, q, &ready[n], &consumers[n]))
             ready[n] = consumers[n] = -1;
         if (!inspect(&a, dq, &dead[n], NULL))
@@ -483,7 +501,7 @@ static void read_queues(void)
     for (int n = 0; n < nnodes; n++)
         if (dead[n] > 0) {
             char dq[256];
-            snprintf(dq, sizeof dq, "datasync.%s.dead", node_id[n]);
+            snprintf(dq, sizeof dq, "datasync.%.64s.dead", node_id[n]);
             peek_dead(&a, dq, 3);
         }
     ds__amqp_close(&a);
@@ -550,8 +568,18 @@ static void usage(void)
             "usage: chaos_check --port P --amqp URL --node ID=DB... "
             "--emitted FILE... [--host H] [--faults FILE] [--seed N] "
             "[--duration S] [--spool DIR...] [--info 'label\\tvalue'...] "
-            "[--details FILE]\n");
+            "[--details FILE] [--died 'N (which)'] [--joined ID=WHEN...]\n");
     exit(2);
+}
+
+/* The --node index of the node an "ID=WHEN" names; -1 when none. */
+static int joined_node(const char *join)
+{
+    size_t len = strcspn(join, "=");
+    for (int n = 0; n < nnodes; n++)
+        if (strlen(node_id[n]) == len && strncmp(node_id[n], join, len) == 0)
+            return n;
+    return -1;
 }
 
 /* The command line into the opt_* settings and the node list; usage()
@@ -571,6 +599,7 @@ static void parse_args(int argc, char **argv)
                            TS_OPT_LIST("info", infos, &ninfos, 32),
                            TS_OPT("details", &opt_details),
                            TS_OPT("died", &opt_died),
+                           TS_OPT_LIST("joined", joins, &njoins, MAX_NODES),
                            TS_OPT_END};
     if (ts_opts_parse(argc, argv, opts) != 0)
         usage();
@@ -585,6 +614,9 @@ static void parse_args(int argc, char **argv)
     }
     if (!opt_port || !opt_amqp || nnodes == 0 || nemitted == 0)
         usage();
+    for (int j = 0; j < njoins; j++)
+        if (!strchr(joins[j], '=') || joined_node(joins[j]) < 0)
+            usage(); /* a late node is checked like every node */
 }
 
 /* What the checks counted: the verdict and the summary table read it. */
@@ -784,6 +816,10 @@ static bool verdict(tally *t)
     /* A consumer or producer that died on its own is a bug too. */
     if (opt_died && atol(opt_died) != 0)
         pass = false;
+    /* A node that was to join and did not: not a pass with one node less. */
+    for (int j = 0; j < njoins; j++)
+        if (!strchr(joins[j], '=')[1])
+            pass = false;
     return pass;
 }
 
@@ -810,6 +846,14 @@ static void print_run(const tally *t)
     printf(")\n");
     printf(" %-28s %ld logged twice (re-emitted), %ld inconsistent, %ld bad\n",
            "emitted log lines", dup_lines, inconsistent, bad_lines);
+    for (int j = 0; j < njoins; j++) {
+        const char *eq = strchr(joins[j], '=');
+        char label[80];
+        snprintf(label, sizeof label, "%.*s joined (bootstrap)",
+                 (int)(eq - joins[j]), joins[j]);
+        printf(" %-28s %s\n", label,
+               eq[1] ? eq + 1 : "NEVER: no bootstrap attempt succeeded");
+    }
 }
 
 /* The table's middle: a column per node. */
@@ -846,7 +890,7 @@ static void print_summary(const tally *t, bool pass)
 {
     const char *rule =
         "------------------------------------------------------------------"
-        "------------";
+        "------------------";
     printf("\n%s\n datasync chaos run: %s\n%s\n", rule, pass ? "PASS" : "FAIL",
            rule);
     print_run(t);

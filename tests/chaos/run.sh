@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh: the chaos run (issue 6): three servers, two producers, random faults for a bounded time, then a checker that counts every change as accounted for, lost or wrongly applied.
+# run.sh: the chaos run (issues 6 and 10): three servers, two producers, random faults for a bounded time, a fourth server bootstrapped mid-run, then a checker that counts every change as accounted for, lost or wrongly applied on all four.
 #
 #   BUILD=build tests/chaos/run.sh [--duration SECONDS] [--seed N] [--rate N] [--keep]
 #
@@ -15,9 +15,27 @@
 # (nodes chaos-a/b/c, exchange "chaos"), one of them (chosen by the seed)
 # connected to RabbitMQ through chaos_proxy, and two chaos_producer
 # processes (origins chaos-a and chaos-b, each writing its own database
-# first, see tests/chaos/chaos_producer.c). The fault loop takes the fault
-# kinds in a seeded random order, each once per round:
-#   consumer_kill   kill -9 of a consumer, restarted 0.2-3 s later
+# first, see tests/chaos/chaos_producer.c).
+#
+# The late node: chaos-d (database chaos_d, the same schema, no producer)
+# is not in `datasync setup --nodes`. At a seeded moment between 1/4 and
+# 1/2 of the fault period, and from a peer the seed chooses among chaos-a/b/c,
+# it joins with `datasync bootstrap --from <peer's consumer config> --to
+# <chaos-d's>` while the producers emit and the faults go on. A fault may
+# make it fail (broker down, MariaDB stopped, the peer not keeping up): it
+# is run again after the fault, as a careful operator would, each attempt
+# in faults.log and bootstrap-chaos-d.log. Once it succeeded, chaos-d's
+# consumer starts and is supervised and killed like the others. When it has
+# not joined by the end of the fault period (a slow broker restart can take
+# half of a 30 s run), the faults go on until it has, for at most 60 s more
+# (the summary says by how much: "fault period extended"). The run fails when no attempt succeeded
+# (one still running when the faults stop may finish); the checker counts
+# chaos-d like every node and names when and from which peer it joined.
+#
+# The fault loop takes the fault kinds in a seeded random order, each once
+# per round:
+#   consumer_kill   kill -9 of a consumer (chaos-d too once joined),
+#                   restarted 0.2-3 s later
 #   producer_kill   kill -9 of a producer, restarted 0.2-2 s later with the
 #                   same spool and outbox
 #   broker_restart  services.sh rabbit restart
@@ -44,7 +62,7 @@
 # DS_TEST_KEEP=1. Exit 0 when the checker passes and no process died on its
 # own; 1 otherwise; 2 on bad usage or missing programs.
 #
-# Bounded: a watchdog ends the run after duration + 360 s. Every process it
+# Bounded: a watchdog ends the run after duration + 480 s. Every process it
 # starts carries DS_CHAOS_RUN=<run folder> in its environment; at the end
 # none may be left (they are killed, and the run fails, if one is).
 
@@ -91,9 +109,10 @@ for b in "$consumer_bin" "$cli_bin" "$producer_bin" "$proxy_bin" "$check_bin"; d
     fi
 done
 
-nodes=(chaos-a chaos-b chaos-c)
-dbs=(chaos_a chaos_b chaos_c)
+nodes=(chaos-a chaos-b chaos-c chaos-d)
+dbs=(chaos_a chaos_b chaos_c chaos_d)
 producers=(0 1) # the producers run on nodes 0 and 1, as their origin
+late=3          # chaos-d: not set up at the start, bootstrapped mid-run
 RANDOM=$seed
 
 t_start=${EPOCHREALTIME/[.,]/}
@@ -108,8 +127,17 @@ own_services=0
 cdir=""
 proxy_pid=""
 watchdog_pid=""
-declare -a cons_pid=("" "" "") prod_pid=("" "")
-declare -a cons_log_start=(0 0 0)
+declare -a cons_pid=("" "" "" "") prod_pid=("" "")
+declare -a cons_log_start=(0 0 0 0)
+active=3 # consumers supervised: nodes 0..active-1 (4 once chaos-d joined)
+boot_pid=""
+boot_attempts=0
+boot_retry=0 # no attempt before this time (us), a second after a failure
+join_grace=60 # s the faults may go on after the period, until chaos-d joined
+joined=0 # when chaos-d joined (us), 0 until then
+faulting=0 # 1 while the fault loop runs: bootstrap attempts start only then
+join_text="" # when, from which peer, how many attempts: for the summary
+infos_join=() # the checker's line on a fault period that went on for the join
 unexpected=() # processes that died on their own
 finished=0
 status=1
@@ -168,7 +196,7 @@ cleanup() {
         echo "chaos: interrupted (exit $rc): stopping every process of the run" >&2
     fi
     [[ -n "$watchdog_pid" ]] && kill -KILL -- "-$watchdog_pid" 2>/dev/null
-    for p in "${prod_pid[@]}" "${cons_pid[@]}" "$proxy_pid"; do
+    for p in "${prod_pid[@]}" "${cons_pid[@]}" "$proxy_pid" "$boot_pid"; do
         [[ -n "$p" ]] && kill -KILL "$p" 2>/dev/null
     done
     read -r -a pids <<<"$(owned_pids | tr '\n' ' ')"
@@ -214,7 +242,7 @@ cdir=$DS_TEST_RUNDIR/chaos-$(date -u +%Y%m%d-%H%M%S)-seed$seed
 mkdir -p "$cdir"
 : >"$cdir/faults.log"
 
-hard_timeout=$((duration + 360))
+hard_timeout=$((duration + 480))
 # The watchdog has a session of its own (setsid), so the cleanup can kill
 # it and its sleep together.
 setsid bash -c 'end=$((SECONDS + $1)); while kill -0 "$2" 2>/dev/null; do
@@ -225,14 +253,21 @@ disown "$watchdog_pid" # no job report when the cleanup kills it
 
 rnd 3
 proxied=$R
+# The late node's join: its peer, and when (tenths of a second into the
+# fault period, between 1/4 and 1/2 of it).
+rnd 3
+join_peer=$R
+rnd $((duration * 10 / 4 + 1))
+join_at=$((duration * 10 / 4 + R))
 note "seed $seed, faults for $duration s, $rate changes/s per producer, consumer ${nodes[proxied]} through the proxy, run folder $cdir"
+note "${nodes[late]} joins at fault period +$((join_at / 10)).$((join_at % 10)) s, bootstrapped from ${nodes[join_peer]}"
 note "reproduce: BUILD=${BUILD:-build} tests/chaos/run.sh --duration $duration --seed $seed --rate $rate"
 
 # ----------------------------------------------------------------- setup
 
 msql() { "$services" maria sql "$@"; }
 
-for i in 0 1 2; do
+for i in "${!dbs[@]}"; do
     if ! msql -e "DROP DATABASE IF EXISTS ${dbs[i]}; CREATE DATABASE ${dbs[i]} CHARACTER SET utf8mb4" ||
         ! msql "${dbs[i]}" <"$root/tests/chaos/schema.sql"; then
         echo "chaos: cannot create database ${dbs[i]}" >&2
@@ -261,7 +296,7 @@ proxy_port=$(cat "$cdir/proxy.port" 2>/dev/null)
 [[ -n "$proxy_port" ]] || { echo "chaos: the proxy did not start (see $cdir/proxy.log)" >&2; exit 1; }
 
 amqp_direct="amqp://guest:guest@127.0.0.1:$DS_TEST_AMQP_PORT/%2f"
-for i in 0 1 2; do
+for i in "${!nodes[@]}"; do
     url=$amqp_direct
     ((i == proxied)) && url="amqp://guest:guest@127.0.0.1:$proxy_port/%2f"
     cat >"$cdir/consumer-${nodes[i]}.conf" <<EOF
@@ -308,7 +343,7 @@ level = info
 EOF
 done
 
-if ! "$cli_bin" -c "$cdir/consumer-${nodes[0]}.conf" setup --nodes "$(IFS=,; echo "${nodes[*]}")" \
+if ! "$cli_bin" -c "$cdir/consumer-${nodes[0]}.conf" setup --nodes "$(IFS=,; echo "${nodes[*]:0:active}")" \
     >>"$cdir/setup.log" 2>&1; then
     echo "chaos: datasync setup failed (see $cdir/setup.log)" >&2
     exit 1
@@ -355,7 +390,7 @@ start_producer() {
 # start-up, or a process that died on its own (recorded: that is a bug).
 keep_consumers() {
     local i rc log
-    for i in 0 1 2; do
+    for ((i = 0; i < active; i++)); do
         if [[ -n "${cons_pid[i]}" ]] && ! ds_svc_alive "${cons_pid[i]}"; then
             rc=0
             wait "${cons_pid[i]}" 2>/dev/null || rc=$?
@@ -375,6 +410,7 @@ keep_consumers() {
 reconcile() {
     local p rc
     keep_consumers
+    join_step
     for p in "${!producers[@]}"; do
         if [[ -n "${prod_pid[p]}" ]] && ! ds_svc_alive "${prod_pid[p]}"; then
             rc=0
@@ -387,6 +423,74 @@ reconcile() {
     done
 }
 
+# The emitted changes so far (lines of the emitted logs; a re-emitted
+# change counts twice): how much the late node got by the copy.
+emitted_so_far() {
+    cat "$cdir"/emitted-*.log 2>/dev/null | wc -l
+}
+
+# consuming I: whether node I's consumer runs and, as its log says, is
+# connected to the broker (started, or reconnected since its last trouble).
+consuming() {
+    local log=$cdir/consumer-${nodes[$1]}.log
+    [[ -n "${cons_pid[$1]}" ]] && ds_svc_alive "${cons_pid[$1]}" || return 1
+    tail -c +$((cons_log_start[$1] + 1)) "$log" 2>/dev/null |
+        grep -E 'datasync-consumer [0-9]|broker: ' | tail -1 |
+        grep -qE 'datasync-consumer [0-9]|, consuming datasync\.'
+}
+
+# The late node's join, one step per call (reconcile calls it after each
+# fault, pause_joining during the pauses between faults, so a fault is over
+# when it runs): collects a finished bootstrap attempt (on success
+# chaos-d's consumer starts and is supervised from then on), and while the
+# fault loop runs, from the seeded moment on, starts an attempt when none
+# runs, a second after the last one failed. The peer is the seed's, or
+# when its consumer is not consuming, the next one that is; none is: later.
+join_step() {
+    local rc=0 peer why now=${EPOCHREALTIME/[.,]/}
+    ((joined)) && return 0
+    if [[ -n "$boot_pid" ]]; then
+        ds_svc_alive "$boot_pid" && return 0
+        wait "$boot_pid" 2>/dev/null || rc=$?
+        boot_pid=""
+        if ((rc == 0)); then
+            joined=$now
+            active=$((late + 1))
+            local t=$(((${EPOCHREALTIME/[.,]/} - fault_start) / 100000))
+            join_text="at T+$(elapsed) s (fault period +$((t / 10)).$((t % 10)) s) from ${nodes[boot_peer]}, attempt $boot_attempts; $boot_emitted changes emitted before it began"
+            note "JOIN ${nodes[late]}: bootstrap attempt $boot_attempts from ${nodes[boot_peer]} succeeded ($(grep -o 'done: [^.]*' "$cdir/bootstrap-${nodes[late]}.log" | tail -1)); starting its consumer"
+            start_consumer "$late" || true # else keep_consumers starts it
+            return 0
+        fi
+        why=$(tail -n 3 "$cdir/bootstrap-${nodes[late]}.log" | grep -v '^bootstrap: ' | tail -1)
+        note "JOIN ${nodes[late]}: bootstrap attempt $boot_attempts from ${nodes[boot_peer]} failed (exit $rc: ${why:-see the log}); run again after the fault"
+        boot_retry=$((now + 1000000))
+    fi
+    ((faulting && now >= join_due && now >= boot_retry)) || return 0
+    for ((peer = join_peer; peer < join_peer + late; peer++)); do
+        consuming $((peer % late)) && break
+    done
+    ((peer < join_peer + late)) || return 0
+    boot_peer=$((peer % late))
+    boot_attempts=$((boot_attempts + 1))
+    boot_emitted=$(emitted_so_far)
+    note "JOIN ${nodes[late]}: bootstrap attempt $boot_attempts from ${nodes[boot_peer]} ($boot_emitted changes emitted so far)"
+    echo "=== attempt $boot_attempts, T+$(elapsed) s, from ${nodes[boot_peer]}" >>"$cdir/bootstrap-${nodes[late]}.log"
+    env DS_CHAOS_RUN="$cdir" "$cli_bin" bootstrap --from "$cdir/consumer-${nodes[boot_peer]}.conf" \
+        --to "$cdir/consumer-${nodes[late]}.conf" --peer-wait 120 \
+        >>"$cdir/bootstrap-${nodes[late]}.log" 2>&1 &
+    boot_pid=$!
+}
+
+# pause_joining TENTHS: a pause between faults, with the join going on.
+pause_joining() {
+    local k
+    for ((k = 0; k < $1; k++)); do
+        sleep 0.1
+        join_step
+    done
+}
+
 # kill -9 and reap.
 kill9() {
     kill -KILL "$1" 2>/dev/null
@@ -395,9 +499,16 @@ kill9() {
 
 # ---------------------------------------------------------------- faults
 
+# pick_consumer: a supervised consumer's index into I, with one draw
+# whether chaos-d joined or not (12: uniform over 3 and over 4).
+pick_consumer() {
+    rnd 12
+    I=$((R % active))
+}
+
 fault_consumer_kill() {
     local i
-    rnd 3; i=$R
+    pick_consumer; i=$I
     [[ -n "${cons_pid[i]}" ]] || start_consumer "$i" || return 0
     rnd 28; local down=$((R + 2))
     fault "consumer_kill ${nodes[i]} pid ${cons_pid[i]} (kill -9), down $((down / 10)).$((down % 10)) s"
@@ -452,7 +563,7 @@ kill_producer_meanwhile() {
 # Its batch in hand is rolled back, unacked: it must come again.
 kill_consumer_meanwhile() {
     local i
-    rnd 3; i=$R
+    pick_consumer; i=$I
     [[ -n "${cons_pid[i]}" ]] || return 0
     fault "consumer_kill ${nodes[i]} pid ${cons_pid[i]} (kill -9) while the database is down; restarted at once"
     kill9 "${cons_pid[i]}"
@@ -490,7 +601,7 @@ kinds=(consumer_kill producer_kill broker_restart broker_kill maria_stop blackho
 
 # ------------------------------------------------------------------- run
 
-for i in 0 1 2; do
+for ((i = 0; i < active; i++)); do
     start_consumer "$i" || { echo "chaos: consumer ${nodes[i]} does not start (see $cdir/consumer-${nodes[i]}.log)" >&2; exit 1; }
 done
 for p in "${!producers[@]}"; do
@@ -500,8 +611,13 @@ note "3 consumers and 2 producers running; faults start in 3 s"
 sleep 3
 
 fault_end=$((${EPOCHREALTIME/[.,]/} + duration * 1000000))
+fault_start=$((fault_end - duration * 1000000))
+join_due=$((fault_start + join_at * 100000))
 round=()
-while ((${EPOCHREALTIME/[.,]/} < fault_end)); do
+faulting=1
+# The period, or longer while chaos-d has not joined (bounded).
+while ((${EPOCHREALTIME/[.,]/} < fault_end ||
+    (!joined && ${EPOCHREALTIME/[.,]/} < fault_end + join_grace * 1000000))); do
     if ((${#round[@]} == 0)); then
         # A new round: every kind once, in a seeded random order.
         round=("${kinds[@]}")
@@ -515,17 +631,43 @@ while ((${EPOCHREALTIME/[.,]/} < fault_end)); do
     "fault_$kind"
     reconcile
     rnd 30
-    nap $((R + 10))
+    pause_joining $((R + 10))
     reconcile
 done
 
 # ------------------------------------------------------------------- end
 
+faulting=0
+# The last fault may overrun the period; only a join after it extends it.
+extended=$((((joined ? joined : ${EPOCHREALTIME/[.,]/}) - fault_end) / 100000))
+if ((extended > 0)); then
+    extended="$((extended / 10)).$((extended % 10))"
+    note "fault period extended by $extended s while ${nodes[late]} had not joined"
+else
+    extended=""
+fi
 note "faults stop; bringing everything up"
 kill -USR2 "$proxy_pid" 2>/dev/null
 "$services" rabbit start >>"$cdir/services.log" 2>&1 || note "rabbit start failed"
 "$services" maria start >>"$cdir/services.log" 2>&1 || note "maria start failed"
 reconcile
+if [[ -n "$boot_pid" ]]; then
+    # Begun during the faults: it may finish (its peer must keep running).
+    note "waiting for the bootstrap attempt in progress"
+    k=0
+    while [[ -n "$boot_pid" ]] && ((k++ < 1500)); do
+        ((k % 20 == 0)) && keep_consumers
+        join_step
+        sleep 0.1
+    done
+    if [[ -n "$boot_pid" ]]; then
+        note "bootstrap attempt $boot_attempts still running after 150 s: stopped"
+        stop_pid "$boot_pid" 5
+        boot_pid=""
+    fi
+fi
+((joined)) || note "FAIL: ${nodes[late]} never joined: no bootstrap attempt succeeded during the faults ($boot_attempts attempts)"
+[[ -n "$extended" ]] && infos_join=(--info "$(printf 'fault period extended\tby %s s, while %s had not joined' "$extended" "${nodes[late]}")")
 
 note "stopping the producers (each empties its outbox and waits for its spool)"
 prod_status=()
@@ -547,6 +689,10 @@ for p in "${!producers[@]}"; do
 done
 
 note "waiting for the queues to drain"
+sig_sql=""
+for db in "${dbs[@]:0:active}"; do
+    sig_sql+="${sig_sql:+ UNION ALL }SELECT COUNT(*), SUM(hlc), SUM(deleted) FROM $db.datasync_versions"
+done
 drain_start=${EPOCHREALTIME/[.,]/}
 drained=0
 last_sig=""
@@ -554,16 +700,14 @@ while (((${EPOCHREALTIME/[.,]/} - drain_start) < 120 * 1000000)); do
     keep_consumers
     queues=$("$services" rabbit ctl list_queues -q --no-table-headers name messages messages_unacknowledged consumers 2>/dev/null)
     busy=0
-    for n in "${nodes[@]}"; do
+    for n in "${nodes[@]:0:active}"; do
         line=$(awk -v q="datasync.$n" '$1 == q' <<<"$queues")
         read -r _ msgs unacked ncons <<<"$line"
         if [[ -z "$line" || "${msgs:-1}" != 0 || "${unacked:-1}" != 0 || "${ncons:-0}" == 0 ]]; then
             busy=1
         fi
     done
-    sig=$(msql -N -e "SELECT COUNT(*), SUM(hlc), SUM(deleted) FROM chaos_a.datasync_versions UNION ALL
-        SELECT COUNT(*), SUM(hlc), SUM(deleted) FROM chaos_b.datasync_versions UNION ALL
-        SELECT COUNT(*), SUM(hlc), SUM(deleted) FROM chaos_c.datasync_versions" 2>/dev/null | tr '\n\t' '  ')
+    sig=$(msql -N -e "$sig_sql" 2>/dev/null | tr '\n\t' '  ')
     if ((!busy)) && [[ -n "$sig" && "$sig" == "$last_sig" ]]; then
         drained=1
         break
@@ -579,7 +723,7 @@ else
 fi
 
 note "stopping the consumers"
-for i in 0 1 2; do
+for ((i = 0; i < active; i++)); do
     rc=0
     stop_pid "${cons_pid[i]}" 10 || rc=$?
     ((rc == 0)) || note "consumer ${nodes[i]} stopped with status $rc"
@@ -589,14 +733,19 @@ stop_pid "$proxy_pid" 5
 proxy_pid=""
 
 infos=(
+    "${infos_join[@]}"
     --info "$(printf 'proxied consumer\t%s (through chaos_proxy)' "${nodes[proxied]}")"
     --info "$(printf 'producers\t%s' "${prod_status[*]}")"
     --info "$(printf 'queues drained\t%s' "$( ((drained)) && echo "yes, in $drain_s s after the producers stopped" || echo "NO, gave up after $drain_s s")")"
     --info "$(printf 'run folder\t%s' "$cdir")"
 )
+node_args=()
+for i in "${!nodes[@]}"; do
+    node_args+=(--node "${nodes[i]}=${dbs[i]}")
+done
 check_rc=0
 "$check_bin" --port "$DS_TEST_MYSQL_PORT" --amqp "$amqp_direct" \
-    --node "chaos-a=chaos_a" --node "chaos-b=chaos_b" --node "chaos-c=chaos_c" \
+    "${node_args[@]}" --joined "${nodes[late]}=$join_text" \
     --emitted "$cdir/emitted-chaos-a.log" --emitted "$cdir/emitted-chaos-b.log" \
     --spool "$cdir/spool-chaos-a" --spool "$cdir/spool-chaos-b" \
     --faults "$cdir/faults.log" --seed "$seed" --duration "$duration" \
