@@ -31,7 +31,12 @@
 # Ports: one block of ten free loopback ports is picked at first use and
 # saved in ports.env, so concurrent runs (CI, a developer) do not clash:
 #   base+0 AMQP   base+1 epmd   base+2 Erlang distribution
-#   base+3..6 rabbitmqctl's distribution   base+8 MariaDB
+#   base+3..6 rabbitmqctl's distribution   base+7 AMQP over TLS   base+8 MariaDB
+#
+# TLS: with $DS_SVC_RABBIT_TLS_DIR set (when the node's config is first
+# written) the node also listens for amqps:// on base+7, with the PEM files
+# ca.pem, server.pem and server.key of that directory, not asking clients
+# for a certificate; `env` then exports DS_TEST_AMQPS_PORT.
 # $DS_TEST_AMQP_PORT / $DS_TEST_MYSQL_PORT, when set, override (the Erlang
 # ports then follow the AMQP port).
 
@@ -280,6 +285,7 @@ ds_svc_init() {
     DS_SVC_DIST_PORT=$((amqp + 2))
     DS_SVC_CTL_PORT_MIN=$((amqp + 3))
     DS_SVC_CTL_PORT_MAX=$((amqp + 6))
+    DS_SVC_AMQPS_PORT=$((amqp + 7))
     DS_SVC_MYSQL_PORT=$mysql
     DS_SVC_NODE=ds$amqp@localhost
     DS_SVC_START_TIMEOUT=${DS_TEST_START_TIMEOUT:-60}
@@ -351,6 +357,21 @@ disk_free_limit.absolute = 10MB
 log.console = false
 log.file.level = info
 EOF
+    [[ -n "${DS_SVC_RABBIT_TLS_DIR:-}" ]] || return 0
+    cat >>"$DS_SVC_R/rabbitmq.conf" <<EOF
+# TLS listener (DS_SVC_RABBIT_TLS_DIR).
+listeners.ssl.default = 127.0.0.1:$DS_SVC_AMQPS_PORT
+ssl_options.cacertfile = $DS_SVC_RABBIT_TLS_DIR/ca.pem
+ssl_options.certfile = $DS_SVC_RABBIT_TLS_DIR/server.pem
+ssl_options.keyfile = $DS_SVC_RABBIT_TLS_DIR/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+EOF
+}
+
+# True when the node's config has the TLS listener.
+ds_svc__rabbit_tls() {
+    grep -q '^listeners.ssl.default' "$DS_SVC_R/rabbitmq.conf" 2>/dev/null
 }
 
 # Private epmd, started once and kept across rabbit kill/restart.
@@ -518,7 +539,12 @@ ds_svc__home() {
 # The ports service $1 listens on; the first answers when it is up.
 ds_svc__ports() {
     case $1 in
-    rabbit) printf '%s %s' "$DS_SVC_AMQP_PORT" "$DS_SVC_DIST_PORT" ;;
+    rabbit)
+        printf '%s %s' "$DS_SVC_AMQP_PORT" "$DS_SVC_DIST_PORT"
+        if [[ -n "${DS_SVC_RABBIT_TLS_DIR:-}" ]] || ds_svc__rabbit_tls; then
+            printf ' %s' "$DS_SVC_AMQPS_PORT"
+        fi
+        ;;
     maria) printf '%s' "$DS_SVC_MYSQL_PORT" ;;
     esac
 }
@@ -661,6 +687,9 @@ ds_svc_env() {
     printf 'export DS_TEST_AMQP_PORT=%q\n' "$DS_SVC_AMQP_PORT"
     printf 'export DS_TEST_AMQP_URL=%q\n' "amqp://guest:guest@127.0.0.1:$DS_SVC_AMQP_PORT/%2f"
     printf 'export DS_TEST_RABBIT_NODE=%q\n' "$DS_SVC_NODE"
+    if ds_svc__rabbit_tls; then
+        printf 'export DS_TEST_AMQPS_PORT=%q\n' "$DS_SVC_AMQPS_PORT"
+    fi
     printf 'export DS_TEST_MYSQL_HOST=127.0.0.1\n'
     printf 'export DS_TEST_MYSQL_PORT=%q\n' "$DS_SVC_MYSQL_PORT"
     printf 'export DS_TEST_MYSQL_SOCKET=%q\n' "$DS_SVC_SOCK"
