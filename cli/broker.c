@@ -4,20 +4,32 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
+
+/* A connection's one warning (amqp.verify_peer = false) as the CLI's own. */
+static void on_log(void *userdata, ds_log_level level, const char *message)
+{
+    if (level >= DS_LOG_WARN)
+        cli_warn(userdata, "%s", message);
+}
 
 int cli_broker_open(cli_broker *b, const cli_ctx *ctx, char *err, size_t errlen)
 {
+    ds_logger lg = {DS_LOG_WARN, on_log, (void *)ctx};
     char why[DS_ERRMSG_SIZE];
     int rc;
 
     memset(b, 0, sizeof *b);
     b->ctx = ctx;
+    b->amqp.tls = &ctx->cfg;
+    b->amqp.lg = &lg;
     cli_redact_urls(ctx->cfg.amqp_url, b->urls, sizeof b->urls);
     /* The confirm timeout bounds every wait of the CLI too: connect, login,
      * RPCs and confirms. */
     rc =
         ds__amqp_connect(&b->amqp, ctx->cfg.amqp_url, ctx->cfg.amqp_heartbeat,
                          ctx->cfg.producer_confirm_timeout_ms, why, sizeof why);
+    b->amqp.lg = NULL; /* lg ends here: the CLI connects once */
     if (rc < 0)
         return ds__seterr(err, errlen, rc == DS_EINVAL ? DS_ECONFIG : rc,
                           "cannot reach the broker (amqp.url = %s): %s",

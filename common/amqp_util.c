@@ -11,6 +11,13 @@
 #include "amqp_util.h"
 #include "config.h"
 #include "error.h"
+#include "log.h"
+
+#ifdef DS_RABBITMQ_C_NEW_HEADERS
+#include <rabbitmq-c/ssl_socket.h>
+#else
+#include <amqp_ssl_socket.h>
+#endif
 
 amqp_bytes_t ds__amqp_str(const char *s)
 {
@@ -231,6 +238,104 @@ static amqp_rpc_reply_t login(amqp_connection_state_t conn,
         AMQP_SASL_METHOD_PLAIN, info->user, info->password);
 }
 
+/*
+ * The TLS socket of an amqps:// URL, set up from a->tls.
+ *
+ * OpenSSL initialisation: rabbitmq-c 0.11 initialises OpenSSL itself, once,
+ * under its own mutex, at the first amqp_ssl_socket_new() (its default,
+ * amqp_set_initialize_ssl_library(1)); with OpenSSL 1.1 and later (Debian
+ * 12 ships 3.0) that initialisation is idempotent and safe next to a host
+ * that uses OpenSSL too. So we call neither amqp_set_initialize_ssl_library
+ * nor amqp_uninitialize_ssl_library (which would tear OpenSSL down under
+ * such a host): the only process-wide state is rabbitmq-c's own. Every
+ * socket gets its own SSL_CTX, so connections share no TLS settings.
+ */
+static int tls_socket(ds_amqp *a, amqp_connection_state_t conn,
+                      const char *host, int port, amqp_socket_t **out,
+                      char *err, size_t errlen)
+{
+    const ds_config *cfg = a->tls;
+    bool verify = !cfg || cfg->amqp_verify_peer;
+    const char *ca = cfg ? cfg->amqp_ca_file : "";
+    const char *cert = cfg ? cfg->amqp_cert_file : "";
+    const char *key = cfg ? cfg->amqp_key_file : "";
+    amqp_socket_t *sock = NULL;
+
+    if (verify && !*ca)
+        return ds__seterr(err, errlen, DS_EINVAL,
+                          "amqps://%s:%d: amqp.ca_file is not set: it names "
+                          "the CA certificate that signed the broker's (or "
+                          "set amqp.verify_peer = false, for tests only)",
+                          host, port);
+    if (!*cert != !*key)
+        return ds__seterr(err, errlen, DS_EINVAL,
+                          "amqp.cert_file and amqp.key_file go together: set "
+                          "both or neither");
+    sock = amqp_ssl_socket_new(conn);
+    if (!sock)
+        return ds__seterr(err, errlen, DS_EAMQP,
+                          "amqps://%s:%d: cannot set up TLS (out of memory, "
+                          "or OpenSSL failed to initialise)",
+                          host, port);
+    if (*ca && amqp_ssl_socket_set_cacert(sock, ca) != AMQP_STATUS_OK)
+        return ds__seterr(err, errlen, DS_EINVAL,
+                          "amqp.ca_file: cannot load '%s' (a readable PEM "
+                          "CA certificate is expected)",
+                          ca);
+    if (*cert && amqp_ssl_socket_set_key(sock, cert, key) != AMQP_STATUS_OK)
+        return ds__seterr(err, errlen, DS_EINVAL,
+                          "amqp.cert_file/key_file: cannot load '%s' with "
+                          "'%s' (a PEM certificate and its unencrypted key "
+                          "are expected)",
+                          cert, key);
+    amqp_ssl_socket_set_verify_peer(sock, verify);
+    amqp_ssl_socket_set_verify_hostname(sock, verify);
+    if (!verify && a->lg)
+        DS_LOG(a->lg, DS_LOG_WARN,
+               "amqps://%s:%d: amqp.verify_peer = false: the broker's "
+               "certificate is not checked, anyone on the path can pose as "
+               "the broker",
+               host, port);
+    *out = sock;
+    return 0;
+}
+
+/* Says why opening the socket to host:port failed, TLS failures naming what
+ * to check. */
+static int open_error(ds_amqp *a, int status, bool tls, const char *host,
+                      int port, char *err, size_t errlen)
+{
+    const char *ca = a->tls ? a->tls->amqp_ca_file : "";
+
+    switch (status) {
+    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+        return ds__seterr(err, errlen, DS_ECONNECT,
+                          "amqps://%s:%d: TLS: the broker's certificate is "
+                          "not signed by the CA of amqp.ca_file (%s)",
+                          host, port, ca);
+    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+        return ds__seterr(err, errlen, DS_ECONNECT,
+                          "amqps://%s:%d: TLS: the broker's certificate does "
+                          "not name host '%s' (compare the URL's host with "
+                          "the certificate's subjectAltName)",
+                          host, port, host);
+    case AMQP_STATUS_SSL_CONNECTION_FAILED:
+    case AMQP_STATUS_SSL_ERROR:
+        return ds__seterr(err, errlen, DS_ECONNECT,
+                          "amqps://%s:%d: TLS handshake failed (%s): is it "
+                          "a TLS port, and does the broker want a client "
+                          "certificate (amqp.cert_file)?",
+                          host, port, amqp_error_string2(status));
+    }
+    /* rabbitmq-c keeps the connect's errno to itself: say what to check
+     * instead. */
+    return ds__seterr(err, errlen, DS_ECONNECT,
+                      "cannot connect to %s:%d (%s): is RabbitMQ running "
+                      "and listening there%s?",
+                      host, port, amqp_error_string2(status),
+                      tls ? " with TLS" : "");
+}
+
 static int connect_one(ds_amqp *a, const char *url_text, int heartbeat,
                        int timeout_ms, char *err, size_t errlen)
 {
@@ -238,7 +343,7 @@ static int connect_one(ds_amqp *a, const char *url_text, int heartbeat,
     char url[1024];
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     amqp_connection_state_t conn = NULL;
-    amqp_socket_t *sock;
+    amqp_socket_t *sock = NULL;
     amqp_rpc_reply_t r;
     int rc, status;
 
@@ -248,26 +353,24 @@ static int connect_one(ds_amqp *a, const char *url_text, int heartbeat,
         return ds__seterr(err, errlen, DS_EINVAL,
                           "amqp.url: cannot parse a URL (expected "
                           "amqp://user:password@host:port/vhost)");
-    if (info.ssl)
-        return ds__seterr(err, errlen, DS_EINVAL,
-                          "amqp.url: amqps:// is not supported in this build");
 
     conn = amqp_new_connection();
     if (!conn)
         return DS_ENOMEM;
-    sock = amqp_tcp_socket_new(conn);
-    if (!sock) {
-        rc = DS_ENOMEM;
-        goto fail;
+    if (info.ssl) {
+        rc = tls_socket(a, conn, info.host, info.port, &sock, err, errlen);
+        if (rc < 0)
+            goto fail;
+    } else {
+        sock = amqp_tcp_socket_new(conn);
+        if (!sock) {
+            rc = DS_ENOMEM;
+            goto fail;
+        }
     }
     status = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
     if (status != AMQP_STATUS_OK) {
-        /* rabbitmq-c keeps the connect's errno to itself: say what to
-         * check instead. */
-        rc = ds__seterr(err, errlen, DS_ECONNECT,
-                        "cannot connect to %s:%d (%s): is RabbitMQ running "
-                        "and listening there?",
-                        info.host, info.port, amqp_error_string2(status));
+        rc = open_error(a, status, info.ssl, info.host, info.port, err, errlen);
         goto fail;
     }
     set_socket_timeouts(conn, timeout_ms);

@@ -17,12 +17,19 @@ typedef struct ds_amqp {
     char host[256];               /* host:port of the connected broker */
     const char *client_name;      /* optional: the connection's name in the
                                 broker's tools, e.g. "datasync-consumer a" */
+    /* Optional, borrowed: where amqps:// URLs find amqp.ca_file, cert_file,
+     * key_file and verify_peer. NULL: no CA, so amqps:// is refused (with
+     * peer verification on, as it is then) and amqp:// works as always. */
+    const struct ds_config *tls;
+    const struct ds_logger *lg; /* optional: gets the verify_peer warning */
 } ds_amqp;
 
 /*
  * Connects to the first reachable broker of a space-separated URL list,
  * starting at a->next_url and going round once, logs in, opens
- * DS_AMQP_CHANNEL. timeout_ms bounds the TCP connect, the login and every
+ * DS_AMQP_CHANNEL. amqps:// URLs go over TLS with a->tls's settings; a
+ * broker whose certificate does not verify is a DS_ECONNECT naming
+ * amqp.ca_file, a TLS file that cannot be loaded a DS_EINVAL. timeout_ms bounds the TCP connect, the login and every
  * later socket read/write (so a black-holed broker cannot block forever);
  * heartbeat is in seconds (0: off).
  * Returns 0, or DS_ECONNECT / DS_EAMQP / DS_EINVAL (bad URL) with err saying

@@ -154,6 +154,11 @@ static const directive directives[] = {
            store_queue_type, "classic"),
     D_INT("amqp", "prefetch", amqp_prefetch, 1, 65535, "500"),
     D_INT("amqp", "heartbeat", amqp_heartbeat, 0, 3600, "10"),
+    D_STR("amqp", "ca_file", amqp_ca_file, NULL, ""),
+    D_STR("amqp", "cert_file", amqp_cert_file, NULL, ""),
+    D_STR("amqp", "key_file", amqp_key_file, NULL, ""),
+    D_ENUM("amqp", "verify_peer", amqp_verify_peer, bool_names, store_bool,
+           "true"),
 
     D_STR("mysql", "host", mysql_host, NULL, "127.0.0.1"),
     D_INT("mysql", "port", mysql_port, 1, 65535, "3306"),

@@ -28,6 +28,12 @@ typedef struct ds_config {
     ds_queue_type amqp_queue_type;
     int amqp_prefetch;  /* 1..65535 */
     int amqp_heartbeat; /* seconds, 0..3600; 0 = off */
+    /* TLS, for amqps:// URLs only: the CA that signs the brokers'
+     * certificates, an optional client certificate and key (PEM). */
+    char amqp_ca_file[1024];
+    char amqp_cert_file[1024];
+    char amqp_key_file[1024];
+    bool amqp_verify_peer; /* check the broker's certificate and host name */
     /* [mysql] */
     char mysql_host[256];
     int mysql_port;

@@ -31,10 +31,16 @@ void ds__topology_replay_key(const ds_config *cfg, char *out, size_t len);
 int ds__topology_declare_exchanges(ds_amqp *a, const ds_config *cfg, char *err,
                                    size_t errlen);
 
+/* The replicas of a quorum queue datasync declares
+ * (x-quorum-initial-group-size): with amqp.queue_type = quorum and N >= 3
+ * URLs in amqp.url (one per cluster node), the largest odd number <= N, at
+ * most 7; else 0: not set, the broker's default (every cluster node). */
+int ds__topology_quorum_size(const ds_config *cfg);
+
 /* Declares node's queue (amqp.queue_type, durable, dead-lettering to the dead
  * exchange) bound to amqp.exchange with amqp.routing_key and the replay key,
- * and its dead-letter
- * queue bound to the dead exchange. Idempotent. A queue that exists with
+ * and its dead-letter queue bound to the dead exchange; quorum queues, both,
+ * with ds__topology_quorum_size() replicas when not 0. Idempotent. A queue that exists with
  * other arguments (e.g. another queue type) gives DS_EAMQP with a message
  * saying so; the connection must then be reopened. */
 int ds__topology_declare_node(ds_amqp *a, const ds_config *cfg,

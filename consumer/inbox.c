@@ -95,6 +95,8 @@ int dsc_inbox_open(dsc_inbox *in, char *err, size_t errlen)
     int rc;
 
     dsc_inbox_drop(in);
+    in->amqp.tls = cfg;
+    in->amqp.lg = in->lg;
     rc = ds__amqp_connect(&in->amqp, cfg->amqp_url, cfg->amqp_heartbeat,
                           DS_INBOX_CONNECT_TIMEOUT_MS, err, errlen);
     if (rc)

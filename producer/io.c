@@ -582,6 +582,9 @@ static void connect_broker(ds_producer *p)
     snprintf(p->client_name, sizeof p->client_name,
              "datasync-producer %s pid %d", p->cfg.node_id, (int)p->pid);
     p->amqp.client_name = p->client_name;
+    p->amqp.tls = &p->cfg;
+    /* The connection logs (verify_peer = false) only while unlocked. */
+    p->amqp.lg = &p->log;
     ds__producer_unlock(p);
     rc = ds__amqp_connect(&p->amqp, p->cfg.amqp_url, p->cfg.amqp_heartbeat,
                           p->cfg.producer_confirm_timeout_ms, err, sizeof err);

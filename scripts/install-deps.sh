@@ -23,6 +23,9 @@ packages=(
     rabbitmq-server mariadb-server mariadb-client
     # the test harness: pgrep/ps (procps), setsid (util-linux), timeout (coreutils)
     procps util-linux coreutils
+    # tests/integration/test_tls.sh: certificates made at test time
+    # (rabbitmq-server depends on it too; named because the test calls it)
+    openssl
     # tests/integration/test_php.sh: PHP with FFI (php8.x-common brings it)
     php-cli
     # tests/integration/test_compose.sh: `docker-compose config` checks

@@ -7,6 +7,9 @@
 #   services.sh rabbit ctl ARGS...     rabbitmqctl against the private node
 #   services.sh maria sql ARGS...      the mariadb client on the private socket
 #   services.sh watch PID              detached watchdog: "down" once PID is gone
+#   services.sh cluster start|down|status|env       a 3-node RabbitMQ cluster
+#   services.sh cluster start|stop|kill|restart N   one member (1..3)
+#   services.sh cluster ctl N ARGS...  rabbitmqctl against member N
 # Library: `source services.sh`, then ds_svc_init and ds_svc <service> <action>
 # (or ds_svc_<action> <service>), ds_svc_up, ds_svc_down; ds_svc_alive and
 # ds_svc_pids_with_env serve other scripts too. Sourcing changes no shell option.
@@ -28,10 +31,24 @@
 # MariaDB's buffer pool and redo log are small for fast tests: 64M and 16M,
 # or $DS_SVC_MARIA_POOL and $DS_SVC_MARIA_LOG (bench/run.sh sizes them up).
 #
+# Cluster: member N is a node of its own under $DS_TEST_RUNDIR/cluster/nN
+# (its own block of ports, node name, data and logs, started and killed by
+# the same code as the single node) sharing member 1's epmd and one Erlang
+# cookie; members 2.. join member 1 (stop_app, join_cluster, start_app) at
+# the first start. A member killed and started again rejoins by itself.
+# $DS_SVC_CLUSTER_SIZE members (3). `cluster env` exports
+# DS_TEST_CLUSTER_URLS (one amqp:// URL per member, in order),
+# DS_TEST_CLUSTER_PORTS and DS_TEST_CLUSTER_NODES (the Erlang node names).
+#
 # Ports: one block of ten free loopback ports is picked at first use and
 # saved in ports.env, so concurrent runs (CI, a developer) do not clash:
 #   base+0 AMQP   base+1 epmd   base+2 Erlang distribution
-#   base+3..6 rabbitmqctl's distribution   base+8 MariaDB
+#   base+3..6 rabbitmqctl's distribution   base+7 AMQP over TLS   base+8 MariaDB
+#
+# TLS: with $DS_SVC_RABBIT_TLS_DIR set (when the node's config is first
+# written) the node also listens for amqps:// on base+7, with the PEM files
+# ca.pem, server.pem and server.key of that directory, not asking clients
+# for a certificate; `env` then exports DS_TEST_AMQPS_PORT.
 # $DS_TEST_AMQP_PORT / $DS_TEST_MYSQL_PORT, when set, override (the Erlang
 # ports then follow the AMQP port).
 
@@ -276,10 +293,11 @@ ds_svc_init() {
         ds_svc__err "bad ports in $DS_SVC_DIR/ports.env: amqp=$amqp mysql=$mysql" || return 1
 
     DS_SVC_AMQP_PORT=$amqp
-    DS_SVC_EPMD_PORT=$((amqp + 1))
+    DS_SVC_EPMD_PORT=${DS_SVC_SHARED_EPMD_PORT:-$((amqp + 1))}
     DS_SVC_DIST_PORT=$((amqp + 2))
     DS_SVC_CTL_PORT_MIN=$((amqp + 3))
     DS_SVC_CTL_PORT_MAX=$((amqp + 6))
+    DS_SVC_AMQPS_PORT=$((amqp + 7))
     DS_SVC_MYSQL_PORT=$mysql
     DS_SVC_NODE=ds$amqp@localhost
     DS_SVC_START_TIMEOUT=${DS_TEST_START_TIMEOUT:-60}
@@ -351,11 +369,32 @@ disk_free_limit.absolute = 10MB
 log.console = false
 log.file.level = info
 EOF
+    [[ -n "${DS_SVC_RABBIT_TLS_DIR:-}" ]] || return 0
+    cat >>"$DS_SVC_R/rabbitmq.conf" <<EOF
+# TLS listener (DS_SVC_RABBIT_TLS_DIR).
+listeners.ssl.default = 127.0.0.1:$DS_SVC_AMQPS_PORT
+ssl_options.cacertfile = $DS_SVC_RABBIT_TLS_DIR/ca.pem
+ssl_options.certfile = $DS_SVC_RABBIT_TLS_DIR/server.pem
+ssl_options.keyfile = $DS_SVC_RABBIT_TLS_DIR/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+EOF
+}
+
+# True when the node's config has the TLS listener.
+ds_svc__rabbit_tls() {
+    grep -q '^listeners.ssl.default' "$DS_SVC_R/rabbitmq.conf" 2>/dev/null
 }
 
 # Private epmd, started once and kept across rabbit kill/restart.
 ds_svc__epmd_start() {
     local pid i
+    # A cluster member other than the first uses the first one's epmd.
+    if [[ -n "${DS_SVC_SHARED_EPMD_PORT:-}" ]]; then
+        ds_svc__port_open "$DS_SVC_EPMD_PORT" && return 0
+        ds_svc__err "the cluster's epmd (127.0.0.1:$DS_SVC_EPMD_PORT, member 1's) is not running"
+        return 1
+    fi
     pid=$(ds_svc__read "$DS_SVC_R/epmd.pgid")
     if ds_svc_alive "$pid" && ds_svc__port_open "$DS_SVC_EPMD_PORT"; then
         return 0
@@ -386,6 +425,12 @@ ds_svc__rabbit_boot() {
     local t0=$1 pgid wpid="" wrc="" deadline ready=0 why=""
     ds_svc__epmd_start || return 1
     ds_svc__rabbit_files || return 1
+    # A cluster's members must share the cookie (the CLI reads it too).
+    if [[ -n "${DS_SVC_RABBIT_COOKIE:-}" ]]; then
+        rm -f "$DS_SVC_R/home/.erlang.cookie"
+        (umask 077 && printf '%s' "$DS_SVC_RABBIT_COOKIE" >"$DS_SVC_R/home/.erlang.cookie") || return 1
+        chmod 400 "$DS_SVC_R/home/.erlang.cookie"
+    fi
     rm -f "$DS_SVC_R/rabbit.pid"
     printf '\n==== start %s\n' "$(date '+%F %T')" >>"$DS_SVC_R/log/startup.log"
     pgid=$(cd "$DS_SVC_R" && ds_svc__spawn "$DS_SVC_R/log/startup.log" \
@@ -518,7 +563,12 @@ ds_svc__home() {
 # The ports service $1 listens on; the first answers when it is up.
 ds_svc__ports() {
     case $1 in
-    rabbit) printf '%s %s' "$DS_SVC_AMQP_PORT" "$DS_SVC_DIST_PORT" ;;
+    rabbit)
+        printf '%s %s' "$DS_SVC_AMQP_PORT" "$DS_SVC_DIST_PORT"
+        if [[ -n "${DS_SVC_RABBIT_TLS_DIR:-}" ]] || ds_svc__rabbit_tls; then
+            printf ' %s' "$DS_SVC_AMQPS_PORT"
+        fi
+        ;;
     maria) printf '%s' "$DS_SVC_MYSQL_PORT" ;;
     esac
 }
@@ -640,6 +690,9 @@ ds_svc_up() {
 ds_svc_down() {
     local t0 wd
     t0=$(ds_svc__now_us)
+    if [[ -d "$DS_SVC_DIR/cluster" ]]; then
+        DS_SVC_CLUSTER_SIZE=${DS_SVC_CLUSTER_SIZE:-3} ds_svc_cluster_down || true
+    fi
     ds_svc__end_group "$(ds_svc__read "$DS_SVC_R/pgid")" 20 &
     ds_svc__end_group "$(ds_svc__read "$DS_SVC_M/pgid")" 20 &
     wait
@@ -661,10 +714,125 @@ ds_svc_env() {
     printf 'export DS_TEST_AMQP_PORT=%q\n' "$DS_SVC_AMQP_PORT"
     printf 'export DS_TEST_AMQP_URL=%q\n' "amqp://guest:guest@127.0.0.1:$DS_SVC_AMQP_PORT/%2f"
     printf 'export DS_TEST_RABBIT_NODE=%q\n' "$DS_SVC_NODE"
+    if ds_svc__rabbit_tls; then
+        printf 'export DS_TEST_AMQPS_PORT=%q\n' "$DS_SVC_AMQPS_PORT"
+    fi
     printf 'export DS_TEST_MYSQL_HOST=127.0.0.1\n'
     printf 'export DS_TEST_MYSQL_PORT=%q\n' "$DS_SVC_MYSQL_PORT"
     printf 'export DS_TEST_MYSQL_SOCKET=%q\n' "$DS_SVC_SOCK"
     printf 'export DS_TEST_MYSQL_USER=root\n'
+}
+
+# ----------------------------------------------------------------- cluster
+
+# services.sh ARGS... run for cluster member $1, in its own run dir.
+ds_svc__member() {
+    local n=$1 cdir=$DS_SVC_DIR/cluster epmd="" amqp
+    shift
+    if ((n > 1)); then
+        amqp=$(sed -n 's/^amqp=//p' "$cdir/n1/ports.env" 2>/dev/null)
+        [[ -n "$amqp" ]] || ds_svc__err "cluster: member 1 was never started" || return 1
+        epmd=$((amqp + 1))
+    fi
+    env -u DS_TEST_AMQP_PORT -u DS_TEST_MYSQL_PORT -u DS_SVC_RABBIT_TLS_DIR \
+        DS_TEST_RUNDIR="$cdir/n$n" DS_SVC_SHARED_EPMD_PORT="$epmd" \
+        DS_SVC_RABBIT_COOKIE="$(cat "$cdir/cookie")" bash "$DS_SVC_SELF" "$@"
+}
+
+# Variable $2 of member $1's `env`.
+ds_svc__member_var() {
+    ds_svc__member "$1" env | sed -n "s/^export $2=//p"
+}
+
+ds_svc__cluster_check() {
+    [[ "${1:-}" =~ ^[0-9]+$ ]] && (($1 >= 1 && $1 <= DS_SVC_CLUSTER_SIZE)) ||
+        ds_svc__err "cluster: no member '${1:-}' (1..$DS_SVC_CLUSTER_SIZE)"
+}
+
+ds_svc_cluster_start() {
+    local cdir=$DS_SVC_DIR/cluster t0 i first pids=() rc=0
+    t0=$(ds_svc__now_us)
+    mkdir -p "$cdir" || return 1
+    if [[ ! -s "$cdir/cookie" ]]; then
+        # Not from /dev/urandom through tr | head: under pipefail, tr's
+        # SIGPIPE would fail the start now and then.
+        (umask 077 && printf 'DSCLUSTER%s%s%s%s' $RANDOM $RANDOM $RANDOM $RANDOM >"$cdir/cookie") || return 1
+    fi
+    ds_svc__member 1 rabbit start || return 1
+    for ((i = 2; i <= DS_SVC_CLUSTER_SIZE; i++)); do
+        ds_svc__member "$i" rabbit start &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do
+        wait "$i" || rc=1
+    done
+    ((rc == 0)) || return 1
+    first=$(ds_svc__member_var 1 DS_TEST_RABBIT_NODE)
+    for ((i = 2; i <= DS_SVC_CLUSTER_SIZE; i++)); do
+        [[ -e "$cdir/n$i/joined" ]] && continue
+        { ds_svc__member "$i" rabbit ctl stop_app &&
+            ds_svc__member "$i" rabbit ctl join_cluster "$first" &&
+            ds_svc__member "$i" rabbit ctl start_app; } >>"$cdir/join.log" 2>&1 </dev/null ||
+            ds_svc__err "cluster: member $i could not join $first (see $cdir/join.log)" || return 1
+        : >"$cdir/n$i/joined"
+    done
+    ds_svc__log "cluster: $DS_SVC_CLUSTER_SIZE nodes up in $(ds_svc__since "$t0")"
+}
+
+ds_svc_cluster_down() {
+    local i
+    [[ -s "$DS_SVC_DIR/cluster/cookie" ]] || return 0
+    # Member 1 last: the others use its epmd.
+    for ((i = DS_SVC_CLUSTER_SIZE; i >= 1; i--)); do
+        [[ -d "$DS_SVC_DIR/cluster/n$i" ]] && ds_svc__member "$i" down
+    done
+    # The logs stay, like the single node's; a later start makes a new
+    # cluster.
+    rm -rf "${DS_SVC_DIR:?}/cluster/cookie" "$DS_SVC_DIR"/cluster/n*/joined "$DS_SVC_DIR"/cluster/n*/ports.env
+}
+
+ds_svc_cluster_env() {
+    local i urls="" ports="" nodes="" port
+    for ((i = 1; i <= DS_SVC_CLUSTER_SIZE; i++)); do
+        port=$(ds_svc__member_var "$i" DS_TEST_AMQP_PORT)
+        urls+="${urls:+ }amqp://guest:guest@127.0.0.1:$port/%2f"
+        ports+="${ports:+ }$port"
+        nodes+="${nodes:+ }$(ds_svc__member_var "$i" DS_TEST_RABBIT_NODE)"
+    done
+    printf 'export DS_TEST_CLUSTER_URLS=%q\n' "$urls"
+    printf 'export DS_TEST_CLUSTER_PORTS=%q\n' "$ports"
+    printf 'export DS_TEST_CLUSTER_NODES=%q\n' "$nodes"
+}
+
+# services.sh cluster ...
+ds_svc_cluster() {
+    local i rc=0
+    DS_SVC_CLUSTER_SIZE=${DS_SVC_CLUSTER_SIZE:-3}
+    case "${1:-}:${2:-}" in
+    start:) ds_svc_cluster_start ;;
+    down:) ds_svc_cluster_down ;;
+    env:) ds_svc_cluster_env ;;
+    status:)
+        for ((i = 1; i <= DS_SVC_CLUSTER_SIZE; i++)); do
+            printf 'member %d: ' "$i"
+            ds_svc__member "$i" rabbit status || rc=$?
+        done
+        return $rc
+        ;;
+    start:* | stop:* | kill:* | restart:*)
+        ds_svc__cluster_check "$2" || return 1
+        ds_svc__member "$2" rabbit "$1"
+        ;;
+    ctl:*)
+        ds_svc__cluster_check "$2" || return 1
+        i=$2
+        shift 2
+        ds_svc__member "$i" rabbit ctl "$@"
+        ;;
+    *)
+        ds_svc__err "cluster: unknown action: $*"
+        ;;
+    esac
 }
 
 # A detached watchdog: brings everything down once process $1 (the runner)
@@ -701,6 +869,9 @@ usage: services.sh {rabbit|maria} {start|stop|kill|restart|status}
        services.sh rabbit ctl ARGS...     (rabbitmqctl on the private node)
        services.sh maria sql ARGS...      (mariadb client on the private socket)
        services.sh watch PID
+       services.sh cluster {start|down|status|env}
+       services.sh cluster {start|stop|kill|restart} N
+       services.sh cluster ctl N ARGS...
 State lives under $DS_TEST_RUNDIR (required).
 EOF
 }
@@ -723,6 +894,10 @@ ds_svc_main() {
     status:) ds_svc_status ;;
     env:) ds_svc_env ;;
     watch:*) ds_svc_watch "$2" ;;
+    cluster:*)
+        shift
+        ds_svc_cluster "$@"
+        ;;
     __watchdog:*) ds_svc__watchdog "$2" ;;
     rabbit:ctl)
         shift 2
