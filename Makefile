@@ -92,6 +92,7 @@ endif
 PRODUCER_SRC := $(sort $(wildcard producer/*.c))
 CONSUMER_SRC := $(sort $(wildcard consumer/*.c))
 CLI_SRC := $(sort $(wildcard cli/*.c))
+CAPTURE_SRC := $(sort $(wildcard capture/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC := $(sort $(wildcard tests/integration/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c tests/chaos/*.c))
@@ -112,6 +113,7 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
 PROGRAMS := $(if $(wildcard consumer/main.c),$(BUILD)/datasync-consumer) $(if $(wildcard cli/main.c),$(BUILD)/datasync)
+PROGRAMS += $(if $(wildcard capture/main.c),$(BUILD)/datasync-capture)
 
 all: $(LIB_SO) $(LIB_A) $(PROGRAMS) $(EXAMPLE_BIN) $(BUILD)/datasync.pc
 
@@ -154,6 +156,11 @@ $(BUILD)/gen/meta_sql.h: schemas/datasync-meta.sql
 $(call obj,$(CONSUMER_SRC) $(CLI_SRC)): $(BUILD)/gen/meta_sql.h
 
 $(BUILD)/datasync-consumer: $(call obj,$(CONSUMER_SRC)) $(SERVER_A) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+
+# datasync-capture: libdatasync's producer fed from the binlog.
+$(BUILD)/datasync-capture: $(call obj,$(CAPTURE_SRC)) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
 
@@ -255,6 +262,7 @@ install-runtime: all
 	ln -sf libdatasync.so.$(DS_VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	$(if $(wildcard cli/main.c),install -m 755 $(BUILD)/datasync $(DESTDIR)$(BINDIR)/)
 	$(if $(wildcard consumer/main.c),install -m 755 $(BUILD)/datasync-consumer $(DESTDIR)$(SBINDIR)/)
+	$(if $(wildcard capture/main.c),install -m 755 $(BUILD)/datasync-capture $(DESTDIR)$(SBINDIR)/)
 	install -m 644 datasync.conf.example $(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example
 
 # Everything: what runs, then what building against libdatasync needs
@@ -280,6 +288,7 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libdatasync.a $(DESTDIR)$(LIBDIR)/libdatasync.so* \
 		$(DESTDIR)$(INCLUDEDIR)/datasync.h $(DESTDIR)$(PKGCONFIGDIR)/datasync.pc \
 		$(DESTDIR)$(BINDIR)/datasync $(DESTDIR)$(SBINDIR)/datasync-consumer \
+		$(DESTDIR)$(SBINDIR)/datasync-capture \
 		$(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service \
 		$(DESTDIR)$(SYSUSERSDIR)/datasync.conf $(DESTDIR)$(TMPFILESDIR)/datasync.conf
@@ -288,6 +297,7 @@ uninstall:
 
 FORMAT_FILES = $(COMMON_SRC) $(PRODUCER_SRC) $(CONSUMER_SRC) $(CLI_SRC) $(EXAMPLE_SRC) \
 	$(wildcard include/*.h common/*.h producer/*.h consumer/*.h cli/*.h tests/*/*.[ch] bench/*.c)
+FORMAT_FILES += $(CAPTURE_SRC) $(wildcard capture/*.h)
 
 format:
 	clang-format -i $(FORMAT_FILES)
