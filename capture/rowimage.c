@@ -722,7 +722,9 @@ static json_object *new_time2(const unsigned char *p, unsigned fsp)
     switch (fsp) {
     case 1:
     case 2:
-        frac = (int8_t)p[3];
+        /* Unsigned, then borrowed from the integer part when negative:
+         * the server's own reading (my_time_packed_from_binary). */
+        frac = p[3];
         if (intpart < 0 && frac) {
             intpart++;
             frac -= 0x100;
@@ -731,7 +733,7 @@ static json_object *new_time2(const unsigned char *p, unsigned fsp)
         break;
     case 3:
     case 4:
-        frac = (int16_t)be(p + 3, 2);
+        frac = (long)be(p + 3, 2);
         if (intpart < 0 && frac) {
             intpart++;
             frac -= 0x10000;
