@@ -1,6 +1,5 @@
-/* rowimage.c: decodes a binlog TABLE_MAP (with its optional metadata) and the row images of the rows events that follow it. */
+/* rowimage.c: the values of a row image of a rows event, decoded by the columns of its TABLE_MAP and printed as MySQL prints them. */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,88 +8,6 @@
 #include "base64.h"
 #include "error.h"
 #include "rowimage.h"
-
-/* The binlog's column types (enum_field_types of the server). */
-enum {
-    T_DECIMAL = 0,
-    T_TINY = 1,
-    T_SHORT = 2,
-    T_LONG = 3,
-    T_FLOAT = 4,
-    T_DOUBLE = 5,
-    T_NULL = 6,
-    T_TIMESTAMP = 7,
-    T_LONGLONG = 8,
-    T_INT24 = 9,
-    T_DATE = 10,
-    T_TIME = 11,
-    T_DATETIME = 12,
-    T_YEAR = 13,
-    T_NEWDATE = 14,
-    T_VARCHAR = 15,
-    T_BIT = 16,
-    T_TIMESTAMP2 = 17,
-    T_DATETIME2 = 18,
-    T_TIME2 = 19,
-    T_JSON = 245,
-    T_NEWDECIMAL = 246,
-    T_ENUM = 247,
-    T_SET = 248,
-    T_TINY_BLOB = 249,
-    T_MEDIUM_BLOB = 250,
-    T_LONG_BLOB = 251,
-    T_BLOB = 252,
-    T_VAR_STRING = 253,
-    T_STRING = 254,
-    T_GEOMETRY = 255
-};
-
-/* TABLE_MAP's optional metadata fields. */
-enum {
-    OM_SIGNEDNESS = 1,
-    OM_DEFAULT_CHARSET = 2,
-    OM_COLUMN_CHARSET = 3,
-    OM_COLUMN_NAME = 4,
-    OM_SET_STR_VALUE = 5,
-    OM_ENUM_STR_VALUE = 6,
-    OM_GEOMETRY_TYPE = 7,
-    OM_SIMPLE_PRIMARY_KEY = 8,
-    OM_PRIMARY_KEY_WITH_PREFIX = 9,
-    OM_ENUM_AND_SET_DEFAULT_CHARSET = 10,
-    OM_ENUM_AND_SET_COLUMN_CHARSET = 11
-};
-
-size_t cap_lenenc(const unsigned char *p, const unsigned char *end,
-                  uint64_t *out)
-{
-    size_t n;
-
-    if (p >= end)
-        return 0;
-    if (*p < 251) {
-        *out = *p;
-        return 1;
-    }
-    switch (*p) {
-    case 252:
-        n = 2;
-        break;
-    case 253:
-        n = 3;
-        break;
-    case 254:
-        n = 8;
-        break;
-    default:
-        return 0; /* 251 is NULL, 255 unused: neither is valid here */
-    }
-    if ((size_t)(end - p) < n + 1)
-        return 0;
-    *out = 0;
-    for (size_t i = 0; i < n; i++)
-        *out |= (uint64_t)p[1 + i] << (8 * i);
-    return n + 1;
-}
 
 static uint64_t le(const unsigned char *p, size_t n)
 {
@@ -106,406 +23,6 @@ static uint64_t be(const unsigned char *p, size_t n)
     for (size_t i = 0; i < n; i++)
         v = v << 8 | p[i];
     return v;
-}
-
-/* ------------------------------------------------------------------------ */
-/* TABLE_MAP                                                                 */
-
-/* STRING's metadata packs the real type (CHAR, ENUM, SET) with the length. */
-static void string_meta(uint16_t meta, uint8_t *real, unsigned *len)
-{
-    unsigned b0 = meta >> 8, b1 = meta & 0xff;
-
-    if ((b0 & 0x30) != 0x30) {
-        *len = b1 | (((b0 & 0x30) ^ 0x30) << 4);
-        *real = (uint8_t)(b0 | 0x30);
-    } else {
-        *real = (uint8_t)b0;
-        *len = b1;
-    }
-}
-
-/* The columns SIGNEDNESS has a bit for. */
-static bool is_numeric(const cap_column *c)
-{
-    switch (c->type) {
-    case T_TINY:
-    case T_SHORT:
-    case T_INT24:
-    case T_LONG:
-    case T_LONGLONG:
-    case T_NEWDECIMAL:
-    case T_DECIMAL:
-    case T_FLOAT:
-    case T_DOUBLE:
-        return true;
-    default:
-        return false;
-    }
-}
-
-static bool is_enum_or_set(const cap_column *c)
-{
-    return c->real_type == T_ENUM || c->real_type == T_SET;
-}
-
-/* The columns (DEFAULT_)COLUMN_CHARSET lists. */
-static bool is_character(const cap_column *c)
-{
-    switch (c->type) {
-    case T_STRING:
-        return !is_enum_or_set(c);
-    case T_VARCHAR:
-    case T_VAR_STRING:
-    case T_BLOB:
-    case T_TINY_BLOB:
-    case T_MEDIUM_BLOB:
-    case T_LONG_BLOB:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* Bytes of metadata the type has in TABLE_MAP; -1 for a type not known. */
-static int meta_size(uint8_t type)
-{
-    switch (type) {
-    case T_FLOAT:
-    case T_DOUBLE:
-    case T_BLOB:
-    case T_TINY_BLOB:
-    case T_MEDIUM_BLOB:
-    case T_LONG_BLOB:
-    case T_GEOMETRY:
-    case T_JSON:
-    case T_TIMESTAMP2:
-    case T_DATETIME2:
-    case T_TIME2:
-        return 1;
-    case T_VARCHAR:
-    case T_VAR_STRING:
-    case T_BIT:
-    case T_NEWDECIMAL:
-    case T_STRING:
-    case T_ENUM:
-    case T_SET:
-        return 2;
-    case T_TINY:
-    case T_SHORT:
-    case T_INT24:
-    case T_LONG:
-    case T_LONGLONG:
-    case T_YEAR:
-    case T_DATE:
-    case T_NEWDATE:
-    case T_TIMESTAMP:
-    case T_NULL:
-        return 0;
-    default:
-        return -1;
-    }
-}
-
-void cap_table_free(cap_table *t)
-{
-    if (!t)
-        return;
-    for (size_t i = 0; i < t->ncols; i++) {
-        free(t->cols[i].name);
-        for (size_t j = 0; j < t->cols[i].nnames; j++)
-            free(t->cols[i].names[j]);
-        free(t->cols[i].names);
-    }
-    free(t->cols);
-    free(t->pk);
-    free(t);
-}
-
-/* Reads "lenenc length, bytes" into a new string. */
-static int read_str(const unsigned char **p, const unsigned char *end,
-                    char **out)
-{
-    uint64_t n;
-    size_t used = cap_lenenc(*p, end, &n);
-
-    if (!used || n > (uint64_t)(end - *p - (ptrdiff_t)used))
-        return DS_EINVAL;
-    *out = strndup((const char *)*p + used, (size_t)n);
-    if (!*out)
-        return DS_ENOMEM;
-    *p += used + n;
-    return 0;
-}
-
-/* SET_STR_VALUE, ENUM_STR_VALUE: for each such column, its member names. */
-static int parse_names(cap_table *t, uint8_t real, const unsigned char *p,
-                       const unsigned char *end)
-{
-    for (size_t i = 0; i < t->ncols && p < end; i++) {
-        cap_column *c = &t->cols[i];
-        uint64_t n;
-        size_t used;
-
-        if (c->real_type != real)
-            continue;
-        if (!(used = cap_lenenc(p, end, &n)) || n > (uint64_t)(end - p))
-            return DS_EINVAL;
-        p += used;
-        c->names = calloc(n ? n : 1, sizeof *c->names);
-        if (!c->names)
-            return DS_ENOMEM;
-        for (uint64_t j = 0; j < n; j++) {
-            int rc = read_str(&p, end, &c->names[j]);
-            if (rc)
-                return rc;
-            c->nnames++;
-        }
-    }
-    return 0;
-}
-
-/* DEFAULT_CHARSET: a default, then (index, collation) pairs for the
- * columns that differ; COLUMN_CHARSET: one collation per column. Indexes
- * count the columns that match. */
-static int parse_charsets(cap_table *t, bool enum_set, bool with_default,
-                          const unsigned char *p, const unsigned char *end)
-{
-    uint64_t v, idx;
-    size_t used, k = 0;
-
-    if (with_default) {
-        if (!(used = cap_lenenc(p, end, &v)))
-            return DS_EINVAL;
-        p += used;
-        for (size_t i = 0; i < t->ncols; i++) {
-            cap_column *c = &t->cols[i];
-            if (enum_set ? is_enum_or_set(c) : is_character(c))
-                c->collation = (uint16_t)v;
-        }
-    }
-    while (p < end) {
-        if (with_default) {
-            if (!(used = cap_lenenc(p, end, &idx)))
-                return DS_EINVAL;
-            p += used;
-        } else {
-            idx = k++;
-        }
-        if (!(used = cap_lenenc(p, end, &v)))
-            return DS_EINVAL;
-        p += used;
-        for (size_t i = 0, n = 0; i < t->ncols; i++) {
-            cap_column *c = &t->cols[i];
-            if (!(enum_set ? is_enum_or_set(c) : is_character(c)))
-                continue;
-            if (n++ == idx) {
-                c->collation = (uint16_t)v;
-                break;
-            }
-        }
-    }
-    return 0;
-}
-
-static int parse_pk(cap_table *t, bool with_prefix, const unsigned char *p,
-                    const unsigned char *end)
-{
-    uint64_t idx, prefix;
-    size_t used;
-
-    while (p < end) {
-        if (!(used = cap_lenenc(p, end, &idx)) || idx >= t->ncols)
-            return DS_EINVAL;
-        p += used;
-        if (with_prefix) {
-            if (!(used = cap_lenenc(p, end, &prefix)))
-                return DS_EINVAL;
-            p += used;
-        }
-        size_t *pk = realloc(t->pk, (t->npk + 1) * sizeof *pk);
-        if (!pk)
-            return DS_ENOMEM;
-        t->pk = pk;
-        t->cols[idx].pk_index = (int)t->npk;
-        t->pk[t->npk++] = (size_t)idx;
-    }
-    return 0;
-}
-
-static int parse_optional(cap_table *t, const unsigned char *p,
-                          const unsigned char *end, char *err, size_t errlen)
-{
-    bool have_names = false;
-
-    while (p < end) {
-        uint8_t type = *p++;
-        uint64_t len;
-        size_t used = cap_lenenc(p, end, &len);
-        int rc = 0;
-
-        if (!used || len > (uint64_t)(end - p - (ptrdiff_t)used))
-            return ds__seterr(err, errlen, DS_EINVAL,
-                              "%s.%s: TABLE_MAP's optional metadata is cut",
-                              t->db, t->name);
-        p += used;
-        const unsigned char *f = p, *fend = p + len;
-        p = fend;
-        switch (type) {
-        case OM_SIGNEDNESS:
-            for (size_t i = 0, n = 0; i < t->ncols; i++) {
-                if (!is_numeric(&t->cols[i]))
-                    continue;
-                if (n / 8 < len)
-                    t->cols[i].is_unsigned = (f[n / 8] >> (7 - n % 8)) & 1;
-                n++;
-            }
-            break;
-        case OM_DEFAULT_CHARSET:
-        case OM_COLUMN_CHARSET:
-            rc = parse_charsets(t, false, type == OM_DEFAULT_CHARSET, f, fend);
-            break;
-        case OM_ENUM_AND_SET_DEFAULT_CHARSET:
-        case OM_ENUM_AND_SET_COLUMN_CHARSET:
-            rc = parse_charsets(
-                t, true, type == OM_ENUM_AND_SET_DEFAULT_CHARSET, f, fend);
-            break;
-        case OM_COLUMN_NAME:
-            for (size_t i = 0; i < t->ncols && rc == 0; i++) {
-                free(t->cols[i].name);
-                t->cols[i].name = NULL;
-                rc = read_str(&f, fend, &t->cols[i].name);
-            }
-            have_names = rc == 0;
-            break;
-        case OM_SET_STR_VALUE:
-            rc = parse_names(t, T_SET, f, fend);
-            break;
-        case OM_ENUM_STR_VALUE:
-            rc = parse_names(t, T_ENUM, f, fend);
-            break;
-        case OM_SIMPLE_PRIMARY_KEY:
-        case OM_PRIMARY_KEY_WITH_PREFIX:
-            rc = parse_pk(t, type == OM_PRIMARY_KEY_WITH_PREFIX, f, fend);
-            break;
-        default:
-            break; /* GEOMETRY_TYPE and later fields: not needed */
-        }
-        if (rc == DS_ENOMEM)
-            return ds__seterr(err, errlen, rc, "out of memory");
-        if (rc)
-            return ds__seterr(err, errlen, rc,
-                              "%s.%s: malformed optional metadata field %u",
-                              t->db, t->name, type);
-    }
-    if (!have_names)
-        return ds__seterr(err, errlen, DS_EINVAL,
-                          "%s.%s: TABLE_MAP without column names: the server "
-                          "needs binlog_row_metadata=FULL",
-                          t->db, t->name);
-    return 0;
-}
-
-/* "len, name, NUL" of the database and the table. */
-static int read_name(const unsigned char **p, const unsigned char *end,
-                     char *out, size_t cap)
-{
-    if (*p >= end)
-        return DS_EINVAL;
-    size_t n = **p;
-    if ((size_t)(end - *p) < n + 2 || n >= cap)
-        return DS_EINVAL;
-    memcpy(out, *p + 1, n);
-    out[n] = '\0';
-    *p += n + 2;
-    return 0;
-}
-
-int cap_table_parse(cap_table **out, const unsigned char *body, size_t len,
-                    char *err, size_t errlen)
-{
-    const unsigned char *p = body, *end = body + len;
-    cap_table *t = NULL;
-    uint64_t ncols, mlen;
-    size_t used;
-    int rc;
-
-    *out = NULL;
-    if (len < 8)
-        goto cut;
-    t = calloc(1, sizeof *t);
-    if (!t)
-        return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
-    t->id = le(p, 6);
-    p += 8; /* table id, flags */
-    if (read_name(&p, end, t->db, sizeof t->db) ||
-        read_name(&p, end, t->name, sizeof t->name))
-        goto cut;
-    if (!(used = cap_lenenc(p, end, &ncols)) || ncols == 0 ||
-        ncols > (uint64_t)(end - p))
-        goto cut;
-    p += used;
-    t->cols = calloc((size_t)ncols, sizeof *t->cols);
-    if (!t->cols) {
-        cap_table_free(t);
-        return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
-    }
-    t->ncols = (size_t)ncols;
-    if ((size_t)(end - p) < t->ncols)
-        goto cut;
-    for (size_t i = 0; i < t->ncols; i++) {
-        t->cols[i].type = p[i];
-        t->cols[i].real_type = p[i];
-        t->cols[i].pk_index = -1;
-    }
-    p += t->ncols;
-    if (!(used = cap_lenenc(p, end, &mlen)) ||
-        mlen > (uint64_t)(end - p - (ptrdiff_t)used))
-        goto cut;
-    p += used;
-    const unsigned char *m = p, *mend = p + mlen;
-    for (size_t i = 0; i < t->ncols; i++) {
-        cap_column *c = &t->cols[i];
-        int n = meta_size(c->type);
-        if (n < 0) {
-            rc = ds__seterr(err, errlen, DS_EINVAL,
-                            "%s.%s: column %zu has a binlog type (%u) "
-                            "datasync-capture does not decode",
-                            t->db, t->name, i + 1, c->type);
-            cap_table_free(t);
-            return rc;
-        }
-        if (mend - m < n)
-            goto cut;
-        if (c->type == T_STRING || c->type == T_ENUM || c->type == T_SET) {
-            unsigned slen;
-            c->meta = (uint16_t)(m[0] << 8 | m[1]);
-            string_meta(c->meta, &c->real_type, &slen);
-        } else if (c->type == T_BIT || c->type == T_NEWDECIMAL) {
-            c->meta = (uint16_t)(m[0] << 8 | m[1]); /* bits/precision high */
-        } else if (n == 2) {
-            c->meta = (uint16_t)le(m, 2);
-        } else if (n == 1) {
-            c->meta = m[0];
-        }
-        m += n;
-    }
-    p = mend;
-    if ((size_t)(end - p) < (t->ncols + 7) / 8)
-        goto cut;
-    p += (t->ncols + 7) / 8; /* nullability: not needed */
-    rc = parse_optional(t, p, end, err, errlen);
-    if (rc) {
-        cap_table_free(t);
-        return rc;
-    }
-    *out = t;
-    return 0;
-cut:
-    rc = ds__seterr(err, errlen, DS_EINVAL, "%s%s%s: malformed TABLE_MAP event",
-                    t ? t->db : "", t ? "." : "", t ? t->name : "");
-    cap_table_free(t);
-    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -840,16 +357,16 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
             return 0;                                                          \
     } while (0)
     switch (c->type) {
-    case T_TINY:
-    case T_SHORT:
-    case T_INT24:
-    case T_LONG:
-    case T_LONGLONG: {
-        static const size_t width[] = {[T_TINY] = 1,
-                                       [T_SHORT] = 2,
-                                       [T_INT24] = 3,
-                                       [T_LONG] = 4,
-                                       [T_LONGLONG] = 8};
+    case CAP_T_TINY:
+    case CAP_T_SHORT:
+    case CAP_T_INT24:
+    case CAP_T_LONG:
+    case CAP_T_LONGLONG: {
+        static const size_t width[] = {[CAP_T_TINY] = 1,
+                                       [CAP_T_SHORT] = 2,
+                                       [CAP_T_INT24] = 3,
+                                       [CAP_T_LONG] = 4,
+                                       [CAP_T_LONGLONG] = 8};
         n = width[c->type];
         NEED(n);
         v = le(p, n);
@@ -862,12 +379,12 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
         }
         break;
     }
-    case T_YEAR:
+    case CAP_T_YEAR:
         n = 1;
         NEED(n);
         o = json_object_new_int(p[0] ? 1900 + p[0] : 0);
         break;
-    case T_FLOAT: {
+    case CAP_T_FLOAT: {
         float f;
         n = 4;
         NEED(n);
@@ -876,7 +393,7 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
         o = new_real(f, true);
         break;
     }
-    case T_DOUBLE: {
+    case CAP_T_DOUBLE: {
         double d;
         n = 8;
         NEED(n);
@@ -885,7 +402,7 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
         o = new_real(d, false);
         break;
     }
-    case T_NEWDECIMAL: {
+    case CAP_T_NEWDECIMAL: {
         unsigned prec = c->meta >> 8, scale = c->meta & 0xff;
         n = decimal_size(prec, scale);
         if (n == 0)
@@ -894,7 +411,7 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
         o = new_decimal(prec, scale, p);
         break;
     }
-    case T_DATE: {
+    case CAP_T_DATE: {
         char buf[16];
         n = 3;
         NEED(n);
@@ -904,27 +421,27 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
         o = json_object_new_string(buf);
         break;
     }
-    case T_TIME2:
+    case CAP_T_TIME2:
         n = 3 + (c->meta + 1) / 2;
         NEED(n);
         o = new_time2(p, c->meta);
         break;
-    case T_DATETIME2:
+    case CAP_T_DATETIME2:
         n = 5 + (c->meta + 1) / 2;
         NEED(n);
         o = new_datetime2(p, c->meta);
         break;
-    case T_TIMESTAMP2:
+    case CAP_T_TIMESTAMP2:
         n = 4 + (c->meta + 1) / 2;
         NEED(n);
         o = new_timestamp(be(p, 4), c->meta, frac_part(p + 4, c->meta, false));
         break;
-    case T_TIMESTAMP:
+    case CAP_T_TIMESTAMP:
         n = 4;
         NEED(n);
         o = new_timestamp(le(p, 4), 0, 0);
         break;
-    case T_BIT: {
+    case CAP_T_BIT: {
         unsigned bytes = c->meta & 0xff, bits = c->meta >> 8;
         n = bytes + (bits ? 1 : 0);
         if (n > 8)
@@ -933,20 +450,20 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
         o = json_object_new_uint64(be(p, n));
         break;
     }
-    case T_VARCHAR:
-    case T_VAR_STRING:
-    case T_STRING: {
-        if (c->type == T_STRING &&
-            (c->real_type == T_ENUM || c->real_type == T_SET)) {
+    case CAP_T_VARCHAR:
+    case CAP_T_VAR_STRING:
+    case CAP_T_STRING: {
+        if (c->type == CAP_T_STRING &&
+            (c->real_type == CAP_T_ENUM || c->real_type == CAP_T_SET)) {
             unsigned len;
             uint8_t real;
-            string_meta(c->meta, &real, &len);
+            cap_string_meta(c->meta, &real, &len);
             n = len;
             if (n < 1 || n > 8)
                 return 0;
             NEED(n);
             v = le(p, n);
-            if (real == T_SET) {
+            if (real == CAP_T_SET) {
                 o = new_set(c, v);
             } else if (v == 0 || v > c->nnames) {
                 o = json_object_new_string(""); /* the error value */
@@ -956,10 +473,10 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
             break;
         }
         size_t maxlen, pre;
-        if (c->type == T_STRING) {
+        if (c->type == CAP_T_STRING) {
             unsigned len;
             uint8_t real;
-            string_meta(c->meta, &real, &len);
+            cap_string_meta(c->meta, &real, &len);
             maxlen = len;
         } else {
             maxlen = c->meta;
@@ -972,12 +489,12 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
         o = new_bytes(cs, c, p + pre, len);
         break;
     }
-    case T_BLOB:
-    case T_TINY_BLOB:
-    case T_MEDIUM_BLOB:
-    case T_LONG_BLOB:
-    case T_GEOMETRY:
-    case T_JSON: {
+    case CAP_T_BLOB:
+    case CAP_T_TINY_BLOB:
+    case CAP_T_MEDIUM_BLOB:
+    case CAP_T_LONG_BLOB:
+    case CAP_T_GEOMETRY:
+    case CAP_T_JSON: {
         size_t pre = c->meta;
         if (pre < 1 || pre > 4)
             return 0;
@@ -985,8 +502,8 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
         size_t len = (size_t)le(p, pre);
         NEED(pre + len);
         n = pre + len;
-        o = c->type == T_GEOMETRY ? new_base64(p + pre, len)
-                                  : new_bytes(cs, c, p + pre, len);
+        o = c->type == CAP_T_GEOMETRY ? new_base64(p + pre, len)
+                                      : new_bytes(cs, c, p + pre, len);
         break;
     }
     default:

@@ -1,4 +1,4 @@
-/* rowimage.h: a binlog TABLE_MAP's columns (with the optional metadata) and the values of a row image, as JSON. */
+/* rowimage.h: the values of a row image, as JSON, by the columns of its TABLE_MAP. */
 #ifndef DS_CAPTURE_ROWIMAGE_H
 #define DS_CAPTURE_ROWIMAGE_H
 
@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #include <json-c/json.h>
+
+#include "tablemap.h"
 
 /* How a string column's bytes travel: as a JSON string when they are UTF-8
  * text, as {"base64": ...} otherwise, so every byte arrives unchanged. */
@@ -22,40 +24,6 @@ typedef enum {
 typedef struct cap_charsets {
     unsigned char cls[CAP_MAX_COLLATION];
 } cap_charsets;
-
-typedef struct cap_column {
-    char *name;         /* from the optional metadata; "" when absent */
-    uint8_t type;       /* the binlog type (MYSQL_TYPE_*) */
-    uint8_t real_type;  /* STRING's real type: STRING, ENUM or SET */
-    uint16_t meta;      /* the type's metadata (lengths, precision, fsp) */
-    bool is_unsigned;   /* numeric columns, from SIGNEDNESS */
-    uint16_t collation; /* character columns; 0: unknown */
-    char **names;       /* ENUM/SET: the member names, in order */
-    size_t nnames;
-    int pk_index; /* position in the primary key, or -1 */
-} cap_column;
-
-typedef struct cap_table {
-    uint64_t id; /* the binlog's table id: valid until the next DDL */
-    char db[65];
-    char name[65];
-    size_t ncols;
-    cap_column *cols;
-    size_t npk;
-    size_t *pk; /* column indexes in primary-key order */
-} cap_table;
-
-/*
- * Parses a TABLE_MAP event's body (after the 19-byte header, without the
- * checksum) into *out. Returns 0, DS_ENOMEM, or DS_EINVAL with err for a
- * malformed or unsupported event (a column type this decoder does not
- * know, optional metadata missing: binlog_row_metadata must be FULL).
- */
-int cap_table_parse(cap_table **out, const unsigned char *body, size_t len,
-                    char *err, size_t errlen);
-
-/* Frees t; NULL is a no-op. */
-void cap_table_free(cap_table *t);
 
 /*
  * Decodes one row image at *pos (up to end) for the columns set in
@@ -73,9 +41,5 @@ int cap_row_decode(const cap_table *t, const cap_charsets *cs,
                    const unsigned char *present, const unsigned char **pos,
                    const unsigned char *end, json_object **vals, bool *have,
                    char *err, size_t errlen);
-
-/* Reads a length-encoded integer; returns bytes used, 0 if malformed. */
-size_t cap_lenenc(const unsigned char *p, const unsigned char *end,
-                  uint64_t *out);
 
 #endif
