@@ -168,6 +168,14 @@ $(BUILD)/datasync: $(call obj,$(CLI_SRC)) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
 
+# The capture's unit tests link its modules (all but main).
+CAPTURE_LIB_OBJ := $(call obj,$(filter-out capture/main.c,$(CAPTURE_SRC)))
+$(call obj,tests/unit/test_capture_rowimage.c): DS_CFLAGS += -Icapture
+$(BUILD)/tests/test_capture_rowimage: $(BUILD)/obj/tests/unit/test_capture_rowimage.o $(CAPTURE_LIB_OBJ) $(SERVER_A) $(LIB_A)
+	$(call say,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)
+
 # Test programs link the consumer's and CLI's modules too, so a test can reach them.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
