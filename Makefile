@@ -93,6 +93,7 @@ endif
 PRODUCER_SRC := $(sort $(wildcard producer/*.c))
 CONSUMER_SRC := $(sort $(wildcard consumer/*.c))
 CLI_SRC := $(sort $(wildcard cli/*.c))
+CAPTURE_SRC := $(sort $(wildcard capture/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC := $(sort $(wildcard tests/integration/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c tests/chaos/*.c))
@@ -113,6 +114,7 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
 PROGRAMS := $(if $(wildcard consumer/main.c),$(BUILD)/datasync-consumer) $(if $(wildcard cli/main.c),$(BUILD)/datasync)
+PROGRAMS += $(if $(wildcard capture/main.c),$(BUILD)/datasync-capture)
 
 all: $(LIB_SO) $(LIB_A) $(PROGRAMS) $(EXAMPLE_BIN) $(BUILD)/datasync.pc
 
@@ -158,9 +160,22 @@ $(BUILD)/datasync-consumer: $(call obj,$(CONSUMER_SRC)) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
 
+# datasync-capture: libdatasync's producer fed from the binlog.
+$(BUILD)/datasync-capture: $(call obj,$(CAPTURE_SRC)) $(SERVER_A) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+
 $(BUILD)/datasync: $(call obj,$(CLI_SRC)) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+
+# The capture's unit tests link its modules (all but main).
+CAPTURE_LIB_OBJ := $(call obj,$(filter-out capture/main.c,$(CAPTURE_SRC)))
+$(call obj,tests/unit/test_capture_rowimage.c): DS_CFLAGS += -Icapture
+$(BUILD)/tests/test_capture_rowimage: $(BUILD)/obj/tests/unit/test_capture_rowimage.o $(CAPTURE_LIB_OBJ) $(SERVER_A) $(LIB_A)
+	$(call say,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)
 
 # Test programs link the consumer's and CLI's modules too, so a test can reach them.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(SERVER_A) $(LIB_A)
@@ -256,6 +271,7 @@ install-runtime: all
 	ln -sf libdatasync.so.$(DS_VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	$(if $(wildcard cli/main.c),install -m 755 $(BUILD)/datasync $(DESTDIR)$(BINDIR)/)
 	$(if $(wildcard consumer/main.c),install -m 755 $(BUILD)/datasync-consumer $(DESTDIR)$(SBINDIR)/)
+	$(if $(wildcard capture/main.c),install -m 755 $(BUILD)/datasync-capture $(DESTDIR)$(SBINDIR)/)
 	install -m 644 datasync.conf.example $(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example
 
 # Everything: what runs, then what building against libdatasync needs
@@ -284,6 +300,7 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libdatasync.a $(DESTDIR)$(LIBDIR)/libdatasync.so* \
 		$(DESTDIR)$(INCLUDEDIR)/datasync.h $(DESTDIR)$(PKGCONFIGDIR)/datasync.pc \
 		$(DESTDIR)$(BINDIR)/datasync $(DESTDIR)$(SBINDIR)/datasync-consumer \
+		$(DESTDIR)$(SBINDIR)/datasync-capture \
 		$(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service \
 		$(DESTDIR)$(SYSUSERSDIR)/datasync.conf $(DESTDIR)$(TMPFILESDIR)/datasync.conf \
@@ -294,6 +311,7 @@ uninstall:
 
 FORMAT_FILES = $(COMMON_SRC) $(PRODUCER_SRC) $(CONSUMER_SRC) $(CLI_SRC) $(EXAMPLE_SRC) \
 	$(wildcard include/*.h common/*.h producer/*.h consumer/*.h cli/*.h tests/*/*.[ch] bench/*.c)
+FORMAT_FILES += $(CAPTURE_SRC) $(wildcard capture/*.h)
 
 format:
 	clang-format -i $(FORMAT_FILES)

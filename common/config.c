@@ -189,11 +189,19 @@ static const directive directives[] = {
            "true"),
     D_STR("archive", "max_age", archive_max_age, check_max_age, "7D"),
     D_LONG("archive", "max_bytes", archive_max_bytes, 0, LONG_MAX, "0"),
+
+    D_LONG("capture", "server_id", capture_server_id, 0, 4294967295L, "0"),
+    D_STR("capture", "tables", capture_tables, check_tables, ""),
+    D_STR("capture", "state_file", capture_state_file, check_not_empty,
+          "/var/lib/datasync/capture.state"),
 };
 
 #define N_DIRECTIVES (sizeof directives / sizeof directives[0])
 
 _Static_assert(247 < sizeof FIELD(amqp_exchange), "amqp.exchange bound");
+/* append_list() joins a list key in a buffer of apply.tables' size. */
+_Static_assert(sizeof FIELD(capture_tables) == sizeof FIELD(apply_tables),
+               "capture.tables fits append_list's buffer");
 _Static_assert(sizeof FIELD(amqp_url) == sizeof FIELD(amqp_url_written),
                "amqp.url as written fits the URLs connections use");
 /* apply() reads a T_SECRET into a buffer of the size of mysql_password. */

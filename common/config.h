@@ -57,6 +57,10 @@ typedef struct ds_config {
     bool archive_enabled;     /* the stream <exchange>.archive */
     char archive_max_age[16]; /* RabbitMQ's x-max-age: 7D, 12h, ... */
     long archive_max_bytes;   /* x-max-length-bytes; 0: no size limit */
+    /* [capture] (datasync-capture only) */
+    long capture_server_id;        /* replica id; 0: not set (required) */
+    char capture_tables[4096];     /* space-separated; "": apply.tables */
+    char capture_state_file[1024]; /* the last GTID saved */
 } ds_config;
 
 /* Fills every key with its default. */

@@ -109,7 +109,7 @@ timeout 300 make -C "$root" --no-print-directory BUILD="$build" PREFIX=/usr/loca
 (cd "$work/runtime" && find . \( -type f -o -type l \) -printf '%P\n' | LC_ALL=C sort) >"$work/runtime.txt"
 printf '%s\n' usr/local/bin/datasync usr/local/etc/datasync/datasync.conf.example \
     "usr/local/lib/libdatasync.so.$major" "usr/local/lib/libdatasync.so.$version" \
-    usr/local/sbin/datasync-consumer | LC_ALL=C sort >"$work/runtime-want.txt"
+    usr/local/sbin/datasync-capture usr/local/sbin/datasync-consumer | LC_ALL=C sort >"$work/runtime-want.txt"
 diff -u "$work/runtime-want.txt" "$work/runtime.txt" >&2 ||
     fail "make install-runtime installs other files than the programs, the .so and the example configuration (- expected, + found)"
 

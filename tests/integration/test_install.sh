@@ -46,7 +46,7 @@ tree_of() {
 expected_files() {
     local p=$1 lib=$2 etc=$3 page
     {
-        printf '%s\n' "${p}bin/datasync" "${p}sbin/datasync-consumer" "${p}include/datasync.h" \
+        printf '%s\n' "${p}bin/datasync" "${p}sbin/datasync-consumer" "${p}sbin/datasync-capture" "${p}include/datasync.h" \
             "$lib/libdatasync.a" "$lib/libdatasync.so.$version" "$lib/libdatasync.so.$major" \
             "$lib/libdatasync.so" "$lib/pkgconfig/datasync.pc" "$etc/datasync/datasync.conf.example" \
             "${p}lib/systemd/system/$unit" "${p}lib/sysusers.d/datasync.conf" "${p}lib/tmpfiles.d/datasync.conf" \
@@ -108,7 +108,7 @@ cmp -s "$root/include/datasync.h" "$prefix/include/datasync.h" || fail "installe
 cmp -s "$root/datasync.conf.example" "$prefix/etc/datasync/datasync.conf.example" ||
     fail "etc/datasync/datasync.conf.example differs from datasync.conf.example"
 check_man_pages "" "$prefix" "$prefix/etc"
-for prog in bin/datasync sbin/datasync-consumer; do
+for prog in bin/datasync sbin/datasync-consumer sbin/datasync-capture; do
     [[ -x "$prefix/$prog" ]] || fail "$prog is not executable"
     out=$(timeout 10 "$prefix/$prog" --version 2>&1) || fail "$prog --version failed: $out"
     [[ "$out" == *"$version"* ]] || fail "$prog --version says '$out', not $version"

@@ -77,6 +77,9 @@ static void assert_config_equal(const ds_config *a, const ds_config *b)
     assert_int_equal(a->producer_confirm_timeout_ms,
                      b->producer_confirm_timeout_ms);
     assert_int_equal(a->log_level, b->log_level);
+    assert_int_equal(a->capture_server_id, b->capture_server_id);
+    assert_string_equal(a->capture_tables, b->capture_tables);
+    assert_string_equal(a->capture_state_file, b->capture_state_file);
 }
 
 /* Loads text over the defaults and expects DS_ECONFIG with exactly
@@ -116,7 +119,8 @@ static void expect_set_error(const char *key, const char *value, int code,
 }
 
 #define KNOWN                                                                  \
-    "(known: [node] [amqp] [mysql] [apply] [producer] [log] [archive])"
+    "(known: [node] [amqp] [mysql] [apply] [producer] [log] [archive] "        \
+    "[capture])"
 
 /* ------------------------------------------------------------------------ */
 /* Defaults and the example file                                             */
@@ -207,6 +211,9 @@ static const char *const all_keys[] = {
     "archive.enabled",
     "archive.max_age",
     "archive.max_bytes",
+    "capture.server_id",
+    "capture.tables",
+    "capture.state_file",
 };
 
 #define N_KEYS (sizeof all_keys / sizeof all_keys[0])

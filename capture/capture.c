@@ -1,0 +1,599 @@
+/* capture.c: datasync-capture's loop: a binlog transaction's rows are held until its commit, emitted, and its GTID saved once libdatasync has them safe. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "binlog.h"
+#include "capture.h"
+#include "error.h"
+#include "rowimage.h"
+#include "state.h"
+#include "txn.h"
+
+/* The state is saved at most this often while changes flow, and at once
+ * when the server goes idle (its heartbeat). */
+#define SAVE_EVERY_MS 500
+#define MAX_DOMAINS 32
+#define MAX_BACKOFF_S 30
+/* The table the consumer writes with every change it applies: a
+ * transaction that writes it is the consumer's, never captured again. */
+#define VERSIONS_TABLE "datasync_versions"
+
+/* FL_STANDALONE: a GTID group without a terminating COMMIT/XID (DDL). */
+#define GTID_STANDALONE 0x01
+
+typedef struct gtid {
+    uint32_t domain, server;
+    uint64_t seq;
+} gtid;
+
+/* A GTID position: the last transaction seen per replication domain. */
+typedef struct gtid_pos {
+    gtid g[MAX_DOMAINS];
+    size_t n;
+} gtid_pos;
+
+struct cap_capture {
+    ds_config cfg;
+    ds_logger lg;
+    volatile sig_atomic_t *stop;
+    ds_producer *p;
+    cap_charsets cs;
+    cap_binlog *bl;
+
+    gtid_pos emitted; /* every transaction up to here is in ds_emit's hands */
+    char saved[CAP_GTID_MAX]; /* what the state file holds */
+    uint64_t last_save_ms;
+
+    /* The transaction being read. */
+    bool in_trx, standalone, by_consumer;
+    gtid cur;
+    cap_txn tx;
+    cap_table **tables; /* this transaction's table maps */
+    size_t ntables;
+
+    uint64_t n_changes, n_trx, n_skipped;
+    char err[DS_ERRMSG_SIZE];
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t le(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* GTID positions                                                            */
+
+static int pos_parse(gtid_pos *pos, const char *s)
+{
+    pos->n = 0;
+    while (*s) {
+        gtid g;
+        int used = 0;
+        if (pos->n == MAX_DOMAINS ||
+            sscanf(s, "%" SCNu32 "-%" SCNu32 "-%" SCNu64 "%n", &g.domain,
+                   &g.server, &g.seq, &used) != 3)
+            return DS_EINVAL;
+        pos->g[pos->n++] = g;
+        s += used;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return DS_EINVAL;
+    }
+    return 0;
+}
+
+static void pos_format(const gtid_pos *pos, char *buf, size_t cap)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < pos->n && at < cap; i++)
+        at += (size_t)snprintf(
+            buf + at, cap - at, "%s%" PRIu32 "-%" PRIu32 "-%" PRIu64,
+            i ? "," : "", pos->g[i].domain, pos->g[i].server, pos->g[i].seq);
+}
+
+static int pos_set(gtid_pos *pos, const gtid *g)
+{
+    for (size_t i = 0; i < pos->n; i++) {
+        if (pos->g[i].domain == g->domain) {
+            pos->g[i] = *g;
+            return 0;
+        }
+    }
+    if (pos->n == MAX_DOMAINS)
+        return DS_EINVAL;
+    pos->g[pos->n++] = *g;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Saving the position                                                       */
+
+/* Waits until libdatasync confirmed or spooled everything emitted, then
+ * saves the position those changes reach. Returns 0 (saved, or nothing to
+ * save), DS_ETIMEOUT (try again later), or a fatal error. */
+static int save_position(cap_capture *c)
+{
+    char pos[CAP_GTID_MAX];
+    int rc;
+
+    pos_format(&c->emitted, pos, sizeof pos);
+    c->last_save_ms = now_ms();
+    if (strcmp(pos, c->saved) == 0)
+        return 0;
+    rc = ds_flush(c->p, -1);
+    if (rc == DS_ETIMEOUT) {
+        DS_LOG(&c->lg, DS_LOG_WARN,
+               "the broker has not confirmed the changes before %s yet: "
+               "the position is saved later",
+               pos);
+        return rc;
+    }
+    if (rc) {
+        ds__seterr(c->err, sizeof c->err, rc,
+                   "flushing the changes before %s: %s (%s)", pos,
+                   ds_strerror(rc), ds_producer_errmsg(c->p));
+        return rc;
+    }
+    rc = cap_state_write(c->cfg.capture_state_file, pos, c->err, sizeof c->err);
+    if (rc == 0) {
+        snprintf(c->saved, sizeof c->saved, "%s", pos);
+        DS_LOG(&c->lg, DS_LOG_DEBUG, "position %s saved", pos);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                    */
+
+static void drop_tables(cap_capture *c)
+{
+    for (size_t i = 0; i < c->ntables; i++)
+        cap_table_free(c->tables[i]);
+    c->ntables = 0;
+}
+
+static bool captured(const cap_capture *c, const char *db, const char *name)
+{
+    const char *list =
+        c->cfg.capture_tables[0] ? c->cfg.capture_tables : c->cfg.apply_tables;
+    size_t n = strlen(name);
+
+    if (strcmp(db, c->cfg.mysql_database) != 0)
+        return false;
+    if (strcmp(name, VERSIONS_TABLE) == 0)
+        return true; /* the consumer's marker, never emitted */
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t k = strcspn(p, " \t");
+        if (k == n && strncmp(p, name, n) == 0)
+            return true;
+        p += k;
+    }
+    return false;
+}
+
+static int on_table_map(cap_capture *c, const cap_event *ev)
+{
+    const unsigned char *p = ev->body + 8, *end = ev->body + ev->len;
+    char db[65], name[65];
+
+    /* Only the names first: a table not captured may hold any type. */
+    if (ev->len < 8 || p >= end || (size_t)(end - p) < (size_t)*p + 2 ||
+        *p >= sizeof db)
+        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                          "malformed TABLE_MAP event");
+    memcpy(db, p + 1, *p);
+    db[*p] = '\0';
+    p += *p + 2;
+    if (p >= end || (size_t)(end - p) < (size_t)*p + 2 || *p >= sizeof name)
+        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                          "malformed TABLE_MAP event");
+    memcpy(name, p + 1, *p);
+    name[*p] = '\0';
+    if (!captured(c, db, name))
+        return 0;
+
+    cap_table *t, **tables;
+    int rc = cap_table_parse(&t, ev->body, ev->len, c->err, sizeof c->err);
+    if (rc)
+        return rc;
+    tables = realloc(c->tables, (c->ntables + 1) * sizeof *tables);
+    if (!tables) {
+        cap_table_free(t);
+        return ds__seterr(c->err, sizeof c->err, DS_ENOMEM, "out of memory");
+    }
+    c->tables = tables;
+    c->tables[c->ntables++] = t;
+    return 0;
+}
+
+static const cap_table *find_table(const cap_capture *c, uint64_t id)
+{
+    for (size_t i = c->ntables; i-- > 0;)
+        if (c->tables[i]->id == id)
+            return c->tables[i];
+    return NULL;
+}
+
+static void put_values(json_object **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_object_put(v[i]);
+        v[i] = NULL;
+    }
+}
+
+static int on_rows(cap_capture *c, const cap_event *ev)
+{
+    const unsigned char *p = ev->body, *end = ev->body + ev->len;
+    bool v2 = ev->type >= CAP_EV_WRITE_ROWS && ev->type <= CAP_EV_DELETE_ROWS;
+    int base = v2 ? CAP_EV_WRITE_ROWS : CAP_EV_WRITE_ROWS_V1;
+    cap_row_kind kind = (cap_row_kind)(ev->type - base);
+    uint64_t ncols;
+    size_t used;
+    int rc = 0;
+
+    if (ev->len < 8)
+        goto cut;
+    const cap_table *t = find_table(c, le(p, 6));
+    if (!t)
+        return 0; /* not a captured table */
+    if (strcmp(t->name, VERSIONS_TABLE) == 0) {
+        c->by_consumer = true;
+        return 0;
+    }
+    p += 8;
+    if (v2) {
+        if (end - p < 2 || le(p, 2) < 2 || (uint64_t)(end - p) < le(p, 2))
+            goto cut;
+        p += le(p, 2); /* extra data, its length included */
+    }
+    if (!(used = cap_lenenc(p, end, &ncols)) || ncols != t->ncols)
+        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                          "%s.%s: a rows event of %" PRIu64
+                          " columns for a table map of %zu",
+                          t->db, t->name, ncols, t->ncols);
+    p += used;
+    size_t bm = (t->ncols + 7) / 8;
+    const unsigned char *present1 = p, *present2 = p;
+    if ((size_t)(end - p) < bm)
+        goto cut;
+    p += bm;
+    if (kind == CAP_ROW_UPDATE) {
+        if ((size_t)(end - p) < bm)
+            goto cut;
+        present2 = p;
+        p += bm;
+    }
+
+    json_object **v1 = calloc(t->ncols * 2, sizeof *v1), **v2v = v1 + t->ncols;
+    bool *h1 = calloc(t->ncols * 2, sizeof *h1), *h2 = h1 ? h1 + t->ncols : 0;
+    if (!v1 || !h1) {
+        free(v1);
+        free(h1);
+        return ds__seterr(c->err, sizeof c->err, DS_ENOMEM, "out of memory");
+    }
+    while (p < end && rc == 0) {
+        switch (kind) {
+        case CAP_ROW_INSERT:
+            rc = cap_row_decode(t, &c->cs, present1, &p, end, v2v, h2, c->err,
+                                sizeof c->err);
+            if (rc == 0)
+                rc = cap_txn_add(&c->tx, t, kind, NULL, NULL, v2v, h2, c->err,
+                                 sizeof c->err);
+            break;
+        case CAP_ROW_DELETE:
+            rc = cap_row_decode(t, &c->cs, present1, &p, end, v1, h1, c->err,
+                                sizeof c->err);
+            if (rc == 0)
+                rc = cap_txn_add(&c->tx, t, kind, v1, h1, NULL, NULL, c->err,
+                                 sizeof c->err);
+            break;
+        default:
+            rc = cap_row_decode(t, &c->cs, present1, &p, end, v1, h1, c->err,
+                                sizeof c->err);
+            if (rc == 0)
+                rc = cap_row_decode(t, &c->cs, present2, &p, end, v2v, h2,
+                                    c->err, sizeof c->err);
+            if (rc == 0)
+                rc = cap_txn_add(&c->tx, t, kind, v1, h1, v2v, h2, c->err,
+                                 sizeof c->err);
+            break;
+        }
+        put_values(v1, t->ncols * 2);
+    }
+    free(v1);
+    free(h1);
+    return rc;
+cut:
+    return ds__seterr(c->err, sizeof c->err, DS_EINVAL, "malformed rows event");
+}
+
+static int commit(cap_capture *c)
+{
+    int rc;
+
+    if (!c->in_trx)
+        return 0;
+    if (c->by_consumer) {
+        /* datasync-consumer's own writes: already everywhere. */
+        c->n_skipped += c->tx.n;
+        if (c->tx.n)
+            DS_LOG(&c->lg, DS_LOG_DEBUG,
+                   "transaction %" PRIu32 "-%" PRIu32 "-%" PRIu64
+                   " is datasync-consumer's: %zu row changes not captured",
+                   c->cur.domain, c->cur.server, c->cur.seq, c->tx.n);
+        cap_txn_clear(&c->tx);
+    } else if (c->tx.n) {
+        size_t n = c->tx.n;
+        for (size_t i = 0; i < n && c->lg.level <= DS_LOG_DEBUG; i++) {
+            const cap_change *ch = &c->tx.changes[i];
+            DS_LOG(&c->lg, DS_LOG_DEBUG, "%s %s %s %s",
+                   ch->op == DS_OP_CREATE   ? "create"
+                   : ch->op == DS_OP_UPDATE ? "update"
+                                            : "delete",
+                   ch->table, ch->key, ch->data ? ch->data : "");
+        }
+        if ((rc = cap_txn_emit(&c->tx, c->p, c->err, sizeof c->err)))
+            return rc;
+        c->n_changes += n;
+        c->n_trx++;
+    }
+    c->in_trx = false;
+    drop_tables(c);
+    if (pos_set(&c->emitted, &c->cur) != 0)
+        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                          "more than %d GTID domains", MAX_DOMAINS);
+    if (now_ms() - c->last_save_ms >= SAVE_EVERY_MS) {
+        rc = save_position(c);
+        if (rc && rc != DS_ETIMEOUT)
+            return rc;
+    }
+    return 0;
+}
+
+static int on_query(cap_capture *c, const cap_event *ev)
+{
+    /* thread id 4, time 4, db length 1, error 2, status length 2 */
+    if (ev->len < 13)
+        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                          "malformed QUERY event");
+    size_t dblen = ev->body[8], stlen = (size_t)le(ev->body + 11, 2);
+    size_t at = 13 + stlen + dblen + 1;
+    if (at > ev->len)
+        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                          "malformed QUERY event");
+    const char *q = (const char *)ev->body + at;
+    size_t qlen = ev->len - at;
+
+    if (qlen == 5 && strncasecmp(q, "BEGIN", 5) == 0)
+        return 0;
+    if (qlen == 6 && strncasecmp(q, "COMMIT", 6) == 0)
+        return commit(c);
+    if (qlen == 8 && strncasecmp(q, "ROLLBACK", 8) == 0) {
+        cap_txn_clear(&c->tx); /* never happened: nothing to emit */
+        return commit(c);
+    }
+    /* DDL: logged, never sent; later rows come with new table maps. */
+    DS_LOG(&c->lg, DS_LOG_INFO, "statement in the binlog (not captured): %.*s",
+           (int)(qlen > 200 ? 200 : qlen), q);
+    drop_tables(c);
+    return c->standalone ? commit(c) : 0;
+}
+
+static int on_event(cap_capture *c, const cap_event *ev)
+{
+    switch (ev->type) {
+    case CAP_EV_GTID:
+        if (ev->len < 13)
+            return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                              "malformed GTID event");
+        cap_txn_clear(&c->tx);
+        drop_tables(c);
+        c->cur.seq = le(ev->body, 8);
+        c->cur.domain = (uint32_t)le(ev->body + 8, 4);
+        c->cur.server = ev->server_id;
+        c->standalone = ev->body[12] & GTID_STANDALONE;
+        c->in_trx = true;
+        c->by_consumer = false;
+        return 0;
+    case CAP_EV_TABLE_MAP:
+        return c->in_trx ? on_table_map(c, ev) : 0;
+    case CAP_EV_WRITE_ROWS_V1:
+    case CAP_EV_UPDATE_ROWS_V1:
+    case CAP_EV_DELETE_ROWS_V1:
+    case CAP_EV_WRITE_ROWS:
+    case CAP_EV_UPDATE_ROWS:
+    case CAP_EV_DELETE_ROWS:
+        return c->in_trx ? on_rows(c, ev) : 0;
+    case CAP_EV_XID:
+        return commit(c);
+    case CAP_EV_QUERY:
+        return c->in_trx ? on_query(c, ev) : 0;
+    case CAP_EV_ROTATE:
+        DS_LOG(&c->lg, DS_LOG_DEBUG, "reading binlog file %.*s",
+               (int)(ev->len > 8 ? ev->len - 8 : 0), ev->body + 8);
+        return 0;
+    case CAP_EV_HEARTBEAT: {
+        /* Idle: the position reached is saved now. */
+        int rc = save_position(c);
+        return rc == DS_ETIMEOUT ? 0 : rc;
+    }
+    default:
+        if (ev->type >= CAP_EV_WRITE_ROWS_COMPRESSED_V1 &&
+            ev->type <= CAP_EV_DELETE_ROWS_COMPRESSED && c->in_trx)
+            return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                              "compressed rows events (log_bin_compress) are "
+                              "not supported");
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The loop                                                                  */
+
+static void producer_log(void *userdata, ds_log_level level,
+                         const char *message)
+{
+    const ds_logger *lg = userdata;
+    if (level >= lg->level && lg->fn)
+        lg->fn(lg->userdata, level, message);
+}
+
+int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
+            const ds_logger *lg, volatile sig_atomic_t *stop, char *err,
+            size_t errlen)
+{
+    cap_capture *c;
+    ds_options *opts = NULL;
+    char pos[CAP_GTID_MAX];
+    int rc;
+
+    *out = NULL;
+    if (!(c = calloc(1, sizeof *c)))
+        return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+    c->cfg = *cfg;
+    c->lg = *lg;
+    c->stop = stop;
+
+    rc = cap_state_read(cfg->capture_state_file, pos, sizeof pos, err, errlen);
+    if (rc == DS_ENOTFOUND) {
+        /* A first start: from now on, saved at once so that a crash
+         * before the first save cannot move the start later. */
+        if ((rc = cap_binlog_current_pos(cfg, pos, sizeof pos, err, errlen)))
+            goto fail;
+        if ((rc = cap_state_write(cfg->capture_state_file, pos, err, errlen)))
+            goto fail;
+        DS_LOG(lg, DS_LOG_INFO,
+               "no state in %s: starting at the server's current position "
+               "'%s'",
+               cfg->capture_state_file, pos);
+    } else if (rc) {
+        goto fail;
+    }
+    if (pos_parse(&c->emitted, pos) != 0) {
+        rc = ds__seterr(err, errlen, DS_EINVAL,
+                        "%s: '%.100s' is not a GTID position",
+                        cfg->capture_state_file, pos);
+        goto fail;
+    }
+    snprintf(c->saved, sizeof c->saved, "%s", pos);
+
+    if (!(opts = ds_options_new())) {
+        rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((path && (rc = ds_options_load(opts, path)) != 0) ||
+        (rc = ds_options_set(opts, "producer.mode", "async")) != 0) {
+        ds__seterr(err, errlen, rc, "%s", ds_options_errmsg(opts));
+        goto fail;
+    }
+    if ((rc = ds_producer_new(&c->p, opts, err, errlen)))
+        goto fail;
+    ds_producer_set_log(c->p, producer_log, &c->lg);
+    ds_options_free(opts);
+    *out = c;
+    return 0;
+fail:
+    ds_options_free(opts);
+    cap_free(c);
+    return rc;
+}
+
+/* Sleeps up to s seconds, a second at a time, unless a stop is asked. */
+static void backoff(cap_capture *c, int s)
+{
+    for (int i = 0; i < s && !*c->stop; i++) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int cap_run(cap_capture *c)
+{
+    char pos[CAP_GTID_MAX];
+    cap_event ev;
+    int rc = 0, wait_s = 1;
+
+    while (!*c->stop) {
+        if (!c->bl) {
+            pos_format(&c->emitted, pos, sizeof pos);
+            rc = cap_binlog_open(&c->bl, &c->cfg, pos, &c->cs, c->err,
+                                 sizeof c->err);
+            if (rc == DS_EDBCONNECT) {
+                DS_LOG(&c->lg, DS_LOG_WARN, "%s; again in %d s", c->err,
+                       wait_s);
+                backoff(c, wait_s);
+                wait_s =
+                    wait_s * 2 > MAX_BACKOFF_S ? MAX_BACKOFF_S : wait_s * 2;
+                continue;
+            }
+            if (rc)
+                break;
+            DS_LOG(&c->lg, DS_LOG_INFO, "reading the binlog after %s",
+                   pos[0] ? pos : "its start");
+            wait_s = 1;
+        }
+        rc = cap_binlog_next(c->bl, &ev, c->err, sizeof c->err);
+        if (rc == 0)
+            rc = on_event(c, &ev);
+        if (rc == DS_EDBCONNECT && !*c->stop) {
+            /* The transaction in hand is read again from the position. */
+            DS_LOG(&c->lg, DS_LOG_WARN, "%s: reconnecting", c->err);
+            cap_binlog_close(c->bl);
+            c->bl = NULL;
+            c->in_trx = false;
+            cap_txn_clear(&c->tx);
+            drop_tables(c);
+            rc = 0;
+            continue;
+        }
+        if (rc && !*c->stop)
+            break;
+        rc = 0; /* a read cut by the stop signal */
+    }
+    if (rc)
+        DS_LOG(&c->lg, DS_LOG_ERROR, "%s", c->err);
+    /* What was emitted is saved once it is safe, on a stop as after an
+     * error: the next start resumes after it. */
+    int src = save_position(c);
+    if (src)
+        DS_LOG(&c->lg, DS_LOG_ERROR, "the position was not saved: %s",
+               src == DS_ETIMEOUT ? "the broker did not confirm in time"
+                                  : c->err);
+    DS_LOG(&c->lg, DS_LOG_INFO,
+           "stopped at %s: %" PRIu64 " changes in %" PRIu64
+           " transactions captured, %" PRIu64
+           " row changes of datasync-consumer not captured",
+           c->saved, c->n_changes, c->n_trx, c->n_skipped);
+    return rc ? rc : src;
+}
+
+void cap_free(cap_capture *c)
+{
+    if (!c)
+        return;
+    cap_binlog_close(c->bl);
+    ds_producer_free(c->p);
+    drop_tables(c);
+    free(c->tables);
+    cap_txn_free(&c->tx);
+    free(c);
+}

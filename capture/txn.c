@@ -1,0 +1,162 @@
+/* txn.c: one transaction's row changes as change events (key from the primary key, data the after-image), emitted at commit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "txn.h"
+
+#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+/* An object of the given columns' values (a new reference each). */
+static char *columns_json(const cap_table *t, json_object *const *vals,
+                          bool pk_only)
+{
+    json_object *o = json_object_new_object();
+    char *s = NULL;
+
+    if (!o)
+        return NULL;
+    size_t n = pk_only ? t->npk : t->ncols;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = pk_only ? t->pk[k] : k;
+        if (json_object_object_add(o, t->cols[i].name,
+                                   json_object_get(vals[i])) != 0)
+            goto done;
+    }
+    s = strdup(json_object_to_json_string_ext(o, JSON_FLAGS));
+done:
+    json_object_put(o);
+    return s;
+}
+
+static int push(cap_txn *tx, const cap_table *t, ds_op op, char *key,
+                char *data)
+{
+    if (!key || (op != DS_OP_DELETE && !data)) {
+        free(key);
+        free(data);
+        return DS_ENOMEM;
+    }
+    if (tx->n == tx->cap) {
+        size_t cap = tx->cap ? tx->cap * 2 : 64;
+        cap_change *c = realloc(tx->changes, cap * sizeof *c);
+        if (!c) {
+            free(key);
+            free(data);
+            return DS_ENOMEM;
+        }
+        tx->changes = c;
+        tx->cap = cap;
+    }
+    cap_change *c = &tx->changes[tx->n++];
+    c->op = op;
+    snprintf(c->table, sizeof c->table, "%s", t->name);
+    c->key = key;
+    c->data = data;
+    return 0;
+}
+
+/* An image that lacks a column the change needs. */
+static bool complete(const cap_table *t, const bool *have, bool pk_only)
+{
+    size_t n = pk_only ? t->npk : t->ncols;
+    for (size_t k = 0; k < n; k++)
+        if (!have[pk_only ? t->pk[k] : k])
+            return false;
+    return true;
+}
+
+int cap_txn_add(cap_txn *tx, const cap_table *t, cap_row_kind kind,
+                json_object *const *before, const bool *before_have,
+                json_object *const *after, const bool *after_have, char *err,
+                size_t errlen)
+{
+    char *old_key = NULL, *new_key = NULL;
+    int rc;
+
+    if (t->npk == 0)
+        return ds__seterr(err, errlen, DS_EINVAL,
+                          "%s.%s has no primary key: its changes cannot be "
+                          "keyed",
+                          t->db, t->name);
+    if ((before && !complete(t, before_have, true)) ||
+        (after && !complete(t, after_have, false)))
+        return ds__seterr(err, errlen, DS_EINVAL,
+                          "%s.%s: a partial row image (binlog_row_image is "
+                          "not FULL for the session that wrote it)",
+                          t->db, t->name);
+    if (before && !(old_key = columns_json(t, before, true)))
+        goto nomem;
+    if (after && !(new_key = columns_json(t, after, true)))
+        goto nomem;
+    switch (kind) {
+    case CAP_ROW_INSERT:
+        rc = push(tx, t, DS_OP_CREATE, new_key, columns_json(t, after, false));
+        new_key = NULL;
+        break;
+    case CAP_ROW_DELETE:
+        rc = push(tx, t, DS_OP_DELETE, old_key, NULL);
+        old_key = NULL;
+        break;
+    default:
+        /* Another key is another row: the old one is gone everywhere. */
+        if (strcmp(old_key, new_key) != 0) {
+            rc = push(tx, t, DS_OP_DELETE, old_key, NULL);
+            old_key = NULL;
+            if (rc == 0)
+                rc = push(tx, t, DS_OP_CREATE, new_key,
+                          columns_json(t, after, false));
+        } else {
+            rc = push(tx, t, DS_OP_UPDATE, new_key,
+                      columns_json(t, after, false));
+        }
+        new_key = NULL;
+        break;
+    }
+    free(old_key);
+    free(new_key);
+    if (rc)
+        return ds__seterr(err, errlen, rc, "out of memory");
+    return 0;
+nomem:
+    free(old_key);
+    free(new_key);
+    return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+}
+
+int cap_txn_emit(cap_txn *tx, ds_producer *p, char *err, size_t errlen)
+{
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < tx->n; i++) {
+        cap_change *c = &tx->changes[i];
+        rc = ds_emit(p, c->op, c->table, c->key, c->data);
+        if (rc) {
+            ds__seterr(err, errlen, rc, "emitting a change of %s %s: %s",
+                       c->table, c->key, ds_producer_errmsg(p));
+            break;
+        }
+    }
+    if (rc == 0)
+        cap_txn_clear(tx);
+    return rc;
+}
+
+void cap_txn_clear(cap_txn *tx)
+{
+    for (size_t i = 0; i < tx->n; i++) {
+        free(tx->changes[i].key);
+        free(tx->changes[i].data);
+    }
+    tx->n = 0;
+}
+
+void cap_txn_free(cap_txn *tx)
+{
+    cap_txn_clear(tx);
+    free(tx->changes);
+    tx->changes = NULL;
+    tx->cap = 0;
+}

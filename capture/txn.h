@@ -1,0 +1,52 @@
+/* txn.h: the row changes of one binlog transaction, held until its commit and then emitted through libdatasync. */
+#ifndef DS_CAPTURE_TXN_H
+#define DS_CAPTURE_TXN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "datasync.h"
+#include "rowimage.h"
+
+typedef struct cap_change {
+    ds_op op;
+    char table[65];
+    char *key;  /* JSON object of the primary-key columns */
+    char *data; /* JSON object of the whole row; NULL for a delete */
+} cap_change;
+
+typedef struct cap_txn {
+    cap_change *changes;
+    size_t n, cap;
+} cap_txn;
+
+/* What a rows event did to one row. */
+typedef enum { CAP_ROW_INSERT, CAP_ROW_UPDATE, CAP_ROW_DELETE } cap_row_kind;
+
+/*
+ * Adds the change(s) of one row of table t: before/after are the decoded
+ * images (vals and have as cap_row_decode fills them; NULL when the kind
+ * has none). An insert is a create with the after-image; a delete takes
+ * its key from the before-image; an update whose primary key changed is a
+ * delete of the old key and a create of the new one. Returns 0,
+ * DS_ENOMEM, or DS_EINVAL with err (no primary key, a partial image).
+ */
+int cap_txn_add(cap_txn *tx, const cap_table *t, cap_row_kind kind,
+                json_object *const *before, const bool *before_have,
+                json_object *const *after, const bool *after_have, char *err,
+                size_t errlen);
+
+/* Emits every change held, in order, with ds_emit, then forgets them.
+ * Returns 0 or ds_emit's error with err (the rest is kept: the caller
+ * stops and a restart emits the transaction again). */
+int cap_txn_emit(cap_txn *tx, ds_producer *p, char *err, size_t errlen);
+
+/* Forgets the changes held (a rolled-back or skipped transaction). */
+void cap_txn_clear(cap_txn *tx);
+
+/* Frees what tx holds; tx itself is the caller's. */
+void cap_txn_free(cap_txn *tx);
+
+#endif

@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# test_capture.sh: datasync-capture reads a private MariaDB's binlog and a datasync-consumer applies its changes on the harness's MariaDB: every type round-trips, transactions, rollback, key updates, rotation, kill -9 and resume, a purged position, no loop.
+#
+# Run by tests/run.sh with the private services up (DS_TEST_* set). The
+# source is a mariadbd of this test's own (binlog on, ROW, FULL image and
+# metadata) in $DS_TEST_RUNDIR; the remote is database cap_dst on the
+# harness's MariaDB. Own exchange and node names, so other tests' queues
+# are not touched.
+set -euo pipefail
+
+fail() {
+    echo "test_capture: FAIL: $*" >&2
+    exit 1
+}
+say() { echo "test_capture: $*"; }
+
+for v in DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_AMQP_URL DS_TEST_MYSQL_SOCKET; do
+    [[ -n "${!v:-}" ]] || fail "$v is not set: run me through tests/run.sh"
+done
+
+work=$(mktemp -d "$DS_TEST_RUNDIR/capture.XXXXXX")
+ds=$DS_TEST_BUILD/datasync
+m=$work/m
+sock=$m/sock
+mariadbd_pid=""
+capture_pid=""
+consumer_pid=""
+src_consumer_pid=""
+
+client() { # SOCKET ARGS...
+    local s=$1
+    shift
+    timeout 60 mariadb --no-defaults --protocol=socket --socket="$s" --user=root \
+        --default-character-set=utf8mb4 "$@"
+}
+src() { client "$sock" "$@"; }
+dst() { client "$DS_TEST_MYSQL_SOCKET" "$@"; }
+
+stop_pid() {
+    local pid=$1
+    [[ -n "$pid" ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT
+    stop_pid "$capture_pid"
+    stop_pid "$consumer_pid"
+    stop_pid "$src_consumer_pid"
+    if [[ -n "$mariadbd_pid" ]]; then
+        timeout 30 mariadb-admin --no-defaults --protocol=socket --socket="$sock" \
+            --user=root shutdown >/dev/null 2>&1 || true
+        stop_pid "$mariadbd_pid"
+    fi
+    if ((rc != 0)); then
+        for f in "$work"/*.log "$m"/error.log; do
+            [[ -f "$f" ]] || continue
+            echo "---- $f ----" >&2
+            tail -n 20 "$f" >&2
+        done
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+# ------------------------------------------------ the source server
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+mkdir -p "$m/tmp"
+port=$(free_port) || fail "no free port"
+opts=(--no-defaults --datadir="$m/data" --tmpdir="$m/tmp" --user=root)
+timeout 120 mariadb-install-db "${opts[@]}" --auth-root-authentication-method=normal \
+    --skip-test-db >"$work/install.log" 2>&1 || fail "mariadb-install-db: $(tail -5 "$work/install.log")"
+mariadbd "${opts[@]}" --bind-address=127.0.0.1 --port="$port" --socket="$sock" \
+    --pid-file="$m/mariadbd.pid" --log-error="$m/error.log" \
+    --log-bin="$m/data/binlog" --binlog-format=ROW --binlog-row-image=FULL \
+    --binlog-row-metadata=FULL --server-id=1 --innodb-buffer-pool-size=64M \
+    >"$work/mariadbd.log" 2>&1 &
+mariadbd_pid=$!
+for _ in $(seq 1 300); do
+    src -e "SELECT 1" >/dev/null 2>&1 && break
+    kill -0 "$mariadbd_pid" 2>/dev/null || fail "mariadbd exited: $(tail -5 "$m/error.log")"
+    sleep 0.1
+done
+src -e "SELECT 1" >/dev/null || fail "mariadbd did not start"
+say "source mariadbd on 127.0.0.1:$port"
+
+schema="
+CREATE TABLE types (
+  id INT NOT NULL PRIMARY KEY,
+  ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED,
+  mi MEDIUMINT, mu MEDIUMINT UNSIGNED, ii INT, iu INT UNSIGNED,
+  bi BIGINT, bu BIGINT UNSIGNED,
+  de DECIMAL(30,10), dn DECIMAL(5,0), dd DECIMAL(12,4) UNSIGNED,
+  fl FLOAT, db DOUBLE,
+  ch CHAR(10), vc VARCHAR(300), tx TEXT, lt LONGTEXT, l1 CHAR(5) CHARACTER SET latin1,
+  bl BLOB, bn BINARY(4), vb VARBINARY(20), mb MEDIUMBLOB,
+  dt DATE, tm TIME, t6 TIME(6), t2 TIME(2), d0 DATETIME, d3 DATETIME(3),
+  ts TIMESTAMP NULL DEFAULT NULL, tf TIMESTAMP(6) NULL DEFAULT NULL,
+  yr YEAR, bt BIT(5), b64 BIT(64),
+  en ENUM('red','green','blue'), st SET('a','b','c','d')
+) CHARACTER SET utf8mb4;
+CREATE TABLE pairs (k1 VARCHAR(20) NOT NULL, k2 INT NOT NULL, v VARCHAR(20),
+  PRIMARY KEY (k1, k2)) CHARACTER SET utf8mb4;
+CREATE TABLE load_rows (id INT NOT NULL PRIMARY KEY, v VARCHAR(40)) CHARACTER SET utf8mb4;
+CREATE TABLE other (id INT PRIMARY KEY, v INT);"
+
+src -e "CREATE DATABASE cap_src CHARACTER SET utf8mb4"
+src cap_src -e "$schema"
+dst -e "DROP DATABASE IF EXISTS cap_dst; CREATE DATABASE cap_dst CHARACTER SET utf8mb4"
+dst cap_dst -e "$schema"
+
+# ------------------------------------------------ datasync
+write_conf() { # NODE SOCKET DB [EXTRA]
+    cat >"$work/$1.conf" <<EOF
+[node]
+id = $1
+clock_file = $work/$1.clock
+[amqp]
+url = $DS_TEST_AMQP_URL
+exchange = datasync-cap
+[mysql]
+socket = $2
+user = root
+database = $3
+[apply]
+tables = types pairs load_rows
+batch_wait_ms = 5
+[producer]
+spool_dir = $work/spool-$1
+[log]
+level = ${LOG_LEVEL:-info}
+[capture]
+server_id = 101
+state_file = $work/$1.state
+${4:-}
+EOF
+}
+write_conf capsrc "$sock" cap_src
+write_conf capdst "$DS_TEST_MYSQL_SOCKET" cap_dst
+write_conf capother "$DS_TEST_MYSQL_SOCKET" cap_dst
+timeout 60 "$ds" -c "$work/capdst.conf" setup --nodes capsrc,capdst >"$work/setup.log" 2>&1 ||
+    fail "setup: $(cat "$work/setup.log")"
+
+start_capture() {
+    "$DS_TEST_BUILD/datasync-capture" -c "$work/capsrc.conf" >>"$work/capture.log" 2>&1 &
+    capture_pid=$!
+}
+"$DS_TEST_BUILD/datasync-consumer" -c "$work/capdst.conf" >>"$work/consumer.log" 2>&1 &
+consumer_pid=$!
+
+# Bad settings are refused before anything runs.
+rc=0
+"$DS_TEST_BUILD/datasync-capture" -c /dev/null >/dev/null 2>&1 || rc=$?
+((rc == 78)) || fail "a configuration without node.id exits $rc, not 78"
+
+# Changes made before the first start are not captured: it starts at the
+# server's current position.
+src cap_src -e "INSERT INTO types (id, ii) VALUES (900, 1)"
+start_capture
+for _ in $(seq 1 100); do
+    [[ -s "$work/capsrc.state" ]] && break
+    sleep 0.1
+done
+[[ -s "$work/capsrc.state" ]] || fail "no state file after the first start"
+src cap_src -e "DELETE FROM types WHERE id = 900"
+
+# ------------------------------------------------ the workload
+say "workload: every type, transactions, rollback, key updates, rotations"
+src cap_src <<'EOF'
+INSERT INTO types VALUES
+ (1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295,
+  -9223372036854775808, 18446744073709551615,
+  -12345678901234567890.0123456789, -99999, 12345678.9999,
+  -1.17549e-38, 2.2250738585072014e-308,
+  'chär', REPEAT('v', 300), 'text with "quotes" \\ and \n newline', REPEAT('long ', 1000), 'déjà',
+  x'00ff10', x'00000001', x'', REPEAT(x'a5', 70000),
+  '1000-01-01', '-838:59:59', '-01:02:03.000004', '12:34:56.78', '9999-12-31 23:59:59', '2024-02-29 01:02:03.456',
+  '1970-01-01 00:00:01', '2038-01-19 03:14:07.999999',
+  1901, b'10101', b'1111111111111111111111111111111111111111111111111111111111111111',
+  'blue', 'a,d'),
+ (2, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 0,
+  0.0000000001, 0, 0, 3.40282e38, -1.7976931348623157e308,
+  '', '', '', '', '',
+  x'', x'ff', x'00', x'',
+  '2024-12-31', '00:00:00', '838:59:59.999999', '-00:00:00.01', '2000-01-01 00:00:00', '2000-01-01 00:00:00.001',
+  '2024-06-30 12:00:00', '2000-01-01 00:00:00.000001',
+  2155, b'0', b'0', 'red', ''),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO pairs VALUES ('a', 1, 'x'), ('a', 2, 'y'), ('b', 1, 'z'), ('emoji 😀', 7, 'ü');
+FLUSH BINARY LOGS;
+BEGIN;
+INSERT INTO types (id, ii, vc) VALUES (10, 10, 'ten');
+UPDATE types SET vc = 'one', de = 1.5 WHERE id = 1;
+DELETE FROM types WHERE id = 3;
+INSERT INTO pairs VALUES ('c', 3, 'in a transaction');
+COMMIT;
+BEGIN;
+INSERT INTO types (id, ii) VALUES (999, 999);
+UPDATE types SET vc = 'rolled back' WHERE id = 2;
+ROLLBACK;
+UPDATE types SET id = 102 WHERE id = 2;
+UPDATE pairs SET k1 = 'd', v = 'moved' WHERE k1 = 'a' AND k2 = 2;
+FLUSH BINARY LOGS;
+UPDATE pairs SET v = CONCAT(v, '!') WHERE k1 IN ('a', 'b');
+DELETE FROM pairs WHERE k1 = 'b';
+INSERT INTO other VALUES (1, 1);
+CREATE TABLE later (id INT PRIMARY KEY);
+FLUSH BINARY LOGS;
+INSERT INTO types (id, ii, tx) VALUES (11, 11, 'after three rotations'), (12, 12, NULL), (13, 13, '');
+DELETE FROM types WHERE id IN (12, 13);
+EOF
+
+# Both sides read in UTC: TIMESTAMP columns print the same instant.
+dump() { # SIDE DB
+    "$1" -N --batch "$2" -e "SET time_zone = '+00:00';
+        SELECT * FROM types ORDER BY id; SELECT * FROM pairs ORDER BY k1, k2;
+        SELECT * FROM load_rows ORDER BY id" | md5sum
+}
+checksums() { # SIDE DB
+    "$1" -N "$2" -e "CHECKSUM TABLE types, pairs, load_rows" | awk '{print $2}' | tr '\n' ' '
+}
+wait_same() { # WHAT
+    local a b deadline=$((SECONDS + 120))
+    while ((SECONDS < deadline)); do
+        a=$(dump src cap_src)
+        b=$(dump dst cap_dst)
+        [[ "$a" == "$b" ]] && break
+        sleep 0.5
+    done
+    if [[ "$a" != "$b" ]]; then
+        src -N --batch cap_src -e "SET time_zone = '+00:00'; SELECT * FROM types ORDER BY id;
+            SELECT * FROM pairs ORDER BY k1, k2; SELECT COUNT(*) FROM load_rows" >"$work/src.txt"
+        dst -N --batch cap_dst -e "SET time_zone = '+00:00'; SELECT * FROM types ORDER BY id;
+            SELECT * FROM pairs ORDER BY k1, k2; SELECT COUNT(*) FROM load_rows" >"$work/dst.txt"
+        diff "$work/src.txt" "$work/dst.txt" | cut -c1-300 | head -n 20 >&2 || true
+        fail "$1: the remote tables differ from the source after 120 s"
+    fi
+    a=$(checksums src cap_src)
+    b=$(checksums dst cap_dst)
+    [[ "$a" == "$b" ]] || fail "$1: CHECKSUM TABLE differs: source $a, remote $b"
+    say "$1: source and remote identical (CHECKSUM TABLE $a)"
+}
+wait_same "round trip"
+
+[[ -z "$(dst -N cap_dst -e "SELECT id FROM types WHERE id IN (999, 900)")" ]] ||
+    fail "a rolled-back row or one from before the first start reached the remote"
+[[ "$(dst -N cap_dst -e "SELECT COUNT(*) FROM other")" == 0 ]] ||
+    fail "a table that is not captured reached the remote"
+grep -q "CREATE TABLE later" "$work/capture.log" || fail "the DDL was not logged"
+
+# ------------------------------------------------ resume after a stop
+say "a clean stop, changes while stopped, a restart"
+stop_pid "$capture_pid"
+capture_pid=""
+grep -q "stopped at" "$work/capture.log" || fail "no clean stop in the log"
+src cap_src -e "INSERT INTO types (id, ii) VALUES (20, 20); FLUSH BINARY LOGS;
+    UPDATE types SET ii = 21 WHERE id = 20"
+start_capture
+wait_same "resume"
+
+# ------------------------------------------------ kill -9 under load
+say "kill -9 of datasync-capture under load, then a restart"
+load() { # FROM TO
+    for ((i = $1; i < $2; i++)); do
+        echo "INSERT INTO load_rows VALUES ($i, 'row $i');"
+        ((i % 7 == 0)) && echo "UPDATE load_rows SET v = 'updated $i' WHERE id = $((i - 3));"
+        ((i % 11 == 0)) && echo "DELETE FROM load_rows WHERE id = $((i - 5));"
+        ((i % 500 == 0)) && echo "FLUSH BINARY LOGS;"
+    done
+    return 0
+}
+load 1 3001 | src cap_src &
+load_pid=$!
+sleep 1
+kill -KILL "$capture_pid"
+wait "$capture_pid" 2>/dev/null || true
+capture_pid=""
+sleep 1
+start_capture
+wait "$load_pid" || fail "the load failed"
+wait_same "kill -9"
+n=$(src -N cap_src -e "SELECT COUNT(*) FROM load_rows")
+((n > 2000)) || fail "the load wrote only $n rows"
+
+# ------------------------------------------------ no loop
+# A consumer on the source applies a change of another origin there; the
+# capture must not emit it again (it would come back as capsrc's, with a
+# newer version).
+say "a change applied by datasync-consumer on the source is not captured again"
+"$DS_TEST_BUILD/datasync-consumer" -c "$work/capsrc.conf" >>"$work/src-consumer.log" 2>&1 &
+src_consumer_pid=$!
+timeout 60 "$ds" -c "$work/capother.conf" publish --op create --table pairs \
+    --key '{"k1":"loop","k2":1}' --data '{"k1":"loop","k2":1,"v":"once"}' >/dev/null ||
+    fail "publish failed"
+for _ in $(seq 1 120); do
+    [[ -n "$(src -N cap_src -e "SELECT v FROM pairs WHERE k1 = 'loop'")" &&
+        -n "$(dst -N cap_dst -e "SELECT v FROM pairs WHERE k1 = 'loop'")" ]] && break
+    sleep 0.5
+done
+[[ "$(src -N cap_src -e "SELECT v FROM pairs WHERE k1 = 'loop'")" == once ]] ||
+    fail "the source's consumer did not apply the published change"
+sleep 3 # time for a looped change to come round
+origin=$(dst -N cap_dst -e "SELECT origin FROM datasync_versions WHERE tbl = 'pairs'
+    ORDER BY hlc DESC LIMIT 1")
+[[ "$origin" == capother ]] ||
+    fail "the remote's last version of pairs is from '$origin', not capother: the change went round again"
+stop_pid "$capture_pid"
+capture_pid=""
+grep -Eq "[1-9][0-9]* row changes of datasync-consumer not captured" "$work/capture.log" ||
+    fail "the capture did not report skipping the consumer's transaction"
+
+# ------------------------------------------------ a purged position
+say "a purged position is a clear fatal error"
+src -e "FLUSH BINARY LOGS"
+last=$(src -N -e "SHOW BINARY LOGS" | tail -n 1 | awk '{print $1}')
+src -e "PURGE BINARY LOGS TO '$last'"
+echo "0-1-5" >"$work/capsrc.state"
+rc=0
+timeout 60 "$DS_TEST_BUILD/datasync-capture" -c "$work/capsrc.conf" >"$work/purged.log" 2>&1 || rc=$?
+((rc == 1)) || fail "a purged position exits $rc, not 1: $(tail -3 "$work/purged.log")"
+grep -q "purged" "$work/purged.log" || fail "the purged position is not named: $(tail -3 "$work/purged.log")"
+
+say "PASS"
