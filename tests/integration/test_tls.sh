@@ -192,8 +192,12 @@ say "a certificate for another host is refused"
 
 # ------------------------------------------------ verify_peer = false
 write_conf noverify t1 "$amqps" "$pki/wrong-ca.pem" "verify_peer = false"
-timeout 60 "$ds" -c "$work/noverify.conf" status >"$work/noverify.log" 2>&1 ||
-    fail "verify_peer = false: status failed: $(cat "$work/noverify.log")"
+# status exits 8 when it warns about a node (t1 has no consumer here): what
+# counts is that it connected and reported.
+rc=0
+timeout 60 "$ds" -c "$work/noverify.conf" status >"$work/noverify.log" 2>&1 || rc=$?
+((rc == 0 || rc == 8)) && grep -q "^NODE" "$work/noverify.log" ||
+    fail "verify_peer = false: status failed (exit $rc): $(cat "$work/noverify.log")"
 grep -q "amqp.verify_peer = false: the broker's certificate is not checked" "$work/noverify.log" ||
     fail "verify_peer = false: no warning: $(cat "$work/noverify.log")"
 timeout 60 "$ds" -c "$work/noverify.conf" publish --op create --table kv --key '{"id":51}' \
