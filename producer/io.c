@@ -352,7 +352,8 @@ static int on_return(ds_producer *p)
     pthread_mutex_lock(&p->lock);
     if (rc < 0)
         return -1;
-    ds__confirms_returned(&p->inflight, id);
+    if (id[0]) /* every change has one: an empty id matches none */
+        ds__confirms_returned(&p->inflight, id);
     DS_PLOG(p, DS_LOG_ERROR,
             "change %s returned unroutable: no queue is bound to exchange %s "
             "with routing key %s",

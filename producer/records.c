@@ -16,15 +16,6 @@ void ds__rec_push(ds_rec_list *l, ds_record *r)
     l->count++;
 }
 
-void ds__rec_push_front(ds_rec_list *l, ds_record *r)
-{
-    r->next = l->head;
-    l->head = r;
-    if (!l->tail)
-        l->tail = r;
-    l->count++;
-}
-
 void ds__rec_push_list_front(ds_rec_list *l, ds_rec_list *front)
 {
     if (!front->head)

@@ -40,14 +40,11 @@ typedef struct ds_rec_list {
 /* Appends r at the tail of l. */
 void ds__rec_push(ds_rec_list *l, ds_record *r);
 
-/* Puts r at the head of l: a refused record goes out again first. */
-void ds__rec_push_front(ds_rec_list *l, ds_record *r);
-
 /* Takes the head of l; NULL when l is empty. */
 ds_record *ds__rec_pop(ds_rec_list *l);
 
 /* Moves every record of front ahead of l's, in their order, and empties
- * front. */
+ * front: refused or unanswered records go out again first. */
 void ds__rec_push_list_front(ds_rec_list *l, ds_rec_list *front);
 
 /* Removes r from l; false when r is not in it. */
