@@ -82,7 +82,7 @@ LIB_A := $(BUILD)/libdatasync.a
 # libdatasync: the producer and the parts of common/ that a host process needs,
 # named one by one so that nothing server-side (the MySQL client) slips in.
 LIB_COMMON_SRC := common/amqp_util.c common/base64.c common/clockfile.c common/config.c \
-	common/error.c common/event.c common/ids.c common/log.c
+	common/confirms.c common/error.c common/event.c common/ids.c common/log.c
 # Helpers that only the consumer and the CLI link: they talk to MySQL or
 # declare the broker's topology, which a host application never does.
 SERVER_COMMON_SRC := common/mysql_util.c common/topology.c

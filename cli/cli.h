@@ -13,6 +13,7 @@
 
 #include "amqp_util.h"
 #include "config.h"
+#include "confirms.h"
 #include "datasync.h"
 #include "error.h"
 #include "event.h"
@@ -194,23 +195,13 @@ void cli_format_time(uint64_t unix_s, char *out, size_t len);
 typedef void (*cli_pub_done_fn)(void *ctx, uint64_t cookie, const char *id,
                                 int result);
 
-typedef struct cli_inflight {
-    uint64_t seq;
-    uint64_t cookie;
-    char id[64]; /* message_id, to match a basic.return */
-    bool returned;
-    bool settled;
-} cli_inflight;
-
 typedef struct cli_pub {
     cli_broker *b;
     cli_pub_done_fn done;
     void *done_ctx;
-    int timeout_ms;     /* no answer for this long: give up */
-    cli_inflight *ring; /* publishes in seq order, oldest at head */
-    size_t cap, head, count;
-    size_t unsettled; /* entries of the ring not yet answered */
-    uint64_t next_seq;
+    int timeout_ms;   /* no answer for this long: give up */
+    size_t window;    /* publishes held at most, answered or not */
+    ds_confirms sent; /* the publishes (cookie: the caller's), oldest first */
     uint64_t confirmed, nacked, unroutable, unanswered;
     uint64_t last_answer_ms;
 } cli_pub;

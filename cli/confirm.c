@@ -20,10 +20,11 @@ int cli_pub_open(cli_pub *p, cli_broker *b, size_t window, int timeout_ms,
     p->done = done;
     p->done_ctx = done_ctx;
     p->timeout_ms = timeout_ms;
-    p->cap = window ? window : 1;
-    p->next_seq = 1;
-    p->ring = calloc(p->cap, sizeof *p->ring);
-    if (!p->ring)
+    p->window = window ? window : 1;
+    ds__confirms_init(&p->sent);
+    /* Room for the whole window now: a publish that went out is always
+     * recorded. */
+    if (ds__confirms_reserve(&p->sent, p->window) < 0)
         return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
     if (!b->amqp.conn)
         return ds__seterr(err, errlen, DS_ECONNECT,
@@ -45,15 +46,19 @@ int cli_pub_open(cli_pub *p, cli_broker *b, size_t window, int timeout_ms,
     return 0;
 }
 
-static cli_inflight *slot(cli_pub *p, size_t i)
-{
-    return &p->ring[(p->head + i) % p->cap];
-}
+/* How publishes settle: the pub, and the code of those left unanswered. */
+typedef struct settle_ctx {
+    cli_pub *p;
+    int lost;
+} settle_ctx;
 
-static void settle(cli_pub *p, cli_inflight *e, int result)
+/* One publish's verdict (ds_confirm_fn): counted, and told to done. */
+static void settle(void *arg, ds_confirm *e)
 {
-    e->settled = true;
-    p->unsettled--;
+    settle_ctx *cx = arg;
+    cli_pub *p = cx->p;
+    int result = ds__confirm_result(e, cx->lost);
+
     if (result == 0)
         p->confirmed++;
     else if (result == DS_ENACK)
@@ -66,55 +71,27 @@ static void settle(cli_pub *p, cli_inflight *e, int result)
         p->done(p->done_ctx, e->cookie, e->id, result);
 }
 
-/* Frees the answered publishes at the head of the window. */
-static void shrink(cli_pub *p)
-{
-    while (p->count > 0 && slot(p, 0)->settled) {
-        p->head = (p->head + 1) % p->cap;
-        p->count--;
-    }
-}
-
 static void on_confirm(cli_pub *p, uint64_t tag, bool multiple, bool ack)
 {
-    for (size_t i = 0; i < p->count; i++) {
-        cli_inflight *e = slot(p, i);
+    settle_ctx cx = {p, 0};
 
-        if (e->seq > tag)
-            break;
-        if (e->settled || (!multiple && e->seq != tag))
-            continue;
-        settle(p, e, !ack ? DS_ENACK : e->returned ? DS_EUNROUTABLE : 0);
-    }
-    shrink(p);
+    ds__confirms_answer(&p->sent, tag, multiple, ack, settle, &cx);
     p->last_answer_ms = ds__mono_ms();
 }
 
 static int on_return(cli_pub *p, amqp_channel_t ch, char *err, size_t errlen)
 {
-    cli_inflight *first = NULL;
     char id[64];
     int rc;
 
     rc = ds__amqp_read_return(p->b->amqp.conn, ch, id, sizeof id, err, errlen);
     if (rc < 0)
         return rc;
-    /* The oldest unanswered publish with that id; without an id, the
-     * oldest unanswered one (returns come in publish order). */
-    for (size_t i = 0; i < p->count; i++) {
-        cli_inflight *e = slot(p, i);
-
-        if (e->settled || e->returned)
-            continue;
-        if (!first)
-            first = e;
-        if (id[0] && strcmp(e->id, id) == 0) {
-            first = e;
-            break;
-        }
-    }
-    if (first)
-        first->returned = true;
+    /* The oldest unanswered publish with that id; without an id, or with
+     * one we did not send, the oldest unanswered one (returns come in
+     * publish order). */
+    if (!id[0] || !ds__confirms_returned(&p->sent, id))
+        ds__confirms_returned(&p->sent, NULL);
     return 0;
 }
 
@@ -194,12 +171,13 @@ int cli_pub_pump(cli_pub *p, int wait_ms, char *err, size_t errlen)
             return lost(p, rc);
         amqp_maybe_release_buffers_on_channel(conn, f.channel);
     }
-    if (p->unsettled > 0 &&
+    if (p->sent.unsettled > 0 &&
         ds__mono_ms() - p->last_answer_ms > (uint64_t)p->timeout_ms)
-        return lost(p, ds__seterr(err, errlen, DS_ETIMEOUT,
-                                  "the broker (%s) confirmed nothing for %d "
-                                  "ms (%zu publishes unanswered)",
-                                  p->b->urls, p->timeout_ms, p->unsettled));
+        return lost(p,
+                    ds__seterr(err, errlen, DS_ETIMEOUT,
+                               "the broker (%s) confirmed nothing for %d "
+                               "ms (%zu publishes unanswered)",
+                               p->b->urls, p->timeout_ms, p->sent.unsettled));
     return 0;
 }
 
@@ -207,10 +185,10 @@ int cli_pub_send(cli_pub *p, const char *exchange, const char *routing_key,
                  const amqp_basic_properties_t *props, amqp_bytes_t body,
                  uint64_t cookie, char *err, size_t errlen)
 {
-    cli_inflight *e;
+    char id[64];
     int st, rc;
 
-    while (p->count == p->cap) {
+    while (p->sent.count >= p->window) {
         rc = cli_pub_pump(p, 100, err, errlen);
         if (rc < 0)
             return rc;
@@ -228,24 +206,21 @@ int cli_pub_send(cli_pub *p, const char *exchange, const char *routing_key,
         return lost(
             p, ds__seterr(err, errlen, rc, "broker %s: %s", p->b->urls, why));
     }
-    if (p->unsettled == 0)
+    if (p->sent.unsettled == 0)
         p->last_answer_ms = ds__mono_ms();
-    e = slot(p, p->count++);
-    memset(e, 0, sizeof *e);
-    e->seq = p->next_seq++;
-    e->cookie = cookie;
     ds__amqp_copy_str((props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
                           ? props->message_id
                           : amqp_empty_bytes,
-                      e->id, sizeof e->id);
-    p->unsettled++;
+                      id, sizeof id);
+    /* Cannot fail: the window's room was reserved at open. */
+    ds__confirms_add(&p->sent, id, NULL, cookie);
     /* Take whatever confirms have come, without waiting. */
     return cli_pub_pump(p, 0, err, errlen);
 }
 
 int cli_pub_finish(cli_pub *p, char *err, size_t errlen)
 {
-    while (p->unsettled > 0) {
+    while (p->sent.unsettled > 0) {
         int rc = cli_pub_pump(p, 200, err, errlen);
         if (rc < 0) {
             cli_pub_close(p, rc);
@@ -257,14 +232,10 @@ int cli_pub_finish(cli_pub *p, char *err, size_t errlen)
 
 void cli_pub_close(cli_pub *p, int result)
 {
-    for (size_t i = 0; p->ring && i < p->count; i++) {
-        cli_inflight *e = slot(p, i);
-        if (!e->settled)
-            settle(p, e, result ? result : DS_ETIMEOUT);
-    }
-    p->count = 0;
-    free(p->ring);
-    p->ring = NULL;
+    settle_ctx cx = {p, result ? result : DS_ETIMEOUT};
+
+    ds__confirms_fail(&p->sent, settle, &cx);
+    ds__confirms_free(&p->sent);
 }
 
 int cli_pub_pump_until(cli_pub *p, uint64_t slot, char *err, size_t errlen)

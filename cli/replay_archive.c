@@ -235,7 +235,7 @@ int cli_replay_archive(cli_ctx *ctx, const cli_replay_opts *o)
         cli_progress_end(&r->pg);
     }
     /* Whatever went out is waited for, even after a read error. */
-    if (!o->dry_run && r->pub.ring) {
+    if (!o->dry_run && r->pub.b) {
         int frc = cli_pub_finish(&r->pub, r->err, sizeof r->err);
         if (rc == 0)
             rc = frc;

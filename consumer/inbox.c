@@ -41,7 +41,7 @@ static void free_buffered(dsc_inbox *in)
     in->body_got = 0;
     in->skip_header = false;
     in->skip_body = 0;
-    in->wait_count = 0;
+    ds__confirms_fail(&in->dead, NULL, NULL); /* the wait ends with it */
 }
 
 void dsc_inbox_init(dsc_inbox *in, const ds_config *cfg, const ds_logger *lg)
@@ -49,6 +49,7 @@ void dsc_inbox_init(dsc_inbox *in, const ds_config *cfg, const ds_logger *lg)
     memset(in, 0, sizeof *in);
     in->cfg = cfg;
     in->lg = lg;
+    ds__confirms_init(&in->dead);
     snprintf(in->node, sizeof in->node, "%s", cfg->node_id);
     ds__topology_node_queue(cfg->node_id, in->queue, sizeof in->queue);
     ds__topology_dead_exchange(cfg, in->dead_exchange,
@@ -64,9 +65,7 @@ void dsc_inbox_close(dsc_inbox *in)
 {
     ds__amqp_close(&in->amqp);
     free_buffered(in);
-    free(in->wait_st);
-    in->wait_st = NULL;
-    in->wait_cap = 0;
+    ds__confirms_free(&in->dead);
 }
 
 void dsc_inbox_drop(dsc_inbox *in)
@@ -103,7 +102,7 @@ int dsc_inbox_open(dsc_inbox *in, char *err, size_t errlen)
         return rc;
     conn = in->amqp.conn;
     in->gen++;
-    in->next_seq = 1;
+    ds__confirms_restart(&in->dead);
 
     rc = ds__topology_declare_exchanges(&in->amqp, cfg, err, errlen);
     if (rc == 0)
@@ -213,17 +212,18 @@ static void complete(dsc_inbox *in)
     in->count++;
 }
 
-static void confirm(dsc_inbox *in, uint64_t tag, bool multiple,
-                    unsigned char state)
+/* A dead letter's verdict (ds_confirm_fn), counted for the waiting
+ * dsc_inbox_dead_letter. */
+static void dead_settled(void *ctx, ds_confirm *e)
 {
-    if (in->wait_count == 0)
-        return;
-    uint64_t last = in->wait_first + in->wait_count - 1;
-    uint64_t lo = multiple ? in->wait_first : tag;
-    uint64_t hi = tag < last ? tag : last;
-    for (uint64_t s = lo < in->wait_first ? in->wait_first : lo; s <= hi; s++)
-        if (in->wait_st[s - in->wait_first] == 0)
-            in->wait_st[s - in->wait_first] = state;
+    dsc_inbox *in = ctx;
+
+    if (e->state == DS_CONFIRM_NACKED)
+        in->dead_nacked++;
+    else if (e->state == DS_CONFIRM_UNROUTABLE)
+        in->dead_unroutable++;
+    else if (e->state == DS_CONFIRM_ACKED)
+        in->dead_acked++;
 }
 
 static int protocol_error(const char *what, char *err, size_t errlen)
@@ -259,18 +259,22 @@ static int handle_method(dsc_inbox *in, const amqp_frame_t *f, char *err,
                "dead letter returned by the broker: %u %.*s (exchange %s)",
                r->reply_code, (int)r->reply_text.len,
                (const char *)r->reply_text.bytes, in->dead_exchange);
-        in->returned = true;
+        /* Its content is skipped unread: the oldest one waiting is marked
+         * (returns come in publish order). */
+        ds__confirms_returned(&in->dead, NULL);
         in->skip_header = true;
         return 0;
     }
     case AMQP_BASIC_ACK_METHOD: {
         const amqp_basic_ack_t *a = f->payload.method.decoded;
-        confirm(in, a->delivery_tag, a->multiple, 1);
+        ds__confirms_answer(&in->dead, a->delivery_tag, a->multiple, true,
+                            dead_settled, in);
         return 0;
     }
     case AMQP_BASIC_NACK_METHOD: {
         const amqp_basic_nack_t *n = f->payload.method.decoded;
-        confirm(in, n->delivery_tag, n->multiple, 2);
+        ds__confirms_answer(&in->dead, n->delivery_tag, n->multiple, false,
+                            dead_settled, in);
         return 0;
     }
     case AMQP_BASIC_CANCEL_METHOD:
@@ -468,7 +472,8 @@ static int publish_dead(dsc_inbox *in, const dsc_message *m, const char *reason,
     free(entries);
     if (st != AMQP_STATUS_OK)
         return ds__amqp_status_error(st, "dead-letter publish", err, errlen);
-    in->next_seq++;
+    if (ds__confirms_add(&in->dead, NULL, NULL, 0) == 0)
+        return ds__seterr(err, errlen, DS_ENOMEM, "inbox: out of memory");
     return 0;
 }
 
@@ -484,34 +489,24 @@ int dsc_inbox_dead_letter(dsc_inbox *in, dsc_message *const *msgs,
     if (!in->amqp.conn)
         return ds__seterr(err, errlen, DS_ECONNECT,
                           "not connected to the broker");
-    if (n > in->wait_cap) {
-        unsigned char *w = realloc(in->wait_st, n);
-        if (!w)
-            return ds__seterr(err, errlen, DS_ENOMEM, "inbox: out of memory");
-        in->wait_st = w;
-        in->wait_cap = n;
-    }
-    memset(in->wait_st, 0, n);
-    in->wait_first = in->next_seq;
-    in->wait_count = n;
-    in->returned = false;
+    /* Late answers of an earlier call that gave up are ignored. */
+    ds__confirms_fail(&in->dead, NULL, NULL);
+    in->dead_acked = in->dead_nacked = in->dead_unroutable = 0;
     for (size_t i = 0; i < n; i++) {
         rc = publish_dead(in, msgs[i], reasons[i], err, errlen);
         if (rc)
             goto out;
     }
     for (;;) {
-        size_t acked = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (in->wait_st[i] == 2) {
-                rc = ds__seterr(err, errlen, DS_ENACK,
-                                "the broker refused a dead letter (nack)");
-                goto out;
-            }
-            acked += in->wait_st[i] == 1;
+        size_t acked = in->dead_acked + in->dead_unroutable;
+
+        if (in->dead_nacked > 0) {
+            rc = ds__seterr(err, errlen, DS_ENACK,
+                            "the broker refused a dead letter (nack)");
+            goto out;
         }
         if (acked == n) {
-            rc = in->returned
+            rc = in->dead_unroutable > 0
                      ? ds__seterr(err, errlen, DS_EUNROUTABLE,
                                   "dead letter unroutable: no queue bound "
                                   "to %s with key %s",
@@ -532,7 +527,7 @@ int dsc_inbox_dead_letter(dsc_inbox *in, dsc_message *const *msgs,
             goto out;
     }
 out:
-    in->wait_count = 0;
+    ds__confirms_fail(&in->dead, NULL, NULL);
     return rc;
 }
 

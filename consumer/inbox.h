@@ -8,6 +8,7 @@
 
 #include "amqp_util.h"
 #include "config.h"
+#include "confirms.h"
 #include "log.h"
 
 /* One delivered message: its own copy of the body and properties, so the
@@ -41,13 +42,10 @@ typedef struct dsc_inbox {
     /* A basic.return's content to skip, and how much of it is left. */
     bool skip_header;
     size_t skip_body;
-    /* Publisher confirms of the dead letters in flight. */
-    uint64_t next_seq;      /* seq of the next publish (from 1) */
-    uint64_t wait_first;    /* first seq of the publishes awaited */
-    uint64_t wait_count;    /* how many */
-    unsigned char *wait_st; /* 0 pending, 1 acked, 2 nacked */
-    size_t wait_cap;
-    bool returned; /* a basic.return arrived while waiting */
+    /* Publisher confirms of the dead letters in flight, and how those of
+     * the dsc_inbox_dead_letter call under way settled. */
+    ds_confirms dead;
+    size_t dead_acked, dead_nacked, dead_unroutable;
 } dsc_inbox;
 
 /* Zeroes in; no connection yet. cfg and lg are borrowed. */

@@ -154,22 +154,48 @@ static void spool_pending_before(ds_producer *p, uint64_t cutoff_ms)
     } while (n == 256);
 }
 
+/* Lock held. An unanswered record of the host's goes back to the queue (ctx:
+ * the list of them, in publish order); one drained from the spool stays
+ * there and unfinished, for drain_spool to see. */
+static void requeue_lost(void *ctx, ds_confirm *e)
+{
+    ds_record *r = e->ptr;
+
+    if (r->from_spool)
+        return;
+    r->state = DS_REC_PENDING;
+    ds__rec_push(ctx, r);
+}
+
+/* Lock held. The channel is gone: every unconfirmed record goes back to the
+ * head of the queue, ahead of the never-published ones, so the queue keeps
+ * emit order. */
+static void requeue_unconfirmed(ds_producer *p)
+{
+    ds_rec_list lost = {0};
+
+    ds__confirms_fail(&p->inflight, requeue_lost, &lost);
+    ds__rec_push_list_front(&p->pending, &lost);
+}
+
 /* Lock held. Everything unconfirmed goes to the spool, unconfirmed first and
- * then never-published, so the spool keeps emit order. (Records drained from
- * the spool are never here: drain_spool takes its own back.) */
+ * then never-published, so the spool keeps emit order. */
 static void spool_unconfirmed(ds_producer *p)
 {
-    ds_rec_list keep = {0};
-    ds_record *r;
-
-    while ((r = ds__rec_pop(&p->inflight))) {
-        r->state = DS_REC_PENDING;
-        ds__rec_push(&keep, r);
-    }
-    while ((r = ds__rec_pop(&p->pending)))
-        ds__rec_push(&keep, r);
-    p->pending = keep;
+    requeue_unconfirmed(p);
     spool_pending_before(p, UINT64_MAX);
+}
+
+static void free_lost(void *ctx, ds_confirm *e)
+{
+    (void)ctx;
+    ds__rec_free(e->ptr);
+}
+
+void ds__io_free_inflight(ds_producer *p)
+{
+    ds__confirms_fail(&p->inflight, free_lost, NULL);
+    ds__confirms_free(&p->inflight);
 }
 
 /* Lock held. Spools the pending records that have waited half the confirm
@@ -188,7 +214,7 @@ static void fail_connection(ds_producer *p, const char *why)
 {
     if (p->amqp.conn)
         DS_PLOG(p, DS_LOG_WARN, "broker %s: %s; spooling %zu changes",
-                p->amqp.host, why, p->inflight.count + p->pending.count);
+                p->amqp.host, why, p->inflight.unsettled + p->pending.count);
     p->broker_down = true;
     p->blocked = false;
     p->sock_fd = -1;
@@ -218,10 +244,19 @@ static int publish_records(ds_producer *p, ds_record **recs, size_t n)
     int status = AMQP_STATUS_OK;
 
     for (size_t i = 0; i < n; i++) {
+        if (ds__confirms_add(&p->inflight, recs[i]->id, recs[i], 0) == 0) {
+            /* Out of memory: nothing is published and the caller drops the
+             * connection, which requeues the records taken so far; the
+             * others go back ahead of them (drained ones stay spooled). */
+            ds_rec_list rest = {0};
+            for (size_t j = i; j < n; j++)
+                if (!recs[j]->from_spool)
+                    ds__rec_push(&rest, recs[j]);
+            ds__rec_push_list_front(&p->pending, &rest);
+            return AMQP_STATUS_NO_MEMORY;
+        }
         recs[i]->state = DS_REC_INFLIGHT;
-        recs[i]->seq = ++p->next_seq;
         recs[i]->sent_ms = ds__mono_ms();
-        ds__rec_push(&p->inflight, recs[i]);
     }
     p->io_busy_since = ds__mono_ms();
     /* No log hand-over here: a slow callback would look like a stuck
@@ -241,69 +276,67 @@ static int publish_pending(ds_producer *p)
     size_t n = 0;
 
     while (n < 128 && !p->blocked && p->pending.head &&
-           p->inflight.count + n < DS_CONFIRM_WINDOW)
+           p->inflight.unsettled + n < DS_CONFIRM_WINDOW)
         batch[n++] = ds__rec_pop(&p->pending);
     return publish_records(p, batch, n);
+}
+
+/* What one basic.ack or basic.nack settles: the producer, and the refused
+ * changes to publish again. */
+typedef struct confirm_ctx {
+    ds_producer *p;
+    ds_rec_list retry;
+} confirm_ctx;
+
+/* Lock held. One record's verdict (ds_confirm_fn): a host's change is
+ * finished, published again after a nack, or spooled after DS_MAX_NACKS; a
+ * drained one gets its verdict for drain_spool to read. */
+static void on_settled(void *arg, ds_confirm *e)
+{
+    confirm_ctx *cx = arg;
+    ds_producer *p = cx->p;
+    ds_record *r = e->ptr;
+    bool ack = e->state != DS_CONFIRM_NACKED;
+    bool returned = e->state == DS_CONFIRM_UNROUTABLE;
+
+    if (!ack)
+        p->stats.nacked++;
+    if (r->from_spool) {
+        /* drain_spool owns it and reads the verdict. */
+        p->drain_unconfirmed--;
+        r->state = DS_REC_DONE;
+        r->result = ds__confirm_result(e, 0);
+        if (ack && returned) {
+            p->stats.unroutable++;
+            p->unroutable_since_flush++; /* ds_flush reports it */
+        } else if (ack)
+            p->stats.confirmed++;
+    } else if (ack) {
+        if (returned)
+            p->stats.unroutable++;
+        else
+            p->stats.confirmed++;
+        finish_record(p, r, returned ? DS_EUNROUTABLE : 0);
+    } else if (++r->nacks < DS_MAX_NACKS) {
+        ds__rec_push(&cx->retry, r);
+    } else {
+        DS_PLOG(p, DS_LOG_WARN, "change %s nacked %d times: spooling it", r->id,
+                r->nacks);
+        spool_and_finish(p, &r, 1);
+    }
 }
 
 /* Lock held. One confirm (ack or nack) for the delivery tag, or for every
  * tag up to it when multiple. */
 static void on_confirm(ds_producer *p, uint64_t tag, bool multiple, bool ack)
 {
-    ds_record **link = &p->inflight.head, *r, *prev = NULL;
-    ds_record *retry[DS_CONFIRM_WINDOW];
-    size_t nretry = 0;
+    confirm_ctx cx = {p, {0}};
 
-    while ((r = *link)) {
-        if (r->seq > tag)
-            break;
-        if (!multiple && r->seq != tag) {
-            prev = r;
-            link = &r->next;
-            continue;
-        }
-        *link = r->next;
-        if (p->inflight.tail == r)
-            p->inflight.tail = prev;
-        p->inflight.count--;
-        r->next = NULL;
-
-        if (!ack)
-            p->stats.nacked++;
-        if (r->from_spool) {
-            /* drain_spool owns it and reads the verdict. */
-            p->drain_unconfirmed--;
-            r->state = DS_REC_DONE;
-            r->result = !ack ? DS_ENACK : r->returned ? DS_EUNROUTABLE : 0;
-            if (ack && r->returned) {
-                p->stats.unroutable++;
-                p->unroutable_since_flush++; /* ds_flush reports it */
-            } else if (ack)
-                p->stats.confirmed++;
-        } else if (ack) {
-            if (r->returned)
-                p->stats.unroutable++;
-            else
-                p->stats.confirmed++;
-            finish_record(p, r, r->returned ? DS_EUNROUTABLE : 0);
-        } else if (++r->nacks < DS_MAX_NACKS) {
-            retry[nretry++] = r;
-        } else {
-            DS_PLOG(p, DS_LOG_WARN, "change %s nacked %d times: spooling it",
-                    r->id, r->nacks);
-            spool_and_finish(p, &r, 1);
-            link = &p->inflight.head; /* the list may have moved meanwhile */
-            prev = NULL;
-        }
-        if (!multiple)
-            break;
-    }
+    ds__confirms_answer(&p->inflight, tag, multiple, ack, on_settled, &cx);
     /* Refused changes go out again first, in their original order. */
-    while (nretry > 0) {
-        r = retry[--nretry];
+    for (ds_record *r = cx.retry.head; r; r = r->next)
         r->state = DS_REC_PENDING;
-        ds__rec_push_front(&p->pending, r);
-    }
+    ds__rec_push_list_front(&p->pending, &cx.retry);
 }
 
 /* Lock held. A basic.return: the change reached no queue. Its ack follows;
@@ -319,12 +352,8 @@ static int on_return(ds_producer *p)
     pthread_mutex_lock(&p->lock);
     if (rc < 0)
         return -1;
-    for (ds_record *r = p->inflight.head; r; r = r->next) {
-        if (strcmp(r->id, id) == 0) {
-            r->returned = true;
-            break;
-        }
-    }
+    if (id[0]) /* every change has one: an empty id matches none */
+        ds__confirms_returned(&p->inflight, id);
     DS_PLOG(p, DS_LOG_ERROR,
             "change %s returned unroutable: no queue is bound to exchange %s "
             "with routing key %s",
@@ -476,21 +505,19 @@ static size_t read_spool_chunk(ds_producer *p, ds_record **recs, size_t max)
     return n;
 }
 
-/* Lock held. Takes the chunk's records back from the inflight list (the
- * unconfirmed ones are still there when the connection failed) and frees
- * them. Returns the spool offset up to which every record was confirmed,
- * or 0 when the first one was not. */
+/* Lock held. Settles the chunk and frees its records. Returns the spool
+ * offset up to which every record was confirmed, or 0 when the first one
+ * was not. */
 static uint64_t settle_chunk(ds_producer *p, ds_record **chunk, size_t n)
 {
-    ds_rec_list rest = {0};
-    ds_record *r;
     uint64_t confirmed_to = 0;
     bool prefix = true;
 
-    while ((r = ds__rec_pop(&p->inflight)))
-        if (!r->from_spool)
-            ds__rec_push(&rest, r);
-    p->inflight = rest;
+    /* Some are unanswered only when the connection failed: the host's
+     * unconfirmed records go back to the queue for fail_connection to spool,
+     * and the chunk's stay unfinished, in the spool. */
+    if (p->drain_unconfirmed > 0)
+        requeue_unconfirmed(p);
     p->drain_unconfirmed = 0;
     for (size_t i = 0; i < n; i++) {
         prefix = prefix && chunk[i]->state == DS_REC_DONE &&
@@ -633,7 +660,7 @@ static void connect_broker(ds_producer *p)
         p->stats.reconnects++;
     p->ever_connected = true;
     p->broker_down = false;
-    p->next_seq = 0;
+    ds__confirms_restart(&p->inflight);
     ds__backoff_reset(&p->backoff);
     p->sock_fd = amqp_get_sockfd(p->amqp.conn);
     DS_PLOG(p, DS_LOG_INFO, "connected to broker %s", p->amqp.host);
@@ -661,6 +688,7 @@ void *ds__io_main(void *arg)
 
     pthread_mutex_lock(&p->lock);
     for (;;) {
+        ds_confirm *oldest;
         uint64_t now;
 
         /* Before any sleep: what the last round logged is told now, and
@@ -674,7 +702,7 @@ void *ds__io_main(void *arg)
             if (!stop_deadline)
                 stop_deadline =
                     now + (uint64_t)p->cfg.producer_confirm_timeout_ms;
-            if (p->pending.count + p->inflight.count == 0 ||
+            if (p->pending.count + p->inflight.unsettled == 0 ||
                 now >= stop_deadline || !p->amqp.conn)
                 break;
         }
@@ -693,11 +721,11 @@ void *ds__io_main(void *arg)
             fail_connection(p, "publish failed");
             continue;
         }
-        /* Added, not subtracted: the head may have been sent after now. */
-        if (p->inflight.head &&
-            p->inflight.head->sent_ms +
-                    (uint64_t)p->cfg.producer_confirm_timeout_ms <
-                now) {
+        /* Added, not subtracted: the oldest may have been sent after now. */
+        oldest = ds__confirms_oldest(&p->inflight);
+        if (oldest && ((ds_record *)oldest->ptr)->sent_ms +
+                              (uint64_t)p->cfg.producer_confirm_timeout_ms <
+                          now) {
             fail_connection(p, "no confirm within producer.confirm_timeout_ms");
             continue;
         }
@@ -709,7 +737,7 @@ void *ds__io_main(void *arg)
         }
         if (read_frames(p,
                         p->pending.head && !p->blocked &&
-                                p->inflight.count < DS_CONFIRM_WINDOW
+                                p->inflight.unsettled < DS_CONFIRM_WINDOW
                             ? 0
                             : DS_POLL_MAX_MS,
                         &why) < 0)

@@ -68,7 +68,7 @@ static int reinit_after_fork(ds_producer *p, char *err, size_t errlen)
     ds__cond_init(&p->work);
     ds__logq_after_fork(&p->logq);
     ds__rec_free_list(&p->pending); /* the parent delivers its own records */
-    ds__rec_free_list(&p->inflight);
+    ds__io_free_inflight(p);
     p->outstanding = 0;
     p->broker_down = p->blocked = p->stopping = p->io_polling = false;
     p->io_busy_since = 0;
@@ -174,7 +174,7 @@ void ds_producer_free(ds_producer *p)
     }
     ds__amqp_drop(&p->amqp);
     ds__rec_free_list(&p->pending);
-    ds__rec_free_list(&p->inflight);
+    ds__io_free_inflight(p);
     ds__spool_close(p->spool);
     if (p->wake_fd >= 0)
         close(p->wake_fd);

@@ -11,6 +11,7 @@
 #include "backoff.h"
 #include "clockfile.h"
 #include "config.h"
+#include "confirms.h"
 #include "datasync.h"
 #include "error.h"
 #include "ids.h"
@@ -40,7 +41,9 @@ struct ds_producer {
     pthread_cond_t changed; /* a record finished, or space freed */
     pthread_cond_t work;    /* for the I/O thread: records or stop */
     ds_rec_list pending;
-    ds_rec_list inflight;
+    /* Published records awaiting their confirm (ptr: the ds_record). Only
+     * the I/O thread changes it. */
+    ds_confirms inflight;
     size_t outstanding; /* records emitted but not DONE */
     bool stopping;
     bool broker_down; /* the last attempt to reach it failed: spool at once */
@@ -66,7 +69,6 @@ struct ds_producer {
     ds_amqp amqp;
     char client_name[96]; /* the connection's name in the broker's tools */
     ds_spool *spool;
-    uint64_t next_seq;
     uint64_t next_connect_ms;
     uint64_t next_drain_check_ms;
     size_t drain_unconfirmed; /* spool records published, not yet acked */
@@ -97,6 +99,10 @@ int ds__spool_records(ds_producer *p, ds_record **recs, size_t n, char *err,
  * it is missing (the I/O thread without p->lock, or creation): it may log
  * straight to the host's callback. */
 void ds__io_find_clock(ds_producer *p);
+
+/* Frees the records still awaiting a confirm and the bookkeeping itself,
+ * leaving it empty (the I/O thread stopped, or a forked child). */
+void ds__io_free_inflight(ds_producer *p);
 
 /* The I/O thread's main function. */
 void *ds__io_main(void *arg);

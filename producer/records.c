@@ -16,13 +16,17 @@ void ds__rec_push(ds_rec_list *l, ds_record *r)
     l->count++;
 }
 
-void ds__rec_push_front(ds_rec_list *l, ds_record *r)
+void ds__rec_push_list_front(ds_rec_list *l, ds_rec_list *front)
 {
-    r->next = l->head;
-    l->head = r;
+    if (!front->head)
+        return;
+    front->tail->next = l->head;
     if (!l->tail)
-        l->tail = r;
-    l->count++;
+        l->tail = front->tail;
+    l->head = front->head;
+    l->count += front->count;
+    front->head = front->tail = NULL;
+    front->count = 0;
 }
 
 bool ds__rec_unlink(ds_rec_list *l, ds_record *r)

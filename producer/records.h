@@ -20,13 +20,11 @@ typedef struct ds_record {
     char origin[65];
     char *body; /* the event's JSON, owned */
     size_t len;
-    uint64_t seq;       /* delivery tag once published */
     uint64_t queued_ms; /* when ds_emit queued it */
     uint64_t sent_ms;   /* when it was published */
     uint64_t spool_end; /* drained from the spool: its end offset there */
     int nacks;          /* times the broker refused it */
     bool from_spool;    /* a spool record being drained, no caller waits */
-    bool returned;      /* basic.return seen: no queue was bound */
     bool waited; /* a sync caller waits and frees it; else the I/O thread */
     ds_rec_state state;
     int result; /* when DONE: 0, DS_EUNROUTABLE, DS_ESPOOL */
@@ -42,11 +40,12 @@ typedef struct ds_rec_list {
 /* Appends r at the tail of l. */
 void ds__rec_push(ds_rec_list *l, ds_record *r);
 
-/* Puts r at the head of l: a refused record goes out again first. */
-void ds__rec_push_front(ds_rec_list *l, ds_record *r);
-
 /* Takes the head of l; NULL when l is empty. */
 ds_record *ds__rec_pop(ds_rec_list *l);
+
+/* Moves every record of front ahead of l's, in their order, and empties
+ * front: refused or unanswered records go out again first. */
+void ds__rec_push_list_front(ds_rec_list *l, ds_rec_list *front);
 
 /* Removes r from l; false when r is not in it. */
 bool ds__rec_unlink(ds_rec_list *l, ds_record *r);
