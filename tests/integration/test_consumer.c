@@ -85,13 +85,15 @@ static void emitted_changes_reach_every_server(void **state)
     free(spool);
     for (int i = 0; i < TC_NODES; i++)
         tc_wait_dump(&cl, i, USERS_SQL, want, 20000);
-    /* a only recorded its own versions; b and c applied them. */
-    char *v = tc_dump(cl.db[0], "SELECT COUNT(*), SUM(applied) FROM "
+    /* a only recorded its own versions (its rows were there before its
+     * consumer saw the changes: wait for the records); b and c applied
+     * them. */
+    tc_wait_dump(&cl, 0,
+                 "SELECT COUNT(*), SUM(applied) FROM datasync_versions WHERE "
+                 "tbl = 'users'",
+                 "20|0\n", 20000);
+    char *v = tc_dump(cl.db[1], "SELECT COUNT(*), SUM(applied) FROM "
                                 "datasync_versions WHERE tbl = 'users'");
-    assert_string_equal(v, "20|0\n");
-    free(v);
-    v = tc_dump(cl.db[1], "SELECT COUNT(*), SUM(applied) FROM "
-                          "datasync_versions WHERE tbl = 'users'");
     assert_string_equal(v, "20|20\n");
     free(v);
 }
