@@ -86,14 +86,20 @@ out:
     return rc;
 }
 
+/* Whether the clock file is still missing and due for another look. */
+static bool clock_due(const ds_producer *p, uint64_t now)
+{
+    return p->cfg.node_clock_file[0] &&
+           !__atomic_load_n(&p->clock, __ATOMIC_ACQUIRE) &&
+           now >= p->next_clock_try_ms;
+}
+
 void ds__io_find_clock(ds_producer *p)
 {
     ds_clockfile *cf;
     uint64_t now = ds__mono_ms();
 
-    if (!p->cfg.node_clock_file[0] ||
-        __atomic_load_n(&p->clock, __ATOMIC_ACQUIRE) ||
-        now < p->next_clock_try_ms)
+    if (!clock_due(p, now))
         return;
     p->next_clock_try_ms = now + 5000;
     /* Missing until this server's consumer first runs: not an error; no
@@ -691,12 +697,16 @@ void *ds__io_main(void *arg)
         ds_confirm *oldest;
         uint64_t now;
 
-        /* Before any sleep: what the last round logged is told now, and
-         * the clock file is looked for (it may log too). */
-        ds__producer_unlock(p);
-        ds__io_find_clock(p);
-        pthread_mutex_lock(&p->lock);
+        /* Before any sleep: what the last round logged is told now, and a
+         * missing clock file is looked for (it may log too); both only
+         * without the lock, which a round without them keeps. */
         now = ds__mono_ms();
+        if (p->logq.count > 0 || p->logq.dropped > 0 || clock_due(p, now)) {
+            ds__producer_unlock(p);
+            ds__io_find_clock(p);
+            pthread_mutex_lock(&p->lock);
+            now = ds__mono_ms();
+        }
 
         if (p->stopping) {
             if (!stop_deadline)
