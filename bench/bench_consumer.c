@@ -297,7 +297,7 @@ static double fill_queue(int n)
     config_for(&cfg, DB_REAL);
     amqp_open(&a);
     if (ds__topology_declare_exchanges(&a, &cfg, err, sizeof err) ||
-        ds__topology_declare_node(&a, &cfg, NODE, err, sizeof err))
+        ds__topology_declare_node(&a, &cfg, NODE, NULL, err, sizeof err))
         die("topology", err);
     amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(node_queue()));
     check(&a, "queue.purge");

@@ -141,7 +141,7 @@ static int prepare_broker(bootstrap *bs)
     if (rc == 0 && to->archive_enabled)
         rc = ds__topology_declare_archive(&b.amqp, to, bs->err, sizeof bs->err);
     if (rc == 0)
-        rc = ds__topology_declare_node(&b.amqp, to, to->node_id, bs->err,
+        rc = ds__topology_declare_node(&b.amqp, to, to->node_id, NULL, bs->err,
                                        sizeof bs->err);
     if (rc == 0)
         rc = cli_queue_inspect(&b, queue, &ready, &consumers, bs->err,

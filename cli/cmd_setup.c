@@ -110,7 +110,7 @@ int cli_cmd_setup(cli_ctx *ctx, int argc, char **argv)
                 goto out;
             }
         }
-        rc = ds__topology_declare_node(&b.amqp, &ctx->cfg, nodes[i], err,
+        rc = ds__topology_declare_node(&b.amqp, &ctx->cfg, nodes[i], NULL, err,
                                        sizeof err);
         if (rc < 0) {
             cli_error(ctx, "node %s: %s", nodes[i], err);

@@ -10,7 +10,9 @@ static const char usage[] =
     "Usage: datasync [-c FILE] status [--nodes a,b,c] [--json]\n"
     "\n"
     "For each node: the messages ready in its queue datasync.<node>, the\n"
-    "consumers attached to it, and the messages in its dead-letter queue\n"
+    "consumers attached to it (one is active; the others stand by and take\n"
+    "over when it leaves; a quorum queue reports its active consumer only),\n"
+    "and the messages in its dead-letter queue\n"
     "datasync.<node>.dead. Unacknowledged messages are not shown: AMQP 0-9-1\n"
     "does not report them (the management API does). Then this server's\n"
     "spool (producer.spool_dir): the bytes its applications could not\n"
@@ -77,6 +79,12 @@ static void inspect_spool(const cli_ctx *ctx, spool_status *sp)
                  sp->problem[0] ? "; last broker problem: " : "", sp->problem);
 }
 
+/* The node queue has a single active consumer: the others wait. */
+static uint32_t standby_count(const node_status *st)
+{
+    return st->consumers > 1 ? st->consumers - 1 : 0;
+}
+
 static json_object *count_or_null(int rc, uint32_t n)
 {
     return rc == 0 ? json_object_new_int64(n) : NULL;
@@ -110,6 +118,8 @@ static int print_json(const cli_broker *b, char **nodes, size_t n,
         json_object_object_add(o, "unacked", NULL);
         json_object_object_add(o, "consumers",
                                count_or_null(st[i].queue_rc, st[i].consumers));
+        json_object_object_add(
+            o, "standby", count_or_null(st[i].queue_rc, standby_count(&st[i])));
         json_object_object_add(o, "dead_letter_queue",
                                json_object_new_string(st[i].dead_queue));
         json_object_object_add(o, "dead_letters",
@@ -156,6 +166,10 @@ static void print_table(char **nodes, size_t n, const node_status *st,
         printf("%-20s %-30s %10s %10s %10s %12s\n", nodes[i], st[i].queue,
                ready, "n/a", consumers, dead);
     }
+    for (size_t i = 0; i < n; i++)
+        if (st[i].queue_rc == 0 && standby_count(&st[i]) > 0)
+            printf("%s: 1 consumer active, %u standing by\n", nodes[i],
+                   standby_count(&st[i]));
     printf("unacked: n/a (needs the management API)\n");
     if (sp->rc == 0)
         printf("spool %s: %llu bytes waiting%s%s\n",

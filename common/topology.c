@@ -84,32 +84,54 @@ static bool is_precondition_failed(amqp_rpc_reply_t r)
            ((amqp_channel_close_t *)r.reply.decoded)->reply_code == 406;
 }
 
-/* args' last entry, when sized, is x-quorum-initial-group-size. */
-static int declare_queue(ds_amqp *a, const char *queue, amqp_table_t args,
-                         bool sized, const char *expected, const char *hint,
-                         char *err, size_t errlen)
+/* Acknowledges the 406 that closed the channel (nothing else was in flight
+ * on it) and opens it again. */
+static int reopen_channel(ds_amqp *a, char *err, size_t errlen)
 {
     amqp_channel_close_ok_t close_ok = {0};
-    amqp_rpc_reply_t r;
 
-    amqp_queue_declare(a->conn, DS_AMQP_CHANNEL, ds__amqp_str(queue),
-                       0 /* passive */, 1 /* durable */, 0 /* exclusive */,
-                       0 /* auto_delete */, args);
-    r = amqp_get_rpc_reply(a->conn);
-    if (!sized || !is_precondition_failed(r))
-        return queue_declare_error(r, queue, expected, hint, err, errlen);
-    /* RabbitMQ compares the group size of an existing queue too, and the
-     * queues of a release before datasync set one have none: declare as
-     * they were (the size only matters at creation). The 406 closed the
-     * channel, with nothing else in flight on it: acknowledge, reopen. */
     amqp_send_method(a->conn, DS_AMQP_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD,
                      &close_ok);
     amqp_channel_open(a->conn, DS_AMQP_CHANNEL);
-    r = amqp_get_rpc_reply(a->conn);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        return ds__amqp_reply_error(r, "channel.open", err, errlen);
-    args.num_entries--;
-    return declare_queue(a, queue, args, false, expected, hint, err, errlen);
+    return ds__amqp_reply_error(amqp_get_rpc_reply(a->conn), "channel.open",
+                                err, errlen);
+}
+
+/*
+ * Declares queue with args, whose last noptional entries are arguments a
+ * queue of an earlier release may lack (x-single-active-consumer, the
+ * quorum group size). RabbitMQ compares them with an existing queue's and
+ * refuses a difference (406), yet they only matter at creation: on a 406
+ * the declaration is tried again without some of them, all subsets from
+ * the fullest down, until one matches. *kept (may be NULL) gets the mask of
+ * the optional entries the queue has (bit i: optional entry i).
+ */
+static int declare_queue(ds_amqp *a, const char *queue, amqp_table_t args,
+                         int noptional, unsigned *kept, const char *expected,
+                         const char *hint, char *err, size_t errlen)
+{
+    const int nfixed = args.num_entries - noptional;
+    amqp_table_entry_t entries[8];
+    amqp_rpc_reply_t r;
+
+    for (unsigned mask = (1u << noptional) - 1;; mask--) {
+        int n = nfixed;
+        memcpy(entries, args.entries, (size_t)nfixed * sizeof *entries);
+        for (int i = 0; i < noptional; i++)
+            if (mask & (1u << i))
+                entries[n++] = args.entries[nfixed + i];
+        amqp_queue_declare(a->conn, DS_AMQP_CHANNEL, ds__amqp_str(queue),
+                           0 /* passive */, 1 /* durable */, 0 /* exclusive */,
+                           0 /* auto_delete */, (amqp_table_t){n, entries});
+        r = amqp_get_rpc_reply(a->conn);
+        if (kept)
+            *kept = mask;
+        if (mask == 0 || !is_precondition_failed(r))
+            return queue_declare_error(r, queue, expected, hint, err, errlen);
+        int rc = reopen_channel(a, err, errlen);
+        if (rc)
+            return rc;
+    }
 }
 
 static void set_str(amqp_table_entry_t *e, const char *key, const char *value)
@@ -157,16 +179,32 @@ int ds__topology_quorum_size(const ds_config *cfg)
     return n % 2 ? n : n - 1;
 }
 
+/* Sets e to a boolean or a 32-bit integer argument. */
+static void set_bool(amqp_table_entry_t *e, const char *key, bool value)
+{
+    e->key = amqp_cstring_bytes(key);
+    e->value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    e->value.value.boolean = value;
+}
+
+static void set_i32(amqp_table_entry_t *e, const char *key, int32_t value)
+{
+    e->key = amqp_cstring_bytes(key);
+    e->value.kind = AMQP_FIELD_KIND_I32;
+    e->value.value.i32 = value;
+}
+
 int ds__topology_declare_node(ds_amqp *a, const ds_config *cfg,
-                              const char *node, char *err, size_t errlen)
+                              const char *node, bool *single_active, char *err,
+                              size_t errlen)
 {
     char queue[128], dead_queue[128], dead_exchange[300], replay_key[300];
     char expected[512], hint[300];
     const char *type =
         cfg->amqp_queue_type == DS_QUEUE_QUORUM ? "quorum" : "classic";
-    amqp_table_entry_t entries[4], dead_entries[2];
-    amqp_table_t args;
+    amqp_table_entry_t entries[5], dead_entries[2];
     int rc, n = 0, size = ds__topology_quorum_size(cfg);
+    unsigned kept = 0;
 
     ds__topology_node_queue(node, queue, sizeof queue);
     ds__topology_dead_queue(node, dead_queue, sizeof dead_queue);
@@ -183,34 +221,35 @@ int ds__topology_declare_node(ds_amqp *a, const ds_config *cfg,
                  : "");
 
     /* Both queues carry the type, so a cluster's dead letters are as safe as
-     * its changes. Only the node queue dead-letters: whatever the broker
-     * itself rejects lands where the consumer's own dead letters do. */
-    set_str(&entries[n++], "x-queue-type", type);
-    set_str(&entries[n++], "x-dead-letter-exchange", dead_exchange);
-    set_str(&entries[n++], "x-dead-letter-routing-key", queue);
-    if (size > 0) {
-        entries[n].key = amqp_cstring_bytes("x-quorum-initial-group-size");
-        entries[n].value.kind = AMQP_FIELD_KIND_I32;
-        entries[n++].value.value.i32 = size;
-    }
-
-    /* The dead-letter queue: the type and the size, no dead-lettering. */
-    dead_entries[0] = entries[0];
-    dead_entries[1] = entries[n - 1];
-    args.num_entries = size > 0 ? 2 : 1;
-    args.entries = dead_entries;
-    rc = declare_queue(a, dead_queue, args, size > 0, expected, hint, err,
-                       errlen);
+     * its changes; the group size too, optional (declare_queue). */
+    set_str(&dead_entries[0], "x-queue-type", type);
+    set_i32(&dead_entries[1], "x-quorum-initial-group-size", size);
+    rc = declare_queue(a, dead_queue,
+                       (amqp_table_t){size > 0 ? 2 : 1, dead_entries}, size > 0,
+                       NULL, expected, hint, err, errlen);
     if (rc == 0)
         rc = bind_queue(a, dead_queue, dead_exchange, queue, err, errlen);
     if (rc < 0)
         return rc;
 
+    /* Only the node queue dead-letters: whatever the broker itself rejects
+     * lands where the consumer's own dead letters do. A single active
+     * consumer: a second datasync-consumer of the node (a standby, a copy
+     * started by mistake) waits, visible in status, and takes over when the
+     * first leaves, instead of taking every other batch; quorum queues
+     * ignore the exclusive consumers that did this before. */
+    set_str(&entries[n++], "x-queue-type", type);
+    set_str(&entries[n++], "x-dead-letter-exchange", dead_exchange);
+    set_str(&entries[n++], "x-dead-letter-routing-key", queue);
+    set_bool(&entries[n++], "x-single-active-consumer", true);
+    if (size > 0)
+        set_i32(&entries[n++], "x-quorum-initial-group-size", size);
+    rc = declare_queue(a, queue, (amqp_table_t){n, entries}, n - 3, &kept,
+                       expected, hint, err, errlen);
+    if (single_active)
+        *single_active = (kept & 1u) != 0;
     /* Two bindings: the changes, and replays from the archive sent to every
      * node queue but not to the archive itself (replay --all-nodes). */
-    args.num_entries = n;
-    args.entries = entries;
-    rc = declare_queue(a, queue, args, size > 0, expected, hint, err, errlen);
     if (rc == 0)
         rc = bind_queue(a, queue, cfg->amqp_exchange, cfg->amqp_routing_key,
                         err, errlen);
@@ -239,7 +278,7 @@ int ds__topology_declare_archive(ds_amqp *a, const ds_config *cfg, char *err,
     snprintf(expected, sizeof expected,
              "a stream with archive.max_age = %s and archive.max_bytes = %ld",
              cfg->archive_max_age, cfg->archive_max_bytes);
-    rc = declare_queue(a, stream, args, false, expected,
+    rc = declare_queue(a, stream, args, 0, NULL, expected,
                        "a stream's retention cannot change once declared: "
                        "set the keys back, or change it with a policy "
                        "(rabbitmqctl set_policy)",

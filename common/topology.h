@@ -38,13 +38,18 @@ int ds__topology_declare_exchanges(ds_amqp *a, const ds_config *cfg, char *err,
 int ds__topology_quorum_size(const ds_config *cfg);
 
 /* Declares node's queue (amqp.queue_type, durable, dead-lettering to the dead
- * exchange) bound to amqp.exchange with amqp.routing_key and the replay key,
- * and its dead-letter queue bound to the dead exchange; quorum queues, both,
- * with ds__topology_quorum_size() replicas when not 0. Idempotent. A queue that exists with
- * other arguments (e.g. another queue type) gives DS_EAMQP with a message
- * saying so; the connection must then be reopened. */
+ * exchange, a single active consumer) bound to amqp.exchange with
+ * amqp.routing_key and the replay key, and its dead-letter queue bound to
+ * the dead exchange; quorum queues, both, with ds__topology_quorum_size()
+ * replicas when not 0. Idempotent; a queue of an earlier release, declared
+ * without the single active consumer or the group size, is taken as it is,
+ * and *single_active (may be NULL) says whether the node queue has one. A
+ * queue that exists with other arguments (e.g. another queue type) gives
+ * DS_EAMQP with a message saying so; the connection must then be
+ * reopened. */
 int ds__topology_declare_node(ds_amqp *a, const ds_config *cfg,
-                              const char *node, char *err, size_t errlen);
+                              const char *node, bool *single_active, char *err,
+                              size_t errlen);
 
 /* Declares the archive stream (x-queue-type stream, x-max-age
  * archive.max_age, x-max-length-bytes archive.max_bytes when not 0) bound to

@@ -154,6 +154,27 @@ static int wait_pumping(dsc_consumer *c, int ms)
     return 0;
 }
 
+/* With another consumer of the node active on the queue, this one gets
+ * nothing until that one leaves: say so, then say when it takes over. */
+static void say_if_standby(dsc_consumer *c)
+{
+    if (c->in.standby)
+        DS_LOG(c->lg, DS_LOG_WARN,
+               "another datasync-consumer of node %s is active on %s: this "
+               "one stands by and takes over when it leaves",
+               c->cfg->node_id, c->in.queue);
+}
+
+static void note_takeover(dsc_consumer *c)
+{
+    if (c->in.standby && c->in.count > 0) {
+        c->in.standby = false;
+        DS_LOG(c->lg, DS_LOG_INFO,
+               "%s: the other consumer left; this one is active now",
+               c->in.queue);
+    }
+}
+
 static void broker_reconnect(dsc_consumer *c)
 {
     int backoff = BACKOFF_MIN_MS;
@@ -161,6 +182,7 @@ static void broker_reconnect(dsc_consumer *c)
         if (dsc_inbox_open(&c->in, c->err, sizeof c->err) == 0) {
             DS_LOG(c->lg, DS_LOG_INFO, "broker: connected to %s, consuming %s",
                    c->in.amqp.host, c->in.queue);
+            say_if_standby(c);
             return;
         }
         DS_LOG(c->lg, DS_LOG_WARN, "broker: %s; retrying in %d ms", c->err,
@@ -436,6 +458,7 @@ static void gather(dsc_consumer *c)
         broker_lost(c, c->err);
         return;
     }
+    note_takeover(c);
     while (c->n < max) {
         dsc_message *m = dsc_inbox_take(&c->in);
         if (!m)
@@ -632,6 +655,7 @@ int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
            cfg->amqp_queue_type == DS_QUEUE_QUORUM ? "quorum" : "classic",
            c->in.amqp.host, cfg->mysql_database, tables, cfg->apply_batch_max,
            cfg->apply_batch_wait_ms, cfg->amqp_prefetch);
+    say_if_standby(c);
     c->next_stats = ds__mono_ms() + STATS_EVERY_MS;
     c->next_prune = ds__mono_ms();
     *out = c;

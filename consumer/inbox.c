@@ -87,13 +87,39 @@ static bool in_exclusive_use(amqp_rpc_reply_t r)
                   13) != NULL;
 }
 
+/* A passive queue.declare of the node queue: its ready messages and its
+ * consumers (either may be NULL). An RPC on the consuming channel:
+ * rabbitmq-c queues the deliveries and confirms that arrive meanwhile, and
+ * the pump reads them next. */
+static int queue_counts(dsc_inbox *in, uint32_t *messages, uint32_t *consumers,
+                        char *err, size_t errlen)
+{
+    if (!in->amqp.conn)
+        return ds__seterr(err, errlen, DS_ECONNECT,
+                          "not connected to the broker");
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
+        in->amqp.conn, DS_AMQP_CHANNEL, ds__amqp_str(in->queue),
+        1 /* passive */, 0, 0, 0, amqp_empty_table);
+    if (!ok)
+        return ds__amqp_reply_error(amqp_get_rpc_reply(in->amqp.conn),
+                                    "queue.declare (passive)", err, errlen);
+    if (messages)
+        *messages = ok->message_count;
+    if (consumers)
+        *consumers = ok->consumer_count;
+    return 0;
+}
+
 int dsc_inbox_open(dsc_inbox *in, char *err, size_t errlen)
 {
     const ds_config *cfg = in->cfg;
     amqp_connection_state_t conn;
+    bool single_active = false;
+    uint32_t consumers = 0;
     int rc;
 
     dsc_inbox_drop(in);
+    in->standby = false;
     in->amqp.tls = cfg;
     in->amqp.lg = in->lg;
     rc = ds__amqp_connect(&in->amqp, cfg->amqp_url, cfg->amqp_heartbeat,
@@ -106,7 +132,8 @@ int dsc_inbox_open(dsc_inbox *in, char *err, size_t errlen)
 
     rc = ds__topology_declare_exchanges(&in->amqp, cfg, err, errlen);
     if (rc == 0)
-        rc = ds__topology_declare_node(&in->amqp, cfg, in->node, err, errlen);
+        rc = ds__topology_declare_node(&in->amqp, cfg, in->node, &single_active,
+                                       err, errlen);
     if (rc)
         goto fail;
     amqp_basic_qos(conn, DS_AMQP_CHANNEL, 0, (uint16_t)cfg->amqp_prefetch, 0);
@@ -119,12 +146,21 @@ int dsc_inbox_open(dsc_inbox *in, char *err, size_t errlen)
                               errlen);
     if (rc)
         goto fail;
-    /* Exclusive: a second consumer for the same node (a copy started by
-     * mistake, a standby) is refused and waits, instead of taking every
-     * other batch and breaking the queue's order. */
+    /* Counted before this one joins: a quorum queue counts only its
+     * active consumer. */
+    if (single_active) {
+        rc = queue_counts(in, NULL, &consumers, err, errlen);
+        if (rc)
+            goto fail;
+    }
+    /* One consumer of the node at a time, so batches keep the queue's
+     * order: the queue's single active consumer lets a second one (a
+     * standby, a copy started by mistake) wait on the queue; a queue of an
+     * earlier release has none, and an exclusive consumer refuses it
+     * instead (it then retries). */
     amqp_basic_consume(conn, DS_AMQP_CHANNEL, ds__amqp_str(in->queue),
                        amqp_empty_bytes, 0 /* no_local */, 0 /* no_ack */,
-                       1 /* exclusive */, amqp_empty_table);
+                       !single_active /* exclusive */, amqp_empty_table);
     amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
     if (in_exclusive_use(r)) {
         rc = ds__seterr(err, errlen, DS_ESTATE,
@@ -136,6 +172,9 @@ int dsc_inbox_open(dsc_inbox *in, char *err, size_t errlen)
     rc = ds__amqp_reply_error(r, "basic.consume", err, errlen);
     if (rc)
         goto fail;
+    /* The broker gives the queue to the consumer that came first: with
+     * another one there, this one waits (until its first delivery). */
+    in->standby = consumers > 0;
     return 0;
 fail:
     dsc_inbox_drop(in);
@@ -533,16 +572,7 @@ out:
 
 long dsc_inbox_queue_depth(dsc_inbox *in, char *err, size_t errlen)
 {
-    if (!in->amqp.conn)
-        return ds__seterr(err, errlen, DS_ECONNECT,
-                          "not connected to the broker");
-    /* An RPC on the consuming channel: rabbitmq-c queues the deliveries
-     * and confirms that arrive meanwhile, and the pump reads them next. */
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
-        in->amqp.conn, DS_AMQP_CHANNEL, ds__amqp_str(in->queue),
-        1 /* passive */, 0, 0, 0, amqp_empty_table);
-    if (!ok)
-        return ds__amqp_reply_error(amqp_get_rpc_reply(in->amqp.conn),
-                                    "queue.declare (passive)", err, errlen);
-    return (long)ok->message_count;
+    uint32_t messages;
+    int rc = queue_counts(in, &messages, NULL, err, errlen);
+    return rc ? rc : (long)messages;
 }

@@ -46,6 +46,10 @@ typedef struct dsc_inbox {
      * the dsc_inbox_dead_letter call under way settled. */
     ds_confirms dead;
     size_t dead_acked, dead_nacked, dead_unroutable;
+    /* Another consumer of the node held the queue when this one started
+     * consuming (single active consumer): this one waits. The consumer
+     * clears it at the first delivery. */
+    bool standby;
 } dsc_inbox;
 
 /* Zeroes in; no connection yet. cfg and lg are borrowed. */

@@ -296,6 +296,14 @@ static char *header(const amqp_message_t *msg, const char *name)
     return NULL;
 }
 
+/* A string entry of an AMQP table (arguments, headers). */
+static void table_str(amqp_table_entry_t *e, const char *key, const char *value)
+{
+    e->key = amqp_cstring_bytes(key);
+    e->value.kind = AMQP_FIELD_KIND_UTF8;
+    e->value.value.bytes = amqp_cstring_bytes(value);
+}
+
 /* What the consumer does with a change it cannot apply: the body and
  * properties to the dead-letter exchange, with the reason. Waits for the
  * confirm. */
@@ -306,12 +314,8 @@ static void publish_dead(const char *queue, const char *body,
     amqp_basic_properties_t props;
     int acked = 0;
 
-    h[0].key = amqp_cstring_bytes("x-datasync-error");
-    h[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    h[0].value.value.bytes = amqp_cstring_bytes(reason);
-    h[1].key = amqp_cstring_bytes("x-datasync-node");
-    h[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    h[1].value.value.bytes = amqp_cstring_bytes(cur.node_a);
+    table_str(&h[0], "x-datasync-error", reason);
+    table_str(&h[1], "x-datasync-node", cur.node_a);
     memset(&props, 0, sizeof props);
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
                    AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG |
@@ -576,6 +580,47 @@ static void test_setup_queue_type_conflict(void **state)
     assert_null(strstr(r.err, "PRECONDITION_FAILED - inequivalent"));
     run_free(&r);
     assert_true(itest_queue_exists(cur.conn, cur.qb));
+    free(quorum);
+}
+
+/* Declares queue as a release before single active consumers did: type,
+ * and for a node queue its dead-lettering. */
+static void declare_as_before(const char *queue, const char *type,
+                              bool node_queue)
+{
+    amqp_table_entry_t args[3];
+    amqp_table_t table = {node_queue ? 3 : 1, args};
+
+    table_str(&args[0], "x-queue-type", type);
+    table_str(&args[1], "x-dead-letter-exchange", cur.dead_exchange);
+    table_str(&args[2], "x-dead-letter-routing-key", queue);
+    amqp_queue_declare(cur.conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(queue),
+                       0, 1, 0, 0, table);
+    itest_amqp_check(amqp_get_rpc_reply(cur.conn), "queue.declare");
+}
+
+/* Queues of an earlier release, classic and quorum, lack the single active
+ * consumer: setup takes them as they are, binds them, and says ok. */
+static void test_setup_takes_queues_of_earlier_releases(void **state)
+{
+    char *quorum =
+        write_conf("quorum.conf", cur.node_b, "[amqp]\nqueue_type = quorum\n");
+    run r;
+
+    (void)state;
+    declare_as_before(cur.qa, "classic", true);
+    declare_as_before(cur.qa_dead, "classic", false);
+    declare_as_before(cur.qb, "quorum", true);
+    declare_as_before(cur.qb_dead, "quorum", false);
+    CLI(&r, NULL, "-c", cur.conf, "setup", "--nodes", cur.node_a);
+    expect(&r, 0, cur.qa, NULL);
+    run_free(&r);
+    CLI(&r, NULL, "-c", quorum, "setup", "--nodes", cur.node_b);
+    expect(&r, 0, cur.qb, NULL);
+    run_free(&r);
+    itest_amqp_publish(cur.conn, cur.exchange, "data.sync", "{}", true);
+    assert_int_equal(itest_queue_depth(cur.conn, cur.qa), 1);
+    assert_int_equal(itest_queue_depth(cur.conn, cur.qb), 1);
     free(quorum);
 }
 
@@ -1009,9 +1054,7 @@ static void declare_small_queue(const char *queue)
     args[0].key = amqp_cstring_bytes("x-max-length");
     args[0].value.kind = AMQP_FIELD_KIND_I64;
     args[0].value.value.i64 = 5;
-    args[1].key = amqp_cstring_bytes("x-overflow");
-    args[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    args[1].value.value.bytes = amqp_cstring_bytes("reject-publish");
+    table_str(&args[1], "x-overflow", "reject-publish");
     amqp_queue_declare(cur.conn, ITEST_AMQP_CHANNEL, amqp_cstring_bytes(queue),
                        0, 1, 0, 0, table);
     itest_amqp_check(amqp_get_rpc_reply(cur.conn), "queue.declare");
@@ -1495,6 +1538,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_setup_queue_type_conflict, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_setup_takes_queues_of_earlier_releases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_one_change_has_every_field,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_bad_line_publishes_nothing,

@@ -109,19 +109,53 @@ wait_rows one 50
 say "started before its database: waited, then applied 50 changes (grants: SELECT, INSERT, UPDATE, DELETE)"
 
 # ------------------------------------- 2. a second consumer for the node
+# The node queue has a single active consumer: a second one waits on it,
+# is seen by status, applies nothing, and takes over when the first stops.
 "$consumer" -c "$work/op.conf" >"$work/second.log" 2>&1 &
 second=$!
 pids+=("$second")
-wait_log "$work/second.log" 20 "in exclusive use by another datasync-consumer"
+wait_log "$work/second.log" 20 "this one stands by and takes over when it leaves"
+st=0
+timeout 60 "$ds" -c "$work/op.conf" status --nodes op-a >"$work/status.txt" 2>&1 || st=$?
+grep -qF "op-a: 1 consumer active, 1 standing by" "$work/status.txt" ||
+    fail "status does not show the standby (exit $st): $(cat "$work/status.txt")"
 publish 51 100 two
 wait_rows two 50
-grep -qF ": datasync-consumer " "$work/second.log" && fail "the second consumer started consuming"
+grep -qF "is active now" "$work/second.log" && fail "the standby took deliveries while the first consumer ran"
 kill -TERM "$first"
 wait "$first" || fail "the first consumer did not exit 0 on SIGTERM"
-wait_log "$work/second.log" 30 ": datasync-consumer "
 publish 101 150 three
 wait_rows three 50
-say "a second consumer stood by, then took over when the first stopped"
+wait_log "$work/second.log" 30 "the other consumer left; this one is active now"
+say "a second consumer stood by (shown by status), then took over when the first stopped"
+
+# The same with a quorum queue, which ignores exclusive consumers: the
+# standby applies nothing while the active one runs.
+conf oq op-q "[amqp]
+queue_type = quorum"
+conf hq op-y
+sed -i 's/^exchange = datasync-op$/exchange = datasync-oq/' "$work/oq.conf" "$work/hq.conf"
+timeout 60 "$ds" -c "$work/oq.conf" setup --nodes op-q >/dev/null || fail "setup (quorum)"
+"$consumer" -c "$work/oq.conf" >"$work/quorum1.log" 2>&1 &
+q1=$!
+pids+=("$q1")
+wait_log "$work/quorum1.log" 30 ": datasync-consumer "
+"$consumer" -c "$work/oq.conf" >"$work/quorum2.log" 2>&1 &
+q2=$!
+pids+=("$q2")
+wait_log "$work/quorum2.log" 30 "this one stands by and takes over when it leaves"
+for ((i = 1; i <= 40; i++)); do
+    printf '{"op":"update","table":"kv","key":{"k":%d},"data":{"k":%d,"v":"quorum"}}\n' $((1000 + i)) $((1000 + i))
+done | timeout 60 "$ds" -c "$work/hq.conf" publish - >/dev/null || fail "publish (quorum)"
+wait_rows quorum 40
+kill -TERM "$q2"
+wait "$q2" || fail "the quorum standby did not exit 0 on SIGTERM"
+grep -qF "stopping: applied 0," "$work/quorum2.log" ||
+    fail "the quorum standby applied changes: $(grep -F stopping: "$work/quorum2.log")"
+kill -TERM "$q1"
+wait "$q1" || fail "the quorum consumer did not exit 0 on SIGTERM"
+sql optest -e "DELETE FROM kv WHERE k > 1000"
+say "quorum queue: the second consumer stood by and applied none of 40 changes"
 
 # ------------------------------------------------------------ 3. SIGHUP
 kill -HUP "$second"
