@@ -256,6 +256,9 @@ deps:
 
 # The man pages are written with the default paths (/usr/local/...): the
 # installed ones name where this install puts things. Longest paths first.
+# The systemd units: the capture's only when it is built.
+UNITS := packaging/systemd/datasync-consumer@.service \
+	$(if $(wildcard capture/main.c),packaging/systemd/datasync-capture@.service)
 MAN_PATHS := -e 's|/usr/local/lib/systemd/system|$(SYSTEMDUNITDIR)|g' \
 	-e 's|/usr/local/lib/sysusers.d|$(SYSUSERSDIR)|g' \
 	-e 's|/usr/local/lib/tmpfiles.d|$(TMPFILESDIR)|g' \
@@ -287,9 +290,10 @@ install: install-runtime
 		sed $(MAN_PATHS) $$page > $(DESTDIR)$(MANDIR)/man$$sec/$${page##*/}; \
 		chmod 644 $(DESTDIR)$(MANDIR)/man$$sec/$${page##*/}; done
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
-	sed 's|^ExecStart=/usr/local/sbin/|ExecStart=$(SBINDIR)/|' packaging/systemd/datasync-consumer@.service \
-		> $(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
-	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
+	for unit in $(notdir $(UNITS)); do \
+		sed 's|^ExecStart=/usr/local/sbin/|ExecStart=$(SBINDIR)/|' packaging/systemd/$$unit \
+			> $(DESTDIR)$(SYSTEMDUNITDIR)/$$unit; \
+		chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$unit; done
 	install -m 644 packaging/sysusers.d/datasync.conf $(DESTDIR)$(SYSUSERSDIR)/datasync.conf
 	install -m 644 packaging/tmpfiles.d/datasync.conf $(DESTDIR)$(TMPFILESDIR)/datasync.conf
 	# For a DBA to create the metadata tables when the consumer may not.
@@ -302,7 +306,7 @@ uninstall:
 		$(DESTDIR)$(BINDIR)/datasync $(DESTDIR)$(SBINDIR)/datasync-consumer \
 		$(DESTDIR)$(SBINDIR)/datasync-capture \
 		$(DESTDIR)$(SYSCONFDIR)/datasync/datasync.conf.example \
-		$(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service \
+		$(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(UNITS))) \
 		$(DESTDIR)$(SYSUSERSDIR)/datasync.conf $(DESTDIR)$(TMPFILESDIR)/datasync.conf \
 		$(DESTDIR)$(DATADIR)/datasync/datasync-meta.sql
 	-rmdir $(DESTDIR)$(DATADIR)/datasync 2>/dev/null

@@ -26,6 +26,7 @@ major=$(header_version MAJOR "$root/include/datasync.h")
 version=$major.$(header_version MINOR "$root/include/datasync.h").$(header_version PATCH "$root/include/datasync.h")
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "cannot read DS_VERSION_* from include/datasync.h ($version)"
 unit=datasync-consumer@.service
+units=("$unit" datasync-capture@.service)
 
 # make TARGET with the test's build dir; output kept, shown on failure.
 run_make() {
@@ -49,7 +50,7 @@ expected_files() {
         printf '%s\n' "${p}bin/datasync" "${p}sbin/datasync-consumer" "${p}sbin/datasync-capture" "${p}include/datasync.h" \
             "$lib/libdatasync.a" "$lib/libdatasync.so.$version" "$lib/libdatasync.so.$major" \
             "$lib/libdatasync.so" "$lib/pkgconfig/datasync.pc" "$etc/datasync/datasync.conf.example" \
-            "${p}lib/systemd/system/$unit" "${p}lib/sysusers.d/datasync.conf" "${p}lib/tmpfiles.d/datasync.conf" \
+            "${p}lib/systemd/system/${units[0]}" "${p}lib/systemd/system/${units[1]}" "${p}lib/sysusers.d/datasync.conf" "${p}lib/tmpfiles.d/datasync.conf" \
             "${p}share/datasync/datasync-meta.sql"
         for page in "$root"/docs/*.[1-8]; do
             page=$(basename "$page")
@@ -224,30 +225,32 @@ if command -v c++ >/dev/null; then
 fi
 step "host programs (shared, static$(command -v c++ >/dev/null && echo ", C++")) built with pkg-config and run: ok"
 
-# ------------------------------------------------------- systemd unit
-installed_unit=$prefix/lib/systemd/system/$unit
-want_exec="ExecStart=$prefix/sbin/datasync-consumer -c /etc/datasync/%i.conf"
-grep -qxF "$want_exec" "$installed_unit" || fail "the installed unit's ExecStart is not '$want_exec'"
-diff <(grep -v '^ExecStart=' "$root/packaging/systemd/$unit") <(grep -v '^ExecStart=' "$installed_unit") >/dev/null ||
-    fail "the installed unit differs from packaging/systemd/$unit beyond ExecStart"
-for key in 'User=datasync' 'Restart=on-failure' 'KillSignal=SIGTERM' 'TimeoutStopSec=10' \
-    'NoNewPrivileges=yes' 'ProtectSystem=strict' 'PrivateTmp=yes' 'RestartPreventExitStatus=78'; do
-    grep -qxF "$key" "$installed_unit" || fail "the unit lacks $key"
-done
-if command -v systemd-analyze >/dev/null; then
-    # Documentation= names man pages: checked against the installed ones
-    # when man(1) is here.
-    man_opt=(--man=no)
-    command -v man >/dev/null && man_opt=(--man=yes)
-    if ! MANPATH=$prefix/share/man timeout 60 systemd-analyze verify "${man_opt[@]}" "$installed_unit" \
-        >"$work/verify.log" 2>&1 || [[ -s "$work/verify.log" ]]; then
-        cat "$work/verify.log" >&2
-        fail "systemd-analyze verify $unit"
+# ------------------------------------------------------- systemd units
+for u in "${units[@]}"; do
+    installed_unit=$prefix/lib/systemd/system/$u
+    want_exec="ExecStart=$prefix/sbin/${u%@.service} -c /etc/datasync/%i.conf"
+    grep -qxF "$want_exec" "$installed_unit" || fail "$u: the installed ExecStart is not '$want_exec'"
+    diff <(grep -v '^ExecStart=' "$root/packaging/systemd/$u") <(grep -v '^ExecStart=' "$installed_unit") >/dev/null ||
+        fail "the installed unit differs from packaging/systemd/$u beyond ExecStart"
+    for key in 'User=datasync' 'Restart=on-failure' 'KillSignal=SIGTERM' \
+        'NoNewPrivileges=yes' 'ProtectSystem=strict' 'PrivateTmp=yes' 'RestartPreventExitStatus=78'; do
+        grep -qxF "$key" "$installed_unit" || fail "$u lacks $key"
+    done
+    if command -v systemd-analyze >/dev/null; then
+        # Documentation= names man pages: checked against the installed ones
+        # when man(1) is here.
+        man_opt=(--man=no)
+        command -v man >/dev/null && man_opt=(--man=yes)
+        if ! MANPATH=$prefix/share/man timeout 60 systemd-analyze verify "${man_opt[@]}" "$installed_unit" \
+            >"$work/verify.log" 2>&1 || [[ -s "$work/verify.log" ]]; then
+            cat "$work/verify.log" >&2
+            fail "systemd-analyze verify $u"
+        fi
+        step "systemd-analyze verify $u (${man_opt[*]}): ok"
+    else
+        step "SKIP systemd-analyze verify: systemd-analyze is not installed (the other unit checks ran)"
     fi
-    step "systemd-analyze verify $unit (${man_opt[*]}): ok"
-else
-    step "SKIP systemd-analyze verify: systemd-analyze is not installed (the other unit checks ran)"
-fi
+done
 
 # ------------------------------------------ sysusers.d and tmpfiles.d
 # The user and group datasync, /var/lib/datasync 0755 (the clock file's
