@@ -3,7 +3,7 @@
 #   make              libraries and programs into $(BUILD)/
 #   make test         every test: unit, schema agreement, integration (real services)
 #   make chaos        the chaos run: faults while three servers sync, then a checker
-#   make demo         three servers end to end on 127.0.0.1
+#   make demo         three servers end to end on 127.0.0.1 (CAPTURE=1: emitted by datasync-capture)
 #   make bench        benchmarks (real services)
 #   make install      PREFIX=/usr/local DESTDIR= (PREFIX=/usr: /etc, multiarch lib)
 #   make install-runtime  only what runs: programs, .so, example configuration
@@ -246,7 +246,7 @@ test-unit: build-tests
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)BUILD=$(BUILD) scripts/demo.sh
+	$(Q)BUILD=$(BUILD) CAPTURE=$(CAPTURE) scripts/demo.sh
 
 bench: all $(BENCH_BIN)
 	$(Q)BUILD=$(BUILD) bench/run.sh

@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# demo.sh: three servers on 127.0.0.1 end to end: private RabbitMQ and MariaDB, setup, a consumer per node, an app emitting changes (make demo).
+# demo.sh: three servers on 127.0.0.1 end to end: private RabbitMQ and MariaDB, setup, a consumer per node, an app emitting changes (make demo), or writing SQL only with datasync-capture emitting them (make demo CAPTURE=1).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$root/$BUILD ;; esac
 nodes=(a b c)
+# CAPTURE=1: server a's application only writes SQL; datasync-capture reads
+# the binlog and emits the changes.
+capture=${CAPTURE:-}
+[[ "$capture" == 0 ]] && capture=
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-for bin in datasync datasync-consumer examples/demo_app; do
+for bin in datasync datasync-consumer examples/demo_app ${capture:+datasync-capture}; do
     if [ ! -x "$BUILD/$bin" ]; then
         echo "demo: $BUILD/$bin is not built yet; run make first" >&2
         exit 1
     fi
 done
 
-export DS_TEST_RUNDIR
+export DS_TEST_RUNDIR DS_SVC_MARIA_BINLOG=$capture
 DS_TEST_RUNDIR=$(mktemp -d /tmp/datasync-demo.XXXXXX)
 consumer_pids=()
 cleanup() {
@@ -41,7 +45,9 @@ eval "$("$root/tests/lib/services.sh" env)"
 sql() { "$root/tests/lib/services.sh" maria sql "$@"; }
 
 say "Creating one database per server: demo_a, demo_b, demo_c"
+server_id=100
 for n in "${nodes[@]}"; do
+    server_id=$((server_id + 1))
     sql -e "DROP DATABASE IF EXISTS demo_$n; CREATE DATABASE demo_$n CHARACTER SET utf8mb4;
       CREATE TABLE demo_$n.users (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL,
         email VARCHAR(200) NOT NULL UNIQUE, balance DECIMAL(12,2) NOT NULL);"
@@ -61,6 +67,13 @@ tables = users
 [producer]
 spool_dir = $DS_TEST_RUNDIR/spool-$n
 EOF
+    if [[ -n "$capture" ]]; then
+        cat >>"$DS_TEST_RUNDIR/node-$n.conf" <<EOF
+[capture]
+server_id = $server_id
+state_file = $DS_TEST_RUNDIR/capture-$n.state
+EOF
+    fi
 done
 
 say "datasync setup: exchanges, and a queue and dead-letter queue per node"
@@ -73,9 +86,23 @@ for n in "${nodes[@]}"; do
     consumer_pids+=($!)
 done
 
-say "The application on server a writes rows and emits every change"
-"$BUILD/examples/demo_app" -c "$DS_TEST_RUNDIR/node-a.conf" \
-    --socket "$DS_TEST_MYSQL_SOCKET" --database demo_a
+if [[ -n "$capture" ]]; then
+    say "Starting datasync-capture on server a (log in $DS_TEST_RUNDIR/capture-a.log): it reads the binlog"
+    "$BUILD/datasync-capture" -c "$DS_TEST_RUNDIR/node-a.conf" \
+        >"$DS_TEST_RUNDIR/capture-a.log" 2>&1 &
+    consumer_pids+=($!)
+    # It starts at the binlog's current position, saved at once.
+    for _ in $(seq 1 100); do
+        [[ -s "$DS_TEST_RUNDIR/capture-a.state" ]] && break
+        sleep 0.1
+    done
+    say "The application on server a writes rows, SQL only: datasync-capture emits the changes"
+    "$BUILD/examples/demo_app" --sql-only --socket "$DS_TEST_MYSQL_SOCKET" --database demo_a
+else
+    say "The application on server a writes rows and emits every change"
+    "$BUILD/examples/demo_app" -c "$DS_TEST_RUNDIR/node-a.conf" \
+        --socket "$DS_TEST_MYSQL_SOCKET" --database demo_a
+fi
 
 # One line per row, "id name email balance", so three servers fit side by side.
 table_of() { sql -N -e "SELECT CONCAT_WS(' ', id, name, email, balance) FROM demo_$1.users ORDER BY id"; }
@@ -107,6 +134,7 @@ cat <<'EOF'
 
 What to try next:
   - Read examples/demo_app.c: the whole host side is ds_options_load, ds_producer_new, ds_emit.
+  - make demo CAPTURE=1: the application writes SQL only; datasync-capture reads the binlog and emits.
   - make test runs every test, including broker and database kills and restarts.
   - datasync --help, man docs/datasync.1: publish, replay, dead letters, status.
   - datasync.conf.example documents every configuration key.

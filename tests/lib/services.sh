@@ -30,6 +30,8 @@
 #
 # MariaDB's buffer pool and redo log are small for fast tests: 64M and 16M,
 # or $DS_SVC_MARIA_POOL and $DS_SVC_MARIA_LOG (bench/run.sh sizes them up).
+# With $DS_SVC_MARIA_BINLOG set, it writes a binlog as datasync-capture
+# needs (ROW, FULL images and metadata; make demo CAPTURE=1).
 #
 # Cluster: member N is a node of its own under $DS_TEST_RUNDIR/cluster/nN
 # (its own block of ports, node name, data and logs, started and killed by
@@ -347,6 +349,13 @@ ds_svc_init() {
         --character-set-server=utf8mb4
         --collation-server=utf8mb4_general_ci
     )
+    # What datasync-capture needs (datasync-capture(8)).
+    if [[ -n "${DS_SVC_MARIA_BINLOG:-}" ]]; then
+        DS_SVC_MARIA_OPTS+=(
+            "--log-bin=$DS_SVC_M/data/binlog" --binlog-format=ROW
+            --binlog-row-image=FULL --binlog-row-metadata=FULL --server-id=1
+        )
+    fi
 }
 
 # ---------------------------------------------------------------- RabbitMQ
