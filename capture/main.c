@@ -9,6 +9,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
+#include "logsink.h"
 
 /* The one global: signal handlers can set nothing else safely. */
 static volatile sig_atomic_t stop_requested;
@@ -117,7 +118,13 @@ int main(int argc, char **argv)
         return EX_CONFIG;
     }
 
-    ds_logger lg = {cfg.log_level, ds__log_stderr, (void *)"datasync-capture"};
+    ds_log_sink sink;
+    if (ds__log_sink_open(&sink, "datasync-capture", cfg.node_id,
+                          cfg.log_format, cfg.log_file, err, sizeof err) != 0) {
+        fprintf(stderr, "datasync-capture: %s: log.file: %s\n", where, err);
+        return EX_CONFIG;
+    }
+    ds_logger lg = {cfg.log_level, ds__log_sink_write, &sink};
 
     /* No SA_RESTART: the binlog read returns at once and the loop sees the
      * flag. SIGHUP stops too, rather than ending without a save. */
@@ -132,10 +139,12 @@ int main(int argc, char **argv)
     int rc = cap_new(&c, &cfg, path, &lg, &stop_requested, err, sizeof err);
     if (rc) {
         DS_LOG(&lg, DS_LOG_ERROR, "cannot start: %s", err);
+        ds__log_sink_close(&sink);
         return rc == DS_ECONFIG ? EX_CONFIG : 1;
     }
     rc = cap_run(c);
     cap_free(c);
+    ds__log_sink_close(&sink);
     if (rc == DS_ECONFIG)
         return EX_CONFIG;
     return rc == 0 ? 0 : 1;

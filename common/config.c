@@ -41,6 +41,7 @@ typedef struct directive {
     const char *name;
     dtype type;
     size_t offset;
+    size_t size;              /* of the field, for ds__config_each_change */
     long long min, max;       /* T_INT, T_LONG: bounds; T_STRING: max length */
     const char *const *names; /* T_ENUM: allowed names, NULL-terminated */
     void (*store)(void *, int); /* T_ENUM: writes the index as the enum type */
@@ -61,6 +62,11 @@ static void store_producer_mode(void *field, int v)
     *(ds_producer_mode *)field = (ds_producer_mode)v;
 }
 
+static void store_log_format(void *field, int v)
+{
+    *(ds_log_format *)field = (ds_log_format)v;
+}
+
 /* Indexed by the enum values of config.h. */
 static void store_bool(void *field, int v)
 {
@@ -72,6 +78,8 @@ static const char *const queue_type_names[] = {"classic", "quorum", NULL};
 static const char *const bool_names[] = {"false", "true", "off", "on",
                                          "no",    "yes",  NULL};
 static const char *const producer_mode_names[] = {"sync", "async", NULL};
+/* Indexed by ds_log_format. */
+static const char *const log_format_names[] = {"text", "json", NULL};
 
 static int check_node_id(const char *value, char *reason, size_t len);
 static int check_urls(const char *value, char *reason, size_t len);
@@ -88,8 +96,8 @@ static int derive_amqp_url(ds_config *cfg, const struct directive *d,
 #define D_STRING(sec, key, f, maxlen, chk, dflt)                               \
     {                                                                          \
         .section = sec, .name = key, .type = T_STRING,                         \
-        .offset = offsetof(ds_config, f), .max = (maxlen), .check = chk,       \
-        .def = dflt                                                            \
+        .offset = offsetof(ds_config, f), .size = sizeof FIELD(f),             \
+        .max = (maxlen), .check = chk, .def = dflt                             \
     }
 #define D_STR(sec, key, f, chk, dflt)                                          \
     D_STRING(sec, key, f, (long long)sizeof FIELD(f) - 1, chk, dflt)
@@ -97,7 +105,7 @@ static int derive_amqp_url(ds_config *cfg, const struct directive *d,
 #define D_SECRET(sec, key, f, drv)                                             \
     {                                                                          \
         .section = sec, .name = key, .type = T_SECRET,                         \
-        .offset = offsetof(ds_config, f),                                      \
+        .offset = offsetof(ds_config, f), .size = sizeof FIELD(f),             \
         .max = (long long)sizeof FIELD(f) - 1, .derive = drv, .def = ""        \
     }
 #define D_INT(sec, key, f, lo, hi, dflt)                                       \
@@ -105,27 +113,29 @@ static int derive_amqp_url(ds_config *cfg, const struct directive *d,
         .section = sec, .name = key,                                           \
         .type = _Generic(FIELD(f), int                                         \
                          : T_INT),                                             \
-        .offset = offsetof(ds_config, f), .min = lo, .max = hi, .def = dflt    \
+        .offset = offsetof(ds_config, f), .size = sizeof FIELD(f), .min = lo,  \
+        .max = hi, .def = dflt                                                 \
     }
 #define D_LONG(sec, key, f, lo, hi, dflt)                                      \
     {                                                                          \
         .section = sec, .name = key,                                           \
         .type = _Generic(FIELD(f), long                                        \
                          : T_LONG),                                            \
-        .offset = offsetof(ds_config, f), .min = lo, .max = hi, .def = dflt    \
+        .offset = offsetof(ds_config, f), .size = sizeof FIELD(f), .min = lo,  \
+        .max = hi, .def = dflt                                                 \
     }
 #define D_ENUM(sec, key, f, allowed, storefn, dflt)                            \
     {                                                                          \
         .section = sec, .name = key, .type = T_ENUM,                           \
-        .offset = offsetof(ds_config, f), .names = allowed, .store = storefn,  \
-        .def = dflt                                                            \
+        .offset = offsetof(ds_config, f), .size = sizeof FIELD(f),             \
+        .names = allowed, .store = storefn, .def = dflt                        \
     }
 #define D_LEVEL(sec, key, f, dflt)                                             \
     {                                                                          \
         .section = sec, .name = key,                                           \
         .type = _Generic(FIELD(f), ds_log_level                                \
                          : T_LEVEL),                                           \
-        .offset = offsetof(ds_config, f), .def = dflt                          \
+        .offset = offsetof(ds_config, f), .size = sizeof FIELD(f), .def = dflt \
     }
 
 /* Every key, its default and its bounds, in the order of
@@ -140,6 +150,7 @@ static const directive directives[] = {
      .name = "url",
      .type = T_STRING,
      .offset = offsetof(ds_config, amqp_url_written),
+     .size = sizeof FIELD(amqp_url_written),
      .max = (long long)sizeof FIELD(amqp_url_written) - 1,
      .check = check_urls,
      .derive = derive_amqp_url,
@@ -184,6 +195,9 @@ static const directive directives[] = {
           600000, "5000"),
 
     D_LEVEL("log", "level", log_level, "info"),
+    D_ENUM("log", "format", log_format, log_format_names, store_log_format,
+           "text"),
+    D_STR("log", "file", log_file, NULL, ""),
 
     D_ENUM("archive", "enabled", archive_enabled, bool_names, store_bool,
            "true"),
@@ -717,6 +731,37 @@ int ds__config_set(ds_config *cfg, const char *key, const char *value,
     if (apply(d, cfg, value, buf, sizeof buf) != 0)
         return ds__seterr(err, errlen, DS_ECONFIG, "%s: %s", key, buf);
     return 0;
+}
+
+int ds__config_each_change(const ds_config *a, const ds_config *b,
+                           void (*fn)(const char *key, void *ctx), void *ctx)
+{
+    int changed = 0;
+
+    for (size_t i = 0; i < N_DIRECTIVES; i++) {
+        const directive *d = &directives[i];
+        const char *fa = (const char *)a + d->offset;
+        const char *fb = (const char *)b + d->offset;
+        bool same_field_seen = false;
+        char key[64];
+
+        /* A string's bytes past its end are whatever an earlier, longer
+         * value left there. */
+        if (d->type == T_STRING || d->type == T_SECRET
+                ? strcmp(fa, fb) == 0
+                : memcmp(fa, fb, d->size) == 0)
+            continue;
+        /* mysql.password and mysql.password_file share their field: one
+         * change, named by the first key. */
+        for (size_t j = 0; j < i; j++)
+            same_field_seen |= directives[j].offset == d->offset;
+        if (same_field_seen)
+            continue;
+        snprintf(key, sizeof key, "%s.%s", d->section, d->name);
+        fn(key, ctx);
+        changed++;
+    }
+    return changed;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "datasync.h"
+#include "logsink.h"
 
 typedef enum { DS_QUEUE_CLASSIC = 0, DS_QUEUE_QUORUM = 1 } ds_queue_type;
 typedef enum { DS_MODE_SYNC = 0, DS_MODE_ASYNC = 1 } ds_producer_mode;
@@ -53,6 +54,8 @@ typedef struct ds_config {
     int producer_confirm_timeout_ms;
     /* [log] */
     ds_log_level log_level;
+    ds_log_format log_format; /* text or json lines */
+    char log_file[1024];      /* "" = stderr; reopened on SIGHUP */
     /* [archive] */
     bool archive_enabled;     /* the stream <exchange>.archive */
     char archive_max_age[16]; /* RabbitMQ's x-max-age: 7D, 12h, ... */
@@ -78,6 +81,13 @@ int ds__config_load(ds_config *cfg, const char *path, char *err, size_t errlen);
  * reason" (cfg untouched). */
 int ds__config_set(ds_config *cfg, const char *key, const char *value,
                    char *err, size_t errlen);
+
+/* Calls fn with "section.key" for each key whose value differs between a
+ * and b, in the table's order (a key sharing its value with an earlier one,
+ * mysql.password_file, is not named again). Values are never passed: they
+ * may be secrets. Returns the number of keys named. */
+int ds__config_each_change(const ds_config *a, const ds_config *b,
+                           void (*fn)(const char *key, void *ctx), void *ctx);
 
 /* The configuration file to read: given if not NULL, else $DATASYNC_CONFIG,
  * else NULL (defaults only). */

@@ -23,20 +23,29 @@ void ds__log(const ds_logger *lg, ds_log_level level, const char *fmt, ...)
     lg->fn(lg->userdata, level, msg);
 }
 
-void ds__log_stderr(void *userdata, ds_log_level level, const char *message)
+void ds__log_stamp(char out[DS_LOG_STAMP_SIZE])
 {
     struct timeval tv;
     struct tm tm;
-    char stamp[32];
+    char secs[24];
 
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, DS_LOG_STAMP_SIZE, "%s.%03dZ", secs,
+             (int)(tv.tv_usec / 1000) % 1000);
+}
+
+void ds__log_stderr(void *userdata, ds_log_level level, const char *message)
+{
+    char stamp[DS_LOG_STAMP_SIZE];
+
+    ds__log_stamp(stamp);
     /* One fprintf per line: stdio locks the stream, so lines from several
      * threads never interleave. */
-    fprintf(stderr, "%s.%03ldZ %-5s %s%s%s\n", stamp, (long)tv.tv_usec / 1000,
-            ds__log_level_name(level), userdata ? (const char *)userdata : "",
-            userdata ? ": " : "", message);
+    fprintf(stderr, "%s %-5s %s%s%s\n", stamp, ds__log_level_name(level),
+            userdata ? (const char *)userdata : "", userdata ? ": " : "",
+            message);
 }
 
 int ds__log_level_parse(const char *name, ds_log_level *out)

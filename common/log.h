@@ -26,6 +26,10 @@ void ds__log(const ds_logger *lg, ds_log_level level, const char *fmt, ...)
  * timestamp, the level, and userdata as a program name if not NULL. */
 void ds__log_stderr(void *userdata, ds_log_level level, const char *message);
 
+/* The time of a log line: "2026-01-02T03:04:05.678Z" (UTC, ms). */
+#define DS_LOG_STAMP_SIZE 32
+void ds__log_stamp(char out[DS_LOG_STAMP_SIZE]);
+
 /* Parses "debug", "info", "warn" or "error". Returns 0 or DS_EINVAL. */
 int ds__log_level_parse(const char *name, ds_log_level *out);
 

@@ -15,6 +15,7 @@
 #include "inbox.h"
 #include "meta_sql.h"
 #include "mysql_util.h"
+#include "reload.h"
 #include "versions.h"
 
 /* How long the loop waits for a first message before looking at the stop
@@ -38,16 +39,18 @@ struct dsc_consumer {
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *hangups; /* SIGHUPs received */
     sig_atomic_t hangups_seen;
+    dsc_settings *settings; /* what a SIGHUP reloads; NULL: ignored */
     uint64_t stop_deadline; /* 0 until the stop flag is seen */
     MYSQL *db;              /* NULL while disconnected */
     dsc_catalog cat;
     dsc_applier *ap;
     ds_clockfile *clock; /* NULL when node.clock_file is off or unusable */
     dsc_inbox in;
-    /* The batch in hand. */
+    /* The batch in hand; room for cap (apply.batch_max when allocated,
+     * grown by a reload between batches). */
     dsc_message **msgs;
     dsc_change *changes;
-    size_t n;
+    size_t n, cap;
     /* Counters for the stats line, beside the applier's. */
     uint64_t dead_lettered, retries;
     uint64_t next_stats, next_prune; /* ds__mono_ms */
@@ -420,6 +423,9 @@ static void finish_batch(dsc_consumer *c)
                c->msgs[i]->tag, c->changes[i].reason);
     }
     note_markers(c);
+    DS_LOG(c->lg, DS_LOG_DEBUG,
+           "batch: messages %zu, dead-lettered %zu, last delivery %" PRIu64,
+           c->n, ndead, c->msgs[c->n - 1]->tag);
     int rc =
         dsc_inbox_dead_letter(&c->in, dead, reasons, ndead,
                               DEAD_LETTER_TIMEOUT_MS, c->err, sizeof c->err);
@@ -445,10 +451,11 @@ static void free_batch(dsc_consumer *c)
 }
 
 /* Waits for a first message, then up to batch_wait_ms for more, and takes
- * up to batch_max. */
+ * up to batch_max (read each time: a reload may change both). */
 static void gather(dsc_consumer *c)
 {
-    const size_t max = (size_t)c->cfg->apply_batch_max;
+    const size_t want = (size_t)c->cfg->apply_batch_max;
+    const size_t max = want < c->cap ? want : c->cap;
 
     int rc = dsc_inbox_pump(&c->in, 1, IDLE_MS, c->err, sizeof c->err);
     if (rc == 0 && c->in.count > 0 && c->in.count < max)
@@ -470,15 +477,52 @@ static void gather(dsc_consumer *c)
 /* ------------------------------------------------------------------------ */
 /* Periodic work                                                              */
 
+/* Room for the batch apply.batch_max allows now. Returns 0, or -1 when
+ * memory runs short: batches then stay at the room there is. */
+static int batch_room(dsc_consumer *c)
+{
+    size_t want = (size_t)c->cfg->apply_batch_max;
+
+    if (want <= c->cap)
+        return 0;
+    /* Each array kept as soon as it is grown: room counts only once both
+     * are. */
+    dsc_message **msgs = realloc(c->msgs, want * sizeof *msgs);
+    if (!msgs)
+        return -1;
+    c->msgs = msgs;
+    dsc_change *changes = realloc(c->changes, want * sizeof *changes);
+    if (!changes)
+        return -1;
+    c->changes = changes;
+    memset(changes + c->cap, 0, (want - c->cap) * sizeof *changes);
+    c->cap = want;
+    return 0;
+}
+
+/* SIGHUP. Only ever between batches (periodic runs after the batch in hand
+ * is acked and freed, c->n == 0): messages already received wait in the
+ * inbox, nothing is lost or applied twice, and a new batch size counts from
+ * the next batch on. */
+static void reload(dsc_consumer *c)
+{
+    if (!c->settings) {
+        DS_LOG(c->lg, DS_LOG_WARN, "SIGHUP received and ignored");
+        return;
+    }
+    if (dsc_reload(c->settings) == 0 && batch_room(c) != 0)
+        DS_LOG(c->lg, DS_LOG_ERROR,
+               "reload: no memory for batches of %d; they stay at most %zu",
+               c->cfg->apply_batch_max, c->cap);
+}
+
 static void periodic(dsc_consumer *c)
 {
     uint64_t now = ds__mono_ms();
 
     if (c->hangups && *c->hangups != c->hangups_seen) {
         c->hangups_seen = *c->hangups;
-        DS_LOG(c->lg, DS_LOG_WARN,
-               "SIGHUP received and ignored: settings are not reloaded; "
-               "restart datasync-consumer to apply a changed configuration");
+        reload(c);
     }
 
     if (now >= c->next_stats) {
@@ -545,6 +589,11 @@ int dsc_consumer_run(dsc_consumer *c)
            s->applied, s->recorded, s->superseded, c->dead_lettered);
     dsc_inbox_close(&c->in);
     return 0;
+}
+
+void dsc_consumer_set_reload(dsc_consumer *c, dsc_settings *settings)
+{
+    c->settings = settings;
 }
 
 void dsc_consumer_free(dsc_consumer *c)
@@ -621,8 +670,9 @@ int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
     c->hangups_seen = hangups ? *hangups : 0;
     dsc_inbox_init(&c->in, cfg, lg);
     c->ap = dsc_applier_new(cfg->node_id, lg);
-    c->msgs = calloc((size_t)cfg->apply_batch_max, sizeof *c->msgs);
-    c->changes = calloc((size_t)cfg->apply_batch_max, sizeof *c->changes);
+    c->cap = (size_t)cfg->apply_batch_max;
+    c->msgs = calloc(c->cap, sizeof *c->msgs);
+    c->changes = calloc(c->cap, sizeof *c->changes);
     if (!c->ap || !c->msgs || !c->changes) {
         rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
         goto fail;

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "reload.h"
 
 typedef struct dsc_consumer dsc_consumer;
 
@@ -17,13 +18,18 @@ typedef struct dsc_consumer dsc_consumer;
  * The database or broker not up yet, or another consumer holding the
  * queue, is waited for with backoff (logged) until it passes or *stop is
  * set. cfg and lg are borrowed and must outlive it; the loop ends once
- * *stop is non-zero; each change of *hangups (SIGHUPs, may be NULL) is
- * logged as ignored. Returns 0 and *out, or a DS_E code with err (the
+ * *stop is non-zero; each change of *hangups (SIGHUPs, may be NULL)
+ * reloads the settings given to dsc_consumer_set_reload (or is logged as
+ * ignored without them). Returns 0 and *out, or a DS_E code with err (the
  * caller prints it and exits 1).
  */
 int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
                      const ds_logger *lg, volatile sig_atomic_t *stop,
                      volatile sig_atomic_t *hangups, char *err, size_t errlen);
+
+/* What a SIGHUP reloads (see dsc_reload); settings->cfg and ->lg must be
+ * the cfg and lg given to dsc_consumer_new. Borrowed. */
+void dsc_consumer_set_reload(dsc_consumer *c, dsc_settings *settings);
 
 /* Runs until *stop: then finishes the batch in hand (committed and acked,
  * or left unacked for redelivery if it cannot be within about 4 s), closes

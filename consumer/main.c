@@ -9,6 +9,7 @@
 #include "consumer.h"
 #include "error.h"
 #include "log.h"
+#include "logsink.h"
 
 /* The one global: signal handlers can set nothing else safely. */
 static volatile sig_atomic_t stop_requested;
@@ -19,9 +20,8 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
-/* SIGHUP's default would end the daemon without a word; until settings can
- * be reloaded the loop only logs that it was ignored (a handler must not
- * format). */
+/* SIGHUP reloads the settings and reopens the log file; the handler only
+ * counts, the loop does the work between batches. */
 static volatile sig_atomic_t hangups;
 
 static void on_hangup(int sig)
@@ -120,7 +120,14 @@ int main(int argc, char **argv)
         return EX_CONFIG;
     }
 
-    ds_logger lg = {cfg.log_level, ds__log_stderr, (void *)"datasync-consumer"};
+    ds_log_sink sink;
+    if (ds__log_sink_open(&sink, "datasync-consumer", cfg.node_id,
+                          cfg.log_format, cfg.log_file, err, sizeof err) != 0) {
+        fprintf(stderr, "datasync-consumer: %s: log.file: %s\n", where, err);
+        return EX_CONFIG;
+    }
+    ds_logger lg = {cfg.log_level, ds__log_sink_write, &sink};
+    dsc_settings settings = {path, &cfg, &lg, &sink};
 
     /* No SA_RESTART: a blocking wait returns at once and the loop sees the
      * flag. Broken pipes are errors on the socket, not a death. */
@@ -137,9 +144,12 @@ int main(int argc, char **argv)
                               sizeof err);
     if (rc) {
         DS_LOG(&lg, DS_LOG_ERROR, "cannot start: %s", err);
+        ds__log_sink_close(&sink);
         return 1;
     }
+    dsc_consumer_set_reload(c, &settings);
     rc = dsc_consumer_run(c);
     dsc_consumer_free(c);
+    ds__log_sink_close(&sink);
     return rc == 0 ? 0 : 1;
 }

@@ -240,7 +240,9 @@ C;
     /**
      * Counters since creation: emitted, confirmed, spooled, unroutable,
      * nacked, reconnects, refused (connections the broker refused: wrong
-     * password, vhost or permission, or no datasync setup), spool_bytes.
+     * password, vhost or permission, or no datasync setup), spool_bytes
+     * (a gauge: bytes waiting in the spool now). ds_producer_stats field by
+     * field: man 3 libdatasync, "Counters and errors".
      *
      * @return array<string, int>
      */

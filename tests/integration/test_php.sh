@@ -175,6 +175,27 @@ $s = $p->stats();
 echo 'stats ', json_encode($s), "\n";
 check($s['emitted'] === 9 && $s['confirmed'] === 9, 'emitted and confirmed 9: ' . json_encode($s));
 check($s['spooled'] === 0 && $s['unroutable'] === 0 && $s['nacked'] === 0, 'nothing spooled: ' . json_encode($s));
+// Every counter of ds_producer_stats, as an int, in the header's order.
+check(array_keys($s) === ['emitted', 'confirmed', 'spooled', 'unroutable', 'nacked', 'reconnects',
+    'refused', 'spool_bytes'], 'stats keys: ' . json_encode(array_keys($s)));
+check(count(array_filter($s, 'is_int')) === 8, 'stats values are ints: ' . json_encode($s));
+check($s['reconnects'] === 0 && $s['refused'] === 0 && $s['spool_bytes'] === 0,
+    'no reconnect, refusal or spool: ' . json_encode($s));
+
+// A producer the broker refuses (wrong password): the change is spooled,
+// and stats() says so: refused, spooled, spool_bytes.
+$bad = new Producer($argv[1], ['amqp.url' => preg_replace('#//[^@]*@#', '//guest:wrong@', getenv('DS_TEST_AMQP_URL')),
+    'producer.spool_dir' => $argv[2], 'producer.confirm_timeout_ms' => '1000']);
+$bad->emit('delete', 'items', ['id' => 99], null);
+// The refusal is counted by the library's I/O thread as it tries.
+for ($i = 0; $i < 100 && ($b = $bad->stats())['refused'] === 0; $i++) {
+    usleep(50000);
+}
+echo 'refused stats ', json_encode($b), "\n";
+check($b['emitted'] === 1 && $b['confirmed'] === 0 && $b['spooled'] === 1 && $b['spool_bytes'] > 0,
+    'a refused producer spools: ' . json_encode($b));
+check($b['refused'] >= 1, 'the refusal is counted: ' . json_encode($b));
+$bad->close();
 $p->close();
 refused('an emit after close', 'closed', fn() => $p->emit('delete', 'items', ['id' => 1], null));
 try {
@@ -188,7 +209,7 @@ echo "emit.php: ok\n";
 PHP
 
 echo "test_php: PHP emits as node php-a"
-DATASYNC_LIB=$DS_TEST_BUILD/libdatasync.so.0 timeout 60 php "$work/emit.php" "$work/node-a.conf" ||
+DATASYNC_LIB=$DS_TEST_BUILD/libdatasync.so.0 timeout 60 php "$work/emit.php" "$work/node-a.conf" "$work/spool-refused" ||
     fail "emit.php failed"
 
 # The example, as a user runs it: the library found by its soname.

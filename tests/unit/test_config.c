@@ -77,6 +77,8 @@ static void assert_config_equal(const ds_config *a, const ds_config *b)
     assert_int_equal(a->producer_confirm_timeout_ms,
                      b->producer_confirm_timeout_ms);
     assert_int_equal(a->log_level, b->log_level);
+    assert_int_equal(a->log_format, b->log_format);
+    assert_string_equal(a->log_file, b->log_file);
     assert_int_equal(a->capture_server_id, b->capture_server_id);
     assert_string_equal(a->capture_tables, b->capture_tables);
     assert_string_equal(a->capture_state_file, b->capture_state_file);
@@ -157,6 +159,8 @@ static void defaults_are_documented(void **state)
     assert_string_equal(c.producer_spool_dir, "/var/lib/datasync/spool");
     assert_int_equal(c.producer_confirm_timeout_ms, 5000);
     assert_int_equal(c.log_level, DS_LOG_INFO);
+    assert_int_equal(c.log_format, DS_LOG_TEXT);
+    assert_string_equal(c.log_file, "");
 }
 
 /* The tests run from the top of the tree (make test); DS_SRCDIR may say
@@ -208,6 +212,8 @@ static const char *const all_keys[] = {
     "producer.spool_dir",
     "producer.confirm_timeout_ms",
     "log.level",
+    "log.format",
+    "log.file",
     "archive.enabled",
     "archive.max_age",
     "archive.max_bytes",
@@ -849,6 +855,12 @@ static void set_good_keys(void **state)
     assert_int_equal(ds__config_set(&cfg, "log.level", "debug", err, ERRLEN),
                      0);
     assert_int_equal(cfg.log_level, DS_LOG_DEBUG);
+    assert_int_equal(ds__config_set(&cfg, "log.format", "JSON", err, ERRLEN),
+                     0);
+    assert_int_equal(cfg.log_format, DS_LOG_JSON);
+    assert_int_equal(
+        ds__config_set(&cfg, "log.file", "/var/log/ds.log", err, ERRLEN), 0);
+    assert_string_equal(cfg.log_file, "/var/log/ds.log");
     assert_int_equal(ds__config_set(&cfg, "apply.max_message_bytes",
                                     "134217728", err, ERRLEN),
                      0);
@@ -1007,6 +1019,61 @@ static void each_word(void **state)
     assert_int_equal(w.n, 2);
 }
 
+/* ------------------------------------------------------------------------ */
+/* ds__config_each_change                                                    */
+
+typedef struct named {
+    char keys[8][64];
+    int n;
+} named;
+
+static void note_key(const char *key, void *ctx)
+{
+    named *nm = ctx;
+
+    assert_true(nm->n < 8);
+    snprintf(nm->keys[nm->n++], sizeof nm->keys[0], "%s", key);
+}
+
+static void each_change_names_the_keys_that_differ(void **state)
+{
+    (void)state;
+    ds_config a, b;
+    char err[ERRLEN];
+    named nm = {.n = 0};
+
+    ds__config_defaults(&a);
+    b = a;
+    assert_int_equal(ds__config_each_change(&a, &b, note_key, &nm), 0);
+
+    /* Same strings with different bytes past their ends: no change. */
+    assert_int_equal(ds__config_set(&a, "node.clock_file", "", err, ERRLEN), 0);
+    assert_int_equal(
+        ds__config_set(&b, "node.clock_file", "/x/y/z/w/v/u/t", err, ERRLEN),
+        0);
+    assert_int_equal(ds__config_set(&b, "node.clock_file", "", err, ERRLEN), 0);
+    assert_int_equal(ds__config_each_change(&a, &b, note_key, &nm), 0);
+
+    assert_int_equal(ds__config_set(&b, "log.level", "debug", err, ERRLEN), 0);
+    assert_int_equal(ds__config_set(&b, "log.format", "json", err, ERRLEN), 0);
+    assert_int_equal(
+        ds__config_set(&b, "amqp.queue_type", "quorum", err, ERRLEN), 0);
+    assert_int_equal(ds__config_set(&b, "apply.batch_max", "7", err, ERRLEN),
+                     0);
+    assert_int_equal(ds__config_set(&b, "mysql.password", "pw", err, ERRLEN),
+                     0);
+    assert_int_equal(ds__config_set(&b, "archive.enabled", "no", err, ERRLEN),
+                     0);
+    assert_int_equal(ds__config_each_change(&a, &b, note_key, &nm), 6);
+    /* In the table's order; the password once, by its first key. */
+    assert_string_equal(nm.keys[0], "amqp.queue_type");
+    assert_string_equal(nm.keys[1], "mysql.password");
+    assert_string_equal(nm.keys[2], "apply.batch_max");
+    assert_string_equal(nm.keys[3], "log.level");
+    assert_string_equal(nm.keys[4], "log.format");
+    assert_string_equal(nm.keys[5], "archive.enabled");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1036,6 +1103,7 @@ int main(void)
         cmocka_unit_test(set_bad_keys_and_values),
         cmocka_unit_test(path_from_environment),
         cmocka_unit_test(each_word),
+        cmocka_unit_test(each_change_names_the_keys_that_differ),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
