@@ -13,9 +13,13 @@
 #include "state.h"
 #include "txn.h"
 
-/* The state is saved at most this often while changes flow, and at once
- * when the server goes idle (its heartbeat). */
+/* While changes flow, the position is saved every SAVE_EVERY_MS if every
+ * change before it is settled right then (a look, no wait), and at least
+ * every SAVE_WAIT_EVERY_MS waiting for the broker: a wait empties the
+ * confirm window and holds up the binlog read, so not at every save. At
+ * once when the server goes idle (its heartbeat). */
 #define SAVE_EVERY_MS 500
+#define SAVE_WAIT_EVERY_MS 5000
 #define MAX_DOMAINS 32
 #define MAX_BACKOFF_S 30
 /* The table the consumer writes with every change it applies: a
@@ -46,7 +50,7 @@ struct cap_capture {
 
     gtid_pos emitted; /* every transaction up to here is in ds_emit's hands */
     char saved[CAP_GTID_MAX]; /* what the state file holds */
-    uint64_t last_save_ms;
+    uint64_t last_try_ms, last_save_ms;
 
     /* The transaction being read. */
     bool in_trx, standalone, by_consumer;
@@ -124,19 +128,24 @@ static int pos_set(gtid_pos *pos, const gtid *g)
 /* ------------------------------------------------------------------------ */
 /* Saving the position                                                       */
 
-/* Waits until libdatasync confirmed or spooled everything emitted, then
- * saves the position those changes reach. Returns 0 (saved, or nothing to
- * save), DS_ETIMEOUT (try again later), or a fatal error. */
-static int save_position(cap_capture *c)
+/* Once libdatasync confirmed or spooled everything emitted (waiting up to
+ * producer.confirm_timeout_ms for it, or not at all), saves the position
+ * those changes reach. Returns 0 (saved, or nothing to save), DS_ETIMEOUT
+ * (try again later), or a fatal error. */
+static int save_position(cap_capture *c, bool wait)
 {
     char pos[CAP_GTID_MAX];
     int rc;
 
     pos_format(&c->emitted, pos, sizeof pos);
-    c->last_save_ms = now_ms();
-    if (strcmp(pos, c->saved) == 0)
+    c->last_try_ms = now_ms();
+    if (strcmp(pos, c->saved) == 0) {
+        c->last_save_ms = c->last_try_ms;
         return 0;
-    rc = ds_flush(c->p, -1);
+    }
+    rc = ds_flush(c->p, wait ? -1 : 0);
+    if (rc == DS_ETIMEOUT && !wait)
+        return rc;
     if (rc == DS_ETIMEOUT) {
         DS_LOG(&c->lg, DS_LOG_WARN,
                "the broker has not confirmed the changes before %s yet: "
@@ -153,6 +162,7 @@ static int save_position(cap_capture *c)
     rc = cap_state_write(c->cfg.capture_state_file, pos, c->err, sizeof c->err);
     if (rc == 0) {
         snprintf(c->saved, sizeof c->saved, "%s", pos);
+        c->last_save_ms = now_ms();
         DS_LOG(&c->lg, DS_LOG_DEBUG, "position %s saved", pos);
     }
     return rc;
@@ -361,8 +371,9 @@ static int commit(cap_capture *c)
     if (pos_set(&c->emitted, &c->cur) != 0)
         return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
                           "more than %d GTID domains", MAX_DOMAINS);
-    if (now_ms() - c->last_save_ms >= SAVE_EVERY_MS) {
-        rc = save_position(c);
+    uint64_t now = now_ms();
+    if (now - c->last_try_ms >= SAVE_EVERY_MS) {
+        rc = save_position(c, now - c->last_save_ms >= SAVE_WAIT_EVERY_MS);
         if (rc && rc != DS_ETIMEOUT)
             return rc;
     }
@@ -433,7 +444,7 @@ static int on_event(cap_capture *c, const cap_event *ev)
         return 0;
     case CAP_EV_HEARTBEAT: {
         /* Idle: the position reached is saved now. */
-        int rc = save_position(c);
+        int rc = save_position(c, true);
         return rc == DS_ETIMEOUT ? 0 : rc;
     }
     default:
@@ -495,6 +506,7 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
         goto fail;
     }
     snprintf(c->saved, sizeof c->saved, "%s", pos);
+    c->last_try_ms = c->last_save_ms = now_ms();
 
     if (!(opts = ds_options_new())) {
         rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
@@ -573,7 +585,7 @@ int cap_run(cap_capture *c)
         DS_LOG(&c->lg, DS_LOG_ERROR, "%s", c->err);
     /* What was emitted is saved once it is safe, on a stop as after an
      * error: the next start resumes after it. */
-    int src = save_position(c);
+    int src = save_position(c, true);
     if (src)
         DS_LOG(&c->lg, DS_LOG_ERROR, "the position was not saved: %s",
                src == DS_ETIMEOUT ? "the broker did not confirm in time"
