@@ -24,6 +24,8 @@ for bench in "$BUILD"/bench/bench_*; do
 done
 echo "== history.sh"
 "$root/bench/history.sh" | tee "$out/history.txt"
+echo "== capture.sh"
+"$root/bench/capture.sh" | tee "$out/capture.txt"
 
 # Side by side, from this one run: the bootstrap copy and the consumer's
 # apply speed (the bootstrap writes rows without deciding versions).
