@@ -171,8 +171,8 @@ $(BUILD)/datasync: $(call obj,$(CLI_SRC)) $(SERVER_A) $(LIB_A)
 
 # The capture's unit tests link its modules (all but main).
 CAPTURE_LIB_OBJ := $(call obj,$(filter-out capture/main.c,$(CAPTURE_SRC)))
-$(call obj,tests/unit/test_capture_rowimage.c): DS_CFLAGS += -Icapture
-$(BUILD)/tests/test_capture_rowimage: $(BUILD)/obj/tests/unit/test_capture_rowimage.o $(CAPTURE_LIB_OBJ) $(SERVER_A) $(LIB_A)
+$(call obj,$(wildcard tests/unit/test_capture_*.c)): DS_CFLAGS += -Icapture
+$(BUILD)/tests/test_capture_%: $(BUILD)/obj/tests/unit/test_capture_%.o $(CAPTURE_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)

@@ -25,7 +25,10 @@ enum {
     CAP_EV_DELETE_ROWS = 32,
     CAP_EV_GTID = 162,
     CAP_EV_GTID_LIST = 163,
-    CAP_EV_WRITE_ROWS_COMPRESSED_V1 = 166,
+    /* log_bin_compress: the query text, or the rows, zlib-compressed. */
+    CAP_EV_QUERY_COMPRESSED = 165,
+    CAP_EV_WRITE_ROWS_COMPRESSED_V1 = 166, /* update 167, delete 168 */
+    CAP_EV_WRITE_ROWS_COMPRESSED = 169,    /* update 170, delete 171 */
     CAP_EV_DELETE_ROWS_COMPRESSED = 171
 };
 

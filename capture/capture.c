@@ -12,6 +12,7 @@
 #include "rowimage.h"
 #include "state.h"
 #include "txn.h"
+#include "unzip.h"
 
 /* While changes flow, the position is saved every SAVE_EVERY_MS if every
  * change before it is settled right then (a look, no wait), and at least
@@ -250,12 +251,31 @@ static void put_values(json_object **v, size_t n)
     }
 }
 
+/* A rows event's layout: v2 has extra data after the flags; a compressed
+ * one has its rows (after the column bitmaps) zlib-compressed. */
+static cap_row_kind rows_layout(uint8_t type, bool *v2, bool *zipped)
+{
+    int base;
+
+    *zipped = type >= CAP_EV_WRITE_ROWS_COMPRESSED_V1;
+    if (*zipped)
+        base = type >= CAP_EV_WRITE_ROWS_COMPRESSED
+                   ? CAP_EV_WRITE_ROWS_COMPRESSED
+                   : CAP_EV_WRITE_ROWS_COMPRESSED_V1;
+    else
+        base = type >= CAP_EV_WRITE_ROWS ? CAP_EV_WRITE_ROWS
+                                         : CAP_EV_WRITE_ROWS_V1;
+    *v2 = base == CAP_EV_WRITE_ROWS || base == CAP_EV_WRITE_ROWS_COMPRESSED;
+    return (cap_row_kind)(type - base);
+}
+
 static int on_rows(cap_capture *c, const cap_event *ev)
 {
     const unsigned char *p = ev->body, *end = ev->body + ev->len;
-    bool v2 = ev->type >= CAP_EV_WRITE_ROWS && ev->type <= CAP_EV_DELETE_ROWS;
-    int base = v2 ? CAP_EV_WRITE_ROWS : CAP_EV_WRITE_ROWS_V1;
-    cap_row_kind kind = (cap_row_kind)(ev->type - base);
+    bool v2, zipped;
+    cap_row_kind kind = rows_layout(ev->type, &v2, &zipped);
+    unsigned char *rows = NULL;
+    size_t nrows;
     uint64_t ncols;
     size_t used;
     int rc = 0;
@@ -292,12 +312,21 @@ static int on_rows(cap_capture *c, const cap_event *ev)
         present2 = p;
         p += bm;
     }
+    if (zipped) {
+        rc = cap_unzip(p, (size_t)(end - p), &rows, &nrows, c->err,
+                       sizeof c->err);
+        if (rc)
+            return rc;
+        p = rows;
+        end = rows + nrows;
+    }
 
     json_object **v1 = calloc(t->ncols * 2, sizeof *v1), **v2v = v1 + t->ncols;
     bool *h1 = calloc(t->ncols * 2, sizeof *h1), *h2 = h1 ? h1 + t->ncols : 0;
     if (!v1 || !h1) {
         free(v1);
         free(h1);
+        free(rows);
         return ds__seterr(c->err, sizeof c->err, DS_ENOMEM, "out of memory");
     }
     while (p < end && rc == 0) {
@@ -331,6 +360,7 @@ static int on_rows(cap_capture *c, const cap_event *ev)
     }
     free(v1);
     free(h1);
+    free(rows);
     return rc;
 cut:
     return ds__seterr(c->err, sizeof c->err, DS_EINVAL, "malformed rows event");
@@ -380,20 +410,9 @@ static int commit(cap_capture *c)
     return 0;
 }
 
-static int on_query(cap_capture *c, const cap_event *ev)
+/* What a QUERY event's statement means to the transaction in hand. */
+static int on_statement(cap_capture *c, const char *q, size_t qlen)
 {
-    /* thread id 4, time 4, db length 1, error 2, status length 2 */
-    if (ev->len < 13)
-        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
-                          "malformed QUERY event");
-    size_t dblen = ev->body[8], stlen = (size_t)le(ev->body + 11, 2);
-    size_t at = 13 + stlen + dblen + 1;
-    if (at > ev->len)
-        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
-                          "malformed QUERY event");
-    const char *q = (const char *)ev->body + at;
-    size_t qlen = ev->len - at;
-
     if (qlen == 5 && strncasecmp(q, "BEGIN", 5) == 0)
         return 0;
     if (qlen == 6 && strncasecmp(q, "COMMIT", 6) == 0)
@@ -407,6 +426,30 @@ static int on_query(cap_capture *c, const cap_event *ev)
            (int)(qlen > 200 ? 200 : qlen), q);
     drop_tables(c);
     return c->standalone ? commit(c) : 0;
+}
+
+static int on_query(cap_capture *c, const cap_event *ev)
+{
+    /* thread id 4, time 4, db length 1, error 2, status length 2 */
+    if (ev->len < 13)
+        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                          "malformed QUERY event");
+    size_t dblen = ev->body[8], stlen = (size_t)le(ev->body + 11, 2);
+    size_t at = 13 + stlen + dblen + 1;
+    if (at > ev->len)
+        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                          "malformed QUERY event");
+    if (ev->type != CAP_EV_QUERY_COMPRESSED)
+        return on_statement(c, (const char *)ev->body + at, ev->len - at);
+
+    unsigned char *q;
+    size_t qlen;
+    int rc = cap_unzip(ev->body + at, ev->len - at, &q, &qlen, c->err,
+                       sizeof c->err);
+    if (rc == 0)
+        rc = on_statement(c, (const char *)q, qlen);
+    free(q);
+    return rc;
 }
 
 static int on_event(cap_capture *c, const cap_event *ev)
@@ -433,10 +476,17 @@ static int on_event(cap_capture *c, const cap_event *ev)
     case CAP_EV_WRITE_ROWS:
     case CAP_EV_UPDATE_ROWS:
     case CAP_EV_DELETE_ROWS:
+    case CAP_EV_WRITE_ROWS_COMPRESSED_V1:
+    case CAP_EV_WRITE_ROWS_COMPRESSED_V1 + 1:
+    case CAP_EV_WRITE_ROWS_COMPRESSED_V1 + 2:
+    case CAP_EV_WRITE_ROWS_COMPRESSED:
+    case CAP_EV_WRITE_ROWS_COMPRESSED + 1:
+    case CAP_EV_DELETE_ROWS_COMPRESSED:
         return c->in_trx ? on_rows(c, ev) : 0;
     case CAP_EV_XID:
         return commit(c);
     case CAP_EV_QUERY:
+    case CAP_EV_QUERY_COMPRESSED:
         return c->in_trx ? on_query(c, ev) : 0;
     case CAP_EV_ROTATE:
         DS_LOG(&c->lg, DS_LOG_DEBUG, "reading binlog file %.*s",
@@ -448,11 +498,6 @@ static int on_event(cap_capture *c, const cap_event *ev)
         return rc == DS_ETIMEOUT ? 0 : rc;
     }
     default:
-        if (ev->type >= CAP_EV_WRITE_ROWS_COMPRESSED_V1 &&
-            ev->type <= CAP_EV_DELETE_ROWS_COMPRESSED && c->in_trx)
-            return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
-                              "compressed rows events (log_bin_compress) are "
-                              "not supported");
         return 0;
     }
 }

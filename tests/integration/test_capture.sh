@@ -268,6 +268,27 @@ wait_same "round trip"
     fail "a table that is not captured reached the remote"
 grep -q "CREATE TABLE later" "$work/capture.log" || fail "the DDL was not logged"
 
+# ------------------------------------------------ compressed events
+# log_bin_compress: rows events and statements of 10 bytes or more come
+# zlib-compressed (v2 rows events; a DDL statement too).
+src -e "SET GLOBAL log_bin_compress = ON, GLOBAL log_bin_compress_min_len = 10"
+src cap_src <<'EOF'
+INSERT INTO types (id, ii, vc, tx, mb) VALUES
+ (30, 30, REPEAT('z', 250), REPEAT('compressed ', 90), REPEAT(x'5a01', 40000)),
+ (31, 31, 'short', NULL, NULL), (32, 32, NULL, '', x'');
+BEGIN;
+UPDATE types SET tx = REPEAT('updated ', 200), de = -3.25 WHERE id = 30;
+DELETE FROM types WHERE id = 31;
+INSERT INTO pairs VALUES ('zip', 1, REPEAT('p', 20));
+COMMIT;
+CREATE TABLE later_compressed (id INT PRIMARY KEY, note VARCHAR(100));
+EOF
+src -e "SET GLOBAL log_bin_compress = OFF"
+[[ "$(src -N -e "SHOW BINLOG EVENTS IN '$(src -N -e "SHOW MASTER STATUS" | awk '{print $1}')'" |
+    grep -c '_compressed')" -gt 0 ]] || fail "the server wrote no compressed event"
+wait_same "compressed rows events"
+grep -q "CREATE TABLE later_compressed" "$work/capture.log" || fail "the compressed DDL statement was not logged"
+
 # ------------------------------------------------ resume after a stop
 say "a clean stop, changes while stopped, a restart"
 stop_pid "$capture_pid"
