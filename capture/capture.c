@@ -10,6 +10,7 @@
 #include "capture.h"
 #include "error.h"
 #include "rowimage.h"
+#include "snapshot.h"
 #include "state.h"
 #include "txn.h"
 #include "unzip.h"
@@ -529,8 +530,30 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
     c->lg = *lg;
     c->stop = stop;
 
+    if (!(opts = ds_options_new())) {
+        rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((path && (rc = ds_options_load(opts, path)) != 0) ||
+        (rc = ds_options_set(opts, "producer.mode", "async")) != 0) {
+        ds__seterr(err, errlen, rc, "%s", ds_options_errmsg(opts));
+        goto fail;
+    }
+    if ((rc = ds_producer_new(&c->p, opts, err, errlen)))
+        goto fail;
+    ds_producer_set_log(c->p, producer_log, &c->lg);
+    ds_options_free(opts);
+    opts = NULL;
     rc = cap_state_read(cfg->capture_state_file, pos, sizeof pos, err, errlen);
-    if (rc == DS_ENOTFOUND) {
+    if (rc == DS_ENOTFOUND && cfg->capture_snapshot) {
+        /* A first start that copies the tables first; the position saved
+         * only once the copy is confirmed. */
+        if ((rc = cap_snapshot(cfg, c->p, lg, stop, pos, sizeof pos, err,
+                               errlen)))
+            goto fail;
+        if ((rc = cap_state_write(cfg->capture_state_file, pos, err, errlen)))
+            goto fail;
+    } else if (rc == DS_ENOTFOUND) {
         /* A first start: from now on, saved at once so that a crash
          * before the first save cannot move the start later. */
         if ((rc = cap_binlog_current_pos(cfg, pos, sizeof pos, err, errlen)))
@@ -553,19 +576,6 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
     snprintf(c->saved, sizeof c->saved, "%s", pos);
     c->last_try_ms = c->last_save_ms = now_ms();
 
-    if (!(opts = ds_options_new())) {
-        rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
-        goto fail;
-    }
-    if ((path && (rc = ds_options_load(opts, path)) != 0) ||
-        (rc = ds_options_set(opts, "producer.mode", "async")) != 0) {
-        ds__seterr(err, errlen, rc, "%s", ds_options_errmsg(opts));
-        goto fail;
-    }
-    if ((rc = ds_producer_new(&c->p, opts, err, errlen)))
-        goto fail;
-    ds_producer_set_log(c->p, producer_log, &c->lg);
-    ds_options_free(opts);
     *out = c;
     return 0;
 fail:

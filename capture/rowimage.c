@@ -76,7 +76,7 @@ static bool is_ascii(const unsigned char *s, size_t n)
     return true;
 }
 
-static json_object *new_base64(const unsigned char *s, size_t n)
+json_object *cap_json_base64(const unsigned char *s, size_t n)
 {
     char *b = malloc(ds__base64_encoded_len(n) + 1);
     json_object *o = NULL, *v = NULL;
@@ -115,7 +115,7 @@ static json_object *new_bytes(const cap_charsets *cs, const cap_column *c,
         break;
     }
     return text ? json_object_new_string_len((const char *)s, (int)n)
-                : new_base64(s, n);
+                : cap_json_base64(s, n);
 }
 
 /* The shortest text that reads back to the same double (float when
@@ -502,7 +502,7 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
         size_t len = (size_t)le(p, pre);
         NEED(pre + len);
         n = pre + len;
-        o = c->type == CAP_T_GEOMETRY ? new_base64(p + pre, len)
+        o = c->type == CAP_T_GEOMETRY ? cap_json_base64(p + pre, len)
                                       : new_bytes(cs, c, p + pre, len);
         break;
     }

@@ -25,6 +25,9 @@ typedef struct cap_charsets {
     unsigned char cls[CAP_MAX_COLLATION];
 } cap_charsets;
 
+/* {"base64": "..."} of n bytes at s, or NULL when out of memory. */
+json_object *cap_json_base64(const unsigned char *s, size_t n);
+
 /*
  * Decodes one row image at *pos (up to end) for the columns set in
  * present (the rows event's column bitmap) into vals[0..ncols): a new

@@ -80,6 +80,8 @@ static const char *const bool_names[] = {"false", "true", "off", "on",
 static const char *const producer_mode_names[] = {"sync", "async", NULL};
 /* Indexed by ds_log_format. */
 static const char *const log_format_names[] = {"text", "json", NULL};
+/* capture.start, stored as a bool (store_bool): snapshot or not. */
+static const char *const capture_start_names[] = {"current", "snapshot", NULL};
 
 static int check_node_id(const char *value, char *reason, size_t len);
 static int check_urls(const char *value, char *reason, size_t len);
@@ -208,6 +210,8 @@ static const directive directives[] = {
     D_STR("capture", "tables", capture_tables, check_tables, ""),
     D_STR("capture", "state_file", capture_state_file, check_not_empty,
           "/var/lib/datasync/capture.state"),
+    D_ENUM("capture", "start", capture_snapshot, capture_start_names,
+           store_bool, "current"),
 };
 
 #define N_DIRECTIVES (sizeof directives / sizeof directives[0])

@@ -64,6 +64,10 @@ typedef struct ds_config {
     long capture_server_id;        /* replica id; 0: not set (required) */
     char capture_tables[4096];     /* space-separated; "": apply.tables */
     char capture_state_file[1024]; /* the last GTID saved */
+    /* capture.start: a first start (no state) copies the tables as they
+     * are at a consistent snapshot, then reads the binlog from there
+     * ("snapshot"); or starts at the current position ("current"). */
+    bool capture_snapshot;
 } ds_config;
 
 /* Fills every key with its default. */

@@ -220,6 +220,7 @@ static const char *const all_keys[] = {
     "capture.server_id",
     "capture.tables",
     "capture.state_file",
+    "capture.start",
 };
 
 #define N_KEYS (sizeof all_keys / sizeof all_keys[0])
@@ -534,6 +535,8 @@ static void error_bad_enums(void **state)
                  "error");
     expect_error("[log]\nlevel =\n", 2,
                  "log.level: '' is not one of: debug, info, warn, error");
+    expect_error("[capture]\nstart = now\n", 2,
+                 "capture.start: 'now' is not one of: current, snapshot");
 }
 
 static void error_bad_strings(void **state)
@@ -852,6 +855,10 @@ static void set_good_keys(void **state)
     assert_int_equal(
         ds__config_set(&cfg, "producer.mode", "async", err, ERRLEN), 0);
     assert_int_equal(cfg.producer_mode, DS_MODE_ASYNC);
+    assert_false(cfg.capture_snapshot);
+    assert_int_equal(
+        ds__config_set(&cfg, "capture.start", "snapshot", err, ERRLEN), 0);
+    assert_true(cfg.capture_snapshot);
     assert_int_equal(ds__config_set(&cfg, "log.level", "debug", err, ERRLEN),
                      0);
     assert_int_equal(cfg.log_level, DS_LOG_DEBUG);
