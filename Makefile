@@ -85,7 +85,7 @@ LIB_COMMON_SRC := common/amqp_util.c common/base64.c common/clockfile.c common/c
 	common/confirms.c common/error.c common/event.c common/ids.c common/log.c
 # Helpers that only the consumer and the CLI link: they talk to MySQL or
 # declare the broker's topology, which a host application never does.
-SERVER_COMMON_SRC := common/logsink.c common/mysql_util.c common/topology.c
+SERVER_COMMON_SRC := common/daemon.c common/logsink.c common/mysql_util.c common/topology.c
 COMMON_SRC := $(sort $(wildcard common/*.c))
 ifneq ($(filter-out $(LIB_COMMON_SRC) $(SERVER_COMMON_SRC),$(COMMON_SRC)),)
 $(error common/ files in neither LIB_COMMON_SRC nor SERVER_COMMON_SRC: $(filter-out $(LIB_COMMON_SRC) $(SERVER_COMMON_SRC),$(COMMON_SRC)))
