@@ -61,6 +61,8 @@ typedef struct ds_config {
     long capture_server_id;        /* replica id; 0: not set (required) */
     char capture_tables[4096];     /* space-separated; "": apply.tables */
     char capture_state_file[1024]; /* the last GTID saved */
+    /* [metrics] (datasync-consumer only) */
+    char metrics_listen[300]; /* "HOST:PORT" of /metrics and /health; "": off */
 } ds_config;
 
 /* Fills every key with its default. */
@@ -89,5 +91,11 @@ const char *ds__config_path(const char *given);
 int ds__config_each_word(const char *list,
                          int (*fn)(const char *word, size_t len, void *ctx),
                          void *ctx);
+
+/* Splits a listen address: "HOST:PORT", "[IPV6]:PORT", or ":PORT" for every
+ * interface (host ""). host gets at most 255 bytes, port 1..65535. Returns 0,
+ * or -1 with reason filled. */
+int ds__config_split_listen(const char *value, char host[256], int *port,
+                            char *reason, size_t len);
 
 #endif
