@@ -190,17 +190,23 @@ void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes,
             if (dead[c])
                 ADD(m->dead[c], dead[c]);
 
-    uint64_t us = mono_us() - m->batch_t0_us;
-    int b = 0;
-    while (b < DSC_BATCH_BUCKETS && (double)us / 1e6 > dsc_batch_bucket_bounds[b])
-        b++;
-    ADD(m->bucket[b], 1);
-    ADD(m->batch_us_sum, us);
-    ADD(m->batches, 1);
+    dsc_metrics_observe_batch(m, mono_us() - m->batch_t0_us);
     if (last_ts > 0)
         SET(m->lag_from_ms, last_ts);
     SET(m->last_commit_ms, ds__now_ms());
     SET(m->batch_failing, false);
+}
+
+void dsc_metrics_observe_batch(dsc_metrics *m, uint64_t us)
+{
+    int b = 0;
+
+    while (b < DSC_BATCH_BUCKETS &&
+           (double)us / 1e6 > dsc_batch_bucket_bounds[b])
+        b++;
+    ADD(m->bucket[b], 1);
+    ADD(m->batch_us_sum, us);
+    ADD(m->batches, 1);
 }
 
 void dsc_metrics_commit_retry(dsc_metrics *m)

@@ -71,6 +71,10 @@ void dsc_metrics_batch_begin(dsc_metrics *m, const dsc_change *changes,
 void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes,
                             size_t n, bool dead_lettered);
 
+/* One committed batch that took us microseconds: batches_total and the
+ * duration histogram (dsc_metrics_batch_done calls it; tests too). */
+void dsc_metrics_observe_batch(dsc_metrics *m, uint64_t us);
+
 /* A batch rolled back on a database error, to be tried again: counted, and
  * /health fails until a batch commits. */
 void dsc_metrics_commit_retry(dsc_metrics *m);
