@@ -548,8 +548,8 @@ static void periodic(dsc_consumer *c)
         if (c->db && dsc_inbox_connected(&c->in))
             dsc_notify_status(&c->notify,
                               "consuming %s: applied %" PRIu64
-                              ", superseded %" PRIu64
-                              ", dead-lettered %" PRIu64 ", queue depth %ld",
+                              ", superseded %" PRIu64 ", dead-lettered %" PRIu64
+                              ", queue depth %ld",
                               c->in.queue, s->applied, s->superseded,
                               c->dead_lettered, depth);
         c->next_stats = now + STATS_EVERY_MS;
@@ -702,8 +702,8 @@ int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
     }
     /* Before start-up, so /health says what it is waiting for. */
     if (cfg->metrics_listen[0]) {
-        rc = dsc_http_start(&c->http, cfg->metrics_listen, c->metrics, lg,
-                            err, errlen);
+        rc = dsc_http_start(&c->http, cfg->metrics_listen, c->metrics, lg, err,
+                            errlen);
         if (rc)
             goto fail;
         DS_LOG(lg, DS_LOG_INFO,

@@ -111,8 +111,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 /* Binds and listens here rather than in libmicrohttpd, so a port in use
  * or a name that does not resolve is said in plain words. Returns the
  * socket, or a DS_E code with err. */
-static int listen_on(const char *listen_at, bool *ipv6,
-                     char *err, size_t errlen)
+static int listen_on(const char *listen_at, bool *ipv6, char *err,
+                     size_t errlen)
 {
     char host[256], port[8], why[256];
     int portnum, fd = -1, one = 1;
@@ -132,8 +132,8 @@ static int listen_on(const char *listen_at, bool *ipv6,
     if (fd < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
-        rc = ds__seterr(err, errlen, DS_EIO, "metrics.listen %s: %s",
-                        listen_at, strerror(errno));
+        rc = ds__seterr(err, errlen, DS_EIO, "metrics.listen %s: %s", listen_at,
+                        strerror(errno));
         if (fd >= 0)
             close(fd);
         freeaddrinfo(ai);

@@ -13,8 +13,7 @@
 #include "metrics.h"
 
 const double dsc_batch_bucket_bounds[DSC_BATCH_BUCKETS] = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-    0.25,  0.5,    1,     2.5,  5,     10,   30};
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
 /* Relaxed everywhere: each value stands alone, and a scrape needs no
  * ordering between them (see metrics.h). */
@@ -106,8 +105,8 @@ dsc_dead_class dsc_dead_class_of(int code)
 const char *dsc_dead_class_name(dsc_dead_class c)
 {
     static const char *const names[DSC_DEAD_CLASSES] = {
-        "malformed", "schema", "too_big", "table",
-        "column",    "constraint", "value", "other"};
+        "malformed", "schema",     "too_big", "table",
+        "column",    "constraint", "value",   "other"};
     return (unsigned)c < DSC_DEAD_CLASSES ? names[c] : "other";
 }
 
@@ -150,8 +149,8 @@ void dsc_metrics_batch_begin(dsc_metrics *m, const dsc_change *changes,
     }
 }
 
-void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes,
-                            size_t n, bool dead_lettered)
+void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes, size_t n,
+                            bool dead_lettered)
 {
     uint64_t applied = 0, recorded = 0, ignored = 0;
     uint64_t dead[DSC_DEAD_CLASSES] = {0};
@@ -293,7 +292,8 @@ typedef struct text {
     bool failed;
 } text;
 
-static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void put(text *t, const char *fmt, ...)
 {

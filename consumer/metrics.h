@@ -68,8 +68,8 @@ void dsc_metrics_batch_begin(dsc_metrics *m, const dsc_change *changes,
 /* The batch begun last committed: counts its changes by outcome (applied,
  * recorded, ignored, and, when dead_lettered, the poison by class), its
  * duration, and the ts of its last change for the lag. */
-void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes,
-                            size_t n, bool dead_lettered);
+void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes, size_t n,
+                            bool dead_lettered);
 
 /* One committed batch that took us microseconds: batches_total and the
  * duration histogram (dsc_metrics_batch_done calls it; tests too). */

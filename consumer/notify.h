@@ -7,9 +7,9 @@
 
 /* One per consumer; the apply loop's thread only. */
 typedef struct dsc_notify {
-    bool on;                  /* $NOTIFY_SOCKET was set at start */
-    uint64_t watchdog_ms;     /* ping period: half of WatchdogSec; 0 = none */
-    uint64_t next_watchdog;   /* ds__mono_ms */
+    bool on;                /* $NOTIFY_SOCKET was set at start */
+    uint64_t watchdog_ms;   /* ping period: half of WatchdogSec; 0 = none */
+    uint64_t next_watchdog; /* ds__mono_ms */
 } dsc_notify;
 
 /* Reads the environment systemd gave ($NOTIFY_SOCKET, $WATCHDOG_USEC). */

@@ -954,10 +954,10 @@ static void metrics_listen_addresses(void **state)
                 {"[::1]:1", "::1", 1},
                 {":65535", "", 65535},
                 {"metrics.example:9464", "metrics.example", 9464}};
-    static const char *const bad[] = {"9464",       "127.0.0.1",   "::1:9464",
-                                      "[::1]9464",  "[::1:9464",   "host:0",
-                                      "host:65536", "host:94a",    "host:",
-                                      "a:b:9464",   "host:123456", "[]x:1"};
+    static const char *const bad[] = {
+        "9464",      "127.0.0.1", "::1:9464",    "[::1]9464",
+        "[::1:9464", "host:0",    "host:65536",  "host:94a",
+        "host:",     "a:b:9464",  "host:123456", "[]x:1"};
     ds_config cfg;
     char err[ERRLEN], host[256], want[ERRLEN];
     int port;
@@ -968,9 +968,9 @@ static void metrics_listen_addresses(void **state)
             ds__config_set(&cfg, "metrics.listen", good[i].value, err, ERRLEN),
             0);
         assert_string_equal(cfg.metrics_listen, good[i].value);
-        assert_int_equal(ds__config_split_listen(good[i].value, host, &port,
-                                                 err, ERRLEN),
-                         0);
+        assert_int_equal(
+            ds__config_split_listen(good[i].value, host, &port, err, ERRLEN),
+            0);
         assert_string_equal(host, good[i].host);
         assert_int_equal(port, good[i].port);
     }

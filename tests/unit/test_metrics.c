@@ -130,8 +130,9 @@ static void histogram_is_cumulative(void **state)
     free(text);
     text = render(m, ds__now_ms());
     assert_true(
-        sample(text,
-               "datasync_consumer_batch_duration_seconds_bucket{le=\"0.01\"}") ==
+        sample(
+            text,
+            "datasync_consumer_batch_duration_seconds_bucket{le=\"0.01\"}") ==
         4);
     free(text);
     dsc_metrics_free(m);
@@ -232,13 +233,13 @@ static void dead_classes(void **state)
     static const struct {
         int code;
         const char *name;
-    } want[] = {{DS_EJSON, "malformed"},    {DS_ESCHEMA, "schema"},
-                {DS_ETOOBIG, "too_big"},    {DS_ETABLE, "table"},
-                {DS_ECOLUMN, "column"},     {DS_ECONSTRAINT, "constraint"},
-                {DS_EMYSQL, "value"},       {DS_ENOMEM, "other"}};
+    } want[] = {{DS_EJSON, "malformed"}, {DS_ESCHEMA, "schema"},
+                {DS_ETOOBIG, "too_big"}, {DS_ETABLE, "table"},
+                {DS_ECOLUMN, "column"},  {DS_ECONSTRAINT, "constraint"},
+                {DS_EMYSQL, "value"},    {DS_ENOMEM, "other"}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        assert_string_equal(dsc_dead_class_name(dsc_dead_class_of(want[i].code)),
-                            want[i].name);
+        assert_string_equal(
+            dsc_dead_class_name(dsc_dead_class_of(want[i].code)), want[i].name);
 }
 
 /* /health: 503 with the reason until started and connected; a rolled back
@@ -254,9 +255,8 @@ static void health_follows_the_state(void **state)
     dsc_metrics_disconnected(m, DSC_PEER_DATABASE, "mysql: [2002] refused\nx");
     dsc_metrics_connected(m, DSC_PEER_BROKER, false);
     assert_int_equal(dsc_metrics_health(m, why, sizeof why), 503);
-    assert_string_equal(why,
-                        "starting: database not connected: mysql: [2002] "
-                        "refused");
+    assert_string_equal(why, "starting: database not connected: mysql: [2002] "
+                             "refused");
     dsc_metrics_connected(m, DSC_PEER_DATABASE, false);
     assert_int_equal(dsc_metrics_health(m, why, sizeof why), 503);
     assert_string_equal(why, "starting");
