@@ -66,6 +66,8 @@ CONSUMER_PKGS += libsystemd
 CONSUMER_DEFS := -DDS_HAVE_SYSTEMD
 endif
 endif
+# Without sd_notify the unit cannot wait for READY=1 nor feed a watchdog.
+UNIT_NO_NOTIFY := $(if $(CONSUMER_DEFS),,-e 's/^Type=notify/Type=exec/' -e '/^NotifyAccess=/d' -e '/^WatchdogSec=/d')
 CONSUMER_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(CONSUMER_PKGS) 2>/dev/null) $(CONSUMER_DEFS)
 CONSUMER_LIBS := $(shell $(PKG_CONFIG) --libs $(CONSUMER_PKGS) 2>/dev/null)
 
@@ -300,8 +302,8 @@ install: install-runtime
 		sed $(MAN_PATHS) $$page > $(DESTDIR)$(MANDIR)/man$$sec/$${page##*/}; \
 		chmod 644 $(DESTDIR)$(MANDIR)/man$$sec/$${page##*/}; done
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
-	sed 's|^ExecStart=/usr/local/sbin/|ExecStart=$(SBINDIR)/|' packaging/systemd/datasync-consumer@.service \
-		> $(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
+	sed -e 's|^ExecStart=/usr/local/sbin/|ExecStart=$(SBINDIR)/|' $(UNIT_NO_NOTIFY) \
+		packaging/systemd/datasync-consumer@.service > $(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
 	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/datasync-consumer@.service
 	install -m 644 packaging/sysusers.d/datasync.conf $(DESTDIR)$(SYSUSERSDIR)/datasync.conf
 	install -m 644 packaging/tmpfiles.d/datasync.conf $(DESTDIR)$(TMPFILESDIR)/datasync.conf
