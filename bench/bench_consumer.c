@@ -814,7 +814,7 @@ int main(void)
     int scrapes = 0;
     bool metrics_only = getenv("DS_BENCH_METRICS_ONLY") != NULL;
     long peak = 0;
-    real_result def = {0, -1, 0, 0};
+    real_result def = {0, -1, 0, 0, 0};
     int done = 0;
     const int default_prefetch = 500; /* amqp.prefetch's default */
     char label[96], value[64];
