@@ -141,7 +141,7 @@ void dsc_metrics_batch_begin(dsc_metrics *m, const dsc_change *changes,
         return;
     /* It had caught up: the lag now grows from the oldest change waiting. */
     for (size_t i = 0; i < n; i++) {
-        int64_t t = ts_ms(&changes[i].ev);
+        int64_t t = changes[i].ev.ts[0] ? ts_ms(&changes[i].ev) : 0;
         if (t > 0) {
             SET(m->lag_from_ms, t);
             return;
@@ -156,11 +156,13 @@ void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes, size_t n,
     uint64_t dead[DSC_DEAD_CLASSES] = {0};
     int64_t last_ts = 0;
 
+    /* One ts parsed per batch, the last one there is: the loop below runs
+     * for every change and must stay a few comparisons. */
+    for (size_t i = n; i-- > 0 && last_ts <= 0;)
+        if (changes[i].ev.ts[0])
+            last_ts = ts_ms(&changes[i].ev);
     for (size_t i = 0; i < n; i++) {
         const dsc_change *ch = &changes[i];
-        int64_t t = ts_ms(&ch->ev);
-        if (t > 0)
-            last_ts = t;
         if (ch->marker)
             continue;
         if (ch->state == DS_CHANGE_POISON) {
