@@ -7,7 +7,8 @@
 #include "log.h"
 #include "metrics.h"
 
-/* At most this many connections at once; more are closed as they come. */
+/* At most this many connections at once; more wait in the listen queue
+ * (64) until one ends or is closed for being idle. */
 #define DSC_HTTP_MAX_CONNECTIONS 256
 /* A connection idle this long is closed (a slow or silent client). */
 #define DSC_HTTP_TIMEOUT_S 10
