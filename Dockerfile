@@ -19,6 +19,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config \
       librabbitmq-dev libjson-c-dev zlib1g-dev libmariadb-dev \
+      libmicrohttpd-dev libsystemd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -33,7 +34,7 @@ ARG DATASYNC_UID=990
 ARG DATASYNC_GID=990
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librabbitmq4 libjson-c5 zlib1g libmariadb3 ca-certificates \
+      librabbitmq4 libjson-c5 zlib1g libmariadb3 libmicrohttpd12 libsystemd0 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /runtime/ /
 # The daemon needs no privilege: a system user with no shell. The state
@@ -50,6 +51,11 @@ RUN ldconfig \
 USER datasync:datasync
 WORKDIR /var/lib/datasync
 ENV DATASYNC_CONFIG=/etc/datasync/datasync.conf
+# With [metrics] listen = :9464 the consumer answers GET /metrics and GET
+# /health there; compose.yaml's health check asks /health with bash alone
+# (/dev/tcp), so the image needs no curl. sd_notify stays silent here: no
+# NOTIFY_SOCKET in a container.
+EXPOSE 9464
 # SIGTERM (docker stop): the consumer finishes its batch, acks and exits 0.
 STOPSIGNAL SIGTERM
 CMD ["datasync-consumer", "-c", "/etc/datasync/datasync.conf"]

@@ -56,6 +56,20 @@ LIB_LIBS := $(shell $(PKG_CONFIG) --libs $(LIB_PKGS) 2>/dev/null)
 SERVER_LIBS := $(shell $(PKG_CONFIG) --libs $(SERVER_PKGS) 2>/dev/null)
 DEP_LIBS := $(LIB_LIBS) $(SERVER_LIBS)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+# datasync-consumer's metrics endpoint (libmicrohttpd, required), and
+# sd_notify for systemd's Type=notify and watchdog (libsystemd, optional:
+# without it consumer/notify.c compiles to no-ops). SYSTEMD=0 leaves it out.
+CONSUMER_PKGS := libmicrohttpd
+ifneq ($(SYSTEMD),0)
+ifeq ($(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo yes),yes)
+CONSUMER_PKGS += libsystemd
+CONSUMER_DEFS := -DDS_HAVE_SYSTEMD
+endif
+endif
+# Without sd_notify the unit cannot wait for READY=1 nor feed a watchdog.
+UNIT_NO_NOTIFY := $(if $(CONSUMER_DEFS),,-e 's/^Type=notify/Type=exec/' -e '/^NotifyAccess=/d' -e '/^WatchdogSec=/d')
+CONSUMER_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(CONSUMER_PKGS) 2>/dev/null) $(CONSUMER_DEFS)
+CONSUMER_LIBS := $(shell $(PKG_CONFIG) --libs $(CONSUMER_PKGS) 2>/dev/null)
 
 DS_WARN := -Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Wshadow -Wformat=2
 ifeq ($(WERROR),1)
@@ -124,7 +138,8 @@ $(BUILD)/obj/%.o: %.c
 	$(Q)$(CC) $(DS_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(call obj,$(PRODUCER_SRC)): DS_CFLAGS += -Iproducer
-$(call obj,$(UNIT_SRC) $(ITEST_SRC) $(TOOL_SRC) $(BENCH_SRC) tests/lib/itest.c): DS_CFLAGS += $(TEST_CFLAGS)
+$(call obj,$(CONSUMER_SRC)): DS_CFLAGS += $(CONSUMER_CFLAGS)
+$(call obj,$(UNIT_SRC) $(ITEST_SRC) $(TOOL_SRC) $(BENCH_SRC) tests/lib/itest.c): DS_CFLAGS += $(TEST_CFLAGS) $(CONSUMER_DEFS)
 
 $(LIB_A): $(LIB_OBJ)
 	$(call say,AR,$@)
@@ -158,7 +173,7 @@ $(call obj,$(CONSUMER_SRC) $(CLI_SRC)): $(BUILD)/gen/meta_sql.h
 
 $(BUILD)/datasync-consumer: $(call obj,$(CONSUMER_SRC)) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CONSUMER_LIBS)
 
 # datasync-capture: libdatasync's producer fed from the binlog.
 $(BUILD)/datasync-capture: $(call obj,$(CAPTURE_SRC)) $(SERVER_A) $(LIB_A)
@@ -181,13 +196,13 @@ $(BUILD)/tests/test_capture_%: $(BUILD)/obj/tests/unit/test_capture_%.o $(CAPTUR
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CONSUMER_LIBS) $(CMOCKA_LIBS)
 
 $(BUILD)/itests/%: $(BUILD)/obj/tests/integration/%.o $(call obj,tests/lib/itest.c tests/lib/cluster.c tests/lib/support.c) \
 		$(CONSUMER_LIB_OBJ) $(CLI_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CONSUMER_LIBS) $(CMOCKA_LIBS)
 
 $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
@@ -209,7 +224,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_SO)
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(CONSUMER_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CONSUMER_LIBS)
 
 # The .pc file names PREFIX, LIBDIR and INCLUDEDIR: pc-vars changes when they
 # do, so `make install PREFIX=...` after a plain `make` installs the right one.
@@ -291,7 +306,7 @@ install: install-runtime
 		chmod 644 $(DESTDIR)$(MANDIR)/man$$sec/$${page##*/}; done
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
 	for unit in $(notdir $(UNITS)); do \
-		sed 's|^ExecStart=/usr/local/sbin/|ExecStart=$(SBINDIR)/|' packaging/systemd/$$unit \
+		sed -e 's|^ExecStart=/usr/local/sbin/|ExecStart=$(SBINDIR)/|' $(UNIT_NO_NOTIFY) packaging/systemd/$$unit \
 			> $(DESTDIR)$(SYSTEMDUNITDIR)/$$unit; \
 		chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$unit; done
 	install -m 644 packaging/sysusers.d/datasync.conf $(DESTDIR)$(SYSUSERSDIR)/datasync.conf

@@ -1,11 +1,14 @@
 /* bench_consumer.c: datasync-consumer's apply rate from a pre-filled queue against a no-op and a naive per-message consumer, in the same run. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -26,7 +29,9 @@
  * persistent messages before each measurement (the fill is not timed):
  *   (a) the built datasync-consumer, as a process with a configuration,
  *       from its start until the queue is empty and the last change is
- *       committed;
+ *       committed; once with [metrics] off and once with it on and
+ *       /metrics scraped every second during the run (the order swaps
+ *       every round), for the cost of the metrics;
  *   (b) a no-op rabbitmq-c consumer: same prefetch, one basic.ack(multiple)
  *       every batch_max messages (as the real one acks a full batch), no
  *       decoding, no database;
@@ -35,8 +40,8 @@
  *       commit, basic.ack of that message alone; it keeps no versions, so
  *       it does less work per change than (a). It runs on a prefix of the
  *       events (DS_BENCH_NAIVE) to keep the run bounded: one commit each.
- * Rounds alternate (a), (b), (c), so drift on a shared machine hits all
- * alike; the table shows medians and ratios of medians. Every measurement
+ * Rounds alternate (a), (a) with metrics, (b), (c), so drift on a shared
+ * machine hits all alike; the table shows medians and ratios of medians. Every measurement
  * checks its result: the queue empty after the consumer is gone (nothing
  * left unacked), no dead letters, and the rows (count, sum of a column)
  * and versions exactly as the events say.
@@ -45,7 +50,8 @@
  * DS_BENCH_KEYS (10000), DS_BENCH_NAIVE (10000, the prefix (c) consumes),
  * DS_BENCH_ROUNDS (3), DS_BENCH_PREFETCH (1000), DS_BENCH_BATCH (200,
  * apply.batch_max and (b)'s ack interval), DS_BENCH_NO_DEFAULT (set: skip
- * the extra run of (a) at the default prefetch).
+ * the extra run of (a) at the default prefetch), DS_BENCH_METRICS_ONLY
+ * (set: (a) with and without metrics only, no (b), (c) or default run).
  */
 
 #define NODE "bench-a"
@@ -454,15 +460,64 @@ static long long server_round_trips(MYSQL *db)
                       "IN ('COM_STMT_EXECUTE', 'COM_COMMIT')");
 }
 
+/* A free loopback port for the metrics endpoint. */
+static int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        die("free port", strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* GET /metrics as a Prometheus server would; returns whether it answered
+ * 200 with the applied counter (the first scrapes may come before the
+ * endpoint listens: not an error). */
+static bool scrape(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {5, 0};
+    static char buf[65536];
+    size_t got = 0;
+    ssize_t n;
+    const char req[] = "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: "
+                       "close\r\n\r\n";
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, req, sizeof req - 1, MSG_NOSIGNAL) !=
+            (ssize_t)sizeof req - 1) {
+        close(fd);
+        return false;
+    }
+    while (got < sizeof buf - 1 &&
+           (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    close(fd);
+    buf[got] = '\0';
+    return strncmp(buf, "HTTP/1.1 200", 12) == 0 &&
+           strstr(buf, "\ndatasync_consumer_changes_applied_total ") != NULL;
+}
+
 typedef struct real_result {
     double rate;
     long hwm_kib;        /* peak RSS, read just before SIGTERM */
     double cpu_s;        /* the daemon's user + system time */
     double trips_per_ev; /* database round trips per event */
+    int scrapes;         /* answered scrapes of /metrics, when on */
 } real_result;
 
-/* Runs the built daemon on a pre-filled queue. */
-static real_result run_real(MYSQL *admin, int pf)
+/* Runs the built daemon on a pre-filled queue; with metrics, its endpoint
+ * on, scraped every second while it runs. */
+static real_result run_real(MYSQL *admin, int pf, bool metrics)
 {
     char conf[600], logf[600], bin[600], q[256], why[700];
     int status;
@@ -485,7 +540,11 @@ static real_result run_real(MYSQL *admin, int pf)
             "[apply]\ntables = items\nbatch_max = %d\n"
             "[log]\nlevel = info\n",
             NODE, url, EXCHANGE, pf, db_host, db_port, DB_REAL, batch_max);
+    int port = metrics ? free_port() : 0;
+    if (metrics)
+        fprintf(f, "[metrics]\nlisten = 127.0.0.1:%d\n", port);
     fclose(f);
+    res.scrapes = 0;
 
     ds_amqp a;
     amqp_open(&a);
@@ -497,7 +556,7 @@ static real_result run_real(MYSQL *admin, int pf)
     long long trips0 = server_round_trips(admin);
     fflush(stdout);
     fflush(stderr);
-    uint64_t t0 = now_us();
+    uint64_t t0 = now_us(), next_scrape = t0;
     child = fork();
     if (child < 0)
         die("fork", strerror(errno));
@@ -517,6 +576,10 @@ static real_result run_real(MYSQL *admin, int pf)
             snprintf(why, sizeof why, "exited early (status 0x%x); see %s",
                      status, logf);
             die("datasync-consumer", why);
+        }
+        if (metrics && now_us() >= next_scrape) {
+            res.scrapes += scrape(port);
+            next_scrape += 1000000u;
         }
         if (queue_depth(&a, node_queue()) == 0 &&
             (unsigned long long)scalar(admin, q) == exp_all.last_hlc)
@@ -747,9 +810,11 @@ static void row(const char *label, const char *value)
 
 int main(void)
 {
-    double ra[16], rb[16], rc[16], cpu[16], trips[16], fill;
+    double ra[16], rm[16], rb[16], rc[16], cpu[16], cpu_m[16], trips[16], fill;
+    int scrapes = 0;
+    bool metrics_only = getenv("DS_BENCH_METRICS_ONLY") != NULL;
     long peak = 0;
-    real_result def = {0, -1, 0, 0};
+    real_result def = {0, -1, 0, 0, 0};
     int done = 0;
     const int default_prefetch = 500; /* amqp.prefetch's default */
     char label[96], value[64];
@@ -786,31 +851,41 @@ int main(void)
     for (int r = 0; r < rounds; r++) {
         if (r >= 2 && now_us() - start > (uint64_t)NEW_ROUND_S * 1000000u)
             break;
-        real_result a = run_real(admin, prefetch);
+        /* Off then on, on then off: each goes first in every other round. */
+        real_result m = {0};
+        if (r % 2)
+            m = run_real(admin, prefetch, true);
+        real_result a = run_real(admin, prefetch, false);
+        if (r % 2 == 0)
+            m = run_real(admin, prefetch, true);
+        rm[r] = m.rate;
+        cpu_m[r] = m.cpu_s;
+        scrapes += m.scrapes;
         ra[r] = a.rate;
         cpu[r] = a.cpu_s;
         trips[r] = a.trips_per_ev;
         if (a.hwm_kib > peak)
             peak = a.hwm_kib;
-        rb[r] = run_noop();
-        rc[r] = run_naive(admin);
+        rb[r] = metrics_only ? 0 : run_noop();
+        rc[r] = metrics_only ? 0 : run_naive(admin);
         done++;
         fprintf(stderr,
                 "round %d: consumer %.0f/s (%.2f round trips/event, %.1f s "
-                "CPU, peak RSS %.1f MiB), no-op %.0f/s, naive %.0f/s "
-                "[%.0f s]\n",
-                r + 1, ra[r], trips[r], cpu[r], a.hwm_kib / 1024.0, rb[r],
-                rc[r], (double)(now_us() - start) / 1e6);
+                "CPU, peak RSS %.1f MiB), with metrics %.0f/s (%d scrapes), "
+                "no-op %.0f/s, naive %.0f/s [%.0f s]\n",
+                r + 1, ra[r], trips[r], cpu[r], a.hwm_kib / 1024.0, rm[r],
+                m.scrapes, rb[r], rc[r], (double)(now_us() - start) / 1e6);
     }
-    if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT")) {
-        def = run_real(admin, default_prefetch);
+    if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT") &&
+        !metrics_only) {
+        def = run_real(admin, default_prefetch, false);
         fprintf(stderr, "prefetch %d: consumer %.0f/s, peak RSS %.1f MiB\n",
                 default_prefetch, def.rate, def.hwm_kib / 1024.0);
     }
     mysql_close(admin);
 
-    double m_a = median(ra, done), m_b = median(rb, done),
-           m_c = median(rc, done);
+    double m_a = median(ra, done), m_m = median(rm, done),
+           m_b = median(rb, done), m_c = median(rc, done);
     printf("\nconsumer benchmark: %d events over %d keys (70%% update, 20%% "
            "create, 10%% delete),\nprefetch %d, batch_max %d, %d rounds, "
            "medians; (c) on the first %d events\n",
@@ -819,16 +894,34 @@ int main(void)
     printf("|%.48s|%.16s|\n", DASHES, DASHES);
     snprintf(value, sizeof value, "%8.0f ev/s", m_a);
     row("(a) datasync-consumer, start to all committed", value);
-    snprintf(label, sizeof label, "(b) no-op consumer, ack(multiple) per %d",
-             batch_max);
-    snprintf(value, sizeof value, "%8.0f ev/s", m_b);
+    snprintf(value, sizeof value, "%8.0f ev/s", m_m);
+    row("(a) metrics on, /metrics scraped every 1 s", value);
+    if (!metrics_only) {
+        snprintf(label, sizeof label,
+                 "(b) no-op consumer, ack(multiple) per %d", batch_max);
+        snprintf(value, sizeof value, "%8.0f ev/s", m_b);
+        row(label, value);
+        snprintf(value, sizeof value, "%8.0f ev/s", m_c);
+        row("(c) naive, 1 transaction + 1 ack per message", value);
+        snprintf(value, sizeof value, "%8.2f x", m_a / m_b);
+        row("(a) / (b)   (target >= 0.50)", value);
+        snprintf(value, sizeof value, "%8.2f x", m_a / m_c);
+        row("(a) / (c)   (target >= 5)", value);
+    }
+    /* The median of each round's own ratio: the two runs of a round are
+     * back to back, so the machine's drift between rounds cancels. */
+    double paired[16];
+    for (int r = 0; r < done; r++)
+        paired[r] = rm[r] / ra[r];
+    snprintf(value, sizeof value, "%8.3f x", median(paired, done));
+    row("metrics on / off, per round (target >= 0.97)", value);
+    /* CPU time hardly moves with the machine's load, unlike rates. */
+    snprintf(value, sizeof value, "%8.3f x",
+             median(cpu_m, done) / median(cpu, done));
+    row("daemon CPU per event, metrics on / off", value);
+    snprintf(label, sizeof label, "scrapes answered during the runs");
+    snprintf(value, sizeof value, "%8d", scrapes);
     row(label, value);
-    snprintf(value, sizeof value, "%8.0f ev/s", m_c);
-    row("(c) naive, 1 transaction + 1 ack per message", value);
-    snprintf(value, sizeof value, "%8.2f x", m_a / m_b);
-    row("(a) / (b)   (target >= 0.50)", value);
-    snprintf(value, sizeof value, "%8.2f x", m_a / m_c);
-    row("(a) / (c)   (target >= 5)", value);
     snprintf(label, sizeof label,
              "(a) peak RSS, prefetch %d (target <= 64 MiB)", prefetch);
     snprintf(value, sizeof value, "%8.1f MiB", peak / 1024.0);

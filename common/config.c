@@ -88,6 +88,7 @@ static int check_urls(const char *value, char *reason, size_t len);
 static int check_tables(const char *value, char *reason, size_t len);
 static int check_max_age(const char *value, char *reason, size_t len);
 static int check_not_empty(const char *value, char *reason, size_t len);
+static int check_listen(const char *value, char *reason, size_t len);
 static int derive_amqp_url(ds_config *cfg, const struct directive *d,
                            const char *value, char *reason, size_t len);
 
@@ -212,6 +213,8 @@ static const directive directives[] = {
           "/var/lib/datasync/capture.state"),
     D_ENUM("capture", "start", capture_snapshot, capture_start_names,
            store_bool, "current"),
+
+    D_STR("metrics", "listen", metrics_listen, check_listen, ""),
 };
 
 #define N_DIRECTIVES (sizeof directives / sizeof directives[0])
@@ -343,6 +346,55 @@ static int check_not_empty(const char *value, char *buf, size_t len)
     if (*value == '\0')
         return reason(buf, len, "must not be empty");
     return 0;
+}
+
+int ds__config_split_listen(const char *value, char host[256], int *port,
+                            char *buf, size_t len)
+{
+    const char *colon, *h = value;
+    size_t hlen;
+
+    /* "[::1]:9464": the brackets keep the address's colons from the port's. */
+    if (*value == '[') {
+        const char *close = strchr(value, ']');
+        if (!close || close[1] != ':')
+            goto bad;
+        h = value + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(value, ':');
+        if (!colon || memchr(value, ':', (size_t)(colon - value)))
+            goto bad;
+        hlen = (size_t)(colon - value);
+    }
+    size_t digits = strspn(colon + 1, "0123456789");
+    if (hlen > 255 || digits == 0 || digits > 5 || colon[1 + digits] != '\0')
+        goto bad;
+    long p = strtol(colon + 1, NULL, 10);
+    if (p < 1 || p > 65535)
+        goto bad;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (int)p;
+    return 0;
+bad:
+    return reason(buf, len,
+                  "'%.*s' is not HOST:PORT (127.0.0.1:9464, [::1]:9464, or "
+                  ":9464 for every interface; port 1..65535)",
+                  QUOTE_MAX, value);
+}
+
+/* "" turns the endpoint off; otherwise an address ds__config_split_listen
+ * takes. The name is resolved when the consumer starts. */
+static int check_listen(const char *value, char *buf, size_t len)
+{
+    char host[256];
+    int port;
+
+    if (*value == '\0')
+        return 0;
+    return ds__config_split_listen(value, host, &port, buf, len);
 }
 
 /* Bytes a URL's password may hold as they are; the rest is written %XX. */

@@ -68,6 +68,8 @@ typedef struct ds_config {
      * are at a consistent snapshot, then reads the binlog from there
      * ("snapshot"); or starts at the current position ("current"). */
     bool capture_snapshot;
+    /* [metrics] (datasync-consumer only) */
+    char metrics_listen[300]; /* "HOST:PORT" of /metrics and /health; "": off */
 } ds_config;
 
 /* Fills every key with its default. */
@@ -103,5 +105,11 @@ const char *ds__config_path(const char *given);
 int ds__config_each_word(const char *list,
                          int (*fn)(const char *word, size_t len, void *ctx),
                          void *ctx);
+
+/* Splits a listen address: "HOST:PORT", "[IPV6]:PORT", or ":PORT" for every
+ * interface (host ""). host gets at most 255 bytes, port 1..65535. Returns 0,
+ * or -1 with reason filled. */
+int ds__config_split_listen(const char *value, char host[256], int *port,
+                            char *reason, size_t len);
 
 #endif

@@ -37,6 +37,7 @@ void dsc_change_poison(dsc_change *ch, int code, const char *fmt, ...)
     vsnprintf(ch->reason + n, sizeof ch->reason - (size_t)n, fmt, ap);
     va_end(ap);
     ch->state = DS_CHANGE_POISON;
+    ch->poison_code = code;
 }
 
 dsc_applier *dsc_applier_new(const char *node, const ds_logger *lg)

@@ -40,6 +40,7 @@ typedef struct dsc_change {
     bool marker;   /* no change: a marker, recorded before the batch's ack */
     int fk_failures;
     int schema_failures;
+    int poison_code; /* the DS_E code that made it POISON (metrics) */
     /* Why it is POISON; while it is PENDING without a key, the member that
      * is no column of the catalogue read (a newer one may have it). */
     char reason[DS_REASON_MAX];

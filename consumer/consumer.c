@@ -11,11 +11,14 @@
 #include "consumer.h"
 #include "error.h"
 #include "event.h"
+#include "http.h"
 #include "ids.h"
 #include "inbox.h"
 #include "meta_sql.h"
+#include "metrics.h"
 #include "mysql_util.h"
 #include "reload.h"
+#include "notify.h"
 #include "versions.h"
 
 /* How long the loop waits for a first message before looking at the stop
@@ -32,6 +35,10 @@
 #define PRUNE_EVERY_MS (10 * 60 * 1000)
 #define PRUNE_LIMIT 1000
 #define PRUNE_ROUNDS 20
+/* An idle consumer pings its database this often, so /health and the
+ * metrics learn of an outage without a batch, and it reconnects once the
+ * database is back. */
+#define DB_CHECK_EVERY_MS 2000
 
 struct dsc_consumer {
     const ds_config *cfg;
@@ -53,23 +60,35 @@ struct dsc_consumer {
     size_t n, cap;
     /* Counters for the stats line, beside the applier's. */
     uint64_t dead_lettered, retries;
-    uint64_t next_stats, next_prune; /* ds__mono_ms */
+    uint64_t next_stats, next_prune, next_db_check; /* ds__mono_ms */
+    uint64_t batches_at_db_check;
+    /* Operations: what /metrics and /health show (the endpoint reads it
+     * from its own thread), and systemd's notifications. */
+    dsc_metrics *metrics;
+    dsc_http *http; /* NULL when metrics.listen is empty */
+    dsc_notify notify;
+    bool db_ever, broker_ever; /* a connection made since start */
     char err[DS_ERRMSG_SIZE];
 };
 
 static bool stopping(dsc_consumer *c)
 {
-    if (*c->stop && c->stop_deadline == 0)
+    if (*c->stop && c->stop_deadline == 0) {
         c->stop_deadline = ds__mono_ms() + STOP_GRACE_MS;
+        dsc_metrics_stopping(c->metrics);
+        dsc_notify_stopping(&c->notify);
+    }
     return *c->stop != 0;
 }
 
-/* Sleeps ms, or less when asked to stop. */
+/* Sleeps ms, or less when asked to stop; systemd's watchdog is fed. */
 static void nap(dsc_consumer *c, int ms)
 {
     for (uint64_t end = ds__mono_ms() + (uint64_t)ms;
-         ds__mono_ms() < end && !*c->stop;)
+         ds__mono_ms() < end && !*c->stop;) {
+        dsc_notify_watchdog(&c->notify);
         nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    }
 }
 
 static bool past_stop_deadline(dsc_consumer *c)
@@ -80,12 +99,15 @@ static bool past_stop_deadline(dsc_consumer *c)
 /* ------------------------------------------------------------------------ */
 /* Connections                                                                */
 
+/* Closed after an error, whose text c->err holds. */
 static void db_close(dsc_consumer *c)
 {
     /* Statements first: they belong to the connection. */
     dsc_applier_set_db(c->ap, NULL);
-    if (c->db)
+    if (c->db) {
         mysql_close(c->db);
+        dsc_metrics_disconnected(c->metrics, DSC_PEER_DATABASE, c->err);
+    }
     c->db = NULL;
 }
 
@@ -95,8 +117,10 @@ static int db_open(dsc_consumer *c)
 {
     MYSQL *db;
     int rc = ds__mysql_connect(&db, c->cfg, c->err, sizeof c->err);
-    if (rc)
+    if (rc) {
+        dsc_metrics_disconnected(c->metrics, DSC_PEER_DATABASE, c->err);
         return rc;
+    }
     /* Created only when missing: a consumer whose database user may not
      * CREATE (a DBA ran schemas/datasync-meta.sql) starts all the same. */
     if (mysql_query(db, "SELECT 1 FROM datasync_versions LIMIT 0") == 0) {
@@ -109,11 +133,14 @@ static int db_open(dsc_consumer *c)
     }
     if (rc) {
         mysql_close(db);
+        dsc_metrics_disconnected(c->metrics, DSC_PEER_DATABASE, c->err);
         return rc;
     }
     mysql_rollback(db);
     c->db = db;
     dsc_applier_set_db(c->ap, db);
+    dsc_metrics_connected(c->metrics, DSC_PEER_DATABASE, c->db_ever);
+    c->db_ever = true;
     return 0;
 }
 
@@ -134,7 +161,22 @@ static void broker_lost(dsc_consumer *c, const char *why)
 {
     DS_LOG(c->lg, DS_LOG_WARN,
            "broker: %s; reconnecting (unacked messages come again)", why);
+    dsc_metrics_disconnected(c->metrics, DSC_PEER_BROKER, why);
+    dsc_notify_status(&c->notify, "broker: %s; reconnecting", why);
     dsc_inbox_drop(&c->in);
+}
+
+/* Connects to the broker and consumes (dsc_inbox_open), and says so. */
+static int broker_open(dsc_consumer *c)
+{
+    int rc = dsc_inbox_open(&c->in, c->err, sizeof c->err);
+    if (rc) {
+        dsc_metrics_disconnected(c->metrics, DSC_PEER_BROKER, c->err);
+        return rc;
+    }
+    dsc_metrics_connected(c->metrics, DSC_PEER_BROKER, c->broker_ever);
+    c->broker_ever = true;
+    return 0;
 }
 
 /* Pumps broker frames (heartbeats, deliveries into the buffer) for ms, in
@@ -146,6 +188,7 @@ static int wait_pumping(dsc_consumer *c, int ms)
          now = ds__mono_ms()) {
         if (!dsc_inbox_connected(&c->in))
             return -1;
+        dsc_notify_watchdog(&c->notify);
         uint64_t left = end - now;
         int rc = dsc_inbox_pump(&c->in, SIZE_MAX, left > 200 ? 200 : (int)left,
                                 c->err, sizeof c->err);
@@ -182,10 +225,11 @@ static void broker_reconnect(dsc_consumer *c)
 {
     int backoff = BACKOFF_MIN_MS;
     while (!stopping(c)) {
-        if (dsc_inbox_open(&c->in, c->err, sizeof c->err) == 0) {
+        if (broker_open(c) == 0) {
             DS_LOG(c->lg, DS_LOG_INFO, "broker: connected to %s, consuming %s",
                    c->in.amqp.host, c->in.queue);
             say_if_standby(c);
+            dsc_notify_status(&c->notify, "consuming %s", c->in.queue);
             return;
         }
         DS_LOG(c->lg, DS_LOG_WARN, "broker: %s; retrying in %d ms", c->err,
@@ -374,9 +418,11 @@ static int apply_batch(dsc_consumer *c)
             continue;
         }
         c->retries++;
+        dsc_metrics_commit_retry(c->metrics);
         DS_LOG(c->lg, DS_LOG_WARN,
                "database: %s; batch of %zu rolled back, retrying in %d ms",
                c->err, c->n, backoff);
+        dsc_notify_status(&c->notify, "database: %s; retrying", c->err);
         db_close(c);
         if (wait_pumping(c, backoff) != 0)
             return -1;
@@ -404,8 +450,9 @@ static void note_markers(dsc_consumer *c)
 }
 
 /* Dead-letters the poison changes (confirmed), then acks the whole batch
- * with one basic.ack(multiple). */
-static void finish_batch(dsc_consumer *c)
+ * with one basic.ack(multiple). Returns whether the dead letters went out
+ * (the ack may still have failed: then all comes again). */
+static bool finish_batch(dsc_consumer *c)
 {
     dsc_message *dead[c->n ? c->n : 1];
     const char *reasons[c->n ? c->n : 1];
@@ -413,7 +460,7 @@ static void finish_batch(dsc_consumer *c)
     uint64_t gen = c->msgs[0]->gen;
 
     if (gen != c->in.gen || !dsc_inbox_connected(&c->in))
-        return; /* a newer connection delivers these again */
+        return false; /* a newer connection delivers these again */
     for (size_t i = 0; i < c->n; i++) {
         if (c->changes[i].state != DS_CHANGE_POISON)
             continue;
@@ -431,13 +478,14 @@ static void finish_batch(dsc_consumer *c)
                               DEAD_LETTER_TIMEOUT_MS, c->err, sizeof c->err);
     if (rc) {
         broker_lost(c, c->err);
-        return;
+        return false;
     }
     c->dead_lettered += ndead;
     rc = dsc_inbox_ack(&c->in, gen, c->msgs[c->n - 1]->tag, c->err,
                        sizeof c->err);
     if (rc)
         broker_lost(c, c->err);
+    return true;
 }
 
 static void free_batch(dsc_consumer *c)
@@ -516,9 +564,34 @@ static void reload(dsc_consumer *c)
                c->cfg->apply_batch_max, c->cap);
 }
 
+/* Pings an idle database (a batch since the last look proves it answers),
+ * or connects again to one that was lost. */
+static void db_check(dsc_consumer *c)
+{
+    uint64_t batches = dsc_applier_stats(c->ap)->batches;
+
+    if (c->db && batches != c->batches_at_db_check) {
+        c->batches_at_db_check = batches;
+        return;
+    }
+    if (c->db && mysql_ping(c->db) != 0) {
+        ds__mysql_error(c->db, "database", NULL, c->err, sizeof c->err);
+        DS_LOG(c->lg, DS_LOG_WARN, "%s; reconnecting", c->err);
+        db_close(c);
+    }
+    if (!c->db && db_open(c) == 0)
+        DS_LOG(c->lg, DS_LOG_INFO, "database: connected again");
+}
+
 static void periodic(dsc_consumer *c)
 {
     uint64_t now = ds__mono_ms();
+
+    dsc_notify_watchdog(&c->notify);
+    if (now >= c->next_db_check) {
+        db_check(c);
+        c->next_db_check = now + DB_CHECK_EVERY_MS;
+    }
 
     if (c->hangups && *c->hangups != c->hangups_seen) {
         c->hangups_seen = *c->hangups;
@@ -532,12 +605,20 @@ static void periodic(dsc_consumer *c)
                          : -1;
         if (depth < 0 && dsc_inbox_connected(&c->in))
             broker_lost(c, c->err);
+        dsc_metrics_queue_ready(c->metrics, depth);
         DS_LOG(c->lg, DS_LOG_INFO,
                "stats: applied %" PRIu64 ", recorded %" PRIu64
                ", superseded %" PRIu64 ", dead-lettered %" PRIu64
                ", retries %" PRIu64 ", in flight %zu, queue depth %ld",
                s->applied, s->recorded, s->superseded, c->dead_lettered,
                c->retries, c->in.count, depth);
+        if (c->db && dsc_inbox_connected(&c->in))
+            dsc_notify_status(&c->notify,
+                              "consuming %s: applied %" PRIu64
+                              ", superseded %" PRIu64 ", dead-lettered %" PRIu64
+                              ", queue depth %ld",
+                              c->in.queue, s->applied, s->superseded,
+                              c->dead_lettered, depth);
         c->next_stats = now + STATS_EVERY_MS;
     }
     if (now >= c->next_prune && c->db) {
@@ -576,9 +657,18 @@ int dsc_consumer_run(dsc_consumer *c)
         gather(c);
         if (c->n > 0) {
             decode_batch(c);
-            if (apply_batch(c) == 0)
-                finish_batch(c);
+            dsc_metrics_batch_begin(c->metrics, c->changes, c->n);
+            if (apply_batch(c) == 0) {
+                bool dead_lettered = finish_batch(c);
+                dsc_metrics_batch_done(c->metrics, c->changes, c->n,
+                                       dead_lettered);
+            }
             free_batch(c);
+        } else if (dsc_inbox_connected(&c->in)) {
+            /* Nothing delivered for IDLE_MS and nothing unacked: the queue
+             * holds nothing ready. */
+            dsc_metrics_caught_up(c->metrics);
+            dsc_metrics_queue_ready(c->metrics, 0);
         }
         periodic(c);
     }
@@ -594,12 +684,16 @@ int dsc_consumer_run(dsc_consumer *c)
 void dsc_consumer_set_reload(dsc_consumer *c, dsc_settings *settings)
 {
     c->settings = settings;
+    settings->http = &c->http;
+    settings->metrics = c->metrics;
 }
 
 void dsc_consumer_free(dsc_consumer *c)
 {
     if (!c)
         return;
+    /* The endpoint first: its thread reads c->metrics. */
+    dsc_http_stop(c->http);
     free_batch(c);
     dsc_inbox_close(&c->in);
     db_close(c);
@@ -608,6 +702,7 @@ void dsc_consumer_free(dsc_consumer *c)
     dsc_catalog_free(&c->cat);
     free(c->msgs);
     free(c->changes);
+    dsc_metrics_free(c->metrics);
     free(c);
 }
 
@@ -635,7 +730,7 @@ static int start(dsc_consumer *c)
         if (rc == 0 && c->cat.ntables == 0)
             rc = catalog_reload(c, false);
         if (rc == 0)
-            rc = dsc_inbox_open(&c->in, c->err, sizeof c->err);
+            rc = broker_open(c);
         if (rc == 0 || !worth_waiting(rc))
             return rc;
         if (*c->stop)
@@ -647,6 +742,7 @@ static int start(dsc_consumer *c)
                    c->err, BACKOFF_MAX_MS);
             snprintf(last, sizeof last, "%s", c->err);
             last_said = ds__mono_ms();
+            dsc_notify_status(&c->notify, "start-up: %s; retrying", c->err);
         }
         nap(c, backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
@@ -669,13 +765,25 @@ int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
     c->hangups = hangups;
     c->hangups_seen = hangups ? *hangups : 0;
     dsc_inbox_init(&c->in, cfg, lg);
+    dsc_notify_init(&c->notify);
     c->ap = dsc_applier_new(cfg->node_id, lg);
     c->cap = (size_t)cfg->apply_batch_max;
     c->msgs = calloc(c->cap, sizeof *c->msgs);
     c->changes = calloc(c->cap, sizeof *c->changes);
-    if (!c->ap || !c->msgs || !c->changes) {
+    c->metrics = dsc_metrics_new(ds_version(), cfg->node_id);
+    if (!c->ap || !c->msgs || !c->changes || !c->metrics) {
         rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
         goto fail;
+    }
+    /* Before start-up, so /health says what it is waiting for. */
+    if (cfg->metrics_listen[0]) {
+        rc = dsc_http_start(&c->http, cfg->metrics_listen, c->metrics, lg, err,
+                            errlen);
+        if (rc)
+            goto fail;
+        DS_LOG(lg, DS_LOG_INFO,
+               "metrics: http://%s/metrics and /health (metrics.listen)",
+               cfg->metrics_listen);
     }
     if (cfg->node_clock_file[0]) {
         /* Without it the rows still converge while clocks agree: warn. */
@@ -708,6 +816,12 @@ int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
     say_if_standby(c);
     c->next_stats = ds__mono_ms() + STATS_EVERY_MS;
     c->next_prune = ds__mono_ms();
+    c->next_db_check = ds__mono_ms() + DB_CHECK_EVERY_MS;
+    dsc_metrics_started(c->metrics);
+    char status[600];
+    snprintf(status, sizeof status, "consuming %s into database %s",
+             c->in.queue, cfg->mysql_database);
+    dsc_notify_ready(&c->notify, status);
     *out = c;
     return 0;
 fail:

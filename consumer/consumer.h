@@ -28,7 +28,8 @@ int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
                      volatile sig_atomic_t *hangups, char *err, size_t errlen);
 
 /* What a SIGHUP reloads (see dsc_reload); settings->cfg and ->lg must be
- * the cfg and lg given to dsc_consumer_new. Borrowed. */
+ * the cfg and lg given to dsc_consumer_new. Borrowed; its http and metrics
+ * are set to the consumer's endpoint here. */
 void dsc_consumer_set_reload(dsc_consumer *c, dsc_settings *settings);
 
 /* Runs until *stop: then finishes the batch in hand (committed and acked,

@@ -59,7 +59,7 @@ int main(int argc, char **argv)
                 "in the [apply] section");
     if ((rc = ds__daemon_open_log(&d)) != DS_DAEMON_GO_ON)
         return rc;
-    dsc_settings settings = {d.path, &d.cfg, &d.lg, &d.sink};
+    dsc_settings settings = {d.path, &d.cfg, &d.lg, &d.sink, NULL, NULL};
     ds__daemon_signals(on_stop_signal, on_hangup);
 
     rc = dsc_consumer_new(&c, &d.cfg, &d.lg, &stop_requested, &hangups, err,

@@ -53,17 +53,43 @@ static bool take_batch_wait(dsc_settings *st, const ds_config *next)
     return true;
 }
 
-/* Lead: metrics.listen belongs here once [metrics] exists (branch
- * h-metrics): {"metrics.listen", take_metrics_listen}, where the taker
- * closes the endpoint's socket and listens on the new address (or stops
- * when it is empty), keeping the old one when the new one cannot be bound,
- * logged at ERROR like a log file that cannot be opened. */
+/* The endpoint on the new address, or none. The old one stops first (the
+ * new address may be the same port on another host name); when the new
+ * one cannot listen, the old one comes back, logged at ERROR like a log
+ * file that cannot be opened. */
+static bool take_metrics_listen(dsc_settings *st, const ds_config *next)
+{
+    char err[DS_ERRMSG_SIZE];
+    const char *old = st->cfg->metrics_listen;
+
+    if (!st->http)
+        return false;
+    dsc_http_stop(*st->http);
+    *st->http = NULL;
+    if (!next->metrics_listen[0] ||
+        dsc_http_start(st->http, next->metrics_listen, st->metrics, st->lg, err,
+                       sizeof err) == 0) {
+        memcpy(st->cfg->metrics_listen, next->metrics_listen,
+               sizeof st->cfg->metrics_listen);
+        return true;
+    }
+    DS_LOG(st->lg, DS_LOG_ERROR, "reload: metrics.listen: %s; still %s%s", err,
+           old[0] ? "on " : "off", old);
+    if (old[0] && dsc_http_start(st->http, old, st->metrics, st->lg, err,
+                                 sizeof err) != 0)
+        DS_LOG(st->lg, DS_LOG_ERROR,
+               "reload: metrics.listen: %s %s again: %s; no endpoint until "
+               "a restart",
+               "cannot listen on", old, err);
+    return false;
+}
 static const reloadable reloadables[] = {
     {"log.level", take_level},
     {"log.format", take_format},
     {"log.file", take_file},
     {"apply.batch_max", take_batch_max},
     {"apply.batch_wait_ms", take_batch_wait},
+    {"metrics.listen", take_metrics_listen},
 };
 
 #define N_RELOADABLES (sizeof reloadables / sizeof reloadables[0])

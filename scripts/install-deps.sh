@@ -18,8 +18,18 @@ packages=(
     # MariaDB Connector/C (pkg-config libmariadb): Debian's default client
     # library, named too because Ubuntu's default is MySQL's
     default-libmysqlclient-dev libmariadb-dev
+    # datasync-consumer's metrics and health endpoint ([metrics] listen):
+    # libmicrohttpd does the HTTP (request parsing, connection limits,
+    # timeouts, slow clients) on a thread of its own
+    libmicrohttpd-dev
+    # sd_notify (Type=notify, the watchdog); optional: without it the
+    # Makefile builds a no-op and the consumer runs as before
+    libsystemd-dev
     # tests
     libcmocka-dev python3 python3-jsonschema
+    # tests/integration/test_metrics.sh parses /metrics with Prometheus's
+    # own Python parser
+    python3-prometheus-client
     rabbitmq-server mariadb-server mariadb-client
     # the test harness: pgrep/ps (procps), setsid (util-linux), timeout (coreutils)
     procps util-linux coreutils

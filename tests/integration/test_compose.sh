@@ -265,7 +265,7 @@ def load_ini(text, where):
 
 
 # How the broker and database are reached differs by design; spool paths too.
-REACH = {"mysql.host", "mysql.port", "mysql.socket"}
+REACH = {"mysql.host", "mysql.port", "mysql.socket", "metrics.listen"}
 PATHS = {"producer.spool_dir", "node.clock_file"}
 
 
@@ -486,7 +486,7 @@ else:
     # Build: the package of every pkg-config module the Makefile uses.
     mk = read(os.path.join(root, "Makefile"))
     modules = []
-    for var in ("LIB_PKGS", "SERVER_PKGS"):
+    for var in ("LIB_PKGS", "SERVER_PKGS", "CONSUMER_PKGS"):
         m = re.search(rf"^{var}\s*:?=\s*(.*)$", mk, re.M)
         if not m:
             sys.exit(f"check.py: the Makefile no longer sets {var}: update test_compose.sh")
@@ -498,7 +498,7 @@ else:
         if not owners:
             err(f"cannot tell which Debian package provides pkg-config module {mod}")
         elif not owners & build_pkgs:
-            err(f"the Dockerfile's build stage lacks {' or '.join(sorted(owners))} (pkg-config {mod}, Makefile LIB_PKGS/SERVER_PKGS)")
+            err(f"the Dockerfile's build stage lacks {' or '.join(sorted(owners))} (pkg-config {mod}, Makefile LIB_PKGS/SERVER_PKGS/CONSUMER_PKGS)")
 
     # Run: the package of every library the programs and libdatasync need.
     run_pkgs = apt_packages(run_stage)

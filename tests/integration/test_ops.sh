@@ -49,8 +49,8 @@ wait_log() {
 sql -e "DROP DATABASE IF EXISTS opstest; CREATE DATABASE opstest CHARACTER SET utf8mb4;
   CREATE TABLE opstest.kv (k INT PRIMARY KEY, v VARCHAR(32) NOT NULL)"
 
-# conf LEVEL BATCH_MAX PREFETCH: the consumer's configuration, rewritten in
-# place as an operator edits it before a SIGHUP.
+# conf LEVEL BATCH_MAX PREFETCH [METRICS]: the consumer's configuration,
+# rewritten in place as an operator edits it before a SIGHUP.
 conf() {
     cat >"$work/c.conf.new" <<EOF
 [node]
@@ -74,6 +74,8 @@ spool_dir = $work/spool-a
 level = $1
 format = json
 file = $log
+[metrics]
+listen = ${4:-}
 EOF
     mv "$work/c.conf.new" "$work/c.conf"
 }
@@ -148,10 +150,35 @@ conf debug 50 100
 kill -HUP "$cpid"
 wait_log "$log" 20 "reload: amqp.prefetch changed; restart to apply"
 
+# 5. metrics.listen: the endpoint starts on SIGHUP, and stops on the next
+scrape() { # PORT: /metrics, or "refused"
+    /usr/bin/python3 - "$1" <<'PY'
+import sys, urllib.request
+try:
+    print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode())
+except OSError:
+    print("refused")
+PY
+}
+port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+conf debug 50 100 "127.0.0.1:$port"
+kill -HUP "$cpid"
+wait_log "$log" 20 "applied: metrics.listen"
+scrape "$port" | grep -q '^datasync_consumer_changes_applied_total [0-9]' ||
+    fail "no metrics on 127.0.0.1:$port after the reload: $(scrape "$port" | head -3)"
+conf debug 50 100 ""
+kill -HUP "$cpid"
+for _ in $(seq 1 100); do
+    (($(grep -c "applied: metrics.listen" "$log") >= 2)) && break
+    sleep 0.1
+done
+[[ "$(scrape "$port")" == refused ]] || fail "the endpoint still answers after metrics.listen was emptied"
+say "SIGHUP: metrics.listen started the endpoint, then stopped it"
+
 wait "$publisher" || fail "the publisher failed: $(cat "$work/publisher.out")"
 wait_rows $total 120
 
-# 5. SIGTERM: the batch in hand finished, acked, exit 0
+# 6. SIGTERM: the batch in hand finished, acked, exit 0
 kill -TERM "$cpid"
 rc=0
 timeout 15 tail --pid="$cpid" -f /dev/null || fail "datasync-consumer still runs 15 s after SIGTERM"

@@ -82,6 +82,7 @@ static void assert_config_equal(const ds_config *a, const ds_config *b)
     assert_int_equal(a->capture_server_id, b->capture_server_id);
     assert_string_equal(a->capture_tables, b->capture_tables);
     assert_string_equal(a->capture_state_file, b->capture_state_file);
+    assert_string_equal(a->metrics_listen, b->metrics_listen);
 }
 
 /* Loads text over the defaults and expects DS_ECONFIG with exactly
@@ -122,7 +123,7 @@ static void expect_set_error(const char *key, const char *value, int code,
 
 #define KNOWN                                                                  \
     "(known: [node] [amqp] [mysql] [apply] [producer] [log] [archive] "        \
-    "[capture])"
+    "[capture] [metrics])"
 
 /* ------------------------------------------------------------------------ */
 /* Defaults and the example file                                             */
@@ -161,6 +162,7 @@ static void defaults_are_documented(void **state)
     assert_int_equal(c.log_level, DS_LOG_INFO);
     assert_int_equal(c.log_format, DS_LOG_TEXT);
     assert_string_equal(c.log_file, "");
+    assert_string_equal(c.metrics_listen, "");
 }
 
 /* The tests run from the top of the tree (make test); DS_SRCDIR may say
@@ -221,6 +223,7 @@ static const char *const all_keys[] = {
     "capture.tables",
     "capture.state_file",
     "capture.start",
+    "metrics.listen",
 };
 
 #define N_KEYS (sizeof all_keys / sizeof all_keys[0])
@@ -959,6 +962,50 @@ static void set_bad_keys_and_values(void **state)
     expect_set_error(NULL, "1", DS_EINVAL, "(null): missing key");
 }
 
+/* metrics.listen: off when empty, else HOST:PORT as the endpoint binds it. */
+static void metrics_listen_addresses(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value, *host;
+        int port;
+    } good[] = {{"127.0.0.1:9464", "127.0.0.1", 9464},
+                {"[::1]:1", "::1", 1},
+                {":65535", "", 65535},
+                {"metrics.example:9464", "metrics.example", 9464}};
+    static const char *const bad[] = {
+        "9464",      "127.0.0.1", "::1:9464",    "[::1]9464",
+        "[::1:9464", "host:0",    "host:65536",  "host:94a",
+        "host:",     "a:b:9464",  "host:123456", "[]x:1"};
+    ds_config cfg;
+    char err[ERRLEN], host[256], want[ERRLEN];
+    int port;
+
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        ds__config_defaults(&cfg);
+        assert_int_equal(
+            ds__config_set(&cfg, "metrics.listen", good[i].value, err, ERRLEN),
+            0);
+        assert_string_equal(cfg.metrics_listen, good[i].value);
+        assert_int_equal(
+            ds__config_split_listen(good[i].value, host, &port, err, ERRLEN),
+            0);
+        assert_string_equal(host, good[i].host);
+        assert_int_equal(port, good[i].port);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(want, sizeof want,
+                 "metrics.listen: '%s' is not HOST:PORT (127.0.0.1:9464, "
+                 "[::1]:9464, or :9464 for every interface; port 1..65535)",
+                 bad[i]);
+        expect_set_error("metrics.listen", bad[i], DS_ECONFIG, want);
+    }
+    ds__config_defaults(&cfg);
+    assert_int_equal(ds__config_set(&cfg, "metrics.listen", "", err, ERRLEN),
+                     0);
+    assert_string_equal(cfg.metrics_listen, "");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Path and word lists                                                       */
 
@@ -1108,6 +1155,7 @@ int main(void)
         cmocka_unit_test(error_message_is_truncated_safely),
         cmocka_unit_test(set_good_keys),
         cmocka_unit_test(set_bad_keys_and_values),
+        cmocka_unit_test(metrics_listen_addresses),
         cmocka_unit_test(path_from_environment),
         cmocka_unit_test(each_word),
         cmocka_unit_test(each_change_names_the_keys_that_differ),
