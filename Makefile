@@ -8,6 +8,7 @@
 #   make install      PREFIX=/usr/local DESTDIR= (PREFIX=/usr: /etc, multiarch lib)
 #   make install-runtime  only what runs: programs, .so, example configuration
 #   make deps         installs the Debian packages that are missing
+#   make bench-deps   the same, and what only the benchmarks need (PHP)
 #
 # CFLAGS/LDFLAGS are the user's; the project's own flags live in DS_*.
 
@@ -248,11 +249,14 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
-bench: all $(BENCH_BIN)
+bench: bench-deps all $(BENCH_BIN)
 	$(Q)BUILD=$(BUILD) bench/run.sh
 
 deps:
 	$(Q)scripts/install-deps.sh
+
+bench-deps:
+	$(Q)scripts/install-deps.sh --bench
 
 # The man pages are written with the default paths (/usr/local/...): the
 # installed ones name where this install puts things. Longest paths first.
@@ -323,7 +327,7 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all build-tests test test-unit chaos demo bench deps install install-runtime uninstall format format-check clean FORCE
+.PHONY: all build-tests test test-unit chaos demo bench bench-deps deps install install-runtime uninstall format format-check clean FORCE
 FORCE:
 .SECONDARY:
 
