@@ -51,7 +51,10 @@
  * DS_BENCH_KEYS (10000), DS_BENCH_NAIVE (10000, the prefix (c) consumes),
  * DS_BENCH_ROUNDS (3), DS_BENCH_PREFETCH (1000), DS_BENCH_BATCH (200,
  * apply.batch_max and (b)'s ack interval), DS_BENCH_NO_DEFAULT (set: skip
- * the extra run of (a) at the default prefetch).
+ * the extra run of (a) at the default prefetch), DS_BENCH_BASELINE_BIN
+ * (another datasync-consumer, e.g. built from the commit before a change:
+ * measured in every round right after (a), as (a0)), DS_BENCH_AB (set:
+ * only (a) and (a0), for a quick before/after).
  */
 
 #define NODE "bench-a"
@@ -469,7 +472,7 @@ typedef struct real_result {
 } real_result;
 
 /* Runs the built daemon on a pre-filled queue. */
-static real_result run_real(MYSQL *admin, int pf)
+static real_result run_real(MYSQL *admin, int pf, const char *bin_path)
 {
     char conf[600], logf[600], bin[600], q[256], why[700];
     int status;
@@ -481,7 +484,10 @@ static real_result run_real(MYSQL *admin, int pf)
 
     snprintf(conf, sizeof conf, "%s/bench-consumer-%d.conf", rundir, pf);
     snprintf(logf, sizeof logf, "%s/bench-consumer.log", rundir);
-    snprintf(bin, sizeof bin, "%s/datasync-consumer", build_dir);
+    if (bin_path)
+        snprintf(bin, sizeof bin, "%s", bin_path);
+    else
+        snprintf(bin, sizeof bin, "%s/datasync-consumer", build_dir);
     FILE *f = fopen(conf, "w");
     if (!f)
         die(conf, strerror(errno));
@@ -841,7 +847,10 @@ static void row(const char *label, const char *value)
 
 int main(void)
 {
-    double ra[16], rb[16], rc[16], rs[16], cpu[16], trips[16], fill;
+    double ra[16], rb[16], rc[16], rs[16], rb0[16], cpu[16], trips[16], fill;
+    /* Another build of the daemon (e.g. the commit before a change), run
+     * in every round beside this one: a before/after in one run. */
+    const char *base_bin = getenv("DS_BENCH_BASELINE_BIN");
     long peak = 0;
     real_result def = {0, -1, 0, 0};
     int done = 0;
@@ -886,15 +895,20 @@ int main(void)
     for (int r = 0; r < rounds; r++) {
         if (r >= 2 && now_us() - start > (uint64_t)NEW_ROUND_S * 1000000u)
             break;
-        real_result a = run_real(admin, prefetch);
+        real_result a = run_real(admin, prefetch, NULL);
+        if (base_bin) {
+            rb0[r] = run_real(admin, prefetch, base_bin).rate;
+            fprintf(stderr, "round %d: baseline build %.0f/s\n", r + 1, rb0[r]);
+        }
         ra[r] = a.rate;
         cpu[r] = a.cpu_s;
         trips[r] = a.trips_per_ev;
         if (a.hwm_kib > peak)
             peak = a.hwm_kib;
-        rb[r] = run_noop();
-        rc[r] = run_naive(admin);
-        rs[r] = no_seed ? 0 : run_seed(admin);
+        bool ab = getenv("DS_BENCH_AB") != NULL;
+        rb[r] = ab ? 1 : run_noop();
+        rc[r] = ab ? 1 : run_naive(admin);
+        rs[r] = no_seed || ab ? 1 : run_seed(admin);
         done++;
         fprintf(stderr,
                 "round %d: consumer %.0f/s (%.2f round trips/event, %.1f s "
@@ -904,7 +918,7 @@ int main(void)
                 rc[r], rs[r], (double)(now_us() - start) / 1e6);
     }
     if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT")) {
-        def = run_real(admin, default_prefetch);
+        def = run_real(admin, default_prefetch, NULL);
         fprintf(stderr, "prefetch %d: consumer %.0f/s, peak RSS %.1f MiB\n",
                 default_prefetch, def.rate, def.hwm_kib / 1024.0);
     }
@@ -959,6 +973,12 @@ int main(void)
                  default_prefetch);
         snprintf(value, sizeof value, "%8.1f MiB", def.hwm_kib / 1024.0);
         row(label, value);
+    }
+    if (base_bin) {
+        snprintf(value, sizeof value, "%8.0f ev/s", median(rb0, done));
+        row("(a0) DS_BENCH_BASELINE_BIN, same settings", value);
+        snprintf(value, sizeof value, "%8.2f x", m_a / median(rb0, done));
+        row("(a) / (a0)", value);
     }
     printf("(%.0f s in all, fills included)\n",
            (double)(now_us() - start) / 1e6);
