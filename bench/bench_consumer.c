@@ -464,11 +464,59 @@ static long long server_round_trips(MYSQL *db)
                       "IN ('COM_STMT_EXECUTE', 'COM_COMMIT')");
 }
 
+/* CPU seconds (user + system) a process has used so far, from
+ * /proc/PID/stat; 0 when it cannot be read. */
+static double proc_cpu_s(long pid)
+{
+    char path[64], buf[1024];
+    unsigned long long ut = 0, st = 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields 14 and 15, counted after the command's closing parenthesis
+     * (the command may hold spaces). */
+    const char *p = strrchr(buf, ')');
+    if (!p || sscanf(p + 2,
+                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+                     "%llu",
+                     &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The pid in the services' pid file under the run directory, or 0. */
+static long service_pid(const char *file)
+{
+    char path[600];
+    long pid = 0;
+    snprintf(path, sizeof path, "%s/%s", rundir, file);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+/* CPU seconds of MariaDB and RabbitMQ so far: what a run cost the servers,
+ * steadier than its rate on a shared machine. */
+static void servers_cpu(double *db, double *broker)
+{
+    *db = proc_cpu_s(service_pid("maria/mariadbd.pid"));
+    *broker = proc_cpu_s(service_pid("rabbit/rabbit.pid"));
+}
+
 typedef struct real_result {
     double rate;
-    long hwm_kib;        /* peak RSS, read just before SIGTERM */
-    double cpu_s;        /* the daemon's user + system time */
-    double trips_per_ev; /* database round trips per event */
+    long hwm_kib;                  /* peak RSS, read just before SIGTERM */
+    double cpu_s;                  /* the daemon's user + system time */
+    double trips_per_ev;           /* database round trips per event */
+    double db_cpu_s, broker_cpu_s; /* the servers' CPU during the run */
 } real_result;
 
 /* Runs the built daemon on a pre-filled queue. */
@@ -508,6 +556,8 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path)
              DB_REAL, exp_all.last_key);
 
     long long trips0 = server_round_trips(admin);
+    double db0, broker0, db1, broker1;
+    servers_cpu(&db0, &broker0);
     fflush(stdout);
     fflush(stderr);
     uint64_t t0 = now_us();
@@ -545,6 +595,9 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path)
     res.rate = n_events / secs;
     res.hwm_kib = vm_hwm_kib(child);
     res.trips_per_ev = (double)(server_round_trips(admin) - trips0) / n_events;
+    servers_cpu(&db1, &broker1);
+    res.db_cpu_s = db1 - db0;
+    res.broker_cpu_s = broker1 - broker0;
 
     kill(child, SIGTERM);
     uint64_t end = now_us() + 10 * 1000000u;
@@ -845,14 +898,35 @@ static void row(const char *label, const char *value)
     printf("| %-46s | %-14s |\n", label, value);
 }
 
+/* The median CPU per event of the daemon, MariaDB and RabbitMQ over n
+ * runs of a consumer build, as three rows. */
+static void cpu_rows(const char *who, const real_result *res, int n)
+{
+    double v[3][16];
+    const char *what[3] = {"daemon", "MariaDB", "RabbitMQ"};
+    char label[96], value[64];
+
+    for (int i = 0; i < n; i++) {
+        v[0][i] = res[i].cpu_s * 1e6 / n_events;
+        v[1][i] = res[i].db_cpu_s * 1e6 / n_events;
+        v[2][i] = res[i].broker_cpu_s * 1e6 / n_events;
+    }
+    for (int k = 0; k < 3; k++) {
+        snprintf(label, sizeof label, "%s %s CPU per event", who, what[k]);
+        snprintf(value, sizeof value, "%8.1f us", median(v[k], n));
+        row(label, value);
+    }
+}
+
 int main(void)
 {
     double ra[16], rb[16], rc[16], rs[16], rb0[16], cpu[16], trips[16], fill;
     /* Another build of the daemon (e.g. the commit before a change), run
      * in every round beside this one: a before/after in one run. */
     const char *base_bin = getenv("DS_BENCH_BASELINE_BIN");
+    real_result as[16], a0s[16];
     long peak = 0;
-    real_result def = {0, -1, 0, 0};
+    real_result def = {.hwm_kib = -1};
     int done = 0;
     const int default_prefetch = 500; /* amqp.prefetch's default */
     char label[96], value[64];
@@ -897,10 +971,12 @@ int main(void)
             break;
         real_result a = run_real(admin, prefetch, NULL);
         if (base_bin) {
-            rb0[r] = run_real(admin, prefetch, base_bin).rate;
+            a0s[r] = run_real(admin, prefetch, base_bin);
+            rb0[r] = a0s[r].rate;
             fprintf(stderr, "round %d: baseline build %.0f/s\n", r + 1, rb0[r]);
         }
         ra[r] = a.rate;
+        as[r] = a;
         cpu[r] = a.cpu_s;
         trips[r] = a.trips_per_ev;
         if (a.hwm_kib > peak)
@@ -961,9 +1037,7 @@ int main(void)
     row(label, value);
     snprintf(value, sizeof value, "%8.2f", median(trips, done));
     row("(a) database round trips per event", value);
-    snprintf(value, sizeof value, "%8.1f us",
-             median(cpu, done) * 1e6 / n_events);
-    row("(a) daemon CPU per event (user + sys)", value);
+    cpu_rows("(a)", as, done);
     if (def.hwm_kib >= 0) {
         snprintf(label, sizeof label, "(a) at prefetch %d (default), one run",
                  default_prefetch);
@@ -979,6 +1053,7 @@ int main(void)
         row("(a0) DS_BENCH_BASELINE_BIN, same settings", value);
         snprintf(value, sizeof value, "%8.2f x", m_a / median(rb0, done));
         row("(a) / (a0)", value);
+        cpu_rows("(a0)", a0s, done);
     }
     printf("(%.0f s in all, fills included)\n",
            (double)(now_us() - start) / 1e6);

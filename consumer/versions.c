@@ -22,10 +22,14 @@ static const char READ_TAIL[] = ")";
 static const char WRITE_HEAD[] = "INSERT INTO datasync_versions (tbl, pk, hlc, "
                                  "origin, deleted, applied) VALUES ";
 static const char WRITE_TUPLE[] = "(?,?,?,?,?,?)";
+/* updated_at moves only when the key is deleted (a tombstone's age is all
+ * pruning reads): a live key's update then leaves the (deleted, updated_at)
+ * index as it was, instead of moving an entry on every change. First, as
+ * later assignments would see the new deleted. */
 static const char WRITE_TAIL[] =
-    " ON DUPLICATE KEY UPDATE hlc = VALUES(hlc), origin = VALUES(origin), "
-    "deleted = VALUES(deleted), applied = VALUES(applied), updated_at = "
-    "CURRENT_TIMESTAMP(3)";
+    " ON DUPLICATE KEY UPDATE updated_at = IF(VALUES(deleted) = 1, "
+    "CURRENT_TIMESTAMP(3), updated_at), hlc = VALUES(hlc), origin = "
+    "VALUES(origin), deleted = VALUES(deleted), applied = VALUES(applied)";
 
 /* ------------------------------------------------------------------------ */
 /* The batch's keys                                                           */
