@@ -53,7 +53,8 @@
  * apply.batch_max and (b)'s ack interval), DS_BENCH_NO_DEFAULT (set: skip
  * the extra run of (a) at the default prefetch), DS_BENCH_BASELINE_BIN
  * (another datasync-consumer, e.g. built from the commit before a change:
- * measured in every round right after (a), as (a0)), DS_BENCH_AB (set:
+ * measured in every round right after (a), as (a0); its batch_max is
+ * DS_BENCH_BASELINE_BATCH, DS_BENCH_BATCH unless set), DS_BENCH_AB (set:
  * only (a) and (a0), for a quick before/after).
  */
 
@@ -520,7 +521,8 @@ typedef struct real_result {
 } real_result;
 
 /* Runs the built daemon on a pre-filled queue. */
-static real_result run_real(MYSQL *admin, int pf, const char *bin_path)
+static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
+                            int batch)
 {
     char conf[600], logf[600], bin[600], q[256], why[700];
     int status;
@@ -545,7 +547,7 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path)
             "[mysql]\nhost = %s\nport = %d\nuser = root\ndatabase = %s\n"
             "[apply]\ntables = items\nbatch_max = %d\n"
             "[log]\nlevel = info\n",
-            NODE, url, EXCHANGE, pf, db_host, db_port, DB_REAL, batch_max);
+            NODE, url, EXCHANGE, pf, db_host, db_port, DB_REAL, batch);
     fclose(f);
 
     ds_amqp a;
@@ -947,6 +949,7 @@ int main(void)
     rounds = env_int("DS_BENCH_ROUNDS", rounds, 1, 16);
     prefetch = env_int("DS_BENCH_PREFETCH", prefetch, 1, 65535);
     batch_max = env_int("DS_BENCH_BATCH", batch_max, 1, 10000);
+    int base_batch = env_int("DS_BENCH_BASELINE_BATCH", batch_max, 1, 10000);
     const char *rd = getenv("DS_TEST_RUNDIR");
     snprintf(rundir, sizeof rundir, "%s", rd && *rd ? rd : "/tmp");
     signal(SIGPIPE, SIG_IGN);
@@ -969,9 +972,9 @@ int main(void)
     for (int r = 0; r < rounds; r++) {
         if (r >= 2 && now_us() - start > (uint64_t)NEW_ROUND_S * 1000000u)
             break;
-        real_result a = run_real(admin, prefetch, NULL);
+        real_result a = run_real(admin, prefetch, NULL, batch_max);
         if (base_bin) {
-            a0s[r] = run_real(admin, prefetch, base_bin);
+            a0s[r] = run_real(admin, prefetch, base_bin, base_batch);
             rb0[r] = a0s[r].rate;
             fprintf(stderr, "round %d: baseline build %.0f/s\n", r + 1, rb0[r]);
         }
@@ -994,7 +997,7 @@ int main(void)
                 rc[r], rs[r], (double)(now_us() - start) / 1e6);
     }
     if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT")) {
-        def = run_real(admin, default_prefetch, NULL);
+        def = run_real(admin, default_prefetch, NULL, batch_max);
         fprintf(stderr, "prefetch %d: consumer %.0f/s, peak RSS %.1f MiB\n",
                 default_prefetch, def.rate, def.hwm_kib / 1024.0);
     }
@@ -1050,7 +1053,9 @@ int main(void)
     }
     if (base_bin) {
         snprintf(value, sizeof value, "%8.0f ev/s", median(rb0, done));
-        row("(a0) DS_BENCH_BASELINE_BIN, same settings", value);
+        snprintf(label, sizeof label,
+                 "(a0) DS_BENCH_BASELINE_BIN, batch_max %d", base_batch);
+        row(label, value);
         snprintf(value, sizeof value, "%8.2f x", m_a / median(rb0, done));
         row("(a) / (a0)", value);
         cpu_rows("(a0)", a0s, done);
