@@ -99,6 +99,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC := $(sort $(wildcard tests/integration/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c tests/chaos/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_LIB_SRC := $(sort $(wildcard bench/lib/*.c))
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -126,6 +127,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(call obj,$(PRODUCER_SRC)): DS_CFLAGS += -Iproducer
 $(call obj,$(UNIT_SRC) $(ITEST_SRC) $(TOOL_SRC) $(BENCH_SRC) tests/lib/itest.c): DS_CFLAGS += $(TEST_CFLAGS)
+$(call obj,$(BENCH_SRC) $(BENCH_LIB_SRC)): DS_CFLAGS += -Ibench/lib
 
 $(LIB_A): $(LIB_OBJ)
 	$(call say,AR,$@)
@@ -207,7 +209,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_SO)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -ldatasync -Wl,-rpath,'$$ORIGIN/..' $(SERVER_LIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(CONSUMER_LIB_OBJ) $(SERVER_A) $(LIB_A)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(call obj,$(BENCH_LIB_SRC)) $(CONSUMER_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
@@ -314,7 +316,7 @@ uninstall:
 		rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$page; done
 
 FORMAT_FILES = $(COMMON_SRC) $(PRODUCER_SRC) $(CONSUMER_SRC) $(CLI_SRC) $(EXAMPLE_SRC) \
-	$(wildcard include/*.h common/*.h producer/*.h consumer/*.h cli/*.h tests/*/*.[ch] bench/*.c)
+	$(wildcard include/*.h common/*.h producer/*.h consumer/*.h cli/*.h tests/*/*.[ch] bench/*.c bench/lib/*.[ch])
 FORMAT_FILES += $(CAPTURE_SRC) $(wildcard capture/*.h)
 
 format:

@@ -15,6 +15,7 @@
 #include <mysql.h>
 
 #include "amqp_util.h"
+#include "bench_util.h"
 #include "config.h"
 #include "error.h"
 #include "ids.h"
@@ -97,43 +98,13 @@ typedef struct expect {
 static bench_event *events;
 static expect exp_all, exp_naive;
 
-static void die(const char *what, const char *why)
+/* bench_die's cleanup: the consumer under test goes with us. */
+static void kill_child(void)
 {
-    fprintf(stderr, "bench_consumer: %s: %s\n", what, why);
     if (child > 0) {
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
     }
-    exit(1);
-}
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
-static int env_int(const char *name, int def, int lo, int hi)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return def;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < lo || n > hi) {
-        fprintf(stderr, "bench_consumer: %s=%s out of range %d..%d, using %d\n",
-                name, v, lo, hi, def);
-        return def;
-    }
-    return (int)n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -168,7 +139,7 @@ static void make_events(void)
 
     events = calloc((size_t)n_events, sizeof *events);
     if (!present || !touched || !qty || !events)
-        die("events", "out of memory");
+        bench_die("events", "out of memory");
     ds__rfc3339_ms(ds__now_ms(), ts);
     for (int i = 0; i < n_events; i++) {
         bench_event *e = &events[i];
@@ -180,7 +151,7 @@ static void make_events(void)
         int q = (int)(rnd() % 1000);
 
         if (ds__uuid7(e->id))
-            die("events", "no randomness for event ids");
+            bench_die("events", "no randomness for event ids");
         if (r < 90) {
             char note[128] = "null";
             if (rnd() % 4)
@@ -216,7 +187,7 @@ static void make_events(void)
         }
         e->body = malloc(strlen(data) + 300);
         if (!e->body)
-            die("events", "out of memory");
+            bench_die("events", "out of memory");
         e->len = (size_t)sprintf(
             e->body,
             "{\"v\":1,\"id\":\"%s\",\"origin\":\"%s\",\"hlc\":%llu,\"ts\":"
@@ -248,7 +219,7 @@ static void config_for(ds_config *cfg, const char *database)
         ds__config_set(cfg, "mysql.port", port, err, sizeof err) ||
         ds__config_set(cfg, "mysql.user", "root", err, sizeof err) ||
         ds__config_set(cfg, "mysql.database", database, err, sizeof err))
-        die("config", err);
+        bench_die("config", err);
 }
 
 static void amqp_open(ds_amqp *a)
@@ -256,7 +227,7 @@ static void amqp_open(ds_amqp *a)
     char err[DS_ERRMSG_SIZE];
     memset(a, 0, sizeof *a);
     if (ds__amqp_connect(a, url, 0, 30000, err, sizeof err) < 0)
-        die("connect", err);
+        bench_die("connect", err);
 }
 
 static void check(ds_amqp *a, const char *what)
@@ -264,7 +235,7 @@ static void check(ds_amqp *a, const char *what)
     char err[DS_ERRMSG_SIZE];
     if (ds__amqp_reply_error(amqp_get_rpc_reply(a->conn), what, err,
                              sizeof err) < 0)
-        die(what, err);
+        bench_die(what, err);
 }
 
 static long queue_depth(ds_amqp *a, const char *queue)
@@ -303,13 +274,13 @@ static double fill_queue(int n)
     ds_amqp a;
     ds_config cfg;
     char err[DS_ERRMSG_SIZE];
-    uint64_t acked = 0, sent = 0, t0 = now_us();
+    uint64_t acked = 0, sent = 0, t0 = bench_now_us();
 
     config_for(&cfg, DB_REAL);
     amqp_open(&a);
     if (ds__topology_declare_exchanges(&a, &cfg, err, sizeof err) ||
         ds__topology_declare_node(&a, &cfg, NODE, err, sizeof err))
-        die("topology", err);
+        bench_die("topology", err);
     amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(node_queue()));
     check(&a, "queue.purge");
     amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(dead_queue()));
@@ -333,13 +304,13 @@ static double fill_queue(int n)
                                    amqp_cstring_bytes(EXCHANGE),
                                    amqp_cstring_bytes("data.sync"), 1, 0,
                                    &props, body) != AMQP_STATUS_OK)
-                die("fill", "publish failed");
+                bench_die("fill", "publish failed");
             sent++;
         }
         amqp_frame_t f;
         struct timeval tv = {30, 0};
         if (amqp_simple_wait_frame_noblock(a.conn, &f, &tv) != AMQP_STATUS_OK)
-            die("fill", "no confirm within 30 s");
+            bench_die("fill", "no confirm within 30 s");
         if (f.frame_type != AMQP_FRAME_METHOD)
             continue;
         if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
@@ -347,59 +318,19 @@ static double fill_queue(int n)
             acked = ack->multiple ? ack->delivery_tag : acked + 1;
         } else if (f.payload.method.id == AMQP_BASIC_NACK_METHOD ||
                    f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
-            die("fill", "the broker refused or returned a message");
+            bench_die("fill", "the broker refused or returned a message");
         }
         amqp_maybe_release_buffers(a.conn);
     }
-    double secs = (double)(now_us() - t0) / 1e6;
+    double secs = (double)(bench_now_us() - t0) / 1e6;
     long depth = queue_depth(&a, node_queue());
     if (depth != n) {
         snprintf(err, sizeof err, "queue holds %ld messages, expected %d",
                  depth, n);
-        die("fill", err);
+        bench_die("fill", err);
     }
     ds__amqp_close(&a);
     return n / secs;
-}
-
-static MYSQL *admin_connect(void)
-{
-    MYSQL *db = mysql_init(NULL);
-    unsigned int timeout = 30;
-    if (!db)
-        die("mysql", "out of memory");
-    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &timeout);
-    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (!mysql_real_connect(db, db_host, "root", "", NULL,
-                            (unsigned int)db_port, NULL, 0))
-        die("mysql connect", mysql_error(db));
-    return db;
-}
-
-static void sql(MYSQL *db, const char *text)
-{
-    if (mysql_query(db, text))
-        die(text, mysql_error(db));
-    MYSQL_RES *res = mysql_store_result(db);
-    if (res)
-        mysql_free_result(res);
-}
-
-/* The number a one-value query returns; -1 when it fails (a table that is
- * not there yet) or gives no row. */
-static long long scalar(MYSQL *db, const char *text)
-{
-    long long v = -1;
-    if (mysql_query(db, text))
-        return -1;
-    MYSQL_RES *res = mysql_store_result(db);
-    if (!res)
-        return -1;
-    MYSQL_ROW row = mysql_fetch_row(res);
-    if (row && row[0])
-        v = strtoll(row[0], NULL, 10);
-    mysql_free_result(res);
-    return v;
 }
 
 /* A fresh database with the application table: seven columns, integer
@@ -408,16 +339,16 @@ static void reset_database(MYSQL *db, const char *name)
 {
     char q[512];
     snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s", name);
-    sql(db, q);
+    bench_sql(db, q);
     snprintf(q, sizeof q, "CREATE DATABASE %s CHARACTER SET utf8mb4", name);
-    sql(db, q);
+    bench_sql(db, q);
     snprintf(q, sizeof q,
              "CREATE TABLE %s.items (id INT PRIMARY KEY, name VARCHAR(64) "
              "NOT NULL, email VARCHAR(128), price DECIMAL(12,2) NOT NULL, qty "
              "INT NOT NULL, updated DATETIME(3) NOT NULL, note VARCHAR(255), "
              "KEY items_updated (updated)) ENGINE=InnoDB",
              name);
-    sql(db, q);
+    bench_sql(db, q);
 }
 
 /* The rows must be what the events say, or the rate means nothing. */
@@ -426,14 +357,14 @@ static void verify_rows(MYSQL *db, const char *name, const expect *x,
 {
     char q[256], why[256];
     snprintf(q, sizeof q, "SELECT COUNT(*) FROM %s.items", name);
-    long long rows = scalar(db, q);
+    long long rows = bench_scalar(db, q);
     snprintf(q, sizeof q, "SELECT COALESCE(SUM(qty), 0) FROM %s.items", name);
-    long long sum = scalar(db, q);
+    long long sum = bench_scalar(db, q);
     if (rows != x->rows || sum != x->qty_sum) {
         snprintf(why, sizeof why,
                  "%s.items has %lld rows, qty sum %lld; expected %ld, %lld",
                  name, rows, sum, x->rows, x->qty_sum);
-        die(who, why);
+        bench_die(who, why);
     }
 }
 
@@ -460,9 +391,10 @@ static long vm_hwm_kib(pid_t pid)
  * plain queries, counted in neither). */
 static long long server_round_trips(MYSQL *db)
 {
-    return scalar(db, "SELECT SUM(VARIABLE_VALUE) FROM "
-                      "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME "
-                      "IN ('COM_STMT_EXECUTE', 'COM_COMMIT')");
+    return bench_scalar(db,
+                        "SELECT SUM(VARIABLE_VALUE) FROM "
+                        "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME "
+                        "IN ('COM_STMT_EXECUTE', 'COM_COMMIT')");
 }
 
 /* CPU seconds (user + system) a process has used so far, from
@@ -540,7 +472,7 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
         snprintf(bin, sizeof bin, "%s/datasync-consumer", build_dir);
     FILE *f = fopen(conf, "w");
     if (!f)
-        die(conf, strerror(errno));
+        bench_die(conf, strerror(errno));
     fprintf(f,
             "[node]\nid = %s\n"
             "[amqp]\nurl = %s\nexchange = %s\nprefetch = %d\n"
@@ -560,19 +492,8 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
     long long trips0 = server_round_trips(admin);
     double db0, broker0, db1, broker1;
     servers_cpu(&db0, &broker0);
-    fflush(stdout);
-    fflush(stderr);
-    uint64_t t0 = now_us();
-    child = fork();
-    if (child < 0)
-        die("fork", strerror(errno));
-    if (child == 0) {
-        FILE *out = freopen(logf, "a", stdout);
-        if (!out || dup2(fileno(stdout), 2) < 0)
-            _exit(126);
-        execl(bin, bin, "-c", conf, (char *)NULL);
-        _exit(127);
-    }
+    uint64_t t0 = bench_now_us();
+    child = bench_spawn(logf, (const char *[]){bin, "-c", conf, NULL});
     /* Done once nothing is ready in the queue and the last event, which
      * carries the highest version, is committed: the consumer applies in
      * order, so everything before it is committed too. */
@@ -581,19 +502,19 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
             child = 0;
             snprintf(why, sizeof why, "exited early (status 0x%x); see %s",
                      status, logf);
-            die("datasync-consumer", why);
+            bench_die("datasync-consumer", why);
         }
         if (queue_depth(&a, node_queue()) == 0 &&
-            (unsigned long long)scalar(admin, q) == exp_all.last_hlc)
+            (unsigned long long)bench_scalar(admin, q) == exp_all.last_hlc)
             break;
-        if (now_us() - t0 > (uint64_t)RUN_LIMIT_S * 1000000u) {
+        if (bench_now_us() - t0 > (uint64_t)RUN_LIMIT_S * 1000000u) {
             snprintf(why, sizeof why, "not done after %d s; see %s",
                      RUN_LIMIT_S, logf);
-            die("datasync-consumer", why);
+            bench_die("datasync-consumer", why);
         }
-        sleep_ms(POLL_MS);
+        bench_sleep_ms(POLL_MS);
     }
-    double secs = (double)(now_us() - t0) / 1e6;
+    double secs = (double)(bench_now_us() - t0) / 1e6;
     res.rate = n_events / secs;
     res.hwm_kib = vm_hwm_kib(child);
     res.trips_per_ev = (double)(server_round_trips(admin) - trips0) / n_events;
@@ -602,11 +523,11 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
     res.broker_cpu_s = broker1 - broker0;
 
     kill(child, SIGTERM);
-    uint64_t end = now_us() + 10 * 1000000u;
+    uint64_t end = bench_now_us() + 10 * 1000000u;
     while (wait4(child, &status, WNOHANG, &ru) != child) {
-        if (now_us() > end)
-            die("datasync-consumer", "no exit within 10 s of SIGTERM");
-        sleep_ms(10);
+        if (bench_now_us() > end)
+            bench_die("datasync-consumer", "no exit within 10 s of SIGTERM");
+        bench_sleep_ms(10);
     }
     child = 0;
     res.cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
@@ -614,17 +535,19 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         snprintf(why, sizeof why, "stopped with status 0x%x; see %s", status,
                  logf);
-        die("datasync-consumer", why);
+        bench_die("datasync-consumer", why);
     }
     /* Its connection is closed: anything unacked would be ready again. */
     if (queue_depth(&a, node_queue()) != 0 ||
         queue_depth(&a, dead_queue()) != 0)
-        die("datasync-consumer", "messages left unacked or dead-lettered");
+        bench_die("datasync-consumer",
+                  "messages left unacked or dead-lettered");
     ds__amqp_close(&a);
     verify_rows(admin, DB_REAL, &exp_all, "datasync-consumer");
     snprintf(q, sizeof q, "SELECT COUNT(*) FROM %s.datasync_versions", DB_REAL);
-    if (scalar(admin, q) != exp_all.keys)
-        die("datasync-consumer", "versions table does not hold every key");
+    if (bench_scalar(admin, q) != exp_all.keys)
+        bench_die("datasync-consumer",
+                  "versions table does not hold every key");
     return res;
 }
 
@@ -649,7 +572,7 @@ static void next_message(ds_amqp *a, amqp_envelope_t *env)
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
         check(a, "consume");
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        die("consume", "no message within 30 s");
+        bench_die("consume", "no message within 30 s");
 }
 
 /* Consumes and acks, nothing else: what the broker and rabbitmq-c cost. */
@@ -660,7 +583,7 @@ static double run_noop(void)
     uint64_t last_tag = 0;
 
     fill_queue(n_events);
-    uint64_t t0 = now_us();
+    uint64_t t0 = bench_now_us();
     amqp_open(&a);
     start_consuming(&a);
     while (got < n_events) {
@@ -671,13 +594,13 @@ static double run_noop(void)
         if (++got % batch_max == 0 || got == n_events)
             if (amqp_basic_ack(a.conn, DS_AMQP_CHANNEL, last_tag, 1) !=
                 AMQP_STATUS_OK)
-                die("no-op", "basic.ack failed");
+                bench_die("no-op", "basic.ack failed");
     }
-    double secs = (double)(now_us() - t0) / 1e6;
+    double secs = (double)(bench_now_us() - t0) / 1e6;
     ds__amqp_close(&a);
     amqp_open(&probe);
     if (queue_depth(&probe, node_queue()) != 0)
-        die("no-op", "messages left unacked");
+        bench_die("no-op", "messages left unacked");
     ds__amqp_close(&probe);
     return n_events / secs;
 }
@@ -715,7 +638,7 @@ static MYSQL_STMT *prepare(MYSQL *db, const char *text)
 {
     MYSQL_STMT *st = mysql_stmt_init(db);
     if (!st || mysql_stmt_prepare(st, text, (unsigned long)strlen(text)))
-        die(text, st ? mysql_stmt_error(st) : "out of memory");
+        bench_die(text, st ? mysql_stmt_error(st) : "out of memory");
     return st;
 }
 
@@ -733,9 +656,9 @@ static double run_naive(MYSQL *admin)
     reset_database(admin, DB_NAIVE);
     fill_queue(n_naive);
     config_for(&cfg, DB_NAIVE);
-    uint64_t t0 = now_us();
+    uint64_t t0 = bench_now_us();
     if (ds__mysql_connect(&db, &cfg, err, sizeof err))
-        die("naive: mysql", err);
+        bench_die("naive: mysql", err);
     MYSQL_STMT *upsert = prepare(
         db, "INSERT INTO items (id, name, email, price, qty, updated, note) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE name = "
@@ -754,13 +677,13 @@ static double run_naive(MYSQL *admin)
         if (!ev || !json_object_object_get_ex(ev, "op", &op) ||
             !json_object_object_get_ex(ev, "key", &key) ||
             !json_object_object_get_ex(key, "id", &id))
-            die("naive", "bad event");
+            bench_die("naive", "bad event");
         bool is_delete = strcmp(json_object_get_string(op), "delete") == 0;
         MYSQL_STMT *st = is_delete ? del : upsert;
         bind_value(&p, 0, id);
         if (!is_delete) {
             if (!json_object_object_get_ex(ev, "data", &data))
-                die("naive", "no data");
+                bench_die("naive", "no data");
             for (int i = 0; i < NDATA; i++) {
                 v = NULL;
                 json_object_object_get_ex(data, data_cols[i], &v);
@@ -768,16 +691,16 @@ static double run_naive(MYSQL *admin)
             }
         }
         if (mysql_stmt_bind_param(st, p.b) || mysql_stmt_execute(st))
-            die("naive: execute", mysql_stmt_error(st));
+            bench_die("naive: execute", mysql_stmt_error(st));
         if (mysql_commit(db))
-            die("naive: commit", mysql_error(db));
+            bench_die("naive: commit", mysql_error(db));
         if (amqp_basic_ack(a.conn, DS_AMQP_CHANNEL, env.delivery_tag, 0) !=
             AMQP_STATUS_OK)
-            die("naive", "basic.ack failed");
+            bench_die("naive", "basic.ack failed");
         json_object_put(ev);
         amqp_destroy_envelope(&env);
     }
-    double secs = (double)(now_us() - t0) / 1e6;
+    double secs = (double)(bench_now_us() - t0) / 1e6;
     ds__amqp_close(&a);
     mysql_stmt_close(upsert);
     mysql_stmt_close(del);
@@ -785,7 +708,7 @@ static double run_naive(MYSQL *admin)
     json_tokener_free(tok);
     amqp_open(&probe);
     if (queue_depth(&probe, node_queue()) != 0)
-        die("naive", "messages left unacked");
+        bench_die("naive", "messages left unacked");
     ds__amqp_close(&probe);
     verify_rows(admin, DB_NAIVE, &exp_naive, "naive");
     return n_naive / secs;
@@ -822,38 +745,28 @@ static double run_seed(MYSQL *admin)
     snprintf(count, sizeof count, "%d", n_naive);
     reset_database(admin, DB_SEED);
     fill_queue(n_naive);
-    fflush(stdout);
-    fflush(stderr);
-    uint64_t t0 = now_us();
-    child = fork();
-    if (child < 0)
-        die("fork", strerror(errno));
-    if (child == 0) {
-        FILE *out = freopen(logf, "a", stdout);
-        if (!out || dup2(fileno(stdout), 2) < 0)
-            _exit(126);
-        execlp("php", "php", script, url, node_queue(), db_host, port, DB_SEED,
-               count, (char *)NULL);
-        _exit(127);
-    }
+    uint64_t t0 = bench_now_us();
+    child = bench_spawn(logf,
+                        (const char *[]){"php", script, url, node_queue(),
+                                         db_host, port, DB_SEED, count, NULL});
     for (;;) {
         pid_t w = waitpid(child, &status, WNOHANG);
         if (w == child)
             break;
-        if (now_us() - t0 > (uint64_t)RUN_LIMIT_S * 1000000u)
-            die("seed consumer", "not done in time");
-        sleep_ms(POLL_MS);
+        if (bench_now_us() - t0 > (uint64_t)RUN_LIMIT_S * 1000000u)
+            bench_die("seed consumer", "not done in time");
+        bench_sleep_ms(POLL_MS);
     }
-    double secs = (double)(now_us() - t0) / 1e6;
+    double secs = (double)(bench_now_us() - t0) / 1e6;
     child = 0;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         snprintf(why, sizeof why, "stopped with status 0x%x; see %s", status,
                  logf);
-        die("seed consumer", why);
+        bench_die("seed consumer", why);
     }
     amqp_open(&probe);
     if (queue_depth(&probe, node_queue()) != 0)
-        die("seed consumer", "messages left unacked");
+        bench_die("seed consumer", "messages left unacked");
     ds__amqp_close(&probe);
     verify_rows(admin, DB_SEED, &exp_naive, "seed consumer");
     return n_naive / secs;
@@ -868,11 +781,11 @@ static void print_db_settings(MYSQL *db)
                     "@@innodb_buffer_pool_size >> 20, @@innodb_log_file_size "
                     ">> 20, @@innodb_doublewrite, @@log_bin, @@sync_binlog";
     if (mysql_query(db, q))
-        die("settings", mysql_error(db));
+        bench_die("settings", mysql_error(db));
     MYSQL_RES *res = mysql_store_result(db);
     MYSQL_ROW r = res ? mysql_fetch_row(res) : NULL;
     if (!r)
-        die("settings", "no row");
+        bench_die("settings", "no row");
     printf("MariaDB %s: innodb_flush_log_at_trx_commit=%s, buffer pool %s "
            "MiB, redo log %s MiB, doublewrite %s, binlog %s, sync_binlog=%s\n",
            r[0], r[1], r[2], r[3], strcmp(r[4], "1") ? "off" : "on",
@@ -933,28 +846,31 @@ int main(void)
     const int default_prefetch = 500; /* amqp.prefetch's default */
     char label[96], value[64];
 
+    bench_init("bench_consumer", kill_child);
     url = getenv("DS_TEST_AMQP_URL");
     build_dir = getenv("DS_TEST_BUILD");
     db_host = getenv("DS_TEST_MYSQL_HOST");
     if (!url || !build_dir || !db_host || !getenv("DS_TEST_MYSQL_PORT"))
-        die("environment", "DS_TEST_AMQP_URL, DS_TEST_BUILD, "
-                           "DS_TEST_MYSQL_HOST/PORT are not set (run through "
-                           "bench/run.sh)");
+        bench_die("environment",
+                  "DS_TEST_AMQP_URL, DS_TEST_BUILD, "
+                  "DS_TEST_MYSQL_HOST/PORT are not set (run through "
+                  "bench/run.sh)");
     db_port = atoi(getenv("DS_TEST_MYSQL_PORT"));
-    n_events = env_int("DS_BENCH_EVENTS", n_events, 1000, 10000000);
-    n_keys = env_int("DS_BENCH_KEYS", n_keys, 1, 10000000);
-    n_naive = env_int("DS_BENCH_NAIVE", n_naive, 100, n_events);
+    n_events = bench_env_int("DS_BENCH_EVENTS", n_events, 1000, 10000000);
+    n_keys = bench_env_int("DS_BENCH_KEYS", n_keys, 1, 10000000);
+    n_naive = bench_env_int("DS_BENCH_NAIVE", n_naive, 100, n_events);
     if (n_naive > n_events)
         n_naive = n_events;
-    rounds = env_int("DS_BENCH_ROUNDS", rounds, 1, 16);
-    prefetch = env_int("DS_BENCH_PREFETCH", prefetch, 1, 65535);
-    batch_max = env_int("DS_BENCH_BATCH", batch_max, 1, 10000);
-    int base_batch = env_int("DS_BENCH_BASELINE_BATCH", batch_max, 1, 10000);
+    rounds = bench_env_int("DS_BENCH_ROUNDS", rounds, 1, 16);
+    prefetch = bench_env_int("DS_BENCH_PREFETCH", prefetch, 1, 65535);
+    batch_max = bench_env_int("DS_BENCH_BATCH", batch_max, 1, 10000);
+    int base_batch =
+        bench_env_int("DS_BENCH_BASELINE_BATCH", batch_max, 1, 10000);
     const char *rd = getenv("DS_TEST_RUNDIR");
     snprintf(rundir, sizeof rundir, "%s", rd && *rd ? rd : "/tmp");
     signal(SIGPIPE, SIG_IGN);
 
-    uint64_t start = now_us();
+    uint64_t start = bench_now_us();
     const char *no_seed = seed_missing();
     if (no_seed)
         fprintf(stderr,
@@ -962,7 +878,7 @@ int main(void)
                 "(scripts/install-deps.sh --bench)\n",
                 no_seed);
     make_events();
-    MYSQL *admin = admin_connect();
+    MYSQL *admin = bench_db_connect(db_host, db_port);
     fill = fill_queue(n_events); /* warm-up; also the fill rate for the log */
     fprintf(stderr, "fill: %d persistent messages at %.0f/s (not timed)\n",
             n_events, fill);
@@ -970,7 +886,7 @@ int main(void)
     /* Alternate (a), (b), (c) in every round; past two rounds, stop
      * starting new ones once the run would no longer fit its budget. */
     for (int r = 0; r < rounds; r++) {
-        if (r >= 2 && now_us() - start > (uint64_t)NEW_ROUND_S * 1000000u)
+        if (r >= 2 && bench_now_us() - start > (uint64_t)NEW_ROUND_S * 1000000u)
             break;
         real_result a = run_real(admin, prefetch, NULL, batch_max);
         if (base_bin) {
@@ -994,7 +910,7 @@ int main(void)
                 "CPU, peak RSS %.1f MiB), no-op %.0f/s, naive %.0f/s, seed "
                 "PHP %.0f/s [%.0f s]\n",
                 r + 1, ra[r], trips[r], cpu[r], a.hwm_kib / 1024.0, rb[r],
-                rc[r], rs[r], (double)(now_us() - start) / 1e6);
+                rc[r], rs[r], (double)(bench_now_us() - start) / 1e6);
     }
     if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT")) {
         def = run_real(admin, default_prefetch, NULL, batch_max);
@@ -1061,7 +977,7 @@ int main(void)
         cpu_rows("(a0)", a0s, done);
     }
     printf("(%.0f s in all, fills included)\n",
-           (double)(now_us() - start) / 1e6);
+           (double)(bench_now_us() - start) / 1e6);
 
     for (int i = 0; i < n_events; i++)
         free(events[i].body);

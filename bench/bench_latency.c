@@ -13,6 +13,7 @@
 #include <mysql.h>
 
 #include "amqp_util.h"
+#include "bench_util.h"
 #include "config.h"
 #include "datasync.h"
 #include "error.h"
@@ -57,23 +58,15 @@ static pid_t consumers[NODES];
 
 static void stop_own_dbs(void);
 
-static void die(const char *what, const char *why)
+/* bench_die's cleanup: the consumers and MariaDBs started here go. */
+static void cleanup(void)
 {
-    fprintf(stderr, "bench_latency: %s: %s\n", what, why);
     for (int i = 0; i < NODES; i++)
         if (consumers[i] > 0) {
             kill(consumers[i], SIGKILL);
             waitpid(consumers[i], NULL, 0);
         }
     stop_own_dbs();
-    exit(1);
-}
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static long long wall_us(void)
@@ -88,21 +81,6 @@ static void sleep_until_mono_us(uint64_t t)
     struct timespec ts = {(time_t)(t / 1000000u), (long)(t % 1000000u) * 1000};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
-}
-
-static int env_int(const char *name, int def, int lo, int hi)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return def;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < lo || n > hi) {
-        fprintf(stderr, "bench_latency: %s=%s out of range %d..%d, using %d\n",
-                name, v, lo, hi, def);
-        return def;
-    }
-    return (int)n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -134,16 +112,17 @@ static void start_own_db(int i)
 {
     char env[4096], pid[32];
     if (own_db_cmd(i, "maria start", NULL, 0) != 0)
-        die(node_ids[i], "its MariaDB did not start (see the services log)");
+        bench_die(node_ids[i],
+                  "its MariaDB did not start (see the services log)");
     own_db[i] = true;
     /* Taken down with us if we die without stopping it. */
     snprintf(pid, sizeof pid, "watch %d", (int)getpid());
     own_db_cmd(i, pid, NULL, 0);
     if (own_db_cmd(i, "env", env, sizeof env) != 0)
-        die(node_ids[i], "services.sh env failed");
+        bench_die(node_ids[i], "services.sh env failed");
     const char *p = strstr(env, "DS_TEST_MYSQL_PORT=");
     if (!p)
-        die(node_ids[i], "no DS_TEST_MYSQL_PORT in services.sh env");
+        bench_die(node_ids[i], "no DS_TEST_MYSQL_PORT in services.sh env");
     db_port[i] = atoi(p + strlen("DS_TEST_MYSQL_PORT="));
     snprintf(db_host[i], sizeof db_host[i], "127.0.0.1");
 }
@@ -159,50 +138,19 @@ static void stop_own_dbs(void)
 
 static MYSQL *db_connect(int i)
 {
-    MYSQL *db = mysql_init(NULL);
-    unsigned int timeout = 30;
-    if (!db)
-        die("mysql", "out of memory");
-    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &timeout);
-    if (!mysql_real_connect(db, db_host[i], "root", "", NULL,
-                            (unsigned int)db_port[i], NULL, 0))
-        die("mysql connect", mysql_error(db));
-    return db;
-}
-
-static void sql(MYSQL *db, const char *text)
-{
-    if (mysql_query(db, text))
-        die(text, mysql_error(db));
-    MYSQL_RES *res = mysql_store_result(db);
-    if (res)
-        mysql_free_result(res);
-}
-
-static long long scalar(MYSQL *db, const char *text)
-{
-    long long v = -1;
-    if (mysql_query(db, text))
-        die(text, mysql_error(db));
-    MYSQL_RES *res = mysql_store_result(db);
-    MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
-    if (row && row[0])
-        v = strtoll(row[0], NULL, 10);
-    if (res)
-        mysql_free_result(res);
-    return v;
+    return bench_db_connect(db_host[i], db_port[i]);
 }
 
 static void reset_database(int i)
 {
     MYSQL *db = db_connect(i);
-    sql(db, "DROP DATABASE IF EXISTS " DB);
-    sql(db, "CREATE DATABASE " DB " CHARACTER SET utf8mb4");
+    bench_sql(db, "DROP DATABASE IF EXISTS " DB);
+    bench_sql(db, "CREATE DATABASE " DB " CHARACTER SET utf8mb4");
     /* applied_at: when the consumer's transaction wrote the row. */
-    sql(db, "CREATE TABLE " DB ".lat (id INT PRIMARY KEY, emit_us BIGINT "
-            "NOT NULL, payload VARCHAR(200), applied_at TIMESTAMP(6) NOT "
-            "NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE "
-            "CURRENT_TIMESTAMP(6)) ENGINE=InnoDB");
+    bench_sql(db, "CREATE TABLE " DB ".lat (id INT PRIMARY KEY, emit_us BIGINT "
+                  "NOT NULL, payload VARCHAR(200), applied_at TIMESTAMP(6) NOT "
+                  "NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE "
+                  "CURRENT_TIMESTAMP(6)) ENGINE=InnoDB");
     mysql_close(db);
 }
 
@@ -216,7 +164,7 @@ static void config_for(ds_config *cfg, int i)
     if (ds__config_set(cfg, "node.id", node_ids[i], err, sizeof err) ||
         ds__config_set(cfg, "amqp.url", url, err, sizeof err) ||
         ds__config_set(cfg, "amqp.exchange", EXCHANGE, err, sizeof err))
-        die("config", err);
+        bench_die("config", err);
 }
 
 /* Declares the exchanges and every server's queue, and empties them, so
@@ -229,17 +177,17 @@ static void declare_topology(void)
 
     memset(&a, 0, sizeof a);
     if (ds__amqp_connect(&a, url, 0, 30000, err, sizeof err) < 0)
-        die("connect", err);
+        bench_die("connect", err);
     for (int i = 0; i < NODES; i++) {
         config_for(&cfg, i);
         if (ds__topology_declare_exchanges(&a, &cfg, err, sizeof err) ||
             ds__topology_declare_node(&a, &cfg, node_ids[i], err, sizeof err))
-            die("topology", err);
+            bench_die("topology", err);
         ds__topology_node_queue(node_ids[i], q, sizeof q);
         amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(q));
         if (ds__amqp_reply_error(amqp_get_rpc_reply(a.conn), "queue.purge", err,
                                  sizeof err) < 0)
-            die("purge", err);
+            bench_die("purge", err);
     }
     ds__amqp_close(&a);
 }
@@ -253,7 +201,7 @@ static void start_consumer(int i)
     snprintf(bin, sizeof bin, "%s/datasync-consumer", build_dir);
     FILE *f = fopen(conf, "w");
     if (!f)
-        die(conf, strerror(errno));
+        bench_die(conf, strerror(errno));
     fprintf(f,
             "[node]\nid = %s\nclock_file = %s/%s.clock\n"
             "[amqp]\nurl = %s\nexchange = %s\n"
@@ -263,18 +211,7 @@ static void start_consumer(int i)
             node_ids[i], rundir, node_ids[i], url, EXCHANGE, db_host[i],
             db_port[i]);
     fclose(f);
-    fflush(stdout);
-    fflush(stderr);
-    consumers[i] = fork();
-    if (consumers[i] < 0)
-        die("fork", strerror(errno));
-    if (consumers[i] == 0) {
-        FILE *out = freopen(logf, "a", stdout);
-        if (!out || dup2(fileno(stdout), 2) < 0)
-            _exit(126);
-        execl(bin, bin, "-c", conf, (char *)NULL);
-        _exit(127);
-    }
+    consumers[i] = bench_spawn(logf, (const char *[]){bin, "-c", conf, NULL});
 }
 
 /* Until every queue has its consumer: then nothing emitted waits for one. */
@@ -282,11 +219,11 @@ static void wait_consuming(void)
 {
     ds_amqp a;
     char err[DS_ERRMSG_SIZE], q[128];
-    uint64_t end = mono_us() + 30 * 1000000u;
+    uint64_t end = bench_now_us() + 30 * 1000000u;
 
     memset(&a, 0, sizeof a);
     if (ds__amqp_connect(&a, url, 0, 30000, err, sizeof err) < 0)
-        die("connect", err);
+        bench_die("connect", err);
     for (int i = 0; i < NODES; i++) {
         ds__topology_node_queue(node_ids[i], q, sizeof q);
         for (;;) {
@@ -294,15 +231,16 @@ static void wait_consuming(void)
                 a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(q), 1, 0, 0, 0,
                 amqp_empty_table);
             if (!ok)
-                die("queue.declare (passive)", q);
+                bench_die("queue.declare (passive)", q);
             if (ok->consumer_count > 0)
                 break;
             if (waitpid(consumers[i], NULL, WNOHANG) == consumers[i]) {
                 consumers[i] = 0;
-                die(node_ids[i], "datasync-consumer exited at start-up");
+                bench_die(node_ids[i], "datasync-consumer exited at start-up");
             }
-            if (mono_us() > end)
-                die(node_ids[i], "datasync-consumer not consuming after 30 s");
+            if (bench_now_us() > end)
+                bench_die(node_ids[i],
+                          "datasync-consumer not consuming after 30 s");
             usleep(50 * 1000);
         }
     }
@@ -315,15 +253,15 @@ static void stop_consumers(void)
         kill(consumers[i], SIGTERM);
     for (int i = 0; i < NODES; i++) {
         int status;
-        uint64_t end = mono_us() + 10 * 1000000u;
+        uint64_t end = bench_now_us() + 10 * 1000000u;
         while (waitpid(consumers[i], &status, WNOHANG) != consumers[i]) {
-            if (mono_us() > end)
-                die(node_ids[i], "no exit within 10 s of SIGTERM");
+            if (bench_now_us() > end)
+                bench_die(node_ids[i], "no exit within 10 s of SIGTERM");
             usleep(10 * 1000);
         }
         consumers[i] = 0;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            die(node_ids[i], "datasync-consumer did not exit 0");
+            bench_die(node_ids[i], "datasync-consumer did not exit 0");
     }
 }
 
@@ -349,17 +287,17 @@ static int emit_all(int n, int rate, double *flush_s)
         ds_options_set(o, "node.id", "lat-src") ||
         ds_options_set(o, "producer.mode", "async") ||
         ds_options_set(o, "producer.spool_dir", spool))
-        die("options", o ? ds_options_errmsg(o) : "out of memory");
+        bench_die("options", o ? ds_options_errmsg(o) : "out of memory");
     if (ds_producer_new(&p, o, err, sizeof err))
-        die("producer", err);
+        bench_die("producer", err);
     ds_options_free(o);
 
-    uint64_t t0 = mono_us() + 100000;
+    uint64_t t0 = bench_now_us() + 100000;
     for (int i = 0; i < n; i++) {
         uint64_t due = t0 + (uint64_t)i * 1000000u / (uint64_t)rate;
-        if (mono_us() < due)
+        if (bench_now_us() < due)
             sleep_until_mono_us(due + 999 - (due - t0 + 999) % 1000);
-        if (mono_us() > due + 5000)
+        if (bench_now_us() > due + 5000)
             late++;
         snprintf(key, sizeof key, "{\"id\":%d}", i);
         snprintf(data, sizeof data,
@@ -368,13 +306,13 @@ static int emit_all(int n, int rate, double *flush_s)
                  i, wall_us(), i);
         int rc = ds_emit(p, DS_OP_CREATE, "lat", key, data);
         if (rc)
-            die("ds_emit", ds_producer_errmsg(p));
+            bench_die("ds_emit", ds_producer_errmsg(p));
     }
-    uint64_t f0 = mono_us();
+    uint64_t f0 = bench_now_us();
     int rc = ds_flush(p, 60000);
-    *flush_s = (double)(mono_us() - f0) / 1e6;
+    *flush_s = (double)(bench_now_us() - f0) / 1e6;
     if (rc)
-        die("ds_flush", ds_producer_errmsg(p));
+        bench_die("ds_flush", ds_producer_errmsg(p));
     ds_producer_stats st;
     if (ds_producer_stats_get(p, &st, sizeof st) == 0 && st.spooled > 0)
         fprintf(stderr, "bench_latency: %llu changes went to the spool\n",
@@ -415,38 +353,38 @@ static lat_stats stats_of(long long *us, long n)
 static void read_latencies(int i, int n, long long *us)
 {
     MYSQL *db = db_connect(i);
-    uint64_t end = mono_us() + (uint64_t)SETTLE_S * 1000000u;
+    uint64_t end = bench_now_us() + (uint64_t)SETTLE_S * 1000000u;
     char why[128];
     long long have;
 
-    while ((have = scalar(db, "SELECT COUNT(*) FROM " DB ".lat")) < n) {
-        if (mono_us() > end) {
+    while ((have = bench_scalar(db, "SELECT COUNT(*) FROM " DB ".lat")) < n) {
+        if (bench_now_us() > end) {
             snprintf(why, sizeof why, "holds %lld of %d rows after %d s", have,
                      n, SETTLE_S);
-            die(node_ids[i], why);
+            bench_die(node_ids[i], why);
         }
         usleep(100 * 1000);
     }
     if (have != n)
-        die(node_ids[i], "holds more rows than were emitted");
+        bench_die(node_ids[i], "holds more rows than were emitted");
     /* UNIX_TIMESTAMP of a TIMESTAMP(6) is exact whatever the time zone. */
     if (mysql_query(db, "SELECT id, CAST(UNIX_TIMESTAMP(applied_at) * 1000000 "
                         "AS SIGNED) - emit_us FROM " DB ".lat"))
-        die("latencies", mysql_error(db));
+        bench_die("latencies", mysql_error(db));
     MYSQL_RES *res = mysql_store_result(db);
     MYSQL_ROW row;
     long got = 0;
     while (res && (row = mysql_fetch_row(res)) != NULL) {
         long id = atol(row[0]);
         if (id < 0 || id >= n)
-            die(node_ids[i], "a row that was never emitted");
+            bench_die(node_ids[i], "a row that was never emitted");
         us[id] = atoll(row[1]);
         got++;
     }
     if (res)
         mysql_free_result(res);
     if (got != n)
-        die(node_ids[i], "rows missing from the result");
+        bench_die(node_ids[i], "rows missing from the result");
     mysql_close(db);
 }
 
@@ -458,6 +396,7 @@ static void print_row(const char *who, const lat_stats *s)
 
 int main(void)
 {
+    bench_init("bench_latency", cleanup);
     url = getenv("DS_TEST_AMQP_URL");
     build_dir = getenv("DS_TEST_BUILD");
     rundir = getenv("DS_TEST_RUNDIR");
@@ -465,15 +404,16 @@ int main(void)
     const char *host = getenv("DS_TEST_MYSQL_HOST");
     const char *port = getenv("DS_TEST_MYSQL_PORT");
     if (!url || !build_dir || !rundir || !services || !host || !port)
-        die("environment", "DS_TEST_AMQP_URL, DS_TEST_BUILD, DS_TEST_RUNDIR, "
-                           "DS_TEST_SERVICES, DS_TEST_MYSQL_HOST/PORT are not "
-                           "set (run through bench/run.sh)");
-    int rate = env_int("DS_BENCH_LAT_RATE", 2000, 1, 100000);
-    int seconds = env_int("DS_BENCH_LAT_SECONDS", 30, 1, 3600);
+        bench_die("environment",
+                  "DS_TEST_AMQP_URL, DS_TEST_BUILD, DS_TEST_RUNDIR, "
+                  "DS_TEST_SERVICES, DS_TEST_MYSQL_HOST/PORT are not "
+                  "set (run through bench/run.sh)");
+    int rate = bench_env_int("DS_BENCH_LAT_RATE", 2000, 1, 100000);
+    int seconds = bench_env_int("DS_BENCH_LAT_SECONDS", 30, 1, 3600);
     int n = rate * seconds;
     signal(SIGPIPE, SIG_IGN);
 
-    uint64_t start = mono_us();
+    uint64_t start = bench_now_us();
     snprintf(db_host[0], sizeof db_host[0], "%s", host);
     db_port[0] = atoi(port);
     for (int i = 1; i < NODES; i++)
@@ -492,7 +432,7 @@ int main(void)
     for (int i = 0; i < NODES; i++) {
         us[i] = malloc((size_t)n * sizeof **us);
         if (!us[i])
-            die("latencies", "out of memory");
+            bench_die("latencies", "out of memory");
         read_latencies(i, n, us[i]);
     }
     stop_consumers();
@@ -508,7 +448,7 @@ int main(void)
            DASHES);
     long long *all = malloc((size_t)n * NODES * sizeof *all);
     if (!all)
-        die("latencies", "out of memory");
+        bench_die("latencies", "out of memory");
     for (int i = 0; i < NODES; i++) {
         memcpy(all + (size_t)i * (size_t)n, us[i], (size_t)n * sizeof *all);
         lat_stats s = stats_of(us[i], n);
@@ -525,7 +465,7 @@ int main(void)
         printf("(%d emits came over 5 ms behind schedule: the emitter was "
                "held up)\n",
                late);
-    printf("(%.0f s in all)\n", (double)(mono_us() - start) / 1e6);
+    printf("(%.0f s in all)\n", (double)(bench_now_us() - start) / 1e6);
     for (int i = 0; i < NODES; i++)
         free(us[i]);
     free(all);
