@@ -27,7 +27,8 @@
  * servers lat-a, lat-b, lat-c, each with its own MariaDB (a: the run's
  * instance; b, c: two more started here through tests/lib/services.sh) and
  * its own datasync-consumer at the default settings (prefetch 500,
- * batch_max 200, batch_wait_ms 10), share the run's broker.
+ * batch_max 200, batch_wait_ms 10, or DS_BENCH_LAT_BATCH_WAIT_MS), share
+ * the run's broker.
  *
  * On every server the table stamps each row as it is written:
  * applied_at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6). The consumer writes
@@ -55,6 +56,7 @@ static char db_host[NODES][64];
 static int db_port[NODES];
 static bool own_db[NODES]; /* started here: stopped here */
 static pid_t consumers[NODES];
+static int batch_wait_ms = -1; /* apply.batch_wait_ms; < 0: the default */
 
 static void stop_own_dbs(void);
 
@@ -210,6 +212,8 @@ static void start_consumer(int i)
             "[log]\nlevel = info\n",
             node_ids[i], rundir, node_ids[i], url, EXCHANGE, db_host[i],
             db_port[i]);
+    if (batch_wait_ms >= 0)
+        fprintf(f, "[apply]\nbatch_wait_ms = %d\n", batch_wait_ms);
     fclose(f);
     consumers[i] = bench_spawn(logf, (const char *[]){bin, "-c", conf, NULL});
 }
@@ -411,6 +415,7 @@ int main(void)
     int rate = bench_env_int("DS_BENCH_LAT_RATE", 2000, 1, 100000);
     int seconds = bench_env_int("DS_BENCH_LAT_SECONDS", 30, 1, 3600);
     int n = rate * seconds;
+    batch_wait_ms = bench_env_int("DS_BENCH_LAT_BATCH_WAIT_MS", -1, 0, 60000);
     signal(SIGPIPE, SIG_IGN);
 
     uint64_t start = bench_now_us();
@@ -438,10 +443,13 @@ int main(void)
     stop_consumers();
     stop_own_dbs();
 
+    char wait[64] = "default settings";
+    if (batch_wait_ms >= 0)
+        snprintf(wait, sizeof wait, "batch_wait_ms %d", batch_wait_ms);
     printf("\nlatency benchmark: %d changes at %d/s for %d s, ds_emit "
            "(async) to the row written on each of %d servers\n(own MariaDB "
-           "each, one broker, consumers at default settings); ms\n",
-           n, rate, seconds, NODES);
+           "each, one broker, consumers at %s); ms\n",
+           n, rate, seconds, NODES, wait);
     printf("| %-12s | %8s | %8s | %8s | %8s |\n", "server", "p50", "p99", "max",
            "> 100 ms");
     printf("|%.14s|%.10s|%.10s|%.10s|%.10s|\n", DASHES, DASHES, DASHES, DASHES,
