@@ -29,8 +29,8 @@ CREATE TABLE IF NOT EXISTS datasync_versions (
     applied TINYINT NOT NULL DEFAULT 1,
     -- When the key was first stored or last deleted, for pruning old
     -- tombstones (apply.tombstone_retention_hours). A live key's later
-    -- versions leave it alone: the index below then needs no change, which
-    -- saves the server about a sixth of its work per applied change.
+    -- versions leave it alone: the index below then needs no change on
+    -- every applied change (docs/design.md, Performance).
     updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     PRIMARY KEY (tbl, pk),
     KEY datasync_tombstones (deleted, updated_at)
