@@ -8,6 +8,7 @@
 #   make install      PREFIX=/usr/local DESTDIR= (PREFIX=/usr: /etc, multiarch lib)
 #   make install-runtime  only what runs: programs, .so, example configuration
 #   make deps         installs the Debian packages that are missing
+#   make bench-deps   the same, and what only the benchmarks need (PHP)
 #
 # CFLAGS/LDFLAGS are the user's; the project's own flags live in DS_*.
 
@@ -112,6 +113,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC := $(sort $(wildcard tests/integration/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c tests/chaos/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_LIB_SRC := $(sort $(wildcard bench/lib/*.c))
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -140,6 +142,7 @@ $(BUILD)/obj/%.o: %.c
 $(call obj,$(PRODUCER_SRC)): DS_CFLAGS += -Iproducer
 $(call obj,$(CONSUMER_SRC)): DS_CFLAGS += $(CONSUMER_CFLAGS)
 $(call obj,$(UNIT_SRC) $(ITEST_SRC) $(TOOL_SRC) $(BENCH_SRC) tests/lib/itest.c): DS_CFLAGS += $(TEST_CFLAGS) $(CONSUMER_DEFS)
+$(call obj,$(BENCH_SRC) $(BENCH_LIB_SRC)): DS_CFLAGS += -Ibench/lib
 
 $(LIB_A): $(LIB_OBJ)
 	$(call say,AR,$@)
@@ -221,7 +224,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_SO)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -ldatasync -Wl,-rpath,'$$ORIGIN/..' $(SERVER_LIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(CONSUMER_LIB_OBJ) $(SERVER_A) $(LIB_A)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(call obj,$(BENCH_LIB_SRC)) $(CONSUMER_LIB_OBJ) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CONSUMER_LIBS)
@@ -240,7 +243,7 @@ $(BUILD)/datasync.pc: include/datasync.pc.in Makefile $(BUILD)/pc-vars
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(DS_VERSION)|' \
 		-e 's|@LIBS_PRIVATE@|$(LIB_LIBS)|' $< > $@
 
-build-tests: all $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN)
+build-tests: all $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 
 # The README's test command: unit tests, then the schema agreement check, then
 # the integration tests against private RabbitMQ and MariaDB instances.
@@ -263,11 +266,14 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)BUILD=$(BUILD) CAPTURE=$(CAPTURE) scripts/demo.sh
 
-bench: all $(BENCH_BIN)
+bench: bench-deps all $(BENCH_BIN)
 	$(Q)BUILD=$(BUILD) bench/run.sh
 
 deps:
 	$(Q)scripts/install-deps.sh
+
+bench-deps:
+	$(Q)scripts/install-deps.sh --bench
 
 # The man pages are written with the default paths (/usr/local/...): the
 # installed ones name where this install puts things. Longest paths first.
@@ -329,7 +335,7 @@ uninstall:
 		rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$page; done
 
 FORMAT_FILES = $(COMMON_SRC) $(PRODUCER_SRC) $(CONSUMER_SRC) $(CLI_SRC) $(EXAMPLE_SRC) \
-	$(wildcard include/*.h common/*.h producer/*.h consumer/*.h cli/*.h tests/*/*.[ch] bench/*.c)
+	$(wildcard include/*.h common/*.h producer/*.h consumer/*.h cli/*.h tests/*/*.[ch] bench/*.c bench/lib/*.[ch])
 FORMAT_FILES += $(CAPTURE_SRC) $(wildcard capture/*.h)
 
 format:
@@ -342,7 +348,7 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all build-tests test test-unit chaos demo bench deps install install-runtime uninstall format format-check clean FORCE
+.PHONY: all build-tests test test-unit chaos demo bench bench-deps deps install install-runtime uninstall format format-check clean FORCE
 FORCE:
 .SECONDARY:
 

@@ -1,4 +1,4 @@
-/* bench_consumer.c: datasync-consumer's apply rate from a pre-filled queue against a no-op and a naive per-message consumer, in the same run. */
+/* bench_consumer.c: datasync-consumer's apply rate from a pre-filled queue against a no-op, a naive C and the seed's PHP per-message consumer, in the same run. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -18,6 +18,7 @@
 #include <mysql.h>
 
 #include "amqp_util.h"
+#include "bench_util.h"
 #include "config.h"
 #include "error.h"
 #include "ids.h"
@@ -29,9 +30,7 @@
  * persistent messages before each measurement (the fill is not timed):
  *   (a) the built datasync-consumer, as a process with a configuration,
  *       from its start until the queue is empty and the last change is
- *       committed; once with [metrics] off and once with it on and
- *       /metrics scraped every second during the run (the order swaps
- *       every round), for the cost of the metrics;
+ *       committed;
  *   (b) a no-op rabbitmq-c consumer: same prefetch, one basic.ack(multiple)
  *       every batch_max messages (as the real one acks a full batch), no
  *       decoding, no database;
@@ -39,25 +38,36 @@
  *       (INSERT ... ON DUPLICATE KEY UPDATE) or DELETE by primary key,
  *       commit, basic.ack of that message alone; it keeps no versions, so
  *       it does less work per change than (a). It runs on a prefix of the
- *       events (DS_BENCH_NAIVE) to keep the run bounded: one commit each.
- * Rounds alternate (a), (a) with metrics, (b), (c), so drift on a shared
- * machine hits all alike; the table shows medians and ratios of medians. Every measurement
- * checks its result: the queue empty after the consumer is gone (nothing
- * left unacked), no dead letters, and the rows (count, sum of a column)
- * and versions exactly as the events say.
+ *       events (DS_BENCH_NAIVE) to keep the run bounded: one commit each;
+ *   (d) the seed's consumer, bench/seed_consumer.php: php-amqp and mysqli,
+ *       prefetch 100, per message json_decode, one REPLACE or DELETE in
+ *       autocommit, one ack; what users run without datasync. Same prefix
+ *       of events as (c); skipped, and said so, when php, php-amqp or
+ *       php-mysql is missing (scripts/install-deps.sh --bench).
+ * Rounds alternate (a), (b), (c), (d), so drift on a shared machine hits
+ * all alike; the table shows medians and ratios of medians. Every
+ * measurement checks its result: the queue empty after the consumer is gone
+ * (nothing left unacked), no dead letters, and the rows (count, sum of a
+ * column) and versions exactly as the events say. The output names the
+ * MariaDB settings the rates depend on (durability, buffer pool, binlog).
  *
  * Environment, besides bench/run.sh's DS_TEST_*: DS_BENCH_EVENTS (100000),
  * DS_BENCH_KEYS (10000), DS_BENCH_NAIVE (10000, the prefix (c) consumes),
  * DS_BENCH_ROUNDS (3), DS_BENCH_PREFETCH (1000), DS_BENCH_BATCH (200,
  * apply.batch_max and (b)'s ack interval), DS_BENCH_NO_DEFAULT (set: skip
- * the extra run of (a) at the default prefetch), DS_BENCH_METRICS_ONLY
- * (set: (a) with and without metrics only, no (b), (c) or default run).
+ * the extra run of (a) at the default prefetch), DS_BENCH_BASELINE_BIN
+ * (another datasync-consumer, e.g. built from the commit before a change:
+ * measured in every round right after (a), as (a0); its batch_max is
+ * DS_BENCH_BASELINE_BATCH, DS_BENCH_BATCH unless set), DS_BENCH_METRICS_ONLY
+ * (set: (a) with and without [metrics] only), DS_BENCH_AB (set:
+ * only (a) and (a0), for a quick before/after).
  */
 
 #define NODE "bench-a"
 #define EXCHANGE "ds_bench_consumer"
 #define DB_REAL "ds_bench_real"
 #define DB_NAIVE "ds_bench_naive"
+#define DB_SEED "ds_bench_seed"
 #define WINDOW 1024     /* unconfirmed publishes in flight while filling */
 #define POLL_MS 20      /* completion polling of (a) */
 #define RUN_LIMIT_S 300 /* one measurement longer than this is a failure */
@@ -92,43 +102,13 @@ typedef struct expect {
 static bench_event *events;
 static expect exp_all, exp_naive;
 
-static void die(const char *what, const char *why)
+/* bench_die's cleanup: the consumer under test goes with us. */
+static void kill_child(void)
 {
-    fprintf(stderr, "bench_consumer: %s: %s\n", what, why);
     if (child > 0) {
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
     }
-    exit(1);
-}
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
-static int env_int(const char *name, int def, int lo, int hi)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return def;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < lo || n > hi) {
-        fprintf(stderr, "bench_consumer: %s=%s out of range %d..%d, using %d\n",
-                name, v, lo, hi, def);
-        return def;
-    }
-    return (int)n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -163,7 +143,7 @@ static void make_events(void)
 
     events = calloc((size_t)n_events, sizeof *events);
     if (!present || !touched || !qty || !events)
-        die("events", "out of memory");
+        bench_die("events", "out of memory");
     ds__rfc3339_ms(ds__now_ms(), ts);
     for (int i = 0; i < n_events; i++) {
         bench_event *e = &events[i];
@@ -175,7 +155,7 @@ static void make_events(void)
         int q = (int)(rnd() % 1000);
 
         if (ds__uuid7(e->id))
-            die("events", "no randomness for event ids");
+            bench_die("events", "no randomness for event ids");
         if (r < 90) {
             char note[128] = "null";
             if (rnd() % 4)
@@ -211,7 +191,7 @@ static void make_events(void)
         }
         e->body = malloc(strlen(data) + 300);
         if (!e->body)
-            die("events", "out of memory");
+            bench_die("events", "out of memory");
         e->len = (size_t)sprintf(
             e->body,
             "{\"v\":1,\"id\":\"%s\",\"origin\":\"%s\",\"hlc\":%llu,\"ts\":"
@@ -243,7 +223,7 @@ static void config_for(ds_config *cfg, const char *database)
         ds__config_set(cfg, "mysql.port", port, err, sizeof err) ||
         ds__config_set(cfg, "mysql.user", "root", err, sizeof err) ||
         ds__config_set(cfg, "mysql.database", database, err, sizeof err))
-        die("config", err);
+        bench_die("config", err);
 }
 
 static void amqp_open(ds_amqp *a)
@@ -251,7 +231,7 @@ static void amqp_open(ds_amqp *a)
     char err[DS_ERRMSG_SIZE];
     memset(a, 0, sizeof *a);
     if (ds__amqp_connect(a, url, 0, 30000, err, sizeof err) < 0)
-        die("connect", err);
+        bench_die("connect", err);
 }
 
 static void check(ds_amqp *a, const char *what)
@@ -259,7 +239,7 @@ static void check(ds_amqp *a, const char *what)
     char err[DS_ERRMSG_SIZE];
     if (ds__amqp_reply_error(amqp_get_rpc_reply(a->conn), what, err,
                              sizeof err) < 0)
-        die(what, err);
+        bench_die(what, err);
 }
 
 static long queue_depth(ds_amqp *a, const char *queue)
@@ -298,13 +278,13 @@ static double fill_queue(int n)
     ds_amqp a;
     ds_config cfg;
     char err[DS_ERRMSG_SIZE];
-    uint64_t acked = 0, sent = 0, t0 = now_us();
+    uint64_t acked = 0, sent = 0, t0 = bench_now_us();
 
     config_for(&cfg, DB_REAL);
     amqp_open(&a);
     if (ds__topology_declare_exchanges(&a, &cfg, err, sizeof err) ||
         ds__topology_declare_node(&a, &cfg, NODE, NULL, err, sizeof err))
-        die("topology", err);
+        bench_die("topology", err);
     amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(node_queue()));
     check(&a, "queue.purge");
     amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(dead_queue()));
@@ -328,13 +308,13 @@ static double fill_queue(int n)
                                    amqp_cstring_bytes(EXCHANGE),
                                    amqp_cstring_bytes("data.sync"), 1, 0,
                                    &props, body) != AMQP_STATUS_OK)
-                die("fill", "publish failed");
+                bench_die("fill", "publish failed");
             sent++;
         }
         amqp_frame_t f;
         struct timeval tv = {30, 0};
         if (amqp_simple_wait_frame_noblock(a.conn, &f, &tv) != AMQP_STATUS_OK)
-            die("fill", "no confirm within 30 s");
+            bench_die("fill", "no confirm within 30 s");
         if (f.frame_type != AMQP_FRAME_METHOD)
             continue;
         if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
@@ -342,59 +322,19 @@ static double fill_queue(int n)
             acked = ack->multiple ? ack->delivery_tag : acked + 1;
         } else if (f.payload.method.id == AMQP_BASIC_NACK_METHOD ||
                    f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
-            die("fill", "the broker refused or returned a message");
+            bench_die("fill", "the broker refused or returned a message");
         }
         amqp_maybe_release_buffers(a.conn);
     }
-    double secs = (double)(now_us() - t0) / 1e6;
+    double secs = (double)(bench_now_us() - t0) / 1e6;
     long depth = queue_depth(&a, node_queue());
     if (depth != n) {
         snprintf(err, sizeof err, "queue holds %ld messages, expected %d",
                  depth, n);
-        die("fill", err);
+        bench_die("fill", err);
     }
     ds__amqp_close(&a);
     return n / secs;
-}
-
-static MYSQL *admin_connect(void)
-{
-    MYSQL *db = mysql_init(NULL);
-    unsigned int timeout = 30;
-    if (!db)
-        die("mysql", "out of memory");
-    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &timeout);
-    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (!mysql_real_connect(db, db_host, "root", "", NULL,
-                            (unsigned int)db_port, NULL, 0))
-        die("mysql connect", mysql_error(db));
-    return db;
-}
-
-static void sql(MYSQL *db, const char *text)
-{
-    if (mysql_query(db, text))
-        die(text, mysql_error(db));
-    MYSQL_RES *res = mysql_store_result(db);
-    if (res)
-        mysql_free_result(res);
-}
-
-/* The number a one-value query returns; -1 when it fails (a table that is
- * not there yet) or gives no row. */
-static long long scalar(MYSQL *db, const char *text)
-{
-    long long v = -1;
-    if (mysql_query(db, text))
-        return -1;
-    MYSQL_RES *res = mysql_store_result(db);
-    if (!res)
-        return -1;
-    MYSQL_ROW row = mysql_fetch_row(res);
-    if (row && row[0])
-        v = strtoll(row[0], NULL, 10);
-    mysql_free_result(res);
-    return v;
 }
 
 /* A fresh database with the application table: seven columns, integer
@@ -403,16 +343,16 @@ static void reset_database(MYSQL *db, const char *name)
 {
     char q[512];
     snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s", name);
-    sql(db, q);
+    bench_sql(db, q);
     snprintf(q, sizeof q, "CREATE DATABASE %s CHARACTER SET utf8mb4", name);
-    sql(db, q);
+    bench_sql(db, q);
     snprintf(q, sizeof q,
              "CREATE TABLE %s.items (id INT PRIMARY KEY, name VARCHAR(64) "
              "NOT NULL, email VARCHAR(128), price DECIMAL(12,2) NOT NULL, qty "
              "INT NOT NULL, updated DATETIME(3) NOT NULL, note VARCHAR(255), "
              "KEY items_updated (updated)) ENGINE=InnoDB",
              name);
-    sql(db, q);
+    bench_sql(db, q);
 }
 
 /* The rows must be what the events say, or the rate means nothing. */
@@ -421,14 +361,14 @@ static void verify_rows(MYSQL *db, const char *name, const expect *x,
 {
     char q[256], why[256];
     snprintf(q, sizeof q, "SELECT COUNT(*) FROM %s.items", name);
-    long long rows = scalar(db, q);
+    long long rows = bench_scalar(db, q);
     snprintf(q, sizeof q, "SELECT COALESCE(SUM(qty), 0) FROM %s.items", name);
-    long long sum = scalar(db, q);
+    long long sum = bench_scalar(db, q);
     if (rows != x->rows || sum != x->qty_sum) {
         snprintf(why, sizeof why,
                  "%s.items has %lld rows, qty sum %lld; expected %ld, %lld",
                  name, rows, sum, x->rows, x->qty_sum);
-        die(who, why);
+        bench_die(who, why);
     }
 }
 
@@ -455,9 +395,57 @@ static long vm_hwm_kib(pid_t pid)
  * plain queries, counted in neither). */
 static long long server_round_trips(MYSQL *db)
 {
-    return scalar(db, "SELECT SUM(VARIABLE_VALUE) FROM "
-                      "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME "
-                      "IN ('COM_STMT_EXECUTE', 'COM_COMMIT')");
+    return bench_scalar(db,
+                        "SELECT SUM(VARIABLE_VALUE) FROM "
+                        "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME "
+                        "IN ('COM_STMT_EXECUTE', 'COM_COMMIT')");
+}
+
+/* CPU seconds (user + system) a process has used so far, from
+ * /proc/PID/stat; 0 when it cannot be read. */
+static double proc_cpu_s(long pid)
+{
+    char path[64], buf[1024];
+    unsigned long long ut = 0, st = 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields 14 and 15, counted after the command's closing parenthesis
+     * (the command may hold spaces). */
+    const char *p = strrchr(buf, ')');
+    if (!p || sscanf(p + 2,
+                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+                     "%llu",
+                     &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The pid in the services' pid file under the run directory, or 0. */
+static long service_pid(const char *file)
+{
+    char path[600];
+    long pid = 0;
+    snprintf(path, sizeof path, "%s/%s", rundir, file);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+/* CPU seconds of MariaDB and RabbitMQ so far: what a run cost the servers,
+ * steadier than its rate on a shared machine. */
+static void servers_cpu(double *db, double *broker)
+{
+    *db = proc_cpu_s(service_pid("maria/mariadbd.pid"));
+    *broker = proc_cpu_s(service_pid("rabbit/rabbit.pid"));
 }
 
 /* A free loopback port for the metrics endpoint. */
@@ -469,7 +457,7 @@ static int free_port(void)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        die("free port", strerror(errno));
+        bench_die("free port", strerror(errno));
     close(fd);
     return ntohs(sa.sin_port);
 }
@@ -509,15 +497,17 @@ static bool scrape(int port)
 
 typedef struct real_result {
     double rate;
-    long hwm_kib;        /* peak RSS, read just before SIGTERM */
-    double cpu_s;        /* the daemon's user + system time */
-    double trips_per_ev; /* database round trips per event */
-    int scrapes;         /* answered scrapes of /metrics, when on */
+    long hwm_kib;                  /* peak RSS, read just before SIGTERM */
+    double cpu_s;                  /* the daemon's user + system time */
+    double trips_per_ev;           /* database round trips per event */
+    double db_cpu_s, broker_cpu_s; /* the servers' CPU during the run */
+    int scrapes;                   /* answered scrapes of /metrics, when on */
 } real_result;
 
-/* Runs the built daemon on a pre-filled queue; with metrics, its endpoint
- * on, scraped every second while it runs. */
-static real_result run_real(MYSQL *admin, int pf, bool metrics)
+/* Runs the built daemon (or bin_path) on a pre-filled queue; with metrics,
+ * its endpoint on, scraped every second while it runs. */
+static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
+                            int batch, bool metrics)
 {
     char conf[600], logf[600], bin[600], q[256], why[700];
     int status;
@@ -529,17 +519,20 @@ static real_result run_real(MYSQL *admin, int pf, bool metrics)
 
     snprintf(conf, sizeof conf, "%s/bench-consumer-%d.conf", rundir, pf);
     snprintf(logf, sizeof logf, "%s/bench-consumer.log", rundir);
-    snprintf(bin, sizeof bin, "%s/datasync-consumer", build_dir);
+    if (bin_path)
+        snprintf(bin, sizeof bin, "%s", bin_path);
+    else
+        snprintf(bin, sizeof bin, "%s/datasync-consumer", build_dir);
     FILE *f = fopen(conf, "w");
     if (!f)
-        die(conf, strerror(errno));
+        bench_die(conf, strerror(errno));
     fprintf(f,
             "[node]\nid = %s\n"
             "[amqp]\nurl = %s\nexchange = %s\nprefetch = %d\n"
             "[mysql]\nhost = %s\nport = %d\nuser = root\ndatabase = %s\n"
             "[apply]\ntables = items\nbatch_max = %d\n"
             "[log]\nlevel = info\n",
-            NODE, url, EXCHANGE, pf, db_host, db_port, DB_REAL, batch_max);
+            NODE, url, EXCHANGE, pf, db_host, db_port, DB_REAL, batch);
     int port = metrics ? free_port() : 0;
     if (metrics)
         fprintf(f, "[metrics]\nlisten = 127.0.0.1:%d\n", port);
@@ -554,19 +547,10 @@ static real_result run_real(MYSQL *admin, int pf, bool metrics)
              DB_REAL, exp_all.last_key);
 
     long long trips0 = server_round_trips(admin);
-    fflush(stdout);
-    fflush(stderr);
-    uint64_t t0 = now_us(), next_scrape = t0;
-    child = fork();
-    if (child < 0)
-        die("fork", strerror(errno));
-    if (child == 0) {
-        FILE *out = freopen(logf, "a", stdout);
-        if (!out || dup2(fileno(stdout), 2) < 0)
-            _exit(126);
-        execl(bin, bin, "-c", conf, (char *)NULL);
-        _exit(127);
-    }
+    double db0, broker0, db1, broker1;
+    servers_cpu(&db0, &broker0);
+    uint64_t t0 = bench_now_us(), next_scrape = t0;
+    child = bench_spawn(logf, (const char *[]){bin, "-c", conf, NULL});
     /* Done once nothing is ready in the queue and the last event, which
      * carries the highest version, is committed: the consumer applies in
      * order, so everything before it is committed too. */
@@ -575,33 +559,36 @@ static real_result run_real(MYSQL *admin, int pf, bool metrics)
             child = 0;
             snprintf(why, sizeof why, "exited early (status 0x%x); see %s",
                      status, logf);
-            die("datasync-consumer", why);
+            bench_die("datasync-consumer", why);
         }
-        if (metrics && now_us() >= next_scrape) {
+        if (metrics && bench_now_us() >= next_scrape) {
             res.scrapes += scrape(port);
             next_scrape += 1000000u;
         }
         if (queue_depth(&a, node_queue()) == 0 &&
-            (unsigned long long)scalar(admin, q) == exp_all.last_hlc)
+            (unsigned long long)bench_scalar(admin, q) == exp_all.last_hlc)
             break;
-        if (now_us() - t0 > (uint64_t)RUN_LIMIT_S * 1000000u) {
+        if (bench_now_us() - t0 > (uint64_t)RUN_LIMIT_S * 1000000u) {
             snprintf(why, sizeof why, "not done after %d s; see %s",
                      RUN_LIMIT_S, logf);
-            die("datasync-consumer", why);
+            bench_die("datasync-consumer", why);
         }
-        sleep_ms(POLL_MS);
+        bench_sleep_ms(POLL_MS);
     }
-    double secs = (double)(now_us() - t0) / 1e6;
+    double secs = (double)(bench_now_us() - t0) / 1e6;
     res.rate = n_events / secs;
     res.hwm_kib = vm_hwm_kib(child);
     res.trips_per_ev = (double)(server_round_trips(admin) - trips0) / n_events;
+    servers_cpu(&db1, &broker1);
+    res.db_cpu_s = db1 - db0;
+    res.broker_cpu_s = broker1 - broker0;
 
     kill(child, SIGTERM);
-    uint64_t end = now_us() + 10 * 1000000u;
+    uint64_t end = bench_now_us() + 10 * 1000000u;
     while (wait4(child, &status, WNOHANG, &ru) != child) {
-        if (now_us() > end)
-            die("datasync-consumer", "no exit within 10 s of SIGTERM");
-        sleep_ms(10);
+        if (bench_now_us() > end)
+            bench_die("datasync-consumer", "no exit within 10 s of SIGTERM");
+        bench_sleep_ms(10);
     }
     child = 0;
     res.cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
@@ -609,17 +596,19 @@ static real_result run_real(MYSQL *admin, int pf, bool metrics)
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         snprintf(why, sizeof why, "stopped with status 0x%x; see %s", status,
                  logf);
-        die("datasync-consumer", why);
+        bench_die("datasync-consumer", why);
     }
     /* Its connection is closed: anything unacked would be ready again. */
     if (queue_depth(&a, node_queue()) != 0 ||
         queue_depth(&a, dead_queue()) != 0)
-        die("datasync-consumer", "messages left unacked or dead-lettered");
+        bench_die("datasync-consumer",
+                  "messages left unacked or dead-lettered");
     ds__amqp_close(&a);
     verify_rows(admin, DB_REAL, &exp_all, "datasync-consumer");
     snprintf(q, sizeof q, "SELECT COUNT(*) FROM %s.datasync_versions", DB_REAL);
-    if (scalar(admin, q) != exp_all.keys)
-        die("datasync-consumer", "versions table does not hold every key");
+    if (bench_scalar(admin, q) != exp_all.keys)
+        bench_die("datasync-consumer",
+                  "versions table does not hold every key");
     return res;
 }
 
@@ -644,7 +633,7 @@ static void next_message(ds_amqp *a, amqp_envelope_t *env)
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
         check(a, "consume");
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        die("consume", "no message within 30 s");
+        bench_die("consume", "no message within 30 s");
 }
 
 /* Consumes and acks, nothing else: what the broker and rabbitmq-c cost. */
@@ -655,7 +644,7 @@ static double run_noop(void)
     uint64_t last_tag = 0;
 
     fill_queue(n_events);
-    uint64_t t0 = now_us();
+    uint64_t t0 = bench_now_us();
     amqp_open(&a);
     start_consuming(&a);
     while (got < n_events) {
@@ -666,13 +655,13 @@ static double run_noop(void)
         if (++got % batch_max == 0 || got == n_events)
             if (amqp_basic_ack(a.conn, DS_AMQP_CHANNEL, last_tag, 1) !=
                 AMQP_STATUS_OK)
-                die("no-op", "basic.ack failed");
+                bench_die("no-op", "basic.ack failed");
     }
-    double secs = (double)(now_us() - t0) / 1e6;
+    double secs = (double)(bench_now_us() - t0) / 1e6;
     ds__amqp_close(&a);
     amqp_open(&probe);
     if (queue_depth(&probe, node_queue()) != 0)
-        die("no-op", "messages left unacked");
+        bench_die("no-op", "messages left unacked");
     ds__amqp_close(&probe);
     return n_events / secs;
 }
@@ -710,7 +699,7 @@ static MYSQL_STMT *prepare(MYSQL *db, const char *text)
 {
     MYSQL_STMT *st = mysql_stmt_init(db);
     if (!st || mysql_stmt_prepare(st, text, (unsigned long)strlen(text)))
-        die(text, st ? mysql_stmt_error(st) : "out of memory");
+        bench_die(text, st ? mysql_stmt_error(st) : "out of memory");
     return st;
 }
 
@@ -728,9 +717,9 @@ static double run_naive(MYSQL *admin)
     reset_database(admin, DB_NAIVE);
     fill_queue(n_naive);
     config_for(&cfg, DB_NAIVE);
-    uint64_t t0 = now_us();
+    uint64_t t0 = bench_now_us();
     if (ds__mysql_connect(&db, &cfg, err, sizeof err))
-        die("naive: mysql", err);
+        bench_die("naive: mysql", err);
     MYSQL_STMT *upsert = prepare(
         db, "INSERT INTO items (id, name, email, price, qty, updated, note) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE name = "
@@ -749,13 +738,13 @@ static double run_naive(MYSQL *admin)
         if (!ev || !json_object_object_get_ex(ev, "op", &op) ||
             !json_object_object_get_ex(ev, "key", &key) ||
             !json_object_object_get_ex(key, "id", &id))
-            die("naive", "bad event");
+            bench_die("naive", "bad event");
         bool is_delete = strcmp(json_object_get_string(op), "delete") == 0;
         MYSQL_STMT *st = is_delete ? del : upsert;
         bind_value(&p, 0, id);
         if (!is_delete) {
             if (!json_object_object_get_ex(ev, "data", &data))
-                die("naive", "no data");
+                bench_die("naive", "no data");
             for (int i = 0; i < NDATA; i++) {
                 v = NULL;
                 json_object_object_get_ex(data, data_cols[i], &v);
@@ -763,16 +752,16 @@ static double run_naive(MYSQL *admin)
             }
         }
         if (mysql_stmt_bind_param(st, p.b) || mysql_stmt_execute(st))
-            die("naive: execute", mysql_stmt_error(st));
+            bench_die("naive: execute", mysql_stmt_error(st));
         if (mysql_commit(db))
-            die("naive: commit", mysql_error(db));
+            bench_die("naive: commit", mysql_error(db));
         if (amqp_basic_ack(a.conn, DS_AMQP_CHANNEL, env.delivery_tag, 0) !=
             AMQP_STATUS_OK)
-            die("naive", "basic.ack failed");
+            bench_die("naive", "basic.ack failed");
         json_object_put(ev);
         amqp_destroy_envelope(&env);
     }
-    double secs = (double)(now_us() - t0) / 1e6;
+    double secs = (double)(bench_now_us() - t0) / 1e6;
     ds__amqp_close(&a);
     mysql_stmt_close(upsert);
     mysql_stmt_close(del);
@@ -780,13 +769,90 @@ static double run_naive(MYSQL *admin)
     json_tokener_free(tok);
     amqp_open(&probe);
     if (queue_depth(&probe, node_queue()) != 0)
-        die("naive", "messages left unacked");
+        bench_die("naive", "messages left unacked");
     ds__amqp_close(&probe);
     verify_rows(admin, DB_NAIVE, &exp_naive, "naive");
     return n_naive / secs;
 }
 
 /* ------------------------------------------------------------------------ */
+/* (d) the seed's PHP consumer                                                */
+
+/* Why (d) cannot run here, or NULL when php has both extensions. */
+static const char *seed_missing(void)
+{
+    int rc = system("php -r 'exit(extension_loaded(\"amqp\") && "
+                    "extension_loaded(\"mysqli\") ? 0 : 3);' >/dev/null 2>&1");
+    if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) == 127)
+        return "php is not installed";
+    if (WEXITSTATUS(rc) != 0)
+        return "php-amqp or php-mysql is not installed";
+    return NULL;
+}
+
+/* Runs bench/seed_consumer.php on the first n_naive events, from its start
+ * until it exits after the last ack. */
+static double run_seed(MYSQL *admin)
+{
+    char script[600], logf[600], port[16], count[16], why[700];
+    const char *root = getenv("DS_TEST_ROOT");
+    ds_amqp probe;
+    int status;
+
+    snprintf(script, sizeof script, "%s/bench/seed_consumer.php",
+             root && *root ? root : ".");
+    snprintf(logf, sizeof logf, "%s/bench-seed.log", rundir);
+    snprintf(port, sizeof port, "%d", db_port);
+    snprintf(count, sizeof count, "%d", n_naive);
+    reset_database(admin, DB_SEED);
+    fill_queue(n_naive);
+    uint64_t t0 = bench_now_us();
+    child = bench_spawn(logf,
+                        (const char *[]){"php", script, url, node_queue(),
+                                         db_host, port, DB_SEED, count, NULL});
+    for (;;) {
+        pid_t w = waitpid(child, &status, WNOHANG);
+        if (w == child)
+            break;
+        if (bench_now_us() - t0 > (uint64_t)RUN_LIMIT_S * 1000000u)
+            bench_die("seed consumer", "not done in time");
+        bench_sleep_ms(POLL_MS);
+    }
+    double secs = (double)(bench_now_us() - t0) / 1e6;
+    child = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(why, sizeof why, "stopped with status 0x%x; see %s", status,
+                 logf);
+        bench_die("seed consumer", why);
+    }
+    amqp_open(&probe);
+    if (queue_depth(&probe, node_queue()) != 0)
+        bench_die("seed consumer", "messages left unacked");
+    ds__amqp_close(&probe);
+    verify_rows(admin, DB_SEED, &exp_naive, "seed consumer");
+    return n_naive / secs;
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* The server settings the rates depend on, as one line. */
+static void print_db_settings(MYSQL *db)
+{
+    const char *q = "SELECT @@version, @@innodb_flush_log_at_trx_commit, "
+                    "@@innodb_buffer_pool_size >> 20, @@innodb_log_file_size "
+                    ">> 20, @@innodb_doublewrite, @@log_bin, @@sync_binlog";
+    if (mysql_query(db, q))
+        bench_die("settings", mysql_error(db));
+    MYSQL_RES *res = mysql_store_result(db);
+    MYSQL_ROW r = res ? mysql_fetch_row(res) : NULL;
+    if (!r)
+        bench_die("settings", "no row");
+    printf("MariaDB %s: innodb_flush_log_at_trx_commit=%s, buffer pool %s "
+           "MiB, redo log %s MiB, doublewrite %s, binlog %s, sync_binlog=%s\n",
+           r[0], r[1], r[2], r[3], strcmp(r[4], "1") ? "off" : "on",
+           strcmp(r[5], "1") ? "off" : "on", r[6]);
+    mysql_free_result(res);
+}
 
 static int cmp_double(const void *x, const void *y)
 {
@@ -808,129 +874,185 @@ static void row(const char *label, const char *value)
     printf("| %-46s | %-14s |\n", label, value);
 }
 
+/* The median CPU per event of the daemon, MariaDB and RabbitMQ over n
+ * runs of a consumer build, as three rows. */
+static void cpu_rows(const char *who, const real_result *res, int n)
+{
+    double v[3][16];
+    const char *what[3] = {"daemon", "MariaDB", "RabbitMQ"};
+    char label[96], value[64];
+
+    for (int i = 0; i < n; i++) {
+        v[0][i] = res[i].cpu_s * 1e6 / n_events;
+        v[1][i] = res[i].db_cpu_s * 1e6 / n_events;
+        v[2][i] = res[i].broker_cpu_s * 1e6 / n_events;
+    }
+    for (int k = 0; k < 3; k++) {
+        snprintf(label, sizeof label, "%s %s CPU per event", who, what[k]);
+        snprintf(value, sizeof value, "%8.1f us", median(v[k], n));
+        row(label, value);
+    }
+}
+
 int main(void)
 {
-    double ra[16], rm[16], rb[16], rc[16], cpu[16], cpu_m[16], trips[16], fill;
+    double ra[16], rm[16], rb[16], rc[16], rs[16], rb0[16], cpu[16], cpu_m[16],
+        trips[16], fill;
     int scrapes = 0;
+    /* (a) with [metrics] on, beside (a): the cost of the metrics. */
     bool metrics_only = getenv("DS_BENCH_METRICS_ONLY") != NULL;
+    /* Another build of the daemon (e.g. the commit before a change), run
+     * in every round beside this one: a before/after in one run. */
+    const char *base_bin = getenv("DS_BENCH_BASELINE_BIN");
+    real_result as[16], a0s[16];
     long peak = 0;
-    real_result def = {0, -1, 0, 0, 0};
+    real_result def = {.hwm_kib = -1};
     int done = 0;
     const int default_prefetch = 500; /* amqp.prefetch's default */
     char label[96], value[64];
 
+    bench_init("bench_consumer", kill_child);
     url = getenv("DS_TEST_AMQP_URL");
     build_dir = getenv("DS_TEST_BUILD");
     db_host = getenv("DS_TEST_MYSQL_HOST");
     if (!url || !build_dir || !db_host || !getenv("DS_TEST_MYSQL_PORT"))
-        die("environment", "DS_TEST_AMQP_URL, DS_TEST_BUILD, "
-                           "DS_TEST_MYSQL_HOST/PORT are not set (run through "
-                           "bench/run.sh)");
+        bench_die("environment",
+                  "DS_TEST_AMQP_URL, DS_TEST_BUILD, "
+                  "DS_TEST_MYSQL_HOST/PORT are not set (run through "
+                  "bench/run.sh)");
     db_port = atoi(getenv("DS_TEST_MYSQL_PORT"));
-    n_events = env_int("DS_BENCH_EVENTS", n_events, 1000, 10000000);
-    n_keys = env_int("DS_BENCH_KEYS", n_keys, 1, 10000000);
-    n_naive = env_int("DS_BENCH_NAIVE", n_naive, 100, n_events);
+    n_events = bench_env_int("DS_BENCH_EVENTS", n_events, 1000, 10000000);
+    n_keys = bench_env_int("DS_BENCH_KEYS", n_keys, 1, 10000000);
+    n_naive = bench_env_int("DS_BENCH_NAIVE", n_naive, 100, n_events);
     if (n_naive > n_events)
         n_naive = n_events;
-    rounds = env_int("DS_BENCH_ROUNDS", rounds, 1, 16);
-    prefetch = env_int("DS_BENCH_PREFETCH", prefetch, 1, 65535);
-    batch_max = env_int("DS_BENCH_BATCH", batch_max, 1, 10000);
+    rounds = bench_env_int("DS_BENCH_ROUNDS", rounds, 1, 16);
+    prefetch = bench_env_int("DS_BENCH_PREFETCH", prefetch, 1, 65535);
+    batch_max = bench_env_int("DS_BENCH_BATCH", batch_max, 1, 10000);
+    int base_batch =
+        bench_env_int("DS_BENCH_BASELINE_BATCH", batch_max, 1, 10000);
     const char *rd = getenv("DS_TEST_RUNDIR");
     snprintf(rundir, sizeof rundir, "%s", rd && *rd ? rd : "/tmp");
     signal(SIGPIPE, SIG_IGN);
 
-    uint64_t start = now_us();
+    uint64_t start = bench_now_us();
+    const char *no_seed = seed_missing();
+    if (no_seed)
+        fprintf(stderr,
+                "(d) the seed's PHP consumer is skipped: %s "
+                "(scripts/install-deps.sh --bench)\n",
+                no_seed);
     make_events();
-    MYSQL *admin = admin_connect();
+    MYSQL *admin = bench_db_connect(db_host, db_port);
     fill = fill_queue(n_events); /* warm-up; also the fill rate for the log */
     fprintf(stderr, "fill: %d persistent messages at %.0f/s (not timed)\n",
             n_events, fill);
 
-    /* Alternate (a), (b), (c) in every round; past two rounds, stop
-     * starting new ones once the run would no longer fit its budget. */
+    /* Alternate (a), (b), (c), (d) in every round; past three rounds (a
+     * median of three at least), stop starting new ones once the run would
+     * no longer fit its budget. */
     for (int r = 0; r < rounds; r++) {
-        if (r >= 2 && now_us() - start > (uint64_t)NEW_ROUND_S * 1000000u)
+        if (r >= 3 && bench_now_us() - start > (uint64_t)NEW_ROUND_S * 1000000u)
             break;
-        /* Off then on, on then off: each goes first in every other round. */
+        bool ab = getenv("DS_BENCH_AB") != NULL;
+        /* Metrics off then on, on then off: each goes first in every other
+         * round. */
         real_result m = {0};
-        if (r % 2)
-            m = run_real(admin, prefetch, true);
-        real_result a = run_real(admin, prefetch, false);
-        if (r % 2 == 0)
-            m = run_real(admin, prefetch, true);
+        if (r % 2 && !ab)
+            m = run_real(admin, prefetch, NULL, batch_max, true);
+        real_result a = run_real(admin, prefetch, NULL, batch_max, false);
+        if (r % 2 == 0 && !ab)
+            m = run_real(admin, prefetch, NULL, batch_max, true);
         rm[r] = m.rate;
         cpu_m[r] = m.cpu_s;
         scrapes += m.scrapes;
+        if (base_bin) {
+            a0s[r] = run_real(admin, prefetch, base_bin, base_batch, false);
+            rb0[r] = a0s[r].rate;
+            fprintf(stderr, "round %d: baseline build %.0f/s\n", r + 1, rb0[r]);
+        }
         ra[r] = a.rate;
+        as[r] = a;
         cpu[r] = a.cpu_s;
         trips[r] = a.trips_per_ev;
         if (a.hwm_kib > peak)
             peak = a.hwm_kib;
-        rb[r] = metrics_only ? 0 : run_noop();
-        rc[r] = metrics_only ? 0 : run_naive(admin);
+        bool skip = ab || metrics_only;
+        rb[r] = skip ? 1 : run_noop();
+        rc[r] = skip ? 1 : run_naive(admin);
+        rs[r] = no_seed || skip ? 1 : run_seed(admin);
         done++;
         fprintf(stderr,
                 "round %d: consumer %.0f/s (%.2f round trips/event, %.1f s "
                 "CPU, peak RSS %.1f MiB), with metrics %.0f/s (%d scrapes), "
-                "no-op %.0f/s, naive %.0f/s [%.0f s]\n",
+                "no-op %.0f/s, naive %.0f/s, seed PHP %.0f/s [%.0f s]\n",
                 r + 1, ra[r], trips[r], cpu[r], a.hwm_kib / 1024.0, rm[r],
-                m.scrapes, rb[r], rc[r], (double)(now_us() - start) / 1e6);
+                m.scrapes, rb[r], rc[r], rs[r],
+                (double)(bench_now_us() - start) / 1e6);
     }
     if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT") &&
         !metrics_only) {
-        def = run_real(admin, default_prefetch, false);
+        def = run_real(admin, default_prefetch, NULL, batch_max, false);
         fprintf(stderr, "prefetch %d: consumer %.0f/s, peak RSS %.1f MiB\n",
                 default_prefetch, def.rate, def.hwm_kib / 1024.0);
     }
-    mysql_close(admin);
 
-    double m_a = median(ra, done), m_m = median(rm, done),
-           m_b = median(rb, done), m_c = median(rc, done);
+    double m_a = median(ra, done), m_b = median(rb, done),
+           m_c = median(rc, done), m_d = median(rs, done);
     printf("\nconsumer benchmark: %d events over %d keys (70%% update, 20%% "
            "create, 10%% delete),\nprefetch %d, batch_max %d, %d rounds, "
            "medians; (c) on the first %d events\n",
            n_events, n_keys, prefetch, batch_max, done, n_naive);
+    print_db_settings(admin);
+    mysql_close(admin);
     row("measure", "value");
     printf("|%.48s|%.16s|\n", DASHES, DASHES);
     snprintf(value, sizeof value, "%8.0f ev/s", m_a);
     row("(a) datasync-consumer, start to all committed", value);
-    snprintf(value, sizeof value, "%8.0f ev/s", m_m);
-    row("(a) metrics on, /metrics scraped every 1 s", value);
-    if (!metrics_only) {
-        snprintf(label, sizeof label,
-                 "(b) no-op consumer, ack(multiple) per %d", batch_max);
-        snprintf(value, sizeof value, "%8.0f ev/s", m_b);
-        row(label, value);
-        snprintf(value, sizeof value, "%8.0f ev/s", m_c);
-        row("(c) naive, 1 transaction + 1 ack per message", value);
-        snprintf(value, sizeof value, "%8.2f x", m_a / m_b);
-        row("(a) / (b)   (target >= 0.50)", value);
-        snprintf(value, sizeof value, "%8.2f x", m_a / m_c);
-        row("(a) / (c)   (target >= 5)", value);
-    }
-    /* The median of each round's own ratio: the two runs of a round are
-     * back to back, so the machine's drift between rounds cancels. */
-    double paired[16];
-    for (int r = 0; r < done; r++)
-        paired[r] = rm[r] / ra[r];
-    snprintf(value, sizeof value, "%8.3f x", median(paired, done));
-    row("metrics on / off, per round (target >= 0.97)", value);
-    /* CPU time hardly moves with the machine's load, unlike rates. */
-    snprintf(value, sizeof value, "%8.3f x",
-             median(cpu_m, done) / median(cpu, done));
-    row("daemon CPU per event, metrics on / off", value);
-    snprintf(label, sizeof label, "scrapes answered during the runs");
-    snprintf(value, sizeof value, "%8d", scrapes);
+    snprintf(label, sizeof label, "(b) no-op consumer, ack(multiple) per %d",
+             batch_max);
+    snprintf(value, sizeof value, "%8.0f ev/s", m_b);
     row(label, value);
+    snprintf(value, sizeof value, "%8.0f ev/s", m_c);
+    row("(c) naive, 1 transaction + 1 ack per message", value);
+    if (no_seed)
+        snprintf(value, sizeof value, "skipped");
+    else
+        snprintf(value, sizeof value, "%8.0f ev/s", m_d);
+    row("(d) seed's PHP consumer, REPLACE + ack each", value);
+    snprintf(value, sizeof value, "%8.2f x", m_a / m_b);
+    row("(a) / (b)   (target >= 0.70)", value);
+    snprintf(value, sizeof value, "%8.2f x", m_a / m_c);
+    row("(a) / (c)   (target >= 5)", value);
+    if (no_seed)
+        snprintf(value, sizeof value, "skipped");
+    else
+        snprintf(value, sizeof value, "%8.2f x", m_a / m_d);
+    row("(a) / (d)   (target >= 10)", value);
     snprintf(label, sizeof label,
-             "(a) peak RSS, prefetch %d (target <= 64 MiB)", prefetch);
+             "(a) peak RSS, prefetch %d (target <= 32 MiB)", prefetch);
     snprintf(value, sizeof value, "%8.1f MiB", peak / 1024.0);
     row(label, value);
     snprintf(value, sizeof value, "%8.2f", median(trips, done));
     row("(a) database round trips per event", value);
-    snprintf(value, sizeof value, "%8.1f us",
-             median(cpu, done) * 1e6 / n_events);
-    row("(a) daemon CPU per event (user + sys)", value);
+    if (!getenv("DS_BENCH_AB")) {
+        snprintf(value, sizeof value, "%8.0f ev/s", median(rm, done));
+        row("(a) metrics on, /metrics scraped every 1 s", value);
+        /* The median of each round's own ratio: the two runs of a round
+         * are back to back, so the machine's drift between rounds cancels. */
+        double paired[16];
+        for (int r = 0; r < done; r++)
+            paired[r] = rm[r] / ra[r];
+        snprintf(value, sizeof value, "%8.3f x", median(paired, done));
+        row("metrics on / off, per round (target >= 0.97)", value);
+        /* CPU time hardly moves with the machine's load, unlike rates. */
+        snprintf(value, sizeof value, "%8.3f x",
+                 median(cpu_m, done) / median(cpu, done));
+        row("daemon CPU per event, metrics on / off", value);
+        snprintf(value, sizeof value, "%8d", scrapes);
+        row("scrapes answered during the runs", value);
+    }
+    cpu_rows("(a)", as, done);
     if (def.hwm_kib >= 0) {
         snprintf(label, sizeof label, "(a) at prefetch %d (default), one run",
                  default_prefetch);
@@ -941,8 +1063,17 @@ int main(void)
         snprintf(value, sizeof value, "%8.1f MiB", def.hwm_kib / 1024.0);
         row(label, value);
     }
+    if (base_bin) {
+        snprintf(value, sizeof value, "%8.0f ev/s", median(rb0, done));
+        snprintf(label, sizeof label,
+                 "(a0) DS_BENCH_BASELINE_BIN, batch_max %d", base_batch);
+        row(label, value);
+        snprintf(value, sizeof value, "%8.2f x", m_a / median(rb0, done));
+        row("(a) / (a0)", value);
+        cpu_rows("(a0)", a0s, done);
+    }
     printf("(%.0f s in all, fills included)\n",
-           (double)(now_us() - start) / 1e6);
+           (double)(bench_now_us() - start) / 1e6);
 
     for (int i = 0; i < n_events; i++)
         free(events[i].body);

@@ -1,4 +1,4 @@
-/* consumer.c: the apply loop, read straight through: gather → decode and check → apply and commit → dead-letter → ack. */
+/* consumer.c: the apply loop, read straight through: gather → decode and check → apply and commit → dead-letter → ack, the next batch gathered while one commits. */
 #include <inttypes.h>
 #include <mysqld_error.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "apply.h"
+#include "attempt.h"
 #include "catalog.h"
 #include "consumer.h"
 #include "error.h"
@@ -26,6 +27,9 @@
 #define IDLE_MS 250
 /* Retry backoff of database errors: from, doubling up to. */
 #define BACKOFF_MIN_MS 100
+/* While a batch commits, the next one's frames are read in bulk this
+ * often at most. */
+#define GATHER_NAP_MS 2
 #define BACKOFF_MAX_MS 5000
 /* After SIGTERM the batch in hand may still take this long to commit; past
  * it, it is left unacked (delivered again) so the exit stays within 5 s. */
@@ -40,6 +44,18 @@
  * database is back. */
 #define DB_CHECK_EVERY_MS 2000
 
+/* A batch: the messages taken from the inbox, oldest first, and their
+ * changes. */
+typedef struct dsc_batch {
+    dsc_message **msgs;
+    dsc_change *changes;
+    size_t n;
+    /* The catalogue its changes were checked against (cat_gen), and how
+     * many of them named a column that catalogue lacks. */
+    uint64_t cat_gen;
+    size_t unknown;
+} dsc_batch;
+
 struct dsc_consumer {
     const ds_config *cfg;
     const ds_logger *lg;
@@ -50,14 +66,17 @@ struct dsc_consumer {
     uint64_t stop_deadline; /* 0 until the stop flag is seen */
     MYSQL *db;              /* NULL while disconnected */
     dsc_catalog cat;
+    uint64_t cat_gen; /* bumped at every catalogue read */
     dsc_applier *ap;
     ds_clockfile *clock; /* NULL when node.clock_file is off or unusable */
     dsc_inbox in;
-    /* The batch in hand; room for cap (apply.batch_max when allocated,
-     * grown by a reload between batches). */
-    dsc_message **msgs;
-    dsc_change *changes;
-    size_t n, cap;
+    /* The batch in hand, and the next one, gathered while cur commits;
+     * each with room for cap (apply.batch_max when allocated, grown by a
+     * reload between batches). */
+    dsc_batch batches[2];
+    dsc_batch *cur, *next;
+    size_t cap;
+    dsc_attempt attempt; /* cur's first attempt, on the applier's thread */
     /* Counters for the stats line, beside the applier's. */
     uint64_t dead_lettered, retries;
     uint64_t next_stats, next_prune, next_db_check; /* ds__mono_ms */
@@ -148,6 +167,8 @@ static int catalog_reload(dsc_consumer *c, bool announce)
 {
     int rc = dsc_catalog_load(&c->cat, c->db, c->cfg->mysql_database,
                               c->cfg->apply_tables, c->err, sizeof c->err);
+    /* Batches checked before hold tables of the old catalogue. */
+    c->cat_gen++;
     /* End the read transaction: the next batch starts its own. */
     mysql_rollback(c->db);
     /* Statements name columns of the old catalogue. */
@@ -327,89 +348,116 @@ static void poison_unknown_column(dsc_change *ch)
     dsc_change_poison(ch, DS_ECOLUMN, "%s", why);
 }
 
-/* After a catalogue reload, checks every pending change again (each table
- * pointer is new); one that still names no column is dead-lettered. */
-static void check_again(dsc_consumer *c)
+/* After a catalogue reload, checks every pending change of b again (each
+ * table pointer is new); one that still names no column is dead-lettered. */
+static void check_again(dsc_consumer *c, dsc_batch *b)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        dsc_change *ch = &c->changes[i];
+    for (size_t i = 0; i < b->n; i++) {
+        dsc_change *ch = &b->changes[i];
         if (ch->state == DS_CHANGE_PENDING && check(c, ch) == DS_ECOLUMN)
             poison_unknown_column(ch);
     }
+    b->cat_gen = c->cat_gen;
+    b->unknown = 0;
+}
+
+/* Decodes and checks b's message i against the catalogue in hand, without
+ * the database: it may be busy with the batch before. */
+static void decode_one(dsc_consumer *c, dsc_batch *b, size_t i)
+{
+    dsc_change *ch = &b->changes[i];
+    if (decode(c, ch, b->msgs[i]) == 0 && check(c, ch) == DS_ECOLUMN)
+        b->unknown++;
 }
 
 /*
- * Decodes and checks every message of the batch, in two plain passes. An
- * unknown column may mean a column added since the catalogue was read: if
- * the first pass met one, read the catalogue again, once, and check all
- * again; only what still fails then, or when it cannot be read, becomes a
- * dead letter.
+ * Makes b ready to apply, once the database is free: an unknown column may
+ * mean a column added since the catalogue was read: if b met one, read the
+ * catalogue again, once, and check all again; only what still fails then,
+ * or when it cannot be read, becomes a dead letter. A batch checked against
+ * an older catalogue is checked again against the one in hand.
  */
-static void decode_batch(dsc_consumer *c)
+static void resolve_unknown(dsc_consumer *c, dsc_batch *b)
 {
-    size_t unknown = 0;
-
-    for (size_t i = 0; i < c->n; i++) {
-        dsc_change *ch = &c->changes[i];
-        if (decode(c, ch, c->msgs[i]) == 0 && check(c, ch) == DS_ECOLUMN)
-            unknown++;
-    }
-    if (unknown == 0)
+    if (b->unknown == 0) {
+        if (b->cat_gen != c->cat_gen)
+            check_again(c, b);
         return;
+    }
     if (c->db) {
         if (catalog_reload(c, true) == 0) {
-            check_again(c);
+            check_again(c, b);
             return;
         }
         DS_LOG(c->lg, DS_LOG_WARN, "catalogue: %s", c->err);
     }
-    for (size_t i = 0; i < c->n; i++) {
-        dsc_change *ch = &c->changes[i];
+    for (size_t i = 0; i < b->n; i++) {
+        dsc_change *ch = &b->changes[i];
         if (ch->state == DS_CHANGE_PENDING && !ch->pk)
             poison_unknown_column(ch);
     }
+    b->unknown = 0;
+}
+
+/* Decodes and checks every message of b, then resolves unknown columns. */
+static void decode_batch(dsc_consumer *c, dsc_batch *b)
+{
+    b->cat_gen = c->cat_gen;
+    b->unknown = 0;
+    for (size_t i = 0; i < b->n; i++)
+        decode_one(c, b, i);
+    resolve_unknown(c, b);
 }
 
 /* After the applier met an unknown table or column: reload and check the
  * pending changes again, so a dropped column dead-letters its changes. */
-static int recheck_after_reload(dsc_consumer *c)
+static int recheck_after_reload(dsc_consumer *c, dsc_batch *b)
 {
     int rc = catalog_reload(c, true);
     if (rc)
         return rc;
-    check_again(c);
+    check_again(c, b);
     return 0;
 }
 
 /*
- * Applies the batch until it commits. Database errors roll back, reconnect
- * with backoff and try the same batch again, acking nothing, while the
- * broker connection keeps being pumped (heartbeats). Returns 0 once
- * committed, -1 when it gave up (broker lost, or stopping): then nothing
- * is acked and the broker delivers the messages again.
+ * Applies b until it commits. Database errors roll back, reconnect with
+ * backoff and try the same batch again, acking nothing, while the broker
+ * connection keeps being pumped (heartbeats). first, when not NULL, is an
+ * attempt already made (joined): its outcome is taken as the first.
+ * Returns 0 once committed, -1 when it gave up (broker lost, or stopping):
+ * then nothing is acked and the broker delivers the messages again.
  */
-static int apply_batch(dsc_consumer *c)
+static int apply_batch(dsc_consumer *c, dsc_batch *b, const dsc_attempt *first)
 {
     int backoff = BACKOFF_MIN_MS;
     dsc_apply_retry retry;
 
     for (;;) {
-        if (past_stop_deadline(c)) {
-            DS_LOG(c->lg, DS_LOG_WARN,
-                   "stopping: a batch of %zu not applied; the broker "
-                   "delivers it again",
-                   c->n);
-            return -1;
+        int rc;
+        if (first) {
+            rc = first->rc;
+            retry = first->retry;
+            snprintf(c->err, sizeof c->err, "%s", first->err);
+            first = NULL;
+        } else {
+            if (past_stop_deadline(c)) {
+                DS_LOG(c->lg, DS_LOG_WARN,
+                       "stopping: a batch of %zu not applied; the broker "
+                       "delivers it again",
+                       b->n);
+                return -1;
+            }
+            rc = c->db ? 0 : db_open(c);
+            if (rc == 0)
+                rc = dsc_applier_batch(c->ap, b->changes, b->n, &retry, c->err,
+                                       sizeof c->err);
         }
-        int rc = c->db ? 0 : db_open(c);
-        if (rc == 0)
-            rc = dsc_applier_batch(c->ap, c->changes, c->n, &retry, c->err,
-                                   sizeof c->err);
         if (rc == 0)
             return 0;
         if (rc > 0) {
             /* One change isolated (dead-lettered or deferred): again. */
-            if (retry.reload_catalog && recheck_after_reload(c) != 0) {
+            if (retry.reload_catalog && recheck_after_reload(c, b) != 0) {
                 DS_LOG(c->lg, DS_LOG_WARN, "catalogue: %s", c->err);
                 db_close(c);
             }
@@ -421,7 +469,7 @@ static int apply_batch(dsc_consumer *c)
         dsc_metrics_commit_retry(c->metrics);
         DS_LOG(c->lg, DS_LOG_WARN,
                "database: %s; batch of %zu rolled back, retrying in %d ms",
-               c->err, c->n, backoff);
+               c->err, b->n, backoff);
         dsc_notify_status(&c->notify, "database: %s; retrying", c->err);
         db_close(c);
         if (wait_pumping(c, backoff) != 0)
@@ -432,13 +480,13 @@ static int apply_batch(dsc_consumer *c)
 
 /* The batch is committed: markers in it are recorded now, before the ack,
  * so whoever waits for one knows what came before it is applied. */
-static void note_markers(dsc_consumer *c)
+static void note_markers(dsc_consumer *c, const dsc_batch *b)
 {
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = 0; i < b->n; i++) {
         char id[64];
-        if (!c->changes[i].marker)
+        if (!b->changes[i].marker)
             continue;
-        ds__amqp_copy_str(c->msgs[i]->props.message_id, id, sizeof id);
+        ds__amqp_copy_str(b->msgs[i]->props.message_id, id, sizeof id);
         if (dsc_versions_note_marker(c->db, id, c->err, sizeof c->err) == 0)
             DS_LOG(c->lg, DS_LOG_INFO,
                    "marker %s: everything before it is "
@@ -452,27 +500,27 @@ static void note_markers(dsc_consumer *c)
 /* Dead-letters the poison changes (confirmed), then acks the whole batch
  * with one basic.ack(multiple). Returns whether the dead letters went out
  * (the ack may still have failed: then all comes again). */
-static bool finish_batch(dsc_consumer *c)
+static bool finish_batch(dsc_consumer *c, dsc_batch *b)
 {
-    dsc_message *dead[c->n ? c->n : 1];
-    const char *reasons[c->n ? c->n : 1];
+    dsc_message *dead[b->n ? b->n : 1];
+    const char *reasons[b->n ? b->n : 1];
     size_t ndead = 0;
-    uint64_t gen = c->msgs[0]->gen;
+    uint64_t gen = b->msgs[0]->gen;
 
     if (gen != c->in.gen || !dsc_inbox_connected(&c->in))
         return false; /* a newer connection delivers these again */
-    for (size_t i = 0; i < c->n; i++) {
-        if (c->changes[i].state != DS_CHANGE_POISON)
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->changes[i].state != DS_CHANGE_POISON)
             continue;
-        dead[ndead] = c->msgs[i];
-        reasons[ndead++] = c->changes[i].reason;
+        dead[ndead] = b->msgs[i];
+        reasons[ndead++] = b->changes[i].reason;
         DS_LOG(c->lg, DS_LOG_WARN, "dead letter (delivery %" PRIu64 "): %s",
-               c->msgs[i]->tag, c->changes[i].reason);
+               b->msgs[i]->tag, b->changes[i].reason);
     }
-    note_markers(c);
+    note_markers(c, b);
     DS_LOG(c->lg, DS_LOG_DEBUG,
            "batch: messages %zu, dead-lettered %zu, last delivery %" PRIu64,
-           c->n, ndead, c->msgs[c->n - 1]->tag);
+           b->n, ndead, b->msgs[b->n - 1]->tag);
     int rc =
         dsc_inbox_dead_letter(&c->in, dead, reasons, ndead,
                               DEAD_LETTER_TIMEOUT_MS, c->err, sizeof c->err);
@@ -481,29 +529,52 @@ static bool finish_batch(dsc_consumer *c)
         return false;
     }
     c->dead_lettered += ndead;
-    rc = dsc_inbox_ack(&c->in, gen, c->msgs[c->n - 1]->tag, c->err,
+    rc = dsc_inbox_ack(&c->in, gen, b->msgs[b->n - 1]->tag, c->err,
                        sizeof c->err);
     if (rc)
         broker_lost(c, c->err);
     return true;
 }
 
-static void free_batch(dsc_consumer *c)
+static void free_batch(dsc_batch *b)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        change_clear(&c->changes[i]);
-        dsc_message_free(c->msgs[i]);
-        c->msgs[i] = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        change_clear(&b->changes[i]);
+        dsc_message_free(b->msgs[i]);
+        b->msgs[i] = NULL;
     }
-    c->n = 0;
+    b->n = 0;
+    b->unknown = 0;
+}
+
+/* apply.batch_max as it is now (a reload may change it), within the
+ * batches' room. */
+static size_t batch_max(const dsc_consumer *c)
+{
+    const size_t want = (size_t)c->cfg->apply_batch_max;
+    return want < c->cap ? want : c->cap;
+}
+
+/* Takes buffered messages into b, up to batch_max; returns how many. */
+static size_t take(dsc_consumer *c, dsc_batch *b)
+{
+    const size_t max = batch_max(c), n0 = b->n;
+
+    note_takeover(c);
+    while (b->n < max) {
+        dsc_message *m = dsc_inbox_take(&c->in);
+        if (!m)
+            break;
+        b->msgs[b->n++] = m;
+    }
+    return b->n - n0;
 }
 
 /* Waits for a first message, then up to batch_wait_ms for more, and takes
  * up to batch_max (read each time: a reload may change both). */
-static void gather(dsc_consumer *c)
+static void gather(dsc_consumer *c, dsc_batch *b)
 {
-    const size_t want = (size_t)c->cfg->apply_batch_max;
-    const size_t max = want < c->cap ? want : c->cap;
+    const size_t max = batch_max(c);
 
     int rc = dsc_inbox_pump(&c->in, 1, IDLE_MS, c->err, sizeof c->err);
     if (rc == 0 && c->in.count > 0 && c->in.count < max)
@@ -513,13 +584,72 @@ static void gather(dsc_consumer *c)
         broker_lost(c, c->err);
         return;
     }
-    note_takeover(c);
-    while (c->n < max) {
-        dsc_message *m = dsc_inbox_take(&c->in);
-        if (!m)
-            break;
-        c->msgs[c->n++] = m;
+    take(c, b);
+}
+
+/*
+ * While cur's attempt runs: takes what the broker sent into b, up to
+ * batch_max, decoding each message as it is taken, and returns once the
+ * attempt has ended or b is full. The time a batch takes to commit is the
+ * next one's gathering window, so b does not wait batch_wait_ms on top.
+ * With nothing buffered it waits for the attempt up to GATHER_NAP_MS, then
+ * reads every frame that came meanwhile at once: reading each delivery as
+ * it arrives costs a poll and a recv apiece.
+ */
+static void gather_during_attempt(dsc_consumer *c, dsc_batch *b)
+{
+    const size_t max = batch_max(c);
+
+    b->cat_gen = c->cat_gen;
+    while (b->n < max) {
+        if (c->in.count == 0) {
+            if (dsc_attempt_wait(&c->attempt, GATHER_NAP_MS))
+                return;
+            if (dsc_inbox_pump(&c->in, max - b->n, 0, c->err, sizeof c->err) !=
+                0) {
+                broker_lost(c, c->err);
+                return;
+            }
+        }
+        size_t from = b->n;
+        take(c, b);
+        for (size_t i = from; i < b->n; i++)
+            decode_one(c, b, i);
     }
+}
+
+/*
+ * Applies the batch in hand, cur: on the applier's thread when the database
+ * is connected, gathering and decoding the next batch meanwhile; then,
+ * joined, as before: retries, dead letters, ack. The next batch becomes the
+ * batch in hand, unless its connection was lost (the broker delivers its
+ * messages again).
+ */
+static void run_batch(dsc_consumer *c)
+{
+    dsc_batch *b = c->cur, *nb = c->next;
+    int rc;
+
+    resolve_unknown(c, b);
+    dsc_metrics_batch_begin(c->metrics, b->changes, b->n);
+    if (c->db && !stopping(c) &&
+        dsc_attempt_start(&c->attempt, c->ap, b->changes, b->n) == 0) {
+        gather_during_attempt(c, nb);
+        dsc_attempt_join(&c->attempt);
+        rc = apply_batch(c, b, &c->attempt);
+    } else {
+        rc = apply_batch(c, b, NULL);
+    }
+    if (rc == 0) {
+        bool dead_lettered = finish_batch(c, b);
+        dsc_metrics_batch_done(c->metrics, b->changes, b->n, dead_lettered);
+    }
+    free_batch(b);
+    c->cur = nb;
+    c->next = b;
+    if (nb->n > 0 &&
+        (!dsc_inbox_connected(&c->in) || nb->msgs[0]->gen != c->in.gen))
+        free_batch(nb);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -533,25 +663,28 @@ static int batch_room(dsc_consumer *c)
 
     if (want <= c->cap)
         return 0;
-    /* Each array kept as soon as it is grown: room counts only once both
-     * are. */
-    dsc_message **msgs = realloc(c->msgs, want * sizeof *msgs);
-    if (!msgs)
-        return -1;
-    c->msgs = msgs;
-    dsc_change *changes = realloc(c->changes, want * sizeof *changes);
-    if (!changes)
-        return -1;
-    c->changes = changes;
-    memset(changes + c->cap, 0, (want - c->cap) * sizeof *changes);
+    /* Each array kept as soon as it is grown (realloc keeps what the next
+     * batch already holds): room counts only once all four are. */
+    for (int i = 0; i < 2; i++) {
+        dsc_batch *b = &c->batches[i];
+        dsc_message **msgs = realloc(b->msgs, want * sizeof *msgs);
+        if (!msgs)
+            return -1;
+        b->msgs = msgs;
+        dsc_change *changes = realloc(b->changes, want * sizeof *changes);
+        if (!changes)
+            return -1;
+        b->changes = changes;
+        memset(changes + c->cap, 0, (want - c->cap) * sizeof *changes);
+    }
     c->cap = want;
     return 0;
 }
 
 /* SIGHUP. Only ever between batches (periodic runs after the batch in hand
- * is acked and freed, c->n == 0): messages already received wait in the
- * inbox, nothing is lost or applied twice, and a new batch size counts from
- * the next batch on. */
+ * is acked and freed, with no attempt running; the next batch, maybe
+ * gathered, waits): nothing is lost or applied twice, and a new batch size
+ * counts from the batch gathered next. */
 static void reload(dsc_consumer *c)
 {
     if (!c->settings) {
@@ -651,19 +784,17 @@ int dsc_consumer_run(dsc_consumer *c)
 {
     while (!stopping(c)) {
         if (!dsc_inbox_connected(&c->in)) {
+            /* A batch gathered on the lost connection comes again. */
+            free_batch(c->cur);
             broker_reconnect(c);
             continue;
         }
-        gather(c);
-        if (c->n > 0) {
-            decode_batch(c);
-            dsc_metrics_batch_begin(c->metrics, c->changes, c->n);
-            if (apply_batch(c) == 0) {
-                bool dead_lettered = finish_batch(c);
-                dsc_metrics_batch_done(c->metrics, c->changes, c->n,
-                                       dead_lettered);
-            }
-            free_batch(c);
+        if (c->cur->n == 0) {
+            gather(c, c->cur);
+            decode_batch(c, c->cur);
+        }
+        if (c->cur->n > 0) {
+            run_batch(c);
         } else if (dsc_inbox_connected(&c->in)) {
             /* Nothing delivered for IDLE_MS and nothing unacked: the queue
              * holds nothing ready. */
@@ -694,14 +825,18 @@ void dsc_consumer_free(dsc_consumer *c)
         return;
     /* The endpoint first: its thread reads c->metrics. */
     dsc_http_stop(c->http);
-    free_batch(c);
+    dsc_attempt_free(&c->attempt);
+    for (int i = 0; i < 2; i++)
+        free_batch(&c->batches[i]);
     dsc_inbox_close(&c->in);
     db_close(c);
     dsc_applier_free(c->ap);
     ds__clockfile_close(c->clock);
     dsc_catalog_free(&c->cat);
-    free(c->msgs);
-    free(c->changes);
+    for (int i = 0; i < 2; i++) {
+        free(c->batches[i].msgs);
+        free(c->batches[i].changes);
+    }
     dsc_metrics_free(c->metrics);
     free(c);
 }
@@ -767,11 +902,18 @@ int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
     dsc_inbox_init(&c->in, cfg, lg);
     dsc_notify_init(&c->notify);
     c->ap = dsc_applier_new(cfg->node_id, lg);
+    bool batches_ok = true;
     c->cap = (size_t)cfg->apply_batch_max;
-    c->msgs = calloc(c->cap, sizeof *c->msgs);
-    c->changes = calloc(c->cap, sizeof *c->changes);
+    for (int i = 0; i < 2; i++) {
+        dsc_batch *b = &c->batches[i];
+        b->msgs = calloc(c->cap, sizeof *b->msgs);
+        b->changes = calloc(c->cap, sizeof *b->changes);
+        batches_ok = batches_ok && b->msgs && b->changes;
+    }
+    c->cur = &c->batches[0];
+    c->next = &c->batches[1];
     c->metrics = dsc_metrics_new(ds_version(), cfg->node_id);
-    if (!c->ap || !c->msgs || !c->changes || !c->metrics) {
+    if (!c->ap || !batches_ok || !c->metrics) {
         rc = ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
         goto fail;
     }

@@ -2,6 +2,7 @@
 # install-deps.sh: installs the Debian packages that building and testing datasync need, only those that are missing.
 #
 #   scripts/install-deps.sh            (make deps; .ci/run)
+#   scripts/install-deps.sh --bench    the same, and what only `make bench` needs
 #
 # Checks every package with dpkg-query first; when something is missing it
 # runs `apt-get update` once and installs just that, without recommends. As
@@ -43,6 +44,18 @@ packages=(
     # and recommends are not installed); python3-yaml reads its output
     docker-compose python3-yaml
 )
+# Only `make bench`: bench/seed_consumer.php, the seed's own kind of
+# consumer that bench_consumer measures datasync-consumer against, runs on
+# php-amqp and mysqli. Not needed to build or test, so CI does not install it.
+bench_packages=(php-cli php-amqp php-mysql)
+case ${1:-} in
+--bench) packages+=("${bench_packages[@]}") ;;
+"") ;;
+*)
+    echo "usage: scripts/install-deps.sh [--bench]" >&2
+    exit 2
+    ;;
+esac
 
 if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
     echo "install-deps: this script needs Debian or Ubuntu (dpkg, apt-get)." >&2

@@ -1,0 +1,482 @@
+/* bench_latency.c: end-to-end latency, from ds_emit to the row written on each of three servers, at a steady 2,000 changes/s. */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mysql.h>
+
+#include "amqp_util.h"
+#include "bench_util.h"
+#include "config.h"
+#include "datasync.h"
+#include "error.h"
+#include "topology.h"
+
+/*
+ * One application (node lat-src) emits creates through libdatasync in
+ * async mode, paced at DS_BENCH_LAT_RATE changes/s for DS_BENCH_LAT_SECONDS
+ * (2000 for 30 s), each a new row of table lat whose data carries the wall
+ * clock (CLOCK_REALTIME, microseconds) read just before its ds_emit. Three
+ * servers lat-a, lat-b, lat-c, each with its own MariaDB (a: the run's
+ * instance; b, c: two more started here through tests/lib/services.sh) and
+ * its own datasync-consumer at the default settings (prefetch 500,
+ * batch_max 200, batch_wait_ms 10, or DS_BENCH_LAT_BATCH_WAIT_MS), share
+ * the run's broker.
+ *
+ * On every server the table stamps each row as it is written:
+ * applied_at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6). The consumer writes
+ * the row inside the transaction that then writes the batch's versions and
+ * commits, so applied_at is the row's write within its committing
+ * transaction, its commit following within that batch's last statements
+ * (about a millisecond: bench_consumer prints what a batch costs). The
+ * servers run on this machine and share its clock, so applied_at - emit is
+ * the latency of that change to that server. Reported per server and over
+ * all three: p50, p99, max, and how many changes took over 100 ms.
+ *
+ * Every change must arrive on every server, or the run fails; the
+ * consumers must stop cleanly (exit 0) on SIGTERM.
+ */
+
+#define NODES 3
+#define EXCHANGE "ds_bench_latency"
+#define DB "ds_bench_lat"
+#define SETTLE_S 120 /* all rows on every server within this, after emits */
+#define DASHES "--------------------------------------------"
+
+static const char *url, *build_dir, *rundir, *services;
+static const char *const node_ids[NODES] = {"lat-a", "lat-b", "lat-c"};
+static char db_host[NODES][64];
+static int db_port[NODES];
+static bool own_db[NODES]; /* started here: stopped here */
+static pid_t consumers[NODES];
+static int batch_wait_ms = -1; /* apply.batch_wait_ms; < 0: the default */
+
+static void stop_own_dbs(void);
+
+/* bench_die's cleanup: the consumers and MariaDBs started here go. */
+static void cleanup(void)
+{
+    for (int i = 0; i < NODES; i++)
+        if (consumers[i] > 0) {
+            kill(consumers[i], SIGKILL);
+            waitpid(consumers[i], NULL, 0);
+        }
+    stop_own_dbs();
+}
+
+static long long wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_until_mono_us(uint64_t t)
+{
+    struct timespec ts = {(time_t)(t / 1000000u), (long)(t % 1000000u) * 1000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The databases                                                              */
+
+/* services.sh for a MariaDB of server i's own, run directory
+ * $DS_TEST_RUNDIR/lat-<i>; its output (the env lines) into out. */
+static int own_db_cmd(int i, const char *action, char *out, size_t outlen)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "env -u DS_TEST_MYSQL_PORT -u DS_TEST_AMQP_PORT "
+             "DS_TEST_RUNDIR='%s/%s' DS_SVC_MARIA_POOL=128M "
+             "DS_SVC_MARIA_LOG=64M '%s' %s 2>>'%s/%s.services.log'",
+             rundir, node_ids[i], services, action, rundir, node_ids[i]);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = out ? fread(out, 1, outlen - 1, p) : 0;
+    if (out)
+        out[n] = '\0';
+    else
+        while (fgetc(p) != EOF)
+            ;
+    return pclose(p);
+}
+
+static void start_own_db(int i)
+{
+    char env[4096], pid[32];
+    if (own_db_cmd(i, "maria start", NULL, 0) != 0)
+        bench_die(node_ids[i],
+                  "its MariaDB did not start (see the services log)");
+    own_db[i] = true;
+    /* Taken down with us if we die without stopping it. */
+    snprintf(pid, sizeof pid, "watch %d", (int)getpid());
+    own_db_cmd(i, pid, NULL, 0);
+    if (own_db_cmd(i, "env", env, sizeof env) != 0)
+        bench_die(node_ids[i], "services.sh env failed");
+    const char *p = strstr(env, "DS_TEST_MYSQL_PORT=");
+    if (!p)
+        bench_die(node_ids[i], "no DS_TEST_MYSQL_PORT in services.sh env");
+    db_port[i] = atoi(p + strlen("DS_TEST_MYSQL_PORT="));
+    snprintf(db_host[i], sizeof db_host[i], "127.0.0.1");
+}
+
+static void stop_own_dbs(void)
+{
+    for (int i = 0; i < NODES; i++)
+        if (own_db[i]) {
+            own_db[i] = false;
+            own_db_cmd(i, "down", NULL, 0);
+        }
+}
+
+static MYSQL *db_connect(int i)
+{
+    return bench_db_connect(db_host[i], db_port[i]);
+}
+
+static void reset_database(int i)
+{
+    MYSQL *db = db_connect(i);
+    bench_sql(db, "DROP DATABASE IF EXISTS " DB);
+    bench_sql(db, "CREATE DATABASE " DB " CHARACTER SET utf8mb4");
+    /* applied_at: when the consumer's transaction wrote the row. */
+    bench_sql(db, "CREATE TABLE " DB ".lat (id INT PRIMARY KEY, emit_us BIGINT "
+                  "NOT NULL, payload VARCHAR(200), applied_at TIMESTAMP(6) NOT "
+                  "NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE "
+                  "CURRENT_TIMESTAMP(6)) ENGINE=InnoDB");
+    mysql_close(db);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Broker and consumers                                                       */
+
+static void config_for(ds_config *cfg, int i)
+{
+    char err[DS_ERRMSG_SIZE];
+    ds__config_defaults(cfg);
+    if (ds__config_set(cfg, "node.id", node_ids[i], err, sizeof err) ||
+        ds__config_set(cfg, "amqp.url", url, err, sizeof err) ||
+        ds__config_set(cfg, "amqp.exchange", EXCHANGE, err, sizeof err))
+        bench_die("config", err);
+}
+
+/* Declares the exchanges and every server's queue, and empties them, so
+ * no change is unroutable and no earlier run's message is counted. */
+static void declare_topology(void)
+{
+    ds_amqp a;
+    ds_config cfg;
+    char err[DS_ERRMSG_SIZE], q[128];
+
+    memset(&a, 0, sizeof a);
+    if (ds__amqp_connect(&a, url, 0, 30000, err, sizeof err) < 0)
+        bench_die("connect", err);
+    for (int i = 0; i < NODES; i++) {
+        config_for(&cfg, i);
+        if (ds__topology_declare_exchanges(&a, &cfg, err, sizeof err) ||
+            ds__topology_declare_node(&a, &cfg, node_ids[i], NULL, err,
+                                      sizeof err))
+            bench_die("topology", err);
+        ds__topology_node_queue(node_ids[i], q, sizeof q);
+        amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(q));
+        if (ds__amqp_reply_error(amqp_get_rpc_reply(a.conn), "queue.purge", err,
+                                 sizeof err) < 0)
+            bench_die("purge", err);
+    }
+    ds__amqp_close(&a);
+}
+
+static void start_consumer(int i)
+{
+    char conf[600], logf[600], bin[600];
+
+    snprintf(conf, sizeof conf, "%s/%s.conf", rundir, node_ids[i]);
+    snprintf(logf, sizeof logf, "%s/%s.log", rundir, node_ids[i]);
+    snprintf(bin, sizeof bin, "%s/datasync-consumer", build_dir);
+    FILE *f = fopen(conf, "w");
+    if (!f)
+        bench_die(conf, strerror(errno));
+    fprintf(f,
+            "[node]\nid = %s\nclock_file = %s/%s.clock\n"
+            "[amqp]\nurl = %s\nexchange = %s\n"
+            "[mysql]\nhost = %s\nport = %d\nuser = root\ndatabase = " DB "\n"
+            "[apply]\ntables = lat\n"
+            "[log]\nlevel = info\n",
+            node_ids[i], rundir, node_ids[i], url, EXCHANGE, db_host[i],
+            db_port[i]);
+    if (batch_wait_ms >= 0)
+        fprintf(f, "[apply]\nbatch_wait_ms = %d\n", batch_wait_ms);
+    fclose(f);
+    consumers[i] = bench_spawn(logf, (const char *[]){bin, "-c", conf, NULL});
+}
+
+/* Until every queue has its consumer: then nothing emitted waits for one. */
+static void wait_consuming(void)
+{
+    ds_amqp a;
+    char err[DS_ERRMSG_SIZE], q[128];
+    uint64_t end = bench_now_us() + 30 * 1000000u;
+
+    memset(&a, 0, sizeof a);
+    if (ds__amqp_connect(&a, url, 0, 30000, err, sizeof err) < 0)
+        bench_die("connect", err);
+    for (int i = 0; i < NODES; i++) {
+        ds__topology_node_queue(node_ids[i], q, sizeof q);
+        for (;;) {
+            amqp_queue_declare_ok_t *ok = amqp_queue_declare(
+                a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(q), 1, 0, 0, 0,
+                amqp_empty_table);
+            if (!ok)
+                bench_die("queue.declare (passive)", q);
+            if (ok->consumer_count > 0)
+                break;
+            if (waitpid(consumers[i], NULL, WNOHANG) == consumers[i]) {
+                consumers[i] = 0;
+                bench_die(node_ids[i], "datasync-consumer exited at start-up");
+            }
+            if (bench_now_us() > end)
+                bench_die(node_ids[i],
+                          "datasync-consumer not consuming after 30 s");
+            usleep(50 * 1000);
+        }
+    }
+    ds__amqp_close(&a);
+}
+
+static void stop_consumers(void)
+{
+    for (int i = 0; i < NODES; i++)
+        kill(consumers[i], SIGTERM);
+    for (int i = 0; i < NODES; i++) {
+        int status;
+        uint64_t end = bench_now_us() + 10 * 1000000u;
+        while (waitpid(consumers[i], &status, WNOHANG) != consumers[i]) {
+            if (bench_now_us() > end)
+                bench_die(node_ids[i], "no exit within 10 s of SIGTERM");
+            usleep(10 * 1000);
+        }
+        consumers[i] = 0;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            bench_die(node_ids[i], "datasync-consumer did not exit 0");
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The application                                                            */
+
+/* Emits n creates at rate per second, paced by an absolute schedule (a
+ * late emit does not shift the ones after it), those due in the same
+ * millisecond together (one wake-up, as an application under load would
+ * emit). Returns how many emits came more than 5 ms behind the schedule:
+ * the emitter itself was held up. *flush_s: how long ds_flush waited after
+ * the last emit for the broker's confirms (the publishing side's lag). */
+static int emit_all(int n, int rate, double *flush_s)
+{
+    ds_options *o = ds_options_new();
+    ds_producer *p;
+    char err[DS_ERRBUF_SIZE], spool[600], key[32], data[320];
+    int late = 0;
+
+    snprintf(spool, sizeof spool, "%s/lat-spool", rundir);
+    if (!o || ds_options_set(o, "amqp.url", url) ||
+        ds_options_set(o, "amqp.exchange", EXCHANGE) ||
+        ds_options_set(o, "node.id", "lat-src") ||
+        ds_options_set(o, "producer.mode", "async") ||
+        ds_options_set(o, "producer.spool_dir", spool))
+        bench_die("options", o ? ds_options_errmsg(o) : "out of memory");
+    if (ds_producer_new(&p, o, err, sizeof err))
+        bench_die("producer", err);
+    ds_options_free(o);
+
+    uint64_t t0 = bench_now_us() + 100000;
+    for (int i = 0; i < n; i++) {
+        uint64_t due = t0 + (uint64_t)i * 1000000u / (uint64_t)rate;
+        if (bench_now_us() < due)
+            sleep_until_mono_us(due + 999 - (due - t0 + 999) % 1000);
+        if (bench_now_us() > due + 5000)
+            late++;
+        snprintf(key, sizeof key, "{\"id\":%d}", i);
+        snprintf(data, sizeof data,
+                 "{\"id\":%d,\"emit_us\":%lld,\"payload\":\"change %d of the "
+                 "latency bench, a row of ordinary size\"}",
+                 i, wall_us(), i);
+        int rc = ds_emit(p, DS_OP_CREATE, "lat", key, data);
+        if (rc)
+            bench_die("ds_emit", ds_producer_errmsg(p));
+    }
+    uint64_t f0 = bench_now_us();
+    int rc = ds_flush(p, 60000);
+    *flush_s = (double)(bench_now_us() - f0) / 1e6;
+    if (rc)
+        bench_die("ds_flush", ds_producer_errmsg(p));
+    ds_producer_stats st;
+    if (ds_producer_stats_get(p, &st, sizeof st) == 0 && st.spooled > 0)
+        fprintf(stderr, "bench_latency: %llu changes went to the spool\n",
+                (unsigned long long)st.spooled);
+    ds_producer_free(p);
+    return late;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The figures                                                                */
+
+typedef struct lat_stats {
+    double p50, p99, max; /* ms */
+    long over100;
+} lat_stats;
+
+static int cmp_ll(const void *x, const void *y)
+{
+    long long a = *(const long long *)x, b = *(const long long *)y;
+    return a < b ? -1 : a > b;
+}
+
+static lat_stats stats_of(long long *us, long n)
+{
+    lat_stats s = {0, 0, 0, 0};
+    qsort(us, (size_t)n, sizeof *us, cmp_ll);
+    s.p50 = us[(n - 1) / 2] / 1000.0;
+    s.p99 = us[(long)((n - 1) * 0.99)] / 1000.0;
+    s.max = us[n - 1] / 1000.0;
+    for (long i = 0; i < n; i++)
+        if (us[i] > 100000)
+            s.over100++;
+    return s;
+}
+
+/* Waits until server i holds all n rows, then reads every change's
+ * latency (microseconds) into us[0..n). */
+static void read_latencies(int i, int n, long long *us)
+{
+    MYSQL *db = db_connect(i);
+    uint64_t end = bench_now_us() + (uint64_t)SETTLE_S * 1000000u;
+    char why[128];
+    long long have;
+
+    while ((have = bench_scalar(db, "SELECT COUNT(*) FROM " DB ".lat")) < n) {
+        if (bench_now_us() > end) {
+            snprintf(why, sizeof why, "holds %lld of %d rows after %d s", have,
+                     n, SETTLE_S);
+            bench_die(node_ids[i], why);
+        }
+        usleep(100 * 1000);
+    }
+    if (have != n)
+        bench_die(node_ids[i], "holds more rows than were emitted");
+    /* UNIX_TIMESTAMP of a TIMESTAMP(6) is exact whatever the time zone. */
+    if (mysql_query(db, "SELECT id, CAST(UNIX_TIMESTAMP(applied_at) * 1000000 "
+                        "AS SIGNED) - emit_us FROM " DB ".lat"))
+        bench_die("latencies", mysql_error(db));
+    MYSQL_RES *res = mysql_store_result(db);
+    MYSQL_ROW row;
+    long got = 0;
+    while (res && (row = mysql_fetch_row(res)) != NULL) {
+        long id = atol(row[0]);
+        if (id < 0 || id >= n)
+            bench_die(node_ids[i], "a row that was never emitted");
+        us[id] = atoll(row[1]);
+        got++;
+    }
+    if (res)
+        mysql_free_result(res);
+    if (got != n)
+        bench_die(node_ids[i], "rows missing from the result");
+    mysql_close(db);
+}
+
+static void print_row(const char *who, const lat_stats *s)
+{
+    printf("| %-12s | %8.2f | %8.2f | %8.2f | %8ld |\n", who, s->p50, s->p99,
+           s->max, s->over100);
+}
+
+int main(void)
+{
+    bench_init("bench_latency", cleanup);
+    url = getenv("DS_TEST_AMQP_URL");
+    build_dir = getenv("DS_TEST_BUILD");
+    rundir = getenv("DS_TEST_RUNDIR");
+    services = getenv("DS_TEST_SERVICES");
+    const char *host = getenv("DS_TEST_MYSQL_HOST");
+    const char *port = getenv("DS_TEST_MYSQL_PORT");
+    if (!url || !build_dir || !rundir || !services || !host || !port)
+        bench_die("environment",
+                  "DS_TEST_AMQP_URL, DS_TEST_BUILD, DS_TEST_RUNDIR, "
+                  "DS_TEST_SERVICES, DS_TEST_MYSQL_HOST/PORT are not "
+                  "set (run through bench/run.sh)");
+    int rate = bench_env_int("DS_BENCH_LAT_RATE", 2000, 1, 100000);
+    int seconds = bench_env_int("DS_BENCH_LAT_SECONDS", 30, 1, 3600);
+    int n = rate * seconds;
+    batch_wait_ms = bench_env_int("DS_BENCH_LAT_BATCH_WAIT_MS", -1, 0, 60000);
+    signal(SIGPIPE, SIG_IGN);
+
+    uint64_t start = bench_now_us();
+    snprintf(db_host[0], sizeof db_host[0], "%s", host);
+    db_port[0] = atoi(port);
+    for (int i = 1; i < NODES; i++)
+        start_own_db(i);
+    for (int i = 0; i < NODES; i++)
+        reset_database(i);
+    declare_topology();
+    for (int i = 0; i < NODES; i++)
+        start_consumer(i);
+    wait_consuming();
+
+    double flush_s;
+    int late = emit_all(n, rate, &flush_s);
+
+    long long *us[NODES];
+    for (int i = 0; i < NODES; i++) {
+        us[i] = malloc((size_t)n * sizeof **us);
+        if (!us[i])
+            bench_die("latencies", "out of memory");
+        read_latencies(i, n, us[i]);
+    }
+    stop_consumers();
+    stop_own_dbs();
+
+    char wait[64] = "default settings";
+    if (batch_wait_ms >= 0)
+        snprintf(wait, sizeof wait, "batch_wait_ms %d", batch_wait_ms);
+    printf("\nlatency benchmark: %d changes at %d/s for %d s, ds_emit "
+           "(async) to the row written on each of %d servers\n(own MariaDB "
+           "each, one broker, consumers at %s); ms\n",
+           n, rate, seconds, NODES, wait);
+    printf("| %-12s | %8s | %8s | %8s | %8s |\n", "server", "p50", "p99", "max",
+           "> 100 ms");
+    printf("|%.14s|%.10s|%.10s|%.10s|%.10s|\n", DASHES, DASHES, DASHES, DASHES,
+           DASHES);
+    long long *all = malloc((size_t)n * NODES * sizeof *all);
+    if (!all)
+        bench_die("latencies", "out of memory");
+    for (int i = 0; i < NODES; i++) {
+        memcpy(all + (size_t)i * (size_t)n, us[i], (size_t)n * sizeof *all);
+        lat_stats s = stats_of(us[i], n);
+        print_row(node_ids[i], &s);
+    }
+    lat_stats s = stats_of(all, (long)n * NODES);
+    print_row("all three", &s);
+    printf("targets: p99 <= 20 ms, max <= 100 ms: %s\n",
+           s.p99 <= 20 && s.max <= 100 ? "met" : "NOT met");
+    printf("(ds_flush waited %.3f s after the last emit for the broker's "
+           "confirms)\n",
+           flush_s);
+    if (late)
+        printf("(%d emits came over 5 ms behind schedule: the emitter was "
+               "held up)\n",
+               late);
+    printf("(%.0f s in all)\n", (double)(bench_now_us() - start) / 1e6);
+    for (int i = 0; i < NODES; i++)
+        free(us[i]);
+    free(all);
+    return 0;
+}

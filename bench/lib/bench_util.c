@@ -1,0 +1,112 @@
+/* bench_util.c: what the benchmarks share: dying cleanly, time, environment knobs, MariaDB queries, child processes with a log. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+
+/* One benchmark per process: its name and cleanup are the process's. */
+static const char *bench_name = "bench";
+static void (*bench_cleanup)(void);
+
+void bench_init(const char *name, void (*cleanup)(void))
+{
+    bench_name = name;
+    bench_cleanup = cleanup;
+}
+
+void bench_die(const char *what, const char *why)
+{
+    fprintf(stderr, "%s: %s: %s\n", bench_name, what, why);
+    if (bench_cleanup)
+        bench_cleanup();
+    exit(1);
+}
+
+uint64_t bench_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void bench_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+int bench_env_int(const char *name, int def, int lo, int hi)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        fprintf(stderr, "%s: %s=%s out of range %d..%d, using %d\n", bench_name,
+                name, v, lo, hi, def);
+        return def;
+    }
+    return (int)n;
+}
+
+MYSQL *bench_db_connect(const char *host, int port)
+{
+    MYSQL *db = mysql_init(NULL);
+    unsigned int timeout = 30;
+    if (!db)
+        bench_die("mysql", "out of memory");
+    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &timeout);
+    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    if (!mysql_real_connect(db, host, "root", "", NULL, (unsigned int)port,
+                            NULL, 0))
+        bench_die("mysql connect", mysql_error(db));
+    return db;
+}
+
+void bench_sql(MYSQL *db, const char *text)
+{
+    if (mysql_query(db, text))
+        bench_die(text, mysql_error(db));
+    MYSQL_RES *res = mysql_store_result(db);
+    if (res)
+        mysql_free_result(res);
+}
+
+long long bench_scalar(MYSQL *db, const char *text)
+{
+    long long v = -1;
+    if (mysql_query(db, text))
+        return -1;
+    MYSQL_RES *res = mysql_store_result(db);
+    if (!res)
+        return -1;
+    MYSQL_ROW row = mysql_fetch_row(res);
+    if (row && row[0])
+        v = strtoll(row[0], NULL, 10);
+    mysql_free_result(res);
+    return v;
+}
+
+pid_t bench_spawn(const char *logf, const char *const argv[])
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_die("fork", strerror(errno));
+    if (pid == 0) {
+        FILE *out = freopen(logf, "a", stdout);
+        if (!out || dup2(fileno(stdout), 2) < 0)
+            _exit(126);
+        /* execvp's char *const[] is historical: it writes nothing. */
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}

@@ -1,0 +1,41 @@
+/* bench_util.h: what the benchmarks share: dying cleanly, time, environment knobs, MariaDB queries, child processes with a log. */
+#ifndef DS_BENCH_UTIL_H
+#define DS_BENCH_UTIL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <mysql.h>
+
+/* Names the benchmark in messages; cleanup (may be NULL) runs before a
+ * bench_die exits: it stops what the benchmark started. */
+void bench_init(const char *name, void (*cleanup)(void));
+
+/* Prints "name: what: why", runs the cleanup, exits 1. */
+_Noreturn void bench_die(const char *what, const char *why);
+
+/* CLOCK_MONOTONIC in microseconds. */
+uint64_t bench_now_us(void);
+
+void bench_sleep_ms(int ms);
+
+/* The integer in environment variable name, def when unset or empty, and
+ * def (said on stderr) when outside lo..hi or not a number. */
+int bench_env_int(const char *name, int def, int lo, int hi);
+
+/* root without password over TCP, utf8mb4, a 30 s read timeout; dies when
+ * it cannot connect. */
+MYSQL *bench_db_connect(const char *host, int port);
+
+/* Runs one statement, discarding a result; dies with the server's message. */
+void bench_sql(MYSQL *db, const char *text);
+
+/* The number a one-value query returns; -1 when it fails (a table that is
+ * not there yet) or gives no row. */
+long long bench_scalar(MYSQL *db, const char *text);
+
+/* Starts argv[0] (looked up in PATH) with argv, its stdout and stderr
+ * appended to logf; returns its pid, or dies. */
+pid_t bench_spawn(const char *logf, const char *const argv[]);
+
+#endif

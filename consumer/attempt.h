@@ -1,0 +1,58 @@
+/* attempt.h: one batch attempt on a thread of its own, so the loop gathers and decodes the next batch while this one writes and commits. */
+#ifndef DS_CONSUMER_ATTEMPT_H
+#define DS_CONSUMER_ATTEMPT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "apply.h"
+#include "error.h"
+
+/*
+ * The pipeline of two: while the applier's thread runs one
+ * dsc_applier_batch (database work only: it touches the applier, its
+ * connection, the batch's changes and the clock file), the loop's thread
+ * keeps the broker connection, reads the next batch's frames and decodes
+ * them against the catalogue, which neither side changes meanwhile. The
+ * loop joins before it acks the batch, dead-letters from it, or uses the
+ * database in any other way: everything that can fail and be retried
+ * (backoff, reconnect, catalogue reload) happens after the join, on the
+ * loop's thread, as without the pipeline.
+ */
+typedef struct dsc_attempt {
+    dsc_applier *ap;
+    dsc_change *changes;
+    size_t n;
+    /* The attempt's outcome, as dsc_applier_batch returns it: read after
+     * dsc_attempt_join. */
+    int rc;
+    dsc_apply_retry retry;
+    char err[DS_ERRMSG_SIZE];
+    pthread_mutex_t lock; /* guards done */
+    pthread_cond_t ended; /* signalled when done is set */
+    bool done;            /* set by the attempt's thread as it ends */
+    bool running;         /* started and not joined */
+    bool sync_ok;         /* lock and ended are initialised */
+    pthread_t thread;
+} dsc_attempt;
+
+/* Starts one dsc_applier_batch(ap, changes, n) on a new thread. ap, its
+ * connection and changes belong to that thread until dsc_attempt_join.
+ * Returns 0, or -1 when no thread could be started (nothing runs: apply
+ * on the calling thread instead). */
+int dsc_attempt_start(dsc_attempt *a, dsc_applier *ap, dsc_change *changes,
+                      size_t n);
+
+/* Whether the started attempt has ended (then dsc_attempt_join does not
+ * wait); waits up to ms for it first. True when none runs. */
+bool dsc_attempt_wait(dsc_attempt *a, int ms);
+
+/* Waits for the attempt's end; a->rc, a->retry and a->err are then its
+ * outcome. A no-op when none runs. */
+void dsc_attempt_join(dsc_attempt *a);
+
+/* Joins a running attempt and frees what a holds (a zeroed a is fine). */
+void dsc_attempt_free(dsc_attempt *a);
+
+#endif
