@@ -45,7 +45,9 @@
  * DS_BENCH_KEYS (10000), DS_BENCH_NAIVE (10000, the prefix (c) consumes),
  * DS_BENCH_ROUNDS (3), DS_BENCH_PREFETCH (1000), DS_BENCH_BATCH (200,
  * apply.batch_max and (b)'s ack interval), DS_BENCH_NO_DEFAULT (set: skip
- * the extra run of (a) at the default prefetch).
+ * the extra run of (a) at the default prefetch), DS_BENCH_QUEUE_TYPE
+ * (amqp.queue_type, classic), DS_BENCH_ONLY=consumer (only (a), one line
+ * BENCH_CONSUMER_EV_S=: bench/run.sh's cluster comparison).
  */
 
 #define NODE "bench-a"
@@ -66,6 +68,7 @@ static const char *url, *build_dir, *db_host;
 static int db_port;
 static int n_events = 100000, n_keys = 10000, n_naive = 10000, rounds = 3;
 static int prefetch = 1000, batch_max = 200;
+static const char *queue_type = "classic";
 static char rundir[512];
 static pid_t child; /* the consumer under test, killed if we die */
 
@@ -233,6 +236,7 @@ static void config_for(ds_config *cfg, const char *database)
     if (ds__config_set(cfg, "node.id", NODE, err, sizeof err) ||
         ds__config_set(cfg, "amqp.url", url, err, sizeof err) ||
         ds__config_set(cfg, "amqp.exchange", EXCHANGE, err, sizeof err) ||
+        ds__config_set(cfg, "amqp.queue_type", queue_type, err, sizeof err) ||
         ds__config_set(cfg, "mysql.host", db_host, err, sizeof err) ||
         ds__config_set(cfg, "mysql.port", port, err, sizeof err) ||
         ds__config_set(cfg, "mysql.user", "root", err, sizeof err) ||
@@ -480,11 +484,12 @@ static real_result run_real(MYSQL *admin, int pf)
         die(conf, strerror(errno));
     fprintf(f,
             "[node]\nid = %s\n"
-            "[amqp]\nurl = %s\nexchange = %s\nprefetch = %d\n"
+            "[amqp]\nurl = %s\nexchange = %s\nqueue_type = %s\nprefetch = %d\n"
             "[mysql]\nhost = %s\nport = %d\nuser = root\ndatabase = %s\n"
             "[apply]\ntables = items\nbatch_max = %d\n"
             "[log]\nlevel = info\n",
-            NODE, url, EXCHANGE, pf, db_host, db_port, DB_REAL, batch_max);
+            NODE, url, EXCHANGE, queue_type, pf, db_host, db_port, DB_REAL,
+            batch_max);
     fclose(f);
 
     ds_amqp a;
@@ -770,6 +775,10 @@ int main(void)
     rounds = env_int("DS_BENCH_ROUNDS", rounds, 1, 16);
     prefetch = env_int("DS_BENCH_PREFETCH", prefetch, 1, 65535);
     batch_max = env_int("DS_BENCH_BATCH", batch_max, 1, 10000);
+    if (getenv("DS_BENCH_QUEUE_TYPE") && *getenv("DS_BENCH_QUEUE_TYPE"))
+        queue_type = getenv("DS_BENCH_QUEUE_TYPE");
+    const char *only = getenv("DS_BENCH_ONLY");
+    bool only_real = only && strcmp(only, "consumer") == 0;
     const char *rd = getenv("DS_TEST_RUNDIR");
     snprintf(rundir, sizeof rundir, "%s", rd && *rd ? rd : "/tmp");
     signal(SIGPIPE, SIG_IGN);
@@ -788,6 +797,10 @@ int main(void)
             break;
         real_result a = run_real(admin, prefetch);
         ra[r] = a.rate;
+        if (only_real) {
+            done++;
+            continue;
+        }
         cpu[r] = a.cpu_s;
         trips[r] = a.trips_per_ev;
         if (a.hwm_kib > peak)
@@ -801,6 +814,11 @@ int main(void)
                 "[%.0f s]\n",
                 r + 1, ra[r], trips[r], cpu[r], a.hwm_kib / 1024.0, rb[r],
                 rc[r], (double)(now_us() - start) / 1e6);
+    }
+    if (only_real) {
+        mysql_close(admin);
+        printf("BENCH_CONSUMER_EV_S=%.0f\n", median(ra, done));
+        return 0;
     }
     if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT")) {
         def = run_real(admin, default_prefetch);
