@@ -73,6 +73,9 @@ mkdir -p "$pki"
     printf 'extendedKeyUsage=clientAuth\n' >client.ext
     openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days $days \
         -extfile client.ext -out client.pem
+    # And one the broker does not trust (signed by the other CA).
+    openssl x509 -req -in client.csr -CA wrong-ca.pem -CAkey wrong-ca.key -CAcreateserial \
+        -days $days -extfile client.ext -out client-wrong.pem
     chmod 644 ./*.key # the node runs as this user anyway; keep it simple
 ) >"$work/openssl.log" 2>&1 || fail "openssl: $(tail -n 5 "$work/openssl.log")"
 
@@ -246,5 +249,12 @@ timeout 60 "$ds" -c "$work/t1.conf" status >"$work/nocert.log" 2>&1 || rc=$?
 ((rc == 5)) || fail "without a client certificate: status exit $rc, want 5: $(cat "$work/nocert.log")"
 grep -q "client certificate (amqp.cert_file)" "$work/nocert.log" ||
     fail "without a client certificate: the error does not say so: $(cat "$work/nocert.log")"
-say "a broker that wants a client certificate: accepted with amqp.cert_file/key_file, refused without, saying so"
+write_conf badcert t1 "$amqps" "$pki/ca.pem" "cert_file = $pki/client-wrong.pem
+key_file = $pki/client.key"
+rc=0
+timeout 60 "$ds" -c "$work/badcert.conf" status >"$work/badcert.log" 2>&1 || rc=$?
+((rc == 5)) || fail "an untrusted client certificate: status exit $rc, want 5: $(cat "$work/badcert.log")"
+grep -q "trust the CA that signed the client certificate (amqp.cert_file)" "$work/badcert.log" ||
+    fail "an untrusted client certificate: the error does not say so: $(cat "$work/badcert.log")"
+say "a broker that wants a client certificate: accepted with amqp.cert_file/key_file, refused without or with an untrusted one, saying so"
 say "PASS"
