@@ -45,7 +45,7 @@ fi
 # Side by side, from this one run: the bootstrap copy and the consumer's
 # apply speed (the bootstrap writes rows without deciding versions).
 copy=$(sed -n 's/^BENCH_BOOTSTRAP_ROWS_PER_S=//p' "$out/history.txt" 2>/dev/null || true)
-apply=$(sed -n 's/^| (a) [^|]*| *\([0-9]*\) ev\/s.*/\1/p' "$out/bench_consumer.txt" 2>/dev/null | head -n 1)
+apply=$(sed -n 's/^| (a) [^|]*| *\([0-9]*\) ev\/s.*/\1/p' "$out/bench_consumer.txt" 2>/dev/null | head -n 1 || true)
 if [ "$only" = all ] && [ -n "$copy" ] && [ -n "$apply" ]; then
     printf '\nbootstrap copy %s rows/s beside consumer apply %s ev/s: %s x\n' "$copy" "$apply" \
         "$(awk -v a="$copy" -v b="$apply" 'BEGIN { printf "%.2f", a / b }')"

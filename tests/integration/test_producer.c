@@ -355,6 +355,13 @@ static void nacked_changes_are_retried_or_spooled_never_lost(void **state)
     /* Every change is either confirmed or in the spool. */
     assert_int_equal(st.confirmed + st.spooled, N);
     assert_true(st.spooled > 0);
+    /* A change refused DS_MAX_NACKS times makes the producer connect again:
+     * a stale channel (a quorum queue's leader gone) would refuse it
+     * forever. */
+    for (uint64_t t_end = ds__now_ms() + 5000;
+         st.reconnects == 0 && ds__now_ms() < t_end; usleep(20 * 1000))
+        ds_producer_stats_get(f->p, &st, sizeof st);
+    assert_true(st.reconnects > 0);
 
     /* Make room: the spool drains into the small queue over time. Count
      * distinct ids reaching it until all N arrived. */
