@@ -39,7 +39,8 @@
  * member returns (the producer spools meanwhile; README, Cluster).
  *
  * Environment: DS_TEST_CLUSTER_URLS, DS_TEST_CLUSTER_PORTS (services.sh
- * cluster env), DS_TEST_SERVICES, DS_TEST_RUNDIR; DS_BENCH_KILLS (10).
+ * cluster env), DS_TEST_SERVICES, DS_TEST_RUNDIR; DS_BENCH_KILLS (10);
+ * DS_BENCH_ARCHIVE=1 declares the archive stream too (to see its effect).
  */
 
 #define EXCHANGE "ds_failover"
@@ -173,7 +174,9 @@ static void declare(void)
         die("config", err);
     if (ds__amqp_connect(&a, urls, 0, 10000, err, sizeof err) ||
         ds__topology_declare_exchanges(&a, &cfg, err, sizeof err) ||
-        ds__topology_declare_node(&a, &cfg, NODE, err, sizeof err))
+        ds__topology_declare_node(&a, &cfg, NODE, err, sizeof err) ||
+        (getenv("DS_BENCH_ARCHIVE") &&
+         ds__topology_declare_archive(&a, &cfg, err, sizeof err)))
         die("topology", err);
     ds__topology_node_queue(NODE, q, sizeof q);
     amqp_queue_purge(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(q));
