@@ -5,7 +5,7 @@
 #   make chaos        the chaos run: faults while three servers sync, then a checker
 #                     (CLUSTER=1: on a 3-node RabbitMQ cluster with quorum queues)
 #   make demo         three servers end to end on 127.0.0.1
-#   make bench        benchmarks (real services)
+#   make bench        benchmarks (real services), then single node against 3-node cluster
 #   make install      PREFIX=/usr/local DESTDIR= (PREFIX=/usr: /etc, multiarch lib)
 #   make install-runtime  only what runs: programs, .so, example configuration
 #   make deps         installs the Debian packages that are missing
