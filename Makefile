@@ -3,8 +3,9 @@
 #   make              libraries and programs into $(BUILD)/
 #   make test         every test: unit, schema agreement, integration (real services)
 #   make chaos        the chaos run: faults while three servers sync, then a checker
+#                     (CLUSTER=1: on a 3-node RabbitMQ cluster with quorum queues)
 #   make demo         three servers end to end on 127.0.0.1 (CAPTURE=1: emitted by datasync-capture)
-#   make bench        benchmarks (real services)
+#   make bench        benchmarks (real services), then single node against 3-node cluster
 #   make install      PREFIX=/usr/local DESTDIR= (PREFIX=/usr: /etc, multiarch lib)
 #   make install-runtime  only what runs: programs, .so, example configuration
 #   make deps         installs the Debian packages that are missing
@@ -224,7 +225,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_SO)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -ldatasync -Wl,-rpath,'$$ORIGIN/..' $(SERVER_LIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(call obj,$(BENCH_LIB_SRC)) $(CONSUMER_LIB_OBJ) $(SERVER_A) $(LIB_A)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(call obj,$(BENCH_LIB_SRC)) $(CONSUMER_LIB_OBJ) $(call obj,tests/lib/support.c) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS) $(CONSUMER_LIBS)
@@ -254,10 +255,13 @@ test: deps
 	$(Q)BUILD=$(BUILD) tests/run.sh
 
 # The chaos run with its checker: faults for 120 s (CHAOS_ARGS="--duration
-# 300 --seed 42" to change); make test runs a 30 s version.
+# 300 --seed 42" to change); make test runs a 30 s version. CLUSTER=1: on a
+# 3-node RabbitMQ cluster with quorum queues, with member kills (the
+# clients' node, a queue leader), restarts and partitions (not in make test:
+# it needs four more minutes and three more broker nodes).
 chaos: deps
 	$(Q)$(MAKE) --no-print-directory build-tests
-	$(Q)BUILD=$(BUILD) tests/chaos/run.sh $(CHAOS_ARGS)
+	$(Q)BUILD=$(BUILD) tests/chaos/run.sh $(if $(filter 1,$(CLUSTER)),--cluster) $(CHAOS_ARGS)
 
 test-unit: build-tests
 	$(Q)BUILD=$(BUILD) tests/run.sh unit

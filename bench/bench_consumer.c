@@ -60,7 +60,9 @@
  * measured in every round right after (a), as (a0); its batch_max is
  * DS_BENCH_BASELINE_BATCH, DS_BENCH_BATCH unless set), DS_BENCH_METRICS_ONLY
  * (set: (a) with and without [metrics] only), DS_BENCH_AB (set:
- * only (a) and (a0), for a quick before/after).
+ * only (a) and (a0), for a quick before/after), DS_BENCH_QUEUE_TYPE
+ * (amqp.queue_type, classic), DS_BENCH_ONLY=consumer (only (a), one line
+ * BENCH_CONSUMER_EV_S=: bench/run.sh's cluster comparison).
  */
 
 #define NODE "bench-a"
@@ -82,6 +84,7 @@ static const char *url, *build_dir, *db_host;
 static int db_port;
 static int n_events = 100000, n_keys = 10000, n_naive = 10000, rounds = 3;
 static int prefetch = 1000, batch_max = 200;
+static const char *queue_type = "classic";
 static char rundir[512];
 static pid_t child; /* the consumer under test, killed if we die */
 
@@ -219,6 +222,7 @@ static void config_for(ds_config *cfg, const char *database)
     if (ds__config_set(cfg, "node.id", NODE, err, sizeof err) ||
         ds__config_set(cfg, "amqp.url", url, err, sizeof err) ||
         ds__config_set(cfg, "amqp.exchange", EXCHANGE, err, sizeof err) ||
+        ds__config_set(cfg, "amqp.queue_type", queue_type, err, sizeof err) ||
         ds__config_set(cfg, "mysql.host", db_host, err, sizeof err) ||
         ds__config_set(cfg, "mysql.port", port, err, sizeof err) ||
         ds__config_set(cfg, "mysql.user", "root", err, sizeof err) ||
@@ -528,11 +532,12 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
         bench_die(conf, strerror(errno));
     fprintf(f,
             "[node]\nid = %s\n"
-            "[amqp]\nurl = %s\nexchange = %s\nprefetch = %d\n"
+            "[amqp]\nurl = %s\nexchange = %s\nqueue_type = %s\nprefetch = %d\n"
             "[mysql]\nhost = %s\nport = %d\nuser = root\ndatabase = %s\n"
             "[apply]\ntables = items\nbatch_max = %d\n"
             "[log]\nlevel = info\n",
-            NODE, url, EXCHANGE, pf, db_host, db_port, DB_REAL, batch);
+            NODE, url, EXCHANGE, queue_type, pf, db_host, db_port, DB_REAL,
+            batch);
     int port = metrics ? free_port() : 0;
     if (metrics)
         fprintf(f, "[metrics]\nlisten = 127.0.0.1:%d\n", port);
@@ -931,6 +936,10 @@ int main(void)
     batch_max = bench_env_int("DS_BENCH_BATCH", batch_max, 1, 10000);
     int base_batch =
         bench_env_int("DS_BENCH_BASELINE_BATCH", batch_max, 1, 10000);
+    if (getenv("DS_BENCH_QUEUE_TYPE") && *getenv("DS_BENCH_QUEUE_TYPE"))
+        queue_type = getenv("DS_BENCH_QUEUE_TYPE");
+    const char *only = getenv("DS_BENCH_ONLY");
+    bool only_real = only && strcmp(only, "consumer") == 0;
     const char *rd = getenv("DS_TEST_RUNDIR");
     snprintf(rundir, sizeof rundir, "%s", rd && *rd ? rd : "/tmp");
     signal(SIGPIPE, SIG_IGN);
@@ -954,7 +963,7 @@ int main(void)
     for (int r = 0; r < rounds; r++) {
         if (r >= 3 && bench_now_us() - start > (uint64_t)NEW_ROUND_S * 1000000u)
             break;
-        bool ab = getenv("DS_BENCH_AB") != NULL;
+        bool ab = getenv("DS_BENCH_AB") != NULL || only_real;
         /* Metrics off then on, on then off: each goes first in every other
          * round. */
         real_result m = {0};
@@ -972,6 +981,10 @@ int main(void)
             fprintf(stderr, "round %d: baseline build %.0f/s\n", r + 1, rb0[r]);
         }
         ra[r] = a.rate;
+        if (only_real) {
+            done++;
+            continue;
+        }
         as[r] = a;
         cpu[r] = a.cpu_s;
         trips[r] = a.trips_per_ev;
@@ -989,6 +1002,11 @@ int main(void)
                 r + 1, ra[r], trips[r], cpu[r], a.hwm_kib / 1024.0, rm[r],
                 m.scrapes, rb[r], rc[r], rs[r],
                 (double)(bench_now_us() - start) / 1e6);
+    }
+    if (only_real) {
+        mysql_close(admin);
+        printf("BENCH_CONSUMER_EV_S=%.0f\n", median(ra, done));
+        return 0;
     }
     if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT") &&
         !metrics_only) {

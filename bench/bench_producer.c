@@ -16,6 +16,9 @@
 
 static const char *url;
 static int n_async = 20000, n_sync = 2000, rounds = 3;
+/* DS_BENCH_QUEUE_TYPE: the bench queue's x-queue-type (bench/run.sh sets
+ * quorum on the cluster); NULL: the broker's default, classic. */
+static const char *queue_type;
 
 static void die(const char *what, const char *why)
 {
@@ -47,8 +50,15 @@ static void reset_queue(void)
                           amqp_cstring_bytes("topic"), 0, 1, 0, 0,
                           amqp_empty_table);
     check(&a, "exchange.declare");
+    amqp_table_entry_t arg = {amqp_cstring_bytes("x-queue-type"),
+                              {AMQP_FIELD_KIND_UTF8, {0}}};
+    amqp_table_t args = {0, &arg};
+    if (queue_type) {
+        arg.value.value.bytes = amqp_cstring_bytes(queue_type);
+        args.num_entries = 1;
+    }
     amqp_queue_declare(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(QUEUE), 0, 1,
-                       0, 0, amqp_empty_table);
+                       0, 0, args);
     check(&a, "queue.declare");
     amqp_queue_bind(a.conn, DS_AMQP_CHANNEL, amqp_cstring_bytes(QUEUE),
                     amqp_cstring_bytes(EXCHANGE),
@@ -259,6 +269,16 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
+static const char *remove_at_exit;
+
+static void remove_spool(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", remove_at_exit);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", remove_at_exit);
+}
+
 int main(int argc, char **argv)
 {
     char spool[] = "/tmp/ds-bench-spool-XXXXXX";
@@ -276,8 +296,26 @@ int main(int argc, char **argv)
         rounds = atoi(getenv("DS_BENCH_ROUNDS"));
     if (rounds < 1 || rounds > 16)
         rounds = 3;
+    queue_type = getenv("DS_BENCH_QUEUE_TYPE");
+    if (queue_type && !*queue_type)
+        queue_type = NULL;
     if (!mkdtemp(spool))
         die("mkdtemp", "failed");
+    remove_at_exit = spool;
+    atexit(remove_spool);
+
+    /* DS_BENCH_ONLY=async: only the library's async rate, one line for
+     * bench/run.sh's cluster comparison, which alternates the brokers. */
+    const char *only = getenv("DS_BENCH_ONLY");
+    if (only && strcmp(only, "async") == 0) {
+        for (int r = 0; r < rounds; r++) {
+            reset_queue();
+            lib[r] = async_emit(spool, n_async);
+        }
+        reset_queue();
+        printf("BENCH_ASYNC_EV_S=%.0f\n", median(lib, rounds));
+        return 0;
+    }
 
     bodies = malloc(sizeof *bodies * (size_t)n_async);
     lens = malloc(sizeof *lens * (size_t)n_async);
@@ -324,10 +362,6 @@ int main(int argc, char **argv)
     printf("| spool append, 256 records + fsync      | %8.0f rec/s |\n",
            spool256);
 
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", spool);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", spool);
     for (int i = 0; i < n_async; i++)
         free(bodies[i]);
     free(bodies);

@@ -377,6 +377,24 @@ static int connect_one(ds_amqp *a, const char *url_text, int heartbeat,
     amqp_set_handshake_timeout(conn, &tv);
     amqp_set_rpc_timeout(conn, &tv);
     r = login(conn, &info, heartbeat, a->client_name);
+    if (info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_SSL_ERROR) {
+        /* With TLS 1.3 the client's side of the handshake is done before
+         * the broker has checked the client: a broker that wants a
+         * certificate it did not get (or does not trust) ends the session
+         * at the first read, which is the login's. */
+        const char *cert = a->tls ? a->tls->amqp_cert_file : "";
+        rc = ds__seterr(err, errlen, DS_ECONNECT,
+                        "amqps://%s:%d: TLS: the broker ended the session "
+                        "after the handshake (%s): %s",
+                        info.host, info.port,
+                        amqp_error_string2(r.library_error),
+                        *cert ? "does it trust the CA that signed the client "
+                                "certificate (amqp.cert_file)?"
+                              : "does it want a client certificate "
+                                "(amqp.cert_file)?");
+        goto fail;
+    }
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[DS_ERRMSG_SIZE];
         rc = ds__amqp_reply_error(r, "login", why, sizeof why);
@@ -420,6 +438,9 @@ int ds__amqp_connect(ds_amqp *a, const char *urls, int heartbeat,
     ds__config_each_word(urls, count_url, &n);
     if (n == 0)
         return ds__seterr(err, errlen, DS_EINVAL, "amqp.url: no URL given");
+    if (a->broken)
+        a->next_url = (a->next_url + 1) % n;
+    a->broken = false;
     for (int tried = 0; tried < n; tried++) {
         struct url_pick pick = {.want = (a->next_url + tried) % n};
         ds__config_each_word(urls, pick_url, &pick);
@@ -451,6 +472,7 @@ void ds__amqp_drop(ds_amqp *a)
 {
     if (!a->conn)
         return;
+    a->broken = true;
     amqp_destroy_connection(a->conn);
     a->conn = NULL;
 }

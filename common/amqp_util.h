@@ -14,6 +14,7 @@
 typedef struct ds_amqp {
     amqp_connection_state_t conn; /* NULL when not connected */
     int next_url;                 /* index of the URL to try first next time */
+    bool broken;                  /* dropped: start with the URL after it */
     char host[256];               /* host:port of the connected broker */
     const char *client_name;      /* optional: the connection's name in the
                                 broker's tools, e.g. "datasync-consumer a" */
@@ -26,7 +27,8 @@ typedef struct ds_amqp {
 
 /*
  * Connects to the first reachable broker of a space-separated URL list,
- * starting at a->next_url and going round once, logs in, opens
+ * starting at a->next_url (the URL after it when the last connection was
+ * dropped: a cluster's next member) and going round once, logs in, opens
  * DS_AMQP_CHANNEL. amqps:// URLs go over TLS with a->tls's settings; a
  * broker whose certificate does not verify is a DS_ECONNECT naming
  * amqp.ca_file, a TLS file that cannot be loaded a DS_EINVAL. timeout_ms bounds the TCP connect, the login and every
@@ -43,7 +45,11 @@ int ds__amqp_connect(ds_amqp *a, const char *urls, int heartbeat,
 void ds__amqp_close(ds_amqp *a);
 
 /* Drops the connection without the closing handshake (after a socket error
- * or timeout, when the handshake would only block). */
+ * or timeout, when the handshake would only block). The next
+ * ds__amqp_connect starts with the URL after this connection's: its broker
+ * may be gone for good, and a host that is down costs a whole connect
+ * timeout (a refused port on the same machine costs nothing, a powered-off
+ * host across a network does). */
 void ds__amqp_drop(ds_amqp *a);
 
 /* Maps an RPC reply (what = the call, e.g. "queue.declare") to a DS_E code

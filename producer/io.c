@@ -17,6 +17,12 @@
 #define DS_CONFIRM_WINDOW 1024
 /* A nacked change is published again this many times, then spooled. */
 #define DS_MAX_NACKS 3
+/* After that, the connection is opened again, at most this often: on
+ * RabbitMQ 3.10 a channel that published to a quorum queue while the
+ * queue's leader was on a member just killed goes on nacking every publish
+ * to it even once a new leader runs (seen for minutes), while a new channel
+ * is accepted as soon as the leader is elected (a few seconds). */
+#define DS_REOPEN_GAP_MS 1000
 /* How often a connected producer looks for records other processes (or its
  * own full queue) left in a shared spool. */
 #define DS_DRAIN_CHECK_MS 5000
@@ -329,6 +335,7 @@ static void on_settled(void *arg, ds_confirm *e)
         DS_PLOG(p, DS_LOG_WARN, "change %s nacked %d times: spooling it", r->id,
                 r->nacks);
         spool_and_finish(p, &r, 1);
+        p->reopen = true;
     }
 }
 
@@ -591,6 +598,7 @@ static int drain_spool(ds_producer *p, const char **why)
         if (confirmed_to != chunk_end) {
             DS_PLOG(p, DS_LOG_WARN,
                     "broker refused spooled changes: draining again later");
+            p->reopen = true;
             break;
         }
         drained += n;
@@ -726,6 +734,15 @@ void *ds__io_main(void *arg)
             else
                 sleep_until(p, p->next_connect_ms);
             continue;
+        }
+        if (p->reopen) {
+            p->reopen = false;
+            if (now >= p->next_reopen_ms) {
+                p->next_reopen_ms = now + DS_REOPEN_GAP_MS;
+                fail_connection(p, "it keeps refusing changes (nacks): "
+                                   "connecting again");
+                continue;
+            }
         }
         if (publish_pending(p) != AMQP_STATUS_OK) {
             fail_connection(p, "publish failed");

@@ -73,6 +73,10 @@ struct ds_producer {
     uint64_t next_drain_check_ms;
     size_t drain_unconfirmed; /* spool records published, not yet acked */
     bool ever_connected;
+    /* The broker refused a change DS_MAX_NACKS times, or spooled ones: the
+     * channel is reopened (at most every DS_REOPEN_GAP_MS). */
+    bool reopen;
+    uint64_t next_reopen_ms;
 };
 
 /* Logs with p->lock held: the message reaches the host's callback only

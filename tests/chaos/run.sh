@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # run.sh: the chaos run (issues 6 and 10): three servers, two producers, random faults for a bounded time, a fourth server bootstrapped mid-run, then a checker that counts every change as accounted for, lost or wrongly applied on all four.
 #
-#   BUILD=build tests/chaos/run.sh [--duration SECONDS] [--seed N] [--rate N] [--keep]
+#   BUILD=build tests/chaos/run.sh [--duration SECONDS] [--seed N] [--rate N] [--keep] [--cluster]
 #
-#   --duration  how long faults are injected (default 120)
+#   --duration  how long faults are injected (default 120; 240 with
+#               --cluster, whose member faults take longer)
 #   --seed      the seed of every random choice (default: a random one,
 #               printed); the same seed replays the same sequence of faults
 #   --rate      changes per second of each producer (default 80)
 #   --keep      keep the run folder even when the run passes (DS_TEST_KEEP=1
 #               does the same)
+#   --cluster   a 3-node RabbitMQ cluster with quorum queues instead of one
+#               broker node (make chaos CLUSTER=1), see tests/chaos/cluster.sh
 #
 # What runs, all on 127.0.0.1: three databases chaos_a/b/c on the private
 # MariaDB (tests/chaos/schema.sql), three datasync-consumer processes
@@ -47,6 +50,12 @@
 #                   fails to start until the database is back)
 #   blackhole       the proxy stops forwarding without closing for 3-15 s,
 #                   then forwards again or closes the connections
+# In cluster mode (--cluster) the broker is a 3-node cluster
+# (services.sh cluster), every client lists its three members in amqp.url,
+# queue_type = quorum, the proxy forwards to member 1 (the proxied
+# consumer lists the proxy, then members 2 and 3), and broker_restart and
+# broker_kill give way to the member faults of tests/chaos/cluster.sh:
+# node_kill_connected, node_kill_leader, node_restart and partition.
 # Then faults stop, everything is brought up, the producers stop (each
 # empties its outbox and waits for its spool to drain), the queues drain
 # (no message ready or unacked, datasync_versions unchanged for a second),
@@ -78,21 +87,27 @@ services=$root/tests/lib/services.sh
 # Its process helpers: ds_svc_alive, ds_svc_pids_with_env.
 # shellcheck source=SCRIPTDIR/../lib/services.sh disable=SC1091
 source "$services"
+# The cluster mode's helpers and faults.
+# shellcheck source=SCRIPTDIR/cluster.sh disable=SC1091
+source "$root/tests/chaos/cluster.sh"
 
-duration=120
+duration=""
 seed=""
 rate=80
 keep=${DS_TEST_KEEP:-0}
+cluster=0
 while (($#)); do
     case "$1" in
     --duration) duration=${2:?--duration needs a value}; shift 2 ;;
     --seed) seed=${2:?--seed needs a value}; shift 2 ;;
     --rate) rate=${2:?--rate needs a value}; shift 2 ;;
     --keep) keep=1; shift ;;
+    --cluster) cluster=1; shift ;;
     -h | --help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done
+[[ -n "$duration" ]] || duration=$( ((cluster)) && echo 240 || echo 120)
 [[ "$duration" =~ ^[0-9]+$ && "$rate" =~ ^[0-9]+$ ]] || { echo "run.sh: --duration and --rate take whole numbers" >&2; exit 2; }
 [[ -z "$seed" ]] && seed=$(( (RANDOM << 15 | RANDOM) % 1000000 ))
 [[ "$seed" =~ ^[0-9]+$ ]] || { echo "run.sh: --seed takes a whole number" >&2; exit 2; }
@@ -209,7 +224,8 @@ cleanup() {
         if ((own_services)); then
             timeout 120 "$services" down >/dev/null 2>&1
         else
-            timeout 120 "$services" rabbit start >/dev/null 2>&1
+            ((cluster_started)) && timeout 120 "$services" cluster down >/dev/null 2>&1
+            ((cluster)) || timeout 120 "$services" rabbit start >/dev/null 2>&1
             timeout 120 "$services" maria start >/dev/null 2>&1
         fi
     fi
@@ -231,12 +247,17 @@ if [[ -z "${DS_TEST_RUNDIR:-}" ]]; then
     export DS_TEST_RUNDIR
     echo "chaos: starting private services in $DS_TEST_RUNDIR"
     "$services" watch $$
-    if ! "$services" up; then
+    # In cluster mode the single broker node is not needed.
+    if ! { if ((cluster)); then "$services" maria start; else "$services" up; fi; }; then
         echo "chaos: the services did not start (logs under $DS_TEST_RUNDIR)" >&2
         exit 1
     fi
 fi
 eval "$("$services" env)"
+if ((cluster)); then
+    echo "chaos: starting a 3-node RabbitMQ cluster"
+    cluster_up || exit 1
+fi
 
 cdir=$DS_TEST_RUNDIR/chaos-$(date -u +%Y%m%d-%H%M%S)-seed$seed
 mkdir -p "$cdir"
@@ -261,7 +282,8 @@ rnd $((duration * 10 / 4 + 1))
 join_at=$((duration * 10 / 4 + R))
 note "seed $seed, faults for $duration s, $rate changes/s per producer, consumer ${nodes[proxied]} through the proxy, run folder $cdir"
 note "${nodes[late]} joins at fault period +$((join_at / 10)).$((join_at % 10)) s, bootstrapped from ${nodes[join_peer]}"
-note "reproduce: BUILD=${BUILD:-build} tests/chaos/run.sh --duration $duration --seed $seed --rate $rate"
+((cluster)) && note "broker: a 3-node cluster (${DS_TEST_CLUSTER_NODES}), quorum queues"
+note "reproduce: BUILD=${BUILD:-build} tests/chaos/run.sh --duration $duration --seed $seed --rate $rate$( ((cluster)) && echo ' --cluster')"
 
 # ----------------------------------------------------------------- setup
 
@@ -276,16 +298,16 @@ for i in "${!dbs[@]}"; do
 done
 
 # Queues of an earlier run on these services go first.
-existing=$("$services" rabbit ctl list_queues -q --no-table-headers name 2>/dev/null)
+existing=$(broker_ctl list_queues -q --no-table-headers name)
 for n in "${nodes[@]}"; do
     for q in "datasync.$n" "datasync.$n.dead"; do
         if grep -qx "$q" <<<"$existing"; then
-            "$services" rabbit ctl delete_queue "$q" >/dev/null 2>&1 || true
+            broker_ctl delete_queue "$q" >/dev/null || true
         fi
     done
 done
 
-"$proxy_bin" --target-port "$DS_TEST_AMQP_PORT" --port-file "$cdir/proxy.port" \
+"$proxy_bin" --target-port "${member_port[0]:-$DS_TEST_AMQP_PORT}" --port-file "$cdir/proxy.port" \
     >>"$cdir/proxy.log" 2>&1 &
 proxy_pid=$!
 for _ in {1..50}; do
@@ -296,9 +318,18 @@ proxy_port=$(cat "$cdir/proxy.port" 2>/dev/null)
 [[ -n "$proxy_port" ]] || { echo "chaos: the proxy did not start (see $cdir/proxy.log)" >&2; exit 1; }
 
 amqp_direct="amqp://guest:guest@127.0.0.1:$DS_TEST_AMQP_PORT/%2f"
+queue_type=classic
+if ((cluster)); then
+    amqp_direct=$DS_TEST_CLUSTER_URLS
+    queue_type=quorum
+fi
 for i in "${!nodes[@]}"; do
     url=$amqp_direct
-    ((i == proxied)) && url="amqp://guest:guest@127.0.0.1:$proxy_port/%2f"
+    if ((i == proxied)); then
+        url="amqp://guest:guest@127.0.0.1:$proxy_port/%2f"
+        # In a cluster: the proxy (to member 1), then the other members.
+        ((cluster)) && url+=" ${DS_TEST_CLUSTER_URLS#* }"
+    fi
     cat >"$cdir/consumer-${nodes[i]}.conf" <<EOF
 # The chaos run's consumer of node ${nodes[i]} (tests/chaos/run.sh).
 [node]
@@ -307,6 +338,7 @@ clock_file = $cdir/clock-${nodes[i]}
 [amqp]
 url = $url
 exchange = chaos
+queue_type = $queue_type
 prefetch = 200
 heartbeat = 5
 [mysql]
@@ -333,6 +365,7 @@ clock_file = $cdir/clock-${nodes[i]}
 [amqp]
 url = $amqp_direct
 exchange = chaos
+queue_type = $queue_type
 heartbeat = 5
 [producer]
 mode = sync
@@ -536,16 +569,17 @@ fault_broker_restart() {
     note "broker back"
 }
 
-# outage SERVICE ACTION TENTHS WHAT MEANWHILE: takes SERVICE down with
-# services.sh SERVICE ACTION, half the time runs the function MEANWHILE
-# while it is down, and starts it again TENTHS tenths of a second later.
+# outage SERVICE ACTION TENTHS WHAT MEANWHILE: takes SERVICE (rabbit,
+# maria, member:N) down with svc_do SERVICE ACTION, half the time runs the
+# function MEANWHILE while it is down, and starts it again TENTHS tenths of
+# a second later.
 outage() {
     local svc=$1 action=$2 down=$3 what=$4 meanwhile=$5
-    "$services" "$svc" "$action" >>"$cdir/services.log" 2>&1 || note "$svc $action failed"
+    svc_do "$svc" "$action" >>"$cdir/services.log" 2>&1 || note "$svc $action failed"
     rnd 2
     ((R == 0)) && "$meanwhile"
     nap "$down"
-    "$services" "$svc" start >>"$cdir/services.log" 2>&1 || note "$svc start failed (see $cdir/services.log)"
+    svc_do "$svc" start >>"$cdir/services.log" 2>&1 || note "$svc start failed (see $cdir/services.log)"
     note "$what back"
 }
 
@@ -598,6 +632,8 @@ fault_blackhole() {
 }
 
 kinds=(consumer_kill producer_kill broker_restart broker_kill maria_stop blackhole)
+((cluster)) && kinds=(consumer_kill producer_kill node_kill_connected node_kill_leader node_restart
+    partition maria_stop blackhole)
 
 # ------------------------------------------------------------------- run
 
@@ -648,7 +684,11 @@ else
 fi
 note "faults stop; bringing everything up"
 kill -USR2 "$proxy_pid" 2>/dev/null
-"$services" rabbit start >>"$cdir/services.log" 2>&1 || note "rabbit start failed"
+if ((cluster)); then
+    cluster_all_up
+else
+    "$services" rabbit start >>"$cdir/services.log" 2>&1 || note "rabbit start failed"
+fi
 "$services" maria start >>"$cdir/services.log" 2>&1 || note "maria start failed"
 reconcile
 if [[ -n "$boot_pid" ]]; then
@@ -698,7 +738,7 @@ drained=0
 last_sig=""
 while (((${EPOCHREALTIME/[.,]/} - drain_start) < 120 * 1000000)); do
     keep_consumers
-    queues=$("$services" rabbit ctl list_queues -q --no-table-headers name messages messages_unacknowledged consumers 2>/dev/null)
+    queues=$(broker_ctl list_queues -q --no-table-headers name messages messages_unacknowledged consumers)
     busy=0
     for n in "${nodes[@]:0:active}"; do
         line=$(awk -v q="datasync.$n" '$1 == q' <<<"$queues")
@@ -735,6 +775,7 @@ proxy_pid=""
 infos=(
     "${infos_join[@]}"
     --info "$(printf 'proxied consumer\t%s (through chaos_proxy)' "${nodes[proxied]}")"
+    --info "$(printf 'broker\t%s' "$( ((cluster)) && echo "3-node cluster, quorum queues" || echo "one node, classic queues")")"
     --info "$(printf 'producers\t%s' "${prod_status[*]}")"
     --info "$(printf 'queues drained\t%s' "$( ((drained)) && echo "yes, in $drain_s s after the producers stopped" || echo "NO, gave up after $drain_s s")")"
     --info "$(printf 'run folder\t%s' "$cdir")"
@@ -756,6 +797,9 @@ cat "$cdir/summary.txt"
 # A copy of the service logs, so the folder tells the whole story.
 mkdir -p "$cdir/services"
 cp -r "$DS_TEST_RUNDIR/rabbit/log" "$cdir/services/rabbit" 2>/dev/null
+for m in 1 2 3; do
+    ((cluster)) && cp -r "$DS_TEST_RUNDIR/cluster/n$m/rabbit/log" "$cdir/services/rabbit-member$m" 2>/dev/null
+done
 cp "$DS_TEST_RUNDIR/maria/error.log" "$cdir/services/maria-error.log" 2>/dev/null
 
 kill -KILL -- "-$watchdog_pid" 2>/dev/null
@@ -770,6 +814,8 @@ fi
 
 if ((own_services)); then
     timeout 120 "$services" down >/dev/null 2>&1
+elif ((cluster_started)); then
+    timeout 120 "$services" cluster down >/dev/null 2>&1
 fi
 
 if ((check_rc == 0 && ${#unexpected[@]} == 0)); then

@@ -37,10 +37,10 @@ static void log_to_stderr(void *ud, ds_log_level level, const char *msg)
     fprintf(stderr, "  producer %d: %s\n", (int)level, msg);
 }
 
-/* A producer on the private broker, spooling to spool_dir, logging to
- * stderr. */
-static ds_producer *open_producer(const char *mode, const char *spool_dir,
-                                  int confirm_timeout_ms)
+/* A producer on urls, spooling to spool_dir, logging to stderr. */
+static ds_producer *open_producer_at(const char *urls, const char *mode,
+                                     const char *spool_dir,
+                                     int confirm_timeout_ms)
 {
     ds_options *o = ds_options_new();
     char timeout[16], err[DS_ERRBUF_SIZE];
@@ -49,7 +49,7 @@ static ds_producer *open_producer(const char *mode, const char *spool_dir,
 
     assert_non_null(o);
     snprintf(timeout, sizeof timeout, "%d", confirm_timeout_ms);
-    assert_int_equal(ds_options_set(o, "amqp.url", itest_amqp_url()), 0);
+    assert_int_equal(ds_options_set(o, "amqp.url", urls), 0);
     assert_int_equal(ds_options_set(o, "amqp.exchange", EXCHANGE), 0);
     assert_int_equal(ds_options_set(o, "node.id", "node-a"), 0);
     assert_int_equal(ds_options_set(o, "producer.mode", mode), 0);
@@ -62,6 +62,15 @@ static ds_producer *open_producer(const char *mode, const char *spool_dir,
     ds_producer_set_log(p, log_to_stderr, NULL);
     ds_options_free(o);
     return p;
+}
+
+/* A producer on the private broker, spooling to spool_dir, logging to
+ * stderr. */
+static ds_producer *open_producer(const char *mode, const char *spool_dir,
+                                  int confirm_timeout_ms)
+{
+    return open_producer_at(itest_amqp_url(), mode, spool_dir,
+                            confirm_timeout_ms);
 }
 
 /* A copy of p's backoff, taken under the lock that guards it. */
@@ -346,6 +355,13 @@ static void nacked_changes_are_retried_or_spooled_never_lost(void **state)
     /* Every change is either confirmed or in the spool. */
     assert_int_equal(st.confirmed + st.spooled, N);
     assert_true(st.spooled > 0);
+    /* A change refused DS_MAX_NACKS times makes the producer connect again:
+     * a stale channel (a quorum queue's leader gone) would refuse it
+     * forever. */
+    for (uint64_t t_end = ds__now_ms() + 5000;
+         st.reconnects == 0 && ds__now_ms() < t_end; usleep(20 * 1000))
+        ds_producer_stats_get(f->p, &st, sizeof st);
+    assert_true(st.reconnects > 0);
 
     /* Make room: the spool drains into the small queue over time. Count
      * distinct ids reaching it until all N arrived. */
@@ -578,6 +594,72 @@ static void blocked_broker_spools_within_the_timeout(void **state)
     assert_int_equal(system(cmd), 0);
     /* The "before" change plus every spooled one, at least once each. */
     assert_true(wait_depth(f, N + 1, 30000) >= N + 1);
+    fixture_free(f);
+}
+
+/* The broker closes every connection (rabbitmqctl close_all_connections),
+ * the fixture's too, which is opened again; then waits until p has
+ * reconnected for the n-th time and returns the host:port it is on. */
+static void break_connections(struct fixture *f, ds_producer *p, uint64_t n,
+                              char *host, size_t len)
+{
+    char cmd[512];
+    ds_producer_stats st;
+    uint64_t end = ds__now_ms() + 20000;
+
+    snprintf(cmd, sizeof cmd,
+             "%s rabbit ctl close_all_connections 'test: broken' >/dev/null",
+             itest_env("DS_TEST_SERVICES"));
+    assert_int_equal(system(cmd), 0);
+    itest_amqp_close(f->conn);
+    f->conn = itest_amqp_connect();
+    do {
+        usleep(20 * 1000);
+        ds_producer_stats_get(p, &st, sizeof st);
+    } while (st.reconnects < n && ds__now_ms() < end);
+    if (st.reconnects < n)
+        fail_msg("the producer did not reconnect within 20 s");
+    pthread_mutex_lock(&p->lock);
+    snprintf(host, len, "%s", p->amqp.host);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* When the connection breaks, the next attempt begins with the next URL of
+ * amqp.url (a cluster's next member), not with the broker that just went
+ * away: across a network a host that is down costs a whole connect timeout
+ * before the next URL is tried. Two URLs for the one private broker
+ * (127.0.0.1 and localhost) tell the attempts apart. */
+static void broken_connection_moves_to_the_next_url(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("sync", 2000);
+    char urls[256], want[64], host[256];
+    int port = itest_amqp_port();
+
+    ds_producer_free(f->p);
+    snprintf(urls, sizeof urls,
+             "amqp://guest:guest@127.0.0.1:%d/%%2f "
+             "amqp://guest:guest@localhost:%d/%%2f",
+             port, port);
+    f->p = open_producer_at(urls, "sync", f->spool_dir, 2000);
+    assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "first"), 0);
+    pthread_mutex_lock(&f->p->lock);
+    snprintf(host, sizeof host, "%s", f->p->amqp.host);
+    pthread_mutex_unlock(&f->p->lock);
+    snprintf(want, sizeof want, "127.0.0.1:%d", port);
+    assert_string_equal(host, want);
+
+    break_connections(f, f->p, 1, host, sizeof host);
+    snprintf(want, sizeof want, "localhost:%d", port);
+    assert_string_equal(host, want);
+    assert_int_equal(emit_user(f->p, DS_OP_UPDATE, 1, "second"), 0);
+
+    /* And round again to the first. */
+    break_connections(f, f->p, 2, host, sizeof host);
+    snprintf(want, sizeof want, "127.0.0.1:%d", port);
+    assert_string_equal(host, want);
+    assert_int_equal(emit_user(f->p, DS_OP_UPDATE, 1, "third"), 0);
+    assert_true(wait_depth(f, 3, 10000) >= 3);
     fixture_free(f);
 }
 
@@ -959,6 +1041,8 @@ int main(void)
         cmocka_unit_test_teardown(
             nacked_changes_are_retried_or_spooled_never_lost, teardown),
         cmocka_unit_test_teardown(blocked_broker_spools_within_the_timeout,
+                                  teardown),
+        cmocka_unit_test_teardown(broken_connection_moves_to_the_next_url,
                                   teardown),
         cmocka_unit_test_teardown(blackholed_broker_never_blocks,
                                   resume_broker),

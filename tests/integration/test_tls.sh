@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_tls.sh: amqps:// end to end: setup, datasync publish and datasync-consumer over TLS to a private node with certificates made here; a wrong CA refused naming the file; verify_peer = false works with a warning.
+# test_tls.sh: amqps:// end to end: setup, datasync publish and datasync-consumer over TLS to a private node with certificates made here; a wrong CA refused naming the file; verify_peer = false works with a warning; a broker that wants a client certificate takes amqp.cert_file/key_file and refuses a client without, saying so.
 #
 # Run by tests/run.sh with the private services up (DS_TEST_* set). The
 # runner's RabbitMQ has no TLS listener, so this test starts a node of its
@@ -68,6 +68,14 @@ mkdir -p "$pki"
     printf 'subjectAltName=DNS:elsewhere.test\n' >other.ext
     openssl x509 -req -in other.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days $days \
         -extfile other.ext -out other.pem
+    # The client's certificate, for a broker that asks for one.
+    openssl req -newkey rsa:2048 -nodes -subj /CN=datasync-client -keyout client.key -out client.csr
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days $days \
+        -extfile client.ext -out client.pem
+    # And one the broker does not trust (signed by the other CA).
+    openssl x509 -req -in client.csr -CA wrong-ca.pem -CAkey wrong-ca.key -CAcreateserial \
+        -days $days -extfile client.ext -out client-wrong.pem
     chmod 644 ./*.key # the node runs as this user anyway; keep it simple
 ) >"$work/openssl.log" 2>&1 || fail "openssl: $(tail -n 5 "$work/openssl.log")"
 
@@ -215,4 +223,38 @@ done
 got=$(sql -N tls_t2 -e "SELECT COUNT(*) FROM kv WHERE id = 900")
 [[ "$got" == 0 ]] || fail "a change published with a wrong CA reached the consumer"
 say "verify_peer = false connects and warns"
+
+# ------------------------------------------ a broker that wants a client
+# certificate: the node restarts with verify_peer and fail_if_no_peer_cert
+# (its rabbitmq.conf as services.sh wrote it, two lines changed).
+conf=$work/rabbit/rabbit/rabbitmq.conf
+grep -q '^ssl_options.fail_if_no_peer_cert = false' "$conf" ||
+    fail "services.sh's TLS config changed: no fail_if_no_peer_cert line in $conf"
+sed -i -e 's/^ssl_options.verify = verify_none/ssl_options.verify = verify_peer/' \
+    -e 's/^ssl_options.fail_if_no_peer_cert = false/ssl_options.fail_if_no_peer_cert = true/' "$conf"
+kill -TERM "$consumer_pid" 2>/dev/null || true
+wait "$consumer_pid" 2>/dev/null || true
+consumer_pid=""
+tls_svc rabbit restart >"$work/rabbit-restart.log" 2>&1 ||
+    fail "TLS node did not restart: $(tail -n 20 "$work/rabbit-restart.log")"
+write_conf cert t1 "$amqps" "$pki/ca.pem" "cert_file = $pki/client.pem
+key_file = $pki/client.key"
+rc=0
+timeout 60 "$ds" -c "$work/cert.conf" publish --op create --table kv --key '{"id":52}' \
+    --data '{"id":52,"v":"tls-52"}' >"$work/cert-publish.log" 2>&1 || rc=$?
+# Exit 0: confirmed by the broker (6 would be spooled).
+((rc == 0)) || fail "with a client certificate: publish exit $rc: $(cat "$work/cert-publish.log")"
+rc=0
+timeout 60 "$ds" -c "$work/t1.conf" status >"$work/nocert.log" 2>&1 || rc=$?
+((rc == 5)) || fail "without a client certificate: status exit $rc, want 5: $(cat "$work/nocert.log")"
+grep -q "client certificate (amqp.cert_file)" "$work/nocert.log" ||
+    fail "without a client certificate: the error does not say so: $(cat "$work/nocert.log")"
+write_conf badcert t1 "$amqps" "$pki/ca.pem" "cert_file = $pki/client-wrong.pem
+key_file = $pki/client.key"
+rc=0
+timeout 60 "$ds" -c "$work/badcert.conf" status >"$work/badcert.log" 2>&1 || rc=$?
+((rc == 5)) || fail "an untrusted client certificate: status exit $rc, want 5: $(cat "$work/badcert.log")"
+grep -q "trust the CA that signed the client certificate (amqp.cert_file)" "$work/badcert.log" ||
+    fail "an untrusted client certificate: the error does not say so: $(cat "$work/badcert.log")"
+say "a broker that wants a client certificate: accepted with amqp.cert_file/key_file, refused without or with an untrusted one, saying so"
 say "PASS"

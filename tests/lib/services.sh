@@ -10,6 +10,7 @@
 #   services.sh cluster start|down|status|env       a 3-node RabbitMQ cluster
 #   services.sh cluster start|stop|kill|restart N   one member (1..3)
 #   services.sh cluster ctl N ARGS...  rabbitmqctl against member N
+#   services.sh cluster partition|heal N   cut member N off the others / reconnect
 # Library: `source services.sh`, then ds_svc_init and ds_svc <service> <action>
 # (or ds_svc_<action> <service>), ds_svc_up, ds_svc_down; ds_svc_alive and
 # ds_svc_pids_with_env serve other scripts too. Sourcing changes no shell option.
@@ -38,6 +39,10 @@
 # the same code as the single node) sharing member 1's epmd and one Erlang
 # cookie; members 2.. join member 1 (stop_app, join_cluster, start_app) at
 # the first start. A member killed and started again rejoins by itself.
+# Members run with cluster_partition_handling = pause_minority. `cluster
+# partition N` cuts member N's links to the others with no firewall (a
+# wrong Erlang cookie per peer, see ds_svc__cluster_split): it pauses, its
+# clients are disconnected; `cluster heal N` undoes it and it resumes.
 # $DS_SVC_CLUSTER_SIZE members (3). `cluster env` exports
 # DS_TEST_CLUSTER_URLS (one amqp:// URL per member, in order),
 # DS_TEST_CLUSTER_PORTS and DS_TEST_CLUSTER_NODES (the Erlang node names).
@@ -366,6 +371,20 @@ ds_svc__rabbitmqctl() {
 }
 
 ds_svc__rabbit_files() {
+    ds_svc__rabbit_base_files || return 1
+    # A cluster member pauses while it sees only a minority of the cluster
+    # (a partition): its clients are disconnected and go to the majority,
+    # and it rejoins by itself when the partition heals. The default,
+    # "ignore", keeps both sides running and the cluster split after the
+    # heal until a member is restarted by hand.
+    if [[ -n "${DS_SVC_RABBIT_COOKIE:-}" ]] &&
+        ! grep -q '^cluster_partition_handling' "$DS_SVC_R/rabbitmq.conf"; then
+        printf '%s\n' '# Cluster member (services.sh cluster).' \
+            'cluster_partition_handling = pause_minority' >>"$DS_SVC_R/rabbitmq.conf"
+    fi
+}
+
+ds_svc__rabbit_base_files() {
     [[ -e "$DS_SVC_R/rabbitmq.conf" ]] && return 0
     echo '[].' >"$DS_SVC_R/enabled_plugins"
     : >"$DS_SVC_R/rabbitmq-env.conf"
@@ -813,6 +832,28 @@ ds_svc_cluster_env() {
     printf 'export DS_TEST_CLUSTER_NODES=%q\n' "$nodes"
 }
 
+# Partitions member $1 from the others, or heals that ($2: partition|heal),
+# with no firewall: member $1 is given a wrong cookie for each other member
+# and drops its links to them, so every handshake between them fails both
+# ways (Erlang checks the cookie it holds for the peer) while the CLI, which
+# uses the right cookie, still reaches every member. Healing gives the
+# right cookie back; the next ping reconnects them.
+ds_svc__cluster_split() {
+    local m=$1 how=$2 i peers="" expr
+    for ((i = 1; i <= DS_SVC_CLUSTER_SIZE; i++)); do
+        ((i == m)) && continue
+        peers+="${peers:+,}'$(ds_svc__member_var "$i" DS_TEST_RABBIT_NODE)'"
+    done
+    if [[ $how == partition ]]; then
+        expr="[begin erlang:set_cookie(N, ds_partitioned), erlang:disconnect_node(N) end || N <- [$peers]]."
+    else
+        expr="[erlang:set_cookie(N, erlang:get_cookie()) || N <- [$peers]]."
+    fi
+    ds_svc__member "$m" rabbit ctl eval "$expr" >/dev/null ||
+        ds_svc__err "cluster: $how of member $m failed" || return 1
+    ds_svc__log "cluster: member $m $([[ $how == partition ]] && echo "partitioned from the others" || echo "partition healed")"
+}
+
 # services.sh cluster ...
 ds_svc_cluster() {
     local i rc=0
@@ -831,6 +872,10 @@ ds_svc_cluster() {
     start:* | stop:* | kill:* | restart:*)
         ds_svc__cluster_check "$2" || return 1
         ds_svc__member "$2" rabbit "$1"
+        ;;
+    partition:* | heal:*)
+        ds_svc__cluster_check "$2" || return 1
+        ds_svc__cluster_split "$2" "$1"
         ;;
     ctl:*)
         ds_svc__cluster_check "$2" || return 1
@@ -881,6 +926,7 @@ usage: services.sh {rabbit|maria} {start|stop|kill|restart|status}
        services.sh cluster {start|down|status|env}
        services.sh cluster {start|stop|kill|restart} N
        services.sh cluster ctl N ARGS...
+       services.sh cluster {partition|heal} N
 State lives under $DS_TEST_RUNDIR (required).
 EOF
 }
