@@ -8,15 +8,12 @@
 # are not touched.
 set -euo pipefail
 
-fail() {
-    echo "test_capture: FAIL: $*" >&2
-    exit 1
-}
-say() { echo "test_capture: $*"; }
+TEST=test_capture
+# shellcheck source=../lib/testlib.sh
+source "$(dirname "$0")/../lib/testlib.sh"
 
-for v in DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_AMQP_URL DS_TEST_MYSQL_SOCKET; do
-    [[ -n "${!v:-}" ]] || fail "$v is not set: run me through tests/run.sh"
-done
+
+require_env DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_AMQP_URL DS_TEST_MYSQL_SOCKET
 
 work=$(mktemp -d "$DS_TEST_RUNDIR/capture.XXXXXX")
 ds=$DS_TEST_BUILD/datasync
@@ -37,18 +34,6 @@ client() { # SOCKET ARGS...
 src() { client "$sock" "$@"; }
 dst() { client "$DS_TEST_MYSQL_SOCKET" "$@"; }
 
-stop_pid() {
-    local pid=$1
-    [[ -n "$pid" ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local rc=$?
     trap - EXIT
@@ -62,11 +47,7 @@ cleanup() {
         stop_pid "$mariadbd_pid"
     fi
     if ((rc != 0)); then
-        for f in "$work"/*.log "$m"/error.log; do
-            [[ -f "$f" ]] || continue
-            echo "---- $f ----" >&2
-            tail -n 20 "$f" >&2
-        done
+        show_logs 20 "$work"/*.log "$m"/error.log
     fi
     exit "$rc"
 }

@@ -10,15 +10,13 @@
 # At the end c2's rows must equal c1's, and no dead letter may exist.
 set -euo pipefail
 
-fail() {
-    echo "test_cluster: FAIL: $*" >&2
-    exit 1
-}
+TEST=test_cluster
+# shellcheck source=../lib/testlib.sh
+source "$(dirname "$0")/../lib/testlib.sh"
+
 say() { echo "$(date -u '+%H:%M:%S.%3N') test_cluster: $*"; }
 
-for v in DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_ROOT DS_TEST_SERVICES DS_TEST_MYSQL_SOCKET DS_TEST_MYSQL_PORT; do
-    [[ -n "${!v:-}" ]] || fail "$v is not set: run me through tests/run.sh"
-done
+require_env DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_ROOT DS_TEST_SERVICES DS_TEST_MYSQL_SOCKET DS_TEST_MYSQL_PORT
 
 work=$(mktemp -d "$DS_TEST_RUNDIR/cluster.XXXXXX")
 ds=$DS_TEST_BUILD/datasync
@@ -28,30 +26,15 @@ declare -A consumer=()
 app=""
 probe=""
 
-stop_pid() {
-    local pid=$1
-    [[ -n "$pid" ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 1200); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local rc=$?
     trap - EXIT
-    stop_pid "$app"
-    stop_pid "$probe"
-    for n in "${!consumer[@]}"; do stop_pid "${consumer[$n]}"; done
+    stop_pid "$app" 120
+    stop_pid "$probe" 120
+    for n in "${!consumer[@]}"; do stop_pid "${consumer[$n]}" 120; done
     cluster down >/dev/null 2>&1 || true
     if ((rc != 0)); then
-        for f in "$work"/*.log; do
-            echo "---- $f ----" >&2
-            tail -n 15 "$f" >&2
-        done
+        show_logs 15 "$work"/*.log
     fi
     exit "$rc"
 }
@@ -255,7 +238,7 @@ wait_emitted 100 "after member $m came back"
 
 # ------------------------------------------------------------ the outcome
 touch "$work/probe.stop"
-stop_pid "$probe"
+stop_pid "$probe" 120
 probe=""
 # SIGTERM: it empties its outbox and the spool, or exits 3.
 kill -TERM "$app"

@@ -8,33 +8,18 @@
 # Own exchange and node names, so other tests' queues are not touched.
 set -euo pipefail
 
-fail() {
-    echo "test_history: FAIL: $*" >&2
-    exit 1
-}
-say() { echo "test_history: $*"; }
+TEST=test_history
+# shellcheck source=../lib/testlib.sh
+source "$(dirname "$0")/../lib/testlib.sh"
 
-for v in DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_ROOT DS_TEST_SERVICES DS_TEST_AMQP_URL DS_TEST_MYSQL_SOCKET DS_TEST_MYSQL_PORT; do
-    [[ -n "${!v:-}" ]] || fail "$v is not set: run me through tests/run.sh"
-done
+
+require_env DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_ROOT DS_TEST_SERVICES DS_TEST_AMQP_URL DS_TEST_MYSQL_SOCKET DS_TEST_MYSQL_PORT
 
 work=$(mktemp -d "$DS_TEST_RUNDIR/history.XXXXXX")
 ds=$DS_TEST_BUILD/datasync
 sql() { timeout 60 "$DS_TEST_SERVICES" maria sql "$@"; }
 # Per node: its consumer's and its application's pid ("" when stopped).
 declare -A consumer=() app=()
-
-stop_pid() {
-    local pid=$1
-    [[ -n "$pid" ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -43,10 +28,7 @@ cleanup() {
     for n in "${!app[@]}"; do stop_pid "${app[$n]}"; done
     for n in "${!consumer[@]}"; do stop_pid "${consumer[$n]}"; done
     if ((rc != 0)); then
-        for f in "$work"/*.log; do
-            echo "---- $f ----" >&2
-            tail -n 15 "$f" >&2
-        done
+        show_logs 15 "$work"/*.log
     fi
     exit "$rc"
 }

@@ -6,15 +6,12 @@
 # once (the harness's own restart), and is up when this test ends.
 set -euo pipefail
 
-fail() {
-    echo "test_operator: FAIL: $*" >&2
-    exit 1
-}
-say() { echo "test_operator: $*"; }
+TEST=test_operator
+# shellcheck source=../lib/testlib.sh
+source "$(dirname "$0")/../lib/testlib.sh"
 
-for v in DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_SERVICES DS_TEST_AMQP_URL DS_TEST_MYSQL_SOCKET; do
-    [[ -n "${!v:-}" ]] || fail "$v is not set: run me through tests/run.sh"
-done
+
+require_env DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_SERVICES DS_TEST_AMQP_URL DS_TEST_MYSQL_SOCKET
 work=$(mktemp -d "$DS_TEST_RUNDIR/operator.XXXXXX")
 consumer=$DS_TEST_BUILD/datasync-consumer
 ds=$DS_TEST_BUILD/datasync
@@ -27,23 +24,11 @@ cleanup() {
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     "$DS_TEST_SERVICES" maria start >/dev/null 2>&1 || true
     if ((rc != 0)); then
-        for f in "$work"/*.log; do
-            echo "---- $f ----" >&2
-            tail -n 20 "$f" >&2
-        done
+        show_logs 20 "$work"/*.log
     fi
     exit "$rc"
 }
 trap cleanup EXIT
-
-# waits up to $2 s for $1 to contain $3
-wait_log() {
-    for _ in $(seq 1 $(($2 * 10))); do
-        grep -qF -- "$3" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    fail "$1 does not say '$3' after $2 s"
-}
 
 # ------------------------------------------------------- the database
 sql -e "DROP DATABASE IF EXISTS optest; CREATE DATABASE optest CHARACTER SET utf8mb4;

@@ -5,15 +5,12 @@
 # exchange, node and database names.
 set -euo pipefail
 
-fail() {
-    echo "test_ops: FAIL: $*" >&2
-    exit 1
-}
-say() { echo "test_ops: $*"; }
+TEST=test_ops
+# shellcheck source=../lib/testlib.sh
+source "$(dirname "$0")/../lib/testlib.sh"
 
-for v in DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_SERVICES DS_TEST_AMQP_URL DS_TEST_MYSQL_SOCKET; do
-    [[ -n "${!v:-}" ]] || fail "$v is not set: run me through tests/run.sh"
-done
+
+require_env DS_TEST_RUNDIR DS_TEST_BUILD DS_TEST_SERVICES DS_TEST_AMQP_URL DS_TEST_MYSQL_SOCKET
 command -v python3 >/dev/null || fail "python3 is needed to parse the JSON lines"
 work=$(mktemp -d "$DS_TEST_RUNDIR/ops.XXXXXX")
 consumer=$DS_TEST_BUILD/datasync-consumer
@@ -27,24 +24,11 @@ cleanup() {
     trap - EXIT
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     if ((rc != 0)); then
-        for f in "$work"/consumer.log* "$work"/*.out; do
-            [[ -s "$f" ]] || continue
-            echo "---- $f ----" >&2
-            tail -n 20 "$f" >&2
-        done
+        show_logs 20 "$work"/consumer.log* "$work"/*.out
     fi
     exit "$rc"
 }
 trap cleanup EXIT
-
-# waits up to $2 s for file $1 to contain $3
-wait_log() {
-    for _ in $(seq 1 $(($2 * 10))); do
-        grep -qF -- "$3" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    fail "$1 does not say '$3' after $2 s"
-}
 
 sql -e "DROP DATABASE IF EXISTS opstest; CREATE DATABASE opstest CHARACTER SET utf8mb4;
   CREATE TABLE opstest.kv (k INT PRIMARY KEY, v VARCHAR(32) NOT NULL)"
