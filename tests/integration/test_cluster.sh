@@ -85,12 +85,9 @@ batch_wait_ms = 5
 [producer]
 spool_dir = $work/spool-$1
 confirm_timeout_ms = 5000
-# Without the archive stream: on RabbitMQ 3.10 a stream whose leader's
-# node was killed keeps refusing (nacking) AMQP publishes until that node
-# is back, although a new writer runs within a second (the quorum queues
-# elect a leader in ~0.2 s): the producers would only spool meanwhile.
-[archive]
-enabled = false
+# With the archive stream, as by default: on RabbitMQ 3.10 a channel that
+# published to a stream or quorum queue whose leader's node was killed
+# keeps nacking; the producer opens a new connection after repeated nacks.
 EOF
 }
 
