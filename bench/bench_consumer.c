@@ -19,6 +19,7 @@
 
 #include "amqp_util.h"
 #include "bench_util.h"
+#include "support.h"
 #include "config.h"
 #include "error.h"
 #include "ids.h"
@@ -452,20 +453,6 @@ static void servers_cpu(double *db, double *broker)
     *broker = proc_cpu_s(service_pid("rabbit/rabbit.pid"));
 }
 
-/* A free loopback port for the metrics endpoint. */
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        bench_die("free port", strerror(errno));
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 /* GET /metrics as a Prometheus server would; returns whether it answered
  * 200 with the applied counter (the first scrapes may come before the
  * endpoint listens: not an error). */
@@ -538,7 +525,9 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
             "[log]\nlevel = info\n",
             NODE, url, EXCHANGE, queue_type, pf, db_host, db_port, DB_REAL,
             batch);
-    int port = metrics ? free_port() : 0;
+    int port = metrics ? ts_loopback_port() : 0;
+    if (port < 0)
+        bench_die("free port", strerror(errno));
     if (metrics)
         fprintf(f, "[metrics]\nlisten = 127.0.0.1:%d\n", port);
     fclose(f);
@@ -578,7 +567,7 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
                      RUN_LIMIT_S, logf);
             bench_die("datasync-consumer", why);
         }
-        bench_sleep_ms(POLL_MS);
+        ts_sleep_ms(POLL_MS);
     }
     double secs = (double)(bench_now_us() - t0) / 1e6;
     res.rate = n_events / secs;
@@ -593,7 +582,7 @@ static real_result run_real(MYSQL *admin, int pf, const char *bin_path,
     while (wait4(child, &status, WNOHANG, &ru) != child) {
         if (bench_now_us() > end)
             bench_die("datasync-consumer", "no exit within 10 s of SIGTERM");
-        bench_sleep_ms(10);
+        ts_sleep_ms(10);
     }
     child = 0;
     res.cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
@@ -821,7 +810,7 @@ static double run_seed(MYSQL *admin)
             break;
         if (bench_now_us() - t0 > (uint64_t)RUN_LIMIT_S * 1000000u)
             bench_die("seed consumer", "not done in time");
-        bench_sleep_ms(POLL_MS);
+        ts_sleep_ms(POLL_MS);
     }
     double secs = (double)(bench_now_us() - t0) / 1e6;
     child = 0;

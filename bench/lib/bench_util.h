@@ -17,8 +17,6 @@ _Noreturn void bench_die(const char *what, const char *why);
 /* CLOCK_MONOTONIC in microseconds. */
 uint64_t bench_now_us(void);
 
-void bench_sleep_ms(int ms);
-
 /* The integer in environment variable name, def when unset or empty, and
  * def (said on stderr) when outside lo..hi or not a number. */
 int bench_env_int(const char *name, int def, int lo, int hi);

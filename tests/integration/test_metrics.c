@@ -30,19 +30,6 @@ static int port;
 /* ------------------------------------------------------------------------ */
 /* HTTP from outside                                                         */
 
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static int connect_endpoint(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET,
@@ -244,7 +231,8 @@ static int setup(void **state)
     tc_setup(&cl, "dsm", NULL);
     /* Node a again, with its endpoint. */
     assert_int_equal(tc_stop(&cl, 0, SIGTERM, 5000), 0);
-    port = free_port();
+    port = ts_loopback_port();
+    assert_true(port > 0);
     FILE *f = fopen(cl.conf[0], "a");
     assert_non_null(f);
     fprintf(f, "[metrics]\nlisten = 127.0.0.1:%d\n", port);

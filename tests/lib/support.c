@@ -1,13 +1,17 @@
 /* support.c: what the integration tests and the chaos tools share outside cmocka: clocks, log lines, options, a MariaDB connection, a message header, a spool's backlog. */
 #include "support.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* More options than any tool of the tree takes. */
 #define TS_MAX_OPTS 32
@@ -35,6 +39,22 @@ void ts_sleep_ms(int ms)
 
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
+}
+
+int ts_loopback_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port = -1;
+
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
 }
 
 void ts_say(const char *who, const char *fmt, ...)

@@ -32,6 +32,11 @@ unsigned long long ts_wall_ms(void);
 /* Sleeps ms milliseconds, through interrupting signals. */
 void ts_sleep_ms(int ms);
 
+/* ----- network ----- */
+
+/* A TCP port free on 127.0.0.1 now (the kernel's pick), or -1. */
+int ts_loopback_port(void);
+
 /* ----- log lines ----- */
 
 /* One line "2026-01-02 03:04:05.678 <who>: <message>" (UTC) to stderr,
