@@ -1,14 +1,11 @@
 /* bench_consumer.c: datasync-consumer's apply rate from a pre-filled queue against a no-op, a naive C and the seed's PHP per-message consumer, in the same run. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -453,37 +450,11 @@ static void servers_cpu(double *db, double *broker)
     *broker = proc_cpu_s(service_pid("rabbit/rabbit.pid"));
 }
 
-/* GET /metrics as a Prometheus server would; returns whether it answered
- * 200 with the applied counter (the first scrapes may come before the
- * endpoint listens: not an error). */
+/* Whether the endpoint answered a scrape with the applied counter. */
 static bool scrape(int port)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {5, 0};
-    static char buf[65536];
-    size_t got = 0;
-    ssize_t n;
-    const char req[] = "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: "
-                       "close\r\n\r\n";
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return false;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        send(fd, req, sizeof req - 1, MSG_NOSIGNAL) !=
-            (ssize_t)sizeof req - 1) {
-        close(fd);
-        return false;
-    }
-    while (got < sizeof buf - 1 &&
-           (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
-        got += (size_t)n;
-    close(fd);
-    buf[got] = '\0';
-    return strncmp(buf, "HTTP/1.1 200", 12) == 0 &&
-           strstr(buf, "\ndatasync_consumer_changes_applied_total ") != NULL;
+    const char *r = bench_scrape_metrics(port);
+    return r && bench_metric(r, "datasync_consumer_changes_applied_total") >= 0;
 }
 
 typedef struct real_result {

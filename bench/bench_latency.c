@@ -1,5 +1,6 @@
 /* bench_latency.c: end-to-end latency, from ds_emit to the row written on each of three servers, at a steady 2,000 changes/s. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "config.h"
 #include "datasync.h"
 #include "error.h"
+#include "support.h"
 #include "topology.h"
 
 /*
@@ -40,8 +42,16 @@
  * the latency of that change to that server. Reported per server and over
  * all three: p50, p99, max, and how many changes took over 100 ms.
  *
- * Every change must arrive on every server, or the run fails; the
- * consumers must stop cleanly (exit 0) on SIGTERM.
+ * Beside the servers, a no-op consumer on a queue of its own, bound like
+ * theirs, takes each change as the broker delivers it: its row, "(no-op)",
+ * is the library's and the broker's share of the latency, measured in the
+ * same run; the rest is the servers'. Each consumer's /metrics then tells
+ * how its batches went (count, changes per batch, time from taking a batch
+ * to its ack): on a machine with few cores these runs are bound by CPU,
+ * and smaller batches cost more of it.
+ *
+ * Every change must arrive on every server and at the no-op consumer, or
+ * the run fails; the consumers must stop cleanly (exit 0) on SIGTERM.
  */
 
 #define NODES 3
@@ -56,7 +66,8 @@ static char db_host[NODES][64];
 static int db_port[NODES];
 static bool own_db[NODES]; /* started here: stopped here */
 static pid_t consumers[NODES];
-static int batch_wait_ms = -1; /* apply.batch_wait_ms; < 0: the default */
+static int metrics_port[NODES]; /* each consumer's [metrics] listen */
+static int batch_wait_ms = -1;  /* apply.batch_wait_ms; < 0: the default */
 
 static void stop_own_dbs(void);
 
@@ -210,13 +221,39 @@ static void start_consumer(int i)
             "[amqp]\nurl = %s\nexchange = %s\n"
             "[mysql]\nhost = %s\nport = %d\nuser = root\ndatabase = " DB "\n"
             "[apply]\ntables = lat\n"
-            "[log]\nlevel = info\n",
+            "[log]\nlevel = info\n"
+            "[metrics]\nlisten = 127.0.0.1:%d\n",
             node_ids[i], rundir, node_ids[i], url, EXCHANGE, db_host[i],
-            db_port[i]);
+            db_port[i], metrics_port[i]);
     if (batch_wait_ms >= 0)
         fprintf(f, "[apply]\nbatch_wait_ms = %d\n", batch_wait_ms);
     fclose(f);
     consumers[i] = bench_spawn(logf, (const char *[]){bin, "-c", conf, NULL});
+}
+
+/* Where a server's time went: its batches, read from its /metrics once
+ * every change is in. */
+typedef struct batch_figures {
+    double batches, changes, seconds; /* committed batches, their changes */
+    double over25;                    /* batches that took over 25 ms */
+} batch_figures;
+
+static batch_figures read_batch_figures(int i)
+{
+    const char *h = "datasync_consumer_batch_duration_seconds";
+    char name[128];
+    batch_figures f = {0, 0, 0, 0};
+    const char *r = bench_scrape_metrics(metrics_port[i]);
+    if (!r)
+        bench_die(node_ids[i], "/metrics did not answer");
+    snprintf(name, sizeof name, "%s_count", h);
+    f.batches = bench_metric(r, name);
+    snprintf(name, sizeof name, "%s_sum", h);
+    f.seconds = bench_metric(r, name);
+    snprintf(name, sizeof name, "%s_bucket{le=\"0.025\"}", h);
+    f.over25 = f.batches - bench_metric(r, name);
+    f.changes = bench_metric(r, "datasync_consumer_changes_applied_total");
+    return f;
 }
 
 /* Until every queue has its consumer: then nothing emitted waits for one. */
@@ -268,6 +305,95 @@ static void stop_consumers(void)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             bench_die(node_ids[i], "datasync-consumer did not exit 0");
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The broker's part                                                          */
+
+/*
+ * A no-op consumer on a queue of its own, bound like a server's: it takes
+ * each change as the broker delivers it (no ack, no database) and keeps
+ * receive time - emit time. What the servers add on top of it is theirs;
+ * what it shows is the library's and the broker's.
+ */
+typedef struct probe {
+    pthread_t thread;
+    ds_amqp a;
+    int n;
+    long long *us; /* per change id; -1 until delivered */
+    long got;
+    char err[DS_ERRMSG_SIZE];
+} probe;
+
+static void probe_open(probe *pr, int n)
+{
+    amqp_bytes_t q;
+
+    memset(pr, 0, sizeof *pr);
+    pr->n = n;
+    pr->us = malloc((size_t)n * sizeof *pr->us);
+    if (!pr->us)
+        bench_die("probe", "out of memory");
+    for (int i = 0; i < n; i++)
+        pr->us[i] = -1;
+    if (ds__amqp_connect(&pr->a, url, 0, 30000, pr->err, sizeof pr->err) < 0)
+        bench_die("probe connect", pr->err);
+    amqp_connection_state_t conn = pr->a.conn;
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
+        conn, DS_AMQP_CHANNEL, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
+    if (ds__amqp_reply_error(amqp_get_rpc_reply(conn), "queue.declare", pr->err,
+                             sizeof pr->err) < 0)
+        bench_die("probe", pr->err);
+    q = amqp_bytes_malloc_dup(ok->queue);
+    amqp_queue_bind(conn, DS_AMQP_CHANNEL, q, amqp_cstring_bytes(EXCHANGE),
+                    amqp_cstring_bytes("data.sync"), amqp_empty_table);
+    if (ds__amqp_reply_error(amqp_get_rpc_reply(conn), "queue.bind", pr->err,
+                             sizeof pr->err) < 0)
+        bench_die("probe", pr->err);
+    amqp_basic_consume(conn, DS_AMQP_CHANNEL, q, amqp_empty_bytes, 0, 1, 1,
+                       amqp_empty_table);
+    if (ds__amqp_reply_error(amqp_get_rpc_reply(conn), "basic.consume", pr->err,
+                             sizeof pr->err) < 0)
+        bench_die("probe", pr->err);
+    amqp_bytes_free(q);
+}
+
+/* The number after the first "name": in body that a number follows (the
+ * event's own "id" is a string), or -1. */
+static long long body_number(amqp_bytes_t body, const char *name)
+{
+    char needle[32];
+    int len = snprintf(needle, sizeof needle, "\"%s\":", name);
+    const char *b = body.bytes, *end = b + body.len;
+    for (const char *p = b; p + len < end; p++)
+        if (memcmp(p, needle, (size_t)len) == 0 && p[len] >= '0' &&
+            p[len] <= '9')
+            return strtoll(p + len, NULL, 10);
+    return -1;
+}
+
+static void *probe_run(void *arg)
+{
+    probe *pr = arg;
+    struct timeval tv = {SETTLE_S, 0};
+
+    while (pr->got < pr->n) {
+        amqp_envelope_t env;
+        amqp_maybe_release_buffers(pr->a.conn);
+        amqp_rpc_reply_t r = amqp_consume_message(pr->a.conn, &env, &tv, 0);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+            ds__amqp_reply_error(r, "probe consume", pr->err, sizeof pr->err);
+            break;
+        }
+        long long now = wall_us(), id = body_number(env.message.body, "id"),
+                  emit = body_number(env.message.body, "emit_us");
+        if (id >= 0 && id < pr->n && emit > 0 && pr->us[id] < 0) {
+            pr->us[id] = now - emit;
+            pr->got++;
+        }
+        amqp_destroy_envelope(&env);
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -427,9 +553,16 @@ int main(void)
     for (int i = 0; i < NODES; i++)
         reset_database(i);
     declare_topology();
-    for (int i = 0; i < NODES; i++)
+    for (int i = 0; i < NODES; i++) {
+        metrics_port[i] = ts_loopback_port();
         start_consumer(i);
+    }
     wait_consuming();
+
+    probe pr;
+    probe_open(&pr, n);
+    if (pthread_create(&pr.thread, NULL, probe_run, &pr) != 0)
+        bench_die("probe", "no thread");
 
     double flush_s;
     int late = emit_all(n, rate, &flush_s);
@@ -441,6 +574,13 @@ int main(void)
             bench_die("latencies", "out of memory");
         read_latencies(i, n, us[i]);
     }
+    pthread_join(pr.thread, NULL);
+    ds__amqp_close(&pr.a);
+    if (pr.got != n)
+        bench_die("probe", pr.err[0] ? pr.err : "changes missing");
+    batch_figures bf[NODES];
+    for (int i = 0; i < NODES; i++)
+        bf[i] = read_batch_figures(i);
     stop_consumers();
     stop_own_dbs();
 
@@ -465,6 +605,8 @@ int main(void)
     }
     lat_stats s = stats_of(all, (long)n * NODES);
     print_row("all three", &s);
+    lat_stats broker = stats_of(pr.us, n);
+    print_row("(no-op)", &broker);
     printf("targets: p99 <= 20 ms, max <= 100 ms: %s\n",
            s.p99 <= 20 && s.max <= 100 ? "met" : "NOT met");
     printf("(ds_flush waited %.3f s after the last emit for the broker's "
@@ -474,9 +616,22 @@ int main(void)
         printf("(%d emits came over 5 ms behind schedule: the emitter was "
                "held up)\n",
                late);
+    printf("\nthe consumers' batches, from their /metrics (a batch's time "
+           "runs from taking it to its ack)\n");
+    printf("| %-12s | %8s | %9s | %12s | %8s |\n", "server", "batches",
+           "changes/b", "ms per batch", "> 25 ms");
+    printf("|%.14s|%.10s|%.11s|%.14s|%.10s|\n", DASHES, DASHES, DASHES, DASHES,
+           DASHES);
+    for (int i = 0; i < NODES; i++)
+        printf("| %-12s | %8.0f | %9.1f | %12.2f | %8.0f |\n", node_ids[i],
+               bf[i].batches,
+               bf[i].batches > 0 ? bf[i].changes / bf[i].batches : 0,
+               bf[i].batches > 0 ? bf[i].seconds * 1000 / bf[i].batches : 0,
+               bf[i].over25);
     printf("(%.0f s in all)\n", (double)(bench_now_us() - start) / 1e6);
     for (int i = 0; i < NODES; i++)
         free(us[i]);
     free(all);
+    free(pr.us);
     return 0;
 }

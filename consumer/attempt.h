@@ -29,18 +29,25 @@ typedef struct dsc_attempt {
     int rc;
     dsc_apply_retry retry;
     char err[DS_ERRMSG_SIZE];
-    pthread_mutex_t lock; /* guards done */
+    /* One applier thread for the consumer's life, not one per batch: a
+     * thread's start and the client library's per-thread set-up cost more
+     * than a small batch's statements. */
+    pthread_mutex_t lock; /* guards handed, done and quit */
+    pthread_cond_t wake;  /* signalled when a batch is handed over, or quit */
     pthread_cond_t ended; /* signalled when done is set */
-    bool done;            /* set by the attempt's thread as it ends */
+    bool handed;          /* a batch waits for the applier's thread */
+    bool done;            /* set by the applier's thread as a batch ends */
+    bool quit;            /* the applier's thread is to end */
     bool running;         /* started and not joined */
-    bool sync_ok;         /* lock and ended are initialised */
+    bool sync_ok;         /* lock, wake and ended are initialised */
+    bool thread_ok;       /* the applier's thread runs */
     pthread_t thread;
 } dsc_attempt;
 
-/* Starts one dsc_applier_batch(ap, changes, n) on a new thread. ap, its
- * connection and changes belong to that thread until dsc_attempt_join.
- * Returns 0, or -1 when no thread could be started (nothing runs: apply
- * on the calling thread instead). */
+/* Hands one dsc_applier_batch(ap, changes, n) to the applier's thread,
+ * started at the first call. ap, its connection and changes belong to that
+ * thread until dsc_attempt_join. Returns 0, or -1 when no thread could be
+ * started (nothing runs: apply on the calling thread instead). */
 int dsc_attempt_start(dsc_attempt *a, dsc_applier *ap, dsc_change *changes,
                       size_t n);
 
@@ -52,7 +59,8 @@ bool dsc_attempt_wait(dsc_attempt *a, int ms);
  * outcome. A no-op when none runs. */
 void dsc_attempt_join(dsc_attempt *a);
 
-/* Joins a running attempt and frees what a holds (a zeroed a is fine). */
+/* Joins a running attempt, ends the applier's thread and frees what a
+ * holds (a zeroed a is fine). */
 void dsc_attempt_free(dsc_attempt *a);
 
 #endif

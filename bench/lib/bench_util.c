@@ -1,8 +1,12 @@
 /* bench_util.c: what the benchmarks share: dying cleanly, time, environment knobs, MariaDB queries, child processes with a log. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,4 +106,45 @@ pid_t bench_spawn(const char *logf, const char *const argv[])
         _exit(127);
     }
     return pid;
+}
+
+const char *bench_scrape_metrics(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {5, 0};
+    static _Thread_local char buf[65536];
+    size_t got = 0;
+    ssize_t n;
+    const char req[] = "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: "
+                       "close\r\n\r\n";
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, req, sizeof req - 1, MSG_NOSIGNAL) !=
+            (ssize_t)sizeof req - 1) {
+        close(fd);
+        return NULL;
+    }
+    while (got < sizeof buf - 1 &&
+           (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    close(fd);
+    buf[got] = '\0';
+    return strncmp(buf, "HTTP/1.1 200", 12) == 0 ? buf : NULL;
+}
+
+double bench_metric(const char *scrape, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = scrape; p && *p; p = strchr(p, '\n')) {
+        if (*p == '\n')
+            p++;
+        if (strncmp(p, name, len) == 0 && p[len] == ' ')
+            return strtod(p + len + 1, NULL);
+    }
+    return -1;
 }

@@ -36,4 +36,15 @@ long long bench_scalar(MYSQL *db, const char *text);
  * appended to logf; returns its pid, or dies. */
 pid_t bench_spawn(const char *logf, const char *const argv[]);
 
+/* GET /metrics from a datasync-consumer on 127.0.0.1:port, as a
+ * Prometheus server would; returns the response (headers and body, NUL
+ * terminated, in a buffer of the caller's thread that the next call
+ * reuses) when it answered 200, else NULL (the first scrapes may come
+ * before the endpoint listens: not an error). */
+const char *bench_scrape_metrics(int port);
+
+/* The value of the sample named name (a full series name, labels
+ * included, as the exposition writes it) in a scrape; -1 when absent. */
+double bench_metric(const char *scrape, const char *name);
+
 #endif
