@@ -14,6 +14,7 @@
 #include "state.h"
 #include "txn.h"
 #include "unzip.h"
+#include "xa.h"
 
 /* While changes flow, the position is saved every SAVE_EVERY_MS if every
  * change before it is settled right then (a look, no wait), and at least
@@ -58,7 +59,10 @@ struct cap_capture {
     bool in_trx, standalone, by_consumer;
     gtid cur;
     cap_txn tx;
-    cap_table **tables; /* this transaction's table maps */
+    bool xa_prepared, xa_completed; /* an XA transaction's two groups */
+    cap_xid xid;                    /* their xid */
+    cap_xa_list xa;                 /* prepared, waiting for their outcome */
+    cap_table **tables;             /* this transaction's table maps */
     size_t ntables;
 
     uint64_t n_changes, n_trx, n_skipped;
@@ -139,7 +143,12 @@ static int save_position(cap_capture *c, bool wait)
     char pos[CAP_GTID_MAX];
     int rc;
 
-    pos_format(&c->emitted, pos, sizeof pos);
+    /* A prepared XA transaction pins the position before its prepare. */
+    const char *pin = cap_xa_pin(&c->xa);
+    if (pin)
+        snprintf(pos, sizeof pos, "%s", pin);
+    else
+        pos_format(&c->emitted, pos, sizeof pos);
     c->last_try_ms = now_ms();
     if (strcmp(pos, c->saved) == 0) {
         c->last_save_ms = c->last_try_ms;
@@ -411,11 +420,61 @@ static int commit(cap_capture *c)
     return 0;
 }
 
+/* The end of an XA transaction's first group: its changes are held until
+ * its XA COMMIT, the group itself is done. */
+static int on_xa_prepare(cap_capture *c, const cap_event *ev)
+{
+    char before[CAP_GTID_MAX];
+
+    if (!c->in_trx)
+        return 0;
+    if (ev->len >= 1 && ev->body[0] != 0)
+        return commit(c); /* one phase: committed here */
+    if (!c->xa_prepared)
+        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                          "an XA_PREPARE event in a transaction that is not "
+                          "an XA one");
+    if (c->by_consumer)
+        cap_txn_clear(&c->tx);
+    pos_format(&c->emitted, before, sizeof before);
+    size_t n = c->tx.n;
+    if (cap_xa_hold(&c->xa, &c->xid, &c->tx, before) != 0)
+        return ds__seterr(c->err, sizeof c->err, DS_ENOMEM, "out of memory");
+    DS_LOG(&c->lg, DS_LOG_DEBUG,
+           "XA transaction %" PRIu32 "-%" PRIu32 "-%" PRIu64
+           " prepared: %zu row changes held until its XA COMMIT",
+           c->cur.domain, c->cur.server, c->cur.seq, n);
+    return commit(c);
+}
+
+/* The statement of an XA transaction's second group: XA COMMIT emits the
+ * changes held since its prepare, XA ROLLBACK drops them. */
+static int on_xa_outcome(cap_capture *c, const char *q, size_t qlen)
+{
+    bool rollback = qlen >= 11 && strncasecmp(q, "XA ROLLBACK", 11) == 0;
+
+    if (!cap_xa_take(&c->xa, &c->xid, &c->tx)) {
+        if (!rollback)
+            DS_LOG(&c->lg, DS_LOG_WARN,
+                   "%.*s: the transaction was prepared before the position "
+                   "the capture started from; its changes were not captured",
+                   (int)(qlen > 200 ? 200 : qlen), q);
+        return commit(c);
+    }
+    if (rollback)
+        cap_txn_clear(&c->tx);
+    return commit(c);
+}
+
 /* What a QUERY event's statement means to the transaction in hand. */
 static int on_statement(cap_capture *c, const char *q, size_t qlen)
 {
     if (qlen == 5 && strncasecmp(q, "BEGIN", 5) == 0)
         return 0;
+    if (c->xa_completed)
+        return on_xa_outcome(c, q, qlen);
+    if (qlen > 3 && strncasecmp(q, "XA ", 3) == 0)
+        return 0; /* XA END of a prepared transaction: not a DDL */
     if (qlen == 6 && strncasecmp(q, "COMMIT", 6) == 0)
         return commit(c);
     if (qlen == 8 && strncasecmp(q, "ROLLBACK", 8) == 0) {
@@ -468,6 +527,12 @@ static int on_event(cap_capture *c, const cap_event *ev)
         c->standalone = ev->body[12] & GTID_STANDALONE;
         c->in_trx = true;
         c->by_consumer = false;
+        c->xa_prepared = ev->body[12] & CAP_GTID_PREPARED_XA;
+        c->xa_completed = ev->body[12] & CAP_GTID_COMPLETED_XA;
+        if ((c->xa_prepared || c->xa_completed) &&
+            cap_xid_from_gtid(ev->body, ev->len, &c->xid) != 0)
+            return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                              "malformed GTID event (its xid)");
         return 0;
     case CAP_EV_TABLE_MAP:
         return c->in_trx ? on_table_map(c, ev) : 0;
@@ -486,6 +551,8 @@ static int on_event(cap_capture *c, const cap_event *ev)
         return c->in_trx ? on_rows(c, ev) : 0;
     case CAP_EV_XID:
         return commit(c);
+    case CAP_EV_XA_PREPARE:
+        return on_xa_prepare(c, ev);
     case CAP_EV_QUERY:
     case CAP_EV_QUERY_COMPRESSED:
         return c->in_trx ? on_query(c, ev) : 0;
@@ -662,5 +729,6 @@ void cap_free(cap_capture *c)
     drop_tables(c);
     free(c->tables);
     cap_txn_free(&c->tx);
+    cap_xa_free(&c->xa);
     free(c);
 }

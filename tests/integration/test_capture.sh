@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_capture.sh: datasync-capture reads a private MariaDB's binlog and a datasync-consumer applies its changes on the harness's MariaDB: every type round-trips, transactions, rollback, key updates, rotation, kill -9 and resume, a purged position, no loop.
+# test_capture.sh: datasync-capture reads a private MariaDB's binlog and a datasync-consumer applies its changes on the harness's MariaDB: every type round-trips, transactions, rollback, key updates, rotation, kill -9 and resume, XA transactions, a purged position, no loop.
 #
 # Run by tests/run.sh with the private services up (DS_TEST_* set). The
 # source is a mariadbd of this test's own (binlog on, ROW, FULL image and
@@ -305,6 +305,32 @@ wait "$load_pid" || fail "the load failed"
 wait_same "kill -9"
 n=$(src -N cap_src -e "SELECT COUNT(*) FROM load_rows")
 ((n > 2000)) || fail "the load wrote only $n rows"
+
+# ------------------------------------------------ XA transactions
+# A two-phase XA transaction is two groups in the binlog: its rows at XA
+# PREPARE, its outcome later. Its changes go out at XA COMMIT, never at XA
+# ROLLBACK, and a stop between the two must not lose them: the position
+# saved stays before the prepare. Each src call is its own connection: a
+# prepared transaction outlives the session that prepared it.
+say "XA transactions: committed, rolled back, one phase, a restart between prepare and commit"
+src cap_src -e "XA START 'xa1'; INSERT INTO pairs VALUES ('xa', 1, 'two phase');
+    UPDATE load_rows SET v = 'xa1' WHERE id = 10; XA END 'xa1'; XA PREPARE 'xa1'"
+src cap_src -e "XA START 'xa2'; INSERT INTO pairs VALUES ('xa', 2, 'rolled back');
+    XA END 'xa2'; XA PREPARE 'xa2'"
+src cap_src -e "INSERT INTO pairs VALUES ('xa', 3, 'after the prepares')"
+src cap_src -e "XA START 'xa4'; INSERT INTO pairs VALUES ('xa', 4, 'one phase');
+    XA END 'xa4'; XA COMMIT 'xa4' ONE PHASE"
+xa_rows() { "$1" -N cap_"$2" -e "SELECT GROUP_CONCAT(k2 ORDER BY k2) FROM pairs WHERE k1 = 'xa'"; }
+deadline=$((SECONDS + 60))
+until [[ "$(xa_rows dst dst)" == "3,4" ]] || ((SECONDS > deadline)); do sleep 0.2; done
+[[ "$(xa_rows dst dst)" == "3,4" ]] ||
+    fail "XA: the remote holds pairs 'xa' $(xa_rows dst dst), not 3,4 (prepared ones must wait)"
+stop_pid "$capture_pid"
+capture_pid=""
+src -e "XA COMMIT 'xa1'; XA ROLLBACK 'xa2'"
+start_capture
+wait_same "XA"
+[[ "$(xa_rows dst dst)" == "1,3,4" ]] || fail "XA: the remote holds pairs 'xa' $(xa_rows dst dst), not 1,3,4"
 
 # ------------------------------------------------ no loop
 # A consumer on the source applies a change of another origin there; the
