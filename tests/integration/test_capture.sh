@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_capture.sh: datasync-capture reads a private MariaDB's binlog and a datasync-consumer applies its changes on the harness's MariaDB: every type round-trips, transactions, rollback, key updates, rotation, kill -9 and resume, XA transactions, a purged position, no loop.
+# test_capture.sh: datasync-capture reads a private MariaDB's binlog and a datasync-consumer applies its changes on the harness's MariaDB: every type round-trips, transactions, rollback, key updates, rotation, kill -9 and resume, XA transactions, a purged position, a missing privilege, no loop.
 #
 # Run by tests/run.sh with the private services up (DS_TEST_* set). The
 # source is a mariadbd of this test's own (binlog on, ROW, FULL image and
@@ -407,5 +407,19 @@ rc=0
 timeout 60 "$DS_TEST_BUILD/datasync-capture" -c "$work/capsrc.conf" >"$work/purged.log" 2>&1 || rc=$?
 ((rc == 1)) || fail "a purged position exits $rc, not 1: $(tail -3 "$work/purged.log")"
 grep -q "purged" "$work/purged.log" || fail "the purged position is not named: $(tail -3 "$work/purged.log")"
+
+# ------------------------------------------------ a missing privilege
+# The server refuses the dump only at the first fetch: the daemon must stop
+# there with the server's words, not retry for ever.
+say "a user without REPLICATION SLAVE is told so"
+src -e "CREATE USER 'capnopriv'@'localhost' IDENTIFIED BY 'capnopriv-pw';
+    GRANT SELECT ON cap_src.* TO 'capnopriv'@'localhost'"
+write_conf capnopriv "$sock" cap_src
+sed -i 's/^user = root$/user = capnopriv\npassword = capnopriv-pw/' "$work/capnopriv.conf"
+rc=0
+timeout 60 "$DS_TEST_BUILD/datasync-capture" -c "$work/capnopriv.conf" >"$work/nopriv.log" 2>&1 || rc=$?
+((rc == 1)) || fail "a user without REPLICATION SLAVE exits $rc, not 1: $(tail -3 "$work/nopriv.log")"
+grep -q "REPLICATION SLAVE" "$work/nopriv.log" ||
+    fail "the missing privilege is not named: $(tail -3 "$work/nopriv.log")"
 
 say "PASS"
