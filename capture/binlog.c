@@ -270,6 +270,7 @@ int cap_binlog_next(cap_binlog *b, cap_event *ev, char *err, size_t errlen)
         return ds__seterr(err, errlen, DS_EINVAL,
                           "a binlog event has a bad length (%u of %zu)", len,
                           avail);
+    ev->when = le32(h);
     ev->type = h[4];
     ev->server_id = le32(h + 5);
     ev->next_pos = le32(h + 13);

@@ -36,6 +36,7 @@ enum {
 /* One event, borrowed from the reader until the next cap_binlog_next. */
 typedef struct cap_event {
     uint8_t type;
+    uint32_t when; /* the header's timestamp: unix seconds */
     uint32_t server_id;
     uint16_t flags;
     uint32_t next_pos;         /* in the current file */

@@ -7,8 +7,10 @@
 #include <time.h>
 
 #include "binlog.h"
+#include "clockfile.h"
 #include "capture.h"
 #include "error.h"
+#include "ids.h"
 #include "rowimage.h"
 #include "snapshot.h"
 #include "state.h"
@@ -52,12 +54,17 @@ struct cap_capture {
     cap_binlog *bl;
 
     gtid_pos emitted; /* every transaction up to here is in ds_emit's hands */
+    /* The capture's clock: the last version it gave or saw applied in the
+     * binlog, and its value at emitted. A function of the binlog from the
+     * saved state on, so a transaction read again gets the same versions. */
+    uint64_t clk, emitted_clk;
     char saved[CAP_GTID_MAX]; /* what the state file holds */
     uint64_t last_try_ms, last_save_ms;
 
     /* The transaction being read. */
     bool in_trx, standalone, by_consumer;
     gtid cur;
+    uint64_t when_ms; /* its GTID event's timestamp */
     cap_txn tx;
     bool xa_prepared, xa_completed; /* an XA transaction's two groups */
     cap_xid xid;                    /* their xid */
@@ -143,10 +150,11 @@ static int save_position(cap_capture *c, bool wait)
     char pos[CAP_GTID_MAX];
     int rc;
 
-    /* A prepared XA transaction pins the position before its prepare. */
-    const char *pin = cap_xa_pin(&c->xa);
+    /* A prepared XA transaction pins the state before its prepare. */
+    const cap_xa_held *pin = cap_xa_pin(&c->xa);
+    uint64_t clk = pin ? pin->resume_clk : c->emitted_clk;
     if (pin)
-        snprintf(pos, sizeof pos, "%s", pin);
+        snprintf(pos, sizeof pos, "%s", pin->resume);
     else
         pos_format(&c->emitted, pos, sizeof pos);
     c->last_try_ms = now_ms();
@@ -170,7 +178,8 @@ static int save_position(cap_capture *c, bool wait)
                    ds_strerror(rc), ds_producer_errmsg(c->p));
         return rc;
     }
-    rc = cap_state_write(c->cfg.capture_state_file, pos, c->err, sizeof c->err);
+    rc = cap_state_write(c->cfg.capture_state_file, pos, clk, c->err,
+                         sizeof c->err);
     if (rc == 0) {
         snprintf(c->saved, sizeof c->saved, "%s", pos);
         c->last_save_ms = now_ms();
@@ -279,6 +288,22 @@ static cap_row_kind rows_layout(uint8_t type, bool *v2, bool *zipped)
     return (cap_row_kind)(type - base);
 }
 
+/* A version the consumer stored (a row image of datasync_versions): the
+ * clock goes above it, so a change the application makes after it, in
+ * binlog order, wins over it. */
+static void see_version(cap_capture *c, const cap_table *t,
+                        json_object *const *vals, const bool *have)
+{
+    for (size_t i = 0; i < t->ncols; i++) {
+        if (strcmp(t->cols[i].name, "hlc") != 0 || !have[i] || !vals[i])
+            continue;
+        uint64_t hlc = json_object_get_uint64(vals[i]);
+        if (hlc > c->clk)
+            c->clk = hlc;
+        return;
+    }
+}
+
 static int on_rows(cap_capture *c, const cap_event *ev)
 {
     const unsigned char *p = ev->body, *end = ev->body + ev->len;
@@ -295,10 +320,11 @@ static int on_rows(cap_capture *c, const cap_event *ev)
     const cap_table *t = find_table(c, le(p, 6));
     if (!t)
         return 0; /* not a captured table */
-    if (strcmp(t->name, VERSIONS_TABLE) == 0) {
+    /* The consumer's transaction: never captured, but the versions it
+     * stored move the clock (what the clock file does for ds_emit). */
+    bool versions = strcmp(t->name, VERSIONS_TABLE) == 0;
+    if (versions)
         c->by_consumer = true;
-        return 0;
-    }
     p += 8;
     if (v2) {
         if (end - p < 2 || le(p, 2) < 2 || (uint64_t)(end - p) < le(p, 2))
@@ -340,32 +366,23 @@ static int on_rows(cap_capture *c, const cap_event *ev)
         return ds__seterr(c->err, sizeof c->err, DS_ENOMEM, "out of memory");
     }
     while (p < end && rc == 0) {
-        switch (kind) {
-        case CAP_ROW_INSERT:
-            rc = cap_row_decode(t, &c->cs, present1, &p, end, v2v, h2, c->err,
-                                sizeof c->err);
-            if (rc == 0)
-                rc = cap_txn_add(&c->tx, t, kind, NULL, NULL, v2v, h2, c->err,
-                                 sizeof c->err);
-            break;
-        case CAP_ROW_DELETE:
+        /* before: update and delete; after: insert and update */
+        if (kind != CAP_ROW_INSERT)
             rc = cap_row_decode(t, &c->cs, present1, &p, end, v1, h1, c->err,
                                 sizeof c->err);
-            if (rc == 0)
-                rc = cap_txn_add(&c->tx, t, kind, v1, h1, NULL, NULL, c->err,
-                                 sizeof c->err);
-            break;
-        default:
-            rc = cap_row_decode(t, &c->cs, present1, &p, end, v1, h1, c->err,
-                                sizeof c->err);
-            if (rc == 0)
-                rc = cap_row_decode(t, &c->cs, present2, &p, end, v2v, h2,
-                                    c->err, sizeof c->err);
-            if (rc == 0)
-                rc = cap_txn_add(&c->tx, t, kind, v1, h1, v2v, h2, c->err,
-                                 sizeof c->err);
-            break;
-        }
+        if (rc == 0 && kind != CAP_ROW_DELETE)
+            rc = cap_row_decode(t, &c->cs,
+                                kind == CAP_ROW_UPDATE ? present2 : present1,
+                                &p, end, v2v, h2, c->err, sizeof c->err);
+        if (rc == 0 && versions)
+            see_version(c, t, kind == CAP_ROW_DELETE ? v1 : v2v,
+                        kind == CAP_ROW_DELETE ? h1 : h2);
+        else if (rc == 0)
+            rc = cap_txn_add(
+                &c->tx, t, kind, kind == CAP_ROW_INSERT ? NULL : v1,
+                kind == CAP_ROW_INSERT ? NULL : h1,
+                kind == CAP_ROW_DELETE ? NULL : v2v,
+                kind == CAP_ROW_DELETE ? NULL : h2, c->err, sizeof c->err);
         put_values(v1, t->ncols * 2);
     }
     free(v1);
@@ -401,7 +418,9 @@ static int commit(cap_capture *c)
                                             : "delete",
                    ch->table, ch->key, ch->data ? ch->data : "");
         }
-        if ((rc = cap_txn_emit(&c->tx, c->p, c->err, sizeof c->err)))
+        c->clk = cap_txn_stamp(&c->tx, c->clk, c->when_ms);
+        if ((rc = cap_txn_emit(&c->tx, c->p, c->cfg.node_id, c->err,
+                               sizeof c->err)))
             return rc;
         c->n_changes += n;
         c->n_trx++;
@@ -411,6 +430,7 @@ static int commit(cap_capture *c)
     if (pos_set(&c->emitted, &c->cur) != 0)
         return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
                           "more than %d GTID domains", MAX_DOMAINS);
+    c->emitted_clk = c->clk;
     uint64_t now = now_ms();
     if (now - c->last_try_ms >= SAVE_EVERY_MS) {
         rc = save_position(c, now - c->last_save_ms >= SAVE_WAIT_EVERY_MS);
@@ -438,12 +458,15 @@ static int on_xa_prepare(cap_capture *c, const cap_event *ev)
         cap_txn_clear(&c->tx);
     pos_format(&c->emitted, before, sizeof before);
     size_t n = c->tx.n;
-    if (cap_xa_hold(&c->xa, &c->xid, &c->tx, before) != 0)
+    /* Versions now, in binlog order: read again, it gets the same. */
+    uint64_t clk = cap_txn_stamp(&c->tx, c->clk, c->when_ms);
+    if (cap_xa_hold(&c->xa, &c->xid, &c->tx, before, c->emitted_clk) != 0)
         return ds__seterr(c->err, sizeof c->err, DS_ENOMEM, "out of memory");
     DS_LOG(&c->lg, DS_LOG_DEBUG,
            "XA transaction %" PRIu32 "-%" PRIu32 "-%" PRIu64
            " prepared: %zu row changes held until its XA COMMIT",
            c->cur.domain, c->cur.server, c->cur.seq, n);
+    c->clk = clk;
     return commit(c);
 }
 
@@ -524,6 +547,7 @@ static int on_event(cap_capture *c, const cap_event *ev)
         c->cur.seq = le(ev->body, 8);
         c->cur.domain = (uint32_t)le(ev->body + 8, 4);
         c->cur.server = ev->server_id;
+        c->when_ms = (uint64_t)ev->when * 1000;
         c->standalone = ev->body[12] & GTID_STANDALONE;
         c->in_trx = true;
         c->by_consumer = false;
@@ -581,6 +605,26 @@ static void producer_log(void *userdata, ds_log_level level,
         lg->fn(lg->userdata, level, message);
 }
 
+/* The clock a first start begins with: now, or above every version this
+ * server applied (its clock file), if that is higher. From then on only
+ * the binlog moves it. */
+static uint64_t first_clock(const ds_config *cfg)
+{
+    ds_clockfile *cf = NULL;
+    char err[DS_ERRMSG_SIZE];
+    uint64_t clk = ds__now_ms() << 16;
+
+    if (cfg->node_clock_file[0] &&
+        ds__clockfile_open_reader(&cf, cfg->node_clock_file, err, sizeof err) ==
+            0) {
+        uint64_t applied = ds__clockfile_read(cf);
+        if (applied >= clk)
+            clk = applied + 1;
+        ds__clockfile_close(cf);
+    }
+    return clk;
+}
+
 int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
             const ds_logger *lg, volatile sig_atomic_t *stop, char *err,
             size_t errlen)
@@ -611,21 +655,28 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
     ds_producer_set_log(c->p, producer_log, &c->lg);
     ds_options_free(opts);
     opts = NULL;
-    rc = cap_state_read(cfg->capture_state_file, pos, sizeof pos, err, errlen);
+    rc = cap_state_read(cfg->capture_state_file, pos, sizeof pos, &c->clk, err,
+                        errlen);
+    if (rc == 0 && c->clk == 0)
+        c->clk = first_clock(cfg); /* a state file of an earlier release */
     if (rc == DS_ENOTFOUND && cfg->capture_snapshot) {
         /* A first start that copies the tables first; the position saved
          * only once the copy is confirmed. */
-        if ((rc = cap_snapshot(cfg, c->p, lg, stop, pos, sizeof pos, err,
-                               errlen)))
+        c->clk = first_clock(cfg);
+        if ((rc = cap_snapshot(cfg, c->p, lg, stop, &c->clk, pos, sizeof pos,
+                               err, errlen)))
             goto fail;
-        if ((rc = cap_state_write(cfg->capture_state_file, pos, err, errlen)))
+        if ((rc = cap_state_write(cfg->capture_state_file, pos, c->clk, err,
+                                  errlen)))
             goto fail;
     } else if (rc == DS_ENOTFOUND) {
         /* A first start: from now on, saved at once so that a crash
          * before the first save cannot move the start later. */
+        c->clk = first_clock(cfg);
         if ((rc = cap_binlog_current_pos(cfg, pos, sizeof pos, err, errlen)))
             goto fail;
-        if ((rc = cap_state_write(cfg->capture_state_file, pos, err, errlen)))
+        if ((rc = cap_state_write(cfg->capture_state_file, pos, c->clk, err,
+                                  errlen)))
             goto fail;
         DS_LOG(lg, DS_LOG_INFO,
                "no state in %s: starting at the server's current position "
@@ -641,6 +692,7 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
         goto fail;
     }
     snprintf(c->saved, sizeof c->saved, "%s", pos);
+    c->emitted_clk = c->clk;
     c->last_try_ms = c->last_save_ms = now_ms();
 
     *out = c;
@@ -694,6 +746,7 @@ int cap_run(cap_capture *c)
             cap_binlog_close(c->bl);
             c->bl = NULL;
             c->in_trx = false;
+            c->clk = c->emitted_clk;
             cap_txn_clear(&c->tx);
             drop_tables(c);
             rc = 0;

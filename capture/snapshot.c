@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "ids.h"
 #include "mysql_util.h"
 #include "rowimage.h"
 #include "snapshot.h"
@@ -22,6 +23,7 @@ typedef struct snap {
     volatile sig_atomic_t *stop;
     MYSQL *db;
     cap_txn tx;
+    uint64_t *clk, start_ms; /* the capture's clock; the copy's start */
     uint64_t rows;
     char *err;
     size_t errlen;
@@ -194,7 +196,8 @@ static json_object *text_value(const MYSQL_FIELD *f, const char *v,
 
 static int emit_held(snap *s)
 {
-    return cap_txn_emit(&s->tx, s->p, s->err, s->errlen);
+    *s->clk = cap_txn_stamp(&s->tx, *s->clk, s->start_ms);
+    return cap_txn_emit(&s->tx, s->p, s->cfg->node_id, s->err, s->errlen);
 }
 
 /* Streams one table's rows and emits each as a create. */
@@ -272,10 +275,10 @@ static int copy_word(const char *word, size_t len, void *ctx)
 }
 
 int cap_snapshot(const ds_config *cfg, ds_producer *p, const ds_logger *lg,
-                 volatile sig_atomic_t *stop, char *gtid, size_t cap, char *err,
-                 size_t errlen)
+                 volatile sig_atomic_t *stop, uint64_t *clk, char *gtid,
+                 size_t cap, char *err, size_t errlen)
 {
-    snap s = {cfg, p, lg, stop, NULL, {0}, 0, err, errlen};
+    snap s = {cfg, p, lg, stop, NULL, {0}, clk, ds__now_ms(), 0, err, errlen};
     const char *tables =
         cfg->capture_tables[0] ? cfg->capture_tables : cfg->apply_tables;
     int rc = ds__mysql_connect(&s.db, cfg, err, errlen);

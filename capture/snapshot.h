@@ -15,7 +15,8 @@
  * that snapshot stands for (binlog_snapshot_file/position, as a GTID
  * position with BINLOG_GTID_POS), and emits every row of the captured
  * tables through p as a create (key: the primary key; data: the row, its
- * values as datasync-capture sends binlog rows). Waits until p has them
+ * values as datasync-capture sends binlog rows), each a version above the
+ * capture's clock *clk, which it moves. Waits until p has them
  * confirmed or spooled, then writes gtid (cap bytes): the position from
  * which the binlog continues without a gap. Logs progress on lg. Returns
  * 0; DS_EINVAL when *stop was set; DS_EDBCONNECT, DS_EMYSQL, DS_ECONFIG (a
@@ -25,7 +26,7 @@
  * emitted twice is harmless).
  */
 int cap_snapshot(const ds_config *cfg, ds_producer *p, const ds_logger *lg,
-                 volatile sig_atomic_t *stop, char *gtid, size_t cap, char *err,
-                 size_t errlen);
+                 volatile sig_atomic_t *stop, uint64_t *clk, char *gtid,
+                 size_t cap, char *err, size_t errlen);
 
 #endif

@@ -1,9 +1,12 @@
 /* txn.c: one transaction's row changes as change events (key from the primary key, data the after-image), emitted at commit. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "event.h"
+#include "ids.h"
 #include "txn.h"
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -50,6 +53,7 @@ static int push(cap_txn *tx, const cap_table *t, ds_op op, char *key,
         tx->cap = cap;
     }
     cap_change *c = &tx->changes[tx->n++];
+    c->hlc = 0; /* cap_txn_stamp's */
     c->op = op;
     snprintf(c->table, sizeof c->table, "%s", t->name);
     c->key = key;
@@ -125,14 +129,49 @@ nomem:
     return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
 }
 
-int cap_txn_emit(cap_txn *tx, ds_producer *p, char *err, size_t errlen)
+uint64_t cap_txn_stamp(cap_txn *tx, uint64_t clk, uint64_t when_ms)
+{
+    for (size_t i = 0; i < tx->n; i++) {
+        if (tx->changes[i].hlc)
+            continue; /* an XA transaction's, since its prepare */
+        uint64_t physical = when_ms << 16;
+        clk = physical > clk ? physical : clk + 1;
+        tx->changes[i].hlc = clk;
+    }
+    return clk;
+}
+
+/* The event of change c as text: key and data are JSON already. */
+static char *event_text(const cap_change *c, const char *origin)
+{
+    char id[37], ts[32], *out = NULL;
+
+    if (ds__uuid7(id) < 0)
+        return NULL;
+    ds__rfc3339_ms(c->hlc >> 16, ts);
+    int n =
+        asprintf(&out,
+                 "{\"v\":1,\"id\":\"%s\",\"origin\":\"%s\",\"hlc\":%" PRIu64
+                 ",\"ts\":\"%s\",\"op\":\"%s\",\"table\":\"%s\","
+                 "\"key\":%s%s%s}",
+                 id, origin, c->hlc, ts, ds__op_name(c->op), c->table, c->key,
+                 c->data ? ",\"data\":" : "", c->data ? c->data : "");
+    return n < 0 ? NULL : out;
+}
+
+int cap_txn_emit(cap_txn *tx, ds_producer *p, const char *origin, char *err,
+                 size_t errlen)
 {
     size_t i;
     int rc = 0;
 
     for (i = 0; i < tx->n; i++) {
         cap_change *c = &tx->changes[i];
-        rc = ds_emit(p, c->op, c->table, c->key, c->data);
+        char *ev = event_text(c, origin);
+        if (!ev)
+            return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+        rc = ds_emit_event(p, ev);
+        free(ev);
         if (rc) {
             ds__seterr(err, errlen, rc, "emitting a change of %s %s: %s",
                        c->table, c->key, ds_producer_errmsg(p));

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -11,6 +12,7 @@
 #include "rowimage.h"
 
 typedef struct cap_change {
+    uint64_t hlc; /* its version, from cap_txn_stamp */
     ds_op op;
     char table[65];
     char *key;  /* JSON object of the primary-key columns */
@@ -38,10 +40,21 @@ int cap_txn_add(cap_txn *tx, const cap_table *t, cap_row_kind kind,
                 json_object *const *after, const bool *after_have, char *err,
                 size_t errlen);
 
-/* Emits every change held, in order, with ds_emit, then forgets them.
- * Returns 0 or ds_emit's error with err (the rest is kept: the caller
- * stops and a restart emits the transaction again). */
-int cap_txn_emit(cap_txn *tx, ds_producer *p, char *err, size_t errlen);
+/*
+ * Gives every change held that has none yet a version, in order: each one
+ * hlc = max(clk + 1, when_ms << 16), the next one above it. Returns the last version given
+ * (clk when none is held). A function of the binlog alone (when_ms is its
+ * commit's timestamp) and of clk: a transaction read again after a restart
+ * gets the versions it had the first time.
+ */
+uint64_t cap_txn_stamp(cap_txn *tx, uint64_t clk, uint64_t when_ms);
+
+/* Emits every change held, in order, as a whole event of origin with its
+ * version (ds_emit_event), then forgets them. Returns 0 or the library's
+ * error with err (the rest is kept: the caller stops and a restart emits
+ * the transaction again). */
+int cap_txn_emit(cap_txn *tx, ds_producer *p, const char *origin, char *err,
+                 size_t errlen);
 
 /* Forgets the changes held (a rolled-back or skipped transaction). */
 void cap_txn_clear(cap_txn *tx);

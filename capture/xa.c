@@ -35,7 +35,7 @@ static bool same_xid(const cap_xid *a, const cap_xid *b)
 }
 
 int cap_xa_hold(cap_xa_list *l, const cap_xid *xid, cap_txn *tx,
-                const char *resume)
+                const char *resume, uint64_t resume_clk)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4;
@@ -49,6 +49,7 @@ int cap_xa_hold(cap_xa_list *l, const cap_xid *xid, cap_txn *tx,
     h->xid = *xid;
     h->tx = *tx;
     snprintf(h->resume, sizeof h->resume, "%s", resume);
+    h->resume_clk = resume_clk;
     memset(tx, 0, sizeof *tx);
     return 0;
 }
@@ -67,9 +68,9 @@ bool cap_xa_take(cap_xa_list *l, const cap_xid *xid, cap_txn *out)
     return false;
 }
 
-const char *cap_xa_pin(const cap_xa_list *l)
+const cap_xa_held *cap_xa_pin(const cap_xa_list *l)
 {
-    return l->n ? l->v[0].resume : NULL;
+    return l->n ? &l->v[0] : NULL;
 }
 
 void cap_xa_free(cap_xa_list *l)

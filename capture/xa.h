@@ -37,6 +37,7 @@ typedef struct cap_xa_held {
     cap_xid xid;
     cap_txn tx;
     char resume[CAP_GTID_MAX]; /* the position before its prepare */
+    uint64_t resume_clk;       /* the capture's clock there */
 } cap_xa_held;
 
 /* The prepared transactions, oldest first. */
@@ -50,19 +51,19 @@ typedef struct cap_xa_list {
 int cap_xid_from_gtid(const unsigned char *body, size_t len, cap_xid *out);
 
 /* Holds a prepared transaction: tx's changes move to the list (tx is left
- * empty), resume is the position to save while it is held. Returns 0 or
- * DS_ENOMEM (tx untouched). */
+ * empty), resume and resume_clk are the state to save while it is held.
+ * Returns 0 or DS_ENOMEM (tx untouched). */
 int cap_xa_hold(cap_xa_list *l, const cap_xid *xid, cap_txn *tx,
-                const char *resume);
+                const char *resume, uint64_t resume_clk);
 
 /* Takes the transaction prepared as xid out of the list: its changes move
  * to out (which must be empty). False when none is held under xid (it was
  * prepared before the capture's start position). */
 bool cap_xa_take(cap_xa_list *l, const cap_xid *xid, cap_txn *out);
 
-/* The position to save while transactions are held (the oldest's resume),
- * or NULL when none is. */
-const char *cap_xa_pin(const cap_xa_list *l);
+/* The transaction whose state is saved while transactions are held (the
+ * oldest), or NULL when none is. */
+const cap_xa_held *cap_xa_pin(const cap_xa_list *l);
 
 void cap_xa_free(cap_xa_list *l);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_capture.sh: datasync-capture reads a private MariaDB's binlog and a datasync-consumer applies its changes on the harness's MariaDB: every type round-trips, transactions, rollback, key updates, rotation, kill -9 and resume, XA transactions, a purged position, a missing privilege, no loop.
+# test_capture.sh: datasync-capture reads a private MariaDB's binlog and a datasync-consumer applies its changes on the harness's MariaDB: every type round-trips, transactions, rollback, key updates, rotation, kill -9 and resume, versions kept when read again, XA transactions, a purged position, a missing privilege, no loop.
 #
 # Run by tests/run.sh with the private services up (DS_TEST_* set). The
 # source is a mariadbd of this test's own (binlog on, ROW, FULL image and
@@ -331,6 +331,43 @@ src -e "XA COMMIT 'xa1'; XA ROLLBACK 'xa2'"
 start_capture
 wait_same "XA"
 [[ "$(xa_rows dst dst)" == "1,3,4" ]] || fail "XA: the remote holds pairs 'xa' $(xa_rows dst dst), not 1,3,4"
+
+# ------------------------------------------------ a change read again
+# A restart reads again what came after the saved state and emits it
+# again. It must carry the version it had the first time: with a newer one
+# it would undo, everywhere, a change another server made in between.
+say "a change read again after a restart keeps its version"
+stop_pid "$capture_pid"
+capture_pid=""
+cp "$work/capsrc.state" "$work/before-ver.state"
+start_capture
+src cap_src -e "INSERT INTO pairs VALUES ('ver', 1, 'captured')"
+deadline=$((SECONDS + 60))
+until [[ "$(dst -N cap_dst -e "SELECT v FROM pairs WHERE k1 = 'ver'")" == captured ]] ||
+    ((SECONDS > deadline)); do sleep 0.2; done
+timeout 60 "$ds" -c "$work/capother.conf" publish --op update --table pairs \
+    --key '{"k1":"ver","k2":1}' --data '{"k1":"ver","k2":1,"v":"later"}' >/dev/null ||
+    fail "publish failed"
+until [[ "$(dst -N cap_dst -e "SELECT v FROM pairs WHERE k1 = 'ver'")" == later ]] ||
+    ((SECONDS > deadline)); do sleep 0.2; done
+[[ "$(dst -N cap_dst -e "SELECT v FROM pairs WHERE k1 = 'ver'")" == later ]] ||
+    fail "the remote did not take the later change of another server"
+stop_pid "$capture_pid"
+capture_pid=""
+cp "$work/before-ver.state" "$work/capsrc.state" # as if it had crashed there
+: >"$work/capture-again.log"
+"$DS_TEST_BUILD/datasync-capture" -c "$work/capsrc.conf" >>"$work/capture-again.log" 2>&1 &
+capture_pid=$!
+sleep 3
+stop_pid "$capture_pid"
+capture_pid=""
+cat "$work/capture-again.log" >>"$work/capture.log"
+grep -Eq "stopped at .*: [1-9][0-9]* changes" "$work/capture-again.log" ||
+    fail "the restart emitted nothing again: $(tail -2 "$work/capture-again.log")"
+sleep 1
+[[ "$(dst -N cap_dst -e "SELECT v FROM pairs WHERE k1 = 'ver'")" == later ]] ||
+    fail "the change read again undid another server's later change: the remote holds '$(dst -N cap_dst -e "SELECT v FROM pairs WHERE k1 = 'ver'")'"
+start_capture
 
 # ------------------------------------------------ no loop
 # A consumer on the source applies a change of another origin there; the

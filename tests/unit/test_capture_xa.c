@@ -91,12 +91,13 @@ static void test_held_until_the_outcome_and_pinning_the_position(void **state)
 
     add_change(&tx, "{\"id\":1}");
     add_change(&tx, "{\"id\":2}");
-    assert_int_equal(cap_xa_hold(&l, &x1, &tx, "0-1-9"), 0);
+    assert_int_equal(cap_xa_hold(&l, &x1, &tx, "0-1-9", 9), 0);
     assert_int_equal(tx.n, 0); /* moved, not copied */
     assert_null(tx.changes);
     add_change(&tx, "{\"id\":3}");
-    assert_int_equal(cap_xa_hold(&l, &x2, &tx, "0-1-11"), 0);
-    assert_string_equal(cap_xa_pin(&l), "0-1-9");
+    assert_int_equal(cap_xa_hold(&l, &x2, &tx, "0-1-11", 11), 0);
+    assert_string_equal(cap_xa_pin(&l)->resume, "0-1-9");
+    assert_int_equal(cap_xa_pin(&l)->resume_clk, 9);
 
     /* An xid never held: nothing taken. */
     assert_false(cap_xa_take(&l, &x3, &out));
@@ -106,7 +107,8 @@ static void test_held_until_the_outcome_and_pinning_the_position(void **state)
     assert_true(cap_xa_take(&l, &x2, &out));
     assert_int_equal(out.n, 1);
     assert_string_equal(out.changes[0].key, "{\"id\":3}");
-    assert_string_equal(cap_xa_pin(&l), "0-1-9");
+    assert_string_equal(cap_xa_pin(&l)->resume, "0-1-9");
+    assert_int_equal(cap_xa_pin(&l)->resume_clk, 9);
     assert_false(cap_xa_take(&l, &x2, &out)); /* once only */
 
     assert_true(cap_xa_take(&l, &x1, &out));
@@ -116,7 +118,7 @@ static void test_held_until_the_outcome_and_pinning_the_position(void **state)
 
     /* Freed with what it holds. */
     add_change(&tx, "{\"id\":4}");
-    assert_int_equal(cap_xa_hold(&l, &x3, &tx, "0-1-20"), 0);
+    assert_int_equal(cap_xa_hold(&l, &x3, &tx, "0-1-20", 20), 0);
     cap_xa_free(&l);
     cap_txn_free(&out);
     cap_txn_free(&tx);
