@@ -477,10 +477,14 @@ static int on_xa_outcome(cap_capture *c, const char *q, size_t qlen)
     bool rollback = qlen >= 11 && strncasecmp(q, "XA ROLLBACK", 11) == 0;
 
     if (!cap_xa_take(&c->xa, &c->xid, &c->tx)) {
+        /* Its prepare came before the position this read started from:
+         * emitted before a restart (an older prepare held the saved
+         * position back), or, after a first start, never seen. */
         if (!rollback)
-            DS_LOG(&c->lg, DS_LOG_WARN,
-                   "%.*s: the transaction was prepared before the position "
-                   "the capture started from; its changes were not captured",
+            DS_LOG(&c->lg, DS_LOG_INFO,
+                   "%.*s: prepared before the position read from; its "
+                   "changes went out before a restart, or, at a first "
+                   "start, were not captured",
                    (int)(qlen > 200 ? 200 : qlen), q);
         return commit(c);
     }
