@@ -393,6 +393,16 @@ cut:
     return ds__seterr(c->err, sizeof c->err, DS_EINVAL, "malformed rows event");
 }
 
+/* The versions and ids of the transaction in hand (cap_txn_stamp). */
+static uint64_t stamp(cap_capture *c, uint64_t clk)
+{
+    char txid[64];
+
+    snprintf(txid, sizeof txid, "%" PRIu32 "-%" PRIu32 "-%" PRIu64,
+             c->cur.domain, c->cur.server, c->cur.seq);
+    return cap_txn_stamp(&c->tx, clk, c->when_ms, c->cfg.node_id, txid);
+}
+
 static int commit(cap_capture *c)
 {
     int rc;
@@ -418,7 +428,7 @@ static int commit(cap_capture *c)
                                             : "delete",
                    ch->table, ch->key, ch->data ? ch->data : "");
         }
-        c->clk = cap_txn_stamp(&c->tx, c->clk, c->when_ms);
+        c->clk = stamp(c, c->clk);
         if ((rc = cap_txn_emit(&c->tx, c->p, c->cfg.node_id, c->err,
                                sizeof c->err)))
             return rc;
@@ -459,7 +469,7 @@ static int on_xa_prepare(cap_capture *c, const cap_event *ev)
     pos_format(&c->emitted, before, sizeof before);
     size_t n = c->tx.n;
     /* Versions now, in binlog order: read again, it gets the same. */
-    uint64_t clk = cap_txn_stamp(&c->tx, c->clk, c->when_ms);
+    uint64_t clk = stamp(c, c->clk);
     if (cap_xa_hold(&c->xa, &c->xid, &c->tx, before, c->emitted_clk) != 0)
         return ds__seterr(c->err, sizeof c->err, DS_ENOMEM, "out of memory");
     DS_LOG(&c->lg, DS_LOG_DEBUG,

@@ -196,7 +196,8 @@ static json_object *text_value(const MYSQL_FIELD *f, const char *v,
 
 static int emit_held(snap *s)
 {
-    *s->clk = cap_txn_stamp(&s->tx, *s->clk, s->start_ms);
+    /* Ids new each time: a copy made again is another copy. */
+    *s->clk = cap_txn_stamp(&s->tx, *s->clk, s->start_ms, NULL, NULL);
     return cap_txn_emit(&s->tx, s->p, s->cfg->node_id, s->err, s->errlen);
 }
 

@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "event.h"
+#include "hash.h"
 #include "ids.h"
 #include "txn.h"
 
@@ -54,6 +55,7 @@ static int push(cap_txn *tx, const cap_table *t, ds_op op, char *key,
     }
     cap_change *c = &tx->changes[tx->n++];
     c->hlc = 0; /* cap_txn_stamp's */
+    c->id[0] = '\0';
     c->op = op;
     snprintf(c->table, sizeof c->table, "%s", t->name);
     c->key = key;
@@ -129,14 +131,36 @@ nomem:
     return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
 }
 
-uint64_t cap_txn_stamp(cap_txn *tx, uint64_t clk, uint64_t when_ms)
+/* The id of the change at index i of transaction txid of origin: a
+ * UUIDv7 of its version's time whose other bits hash the three. */
+static void id_of(const cap_change *c, const char *origin, const char *txid,
+                  size_t i, char out[37])
+{
+    uint8_t tail[10];
+    uint64_t h = DS_FNV1A_INIT;
+
+    h = ds__fnv1a(h, origin, strlen(origin) + 1);
+    h = ds__fnv1a(h, txid, strlen(txid) + 1);
+    h = ds__fnv1a(h, &i, sizeof i);
+    /* 74 bits are wanted: a second pass over the same input gives more. */
+    uint64_t h2 = ds__fnv1a(h, txid, strlen(txid) + 1);
+    memcpy(tail, &h, 8);
+    memcpy(tail + 8, &h2, 2);
+    ds__uuid7_of(c->hlc >> 16, tail, out);
+}
+
+uint64_t cap_txn_stamp(cap_txn *tx, uint64_t clk, uint64_t when_ms,
+                       const char *origin, const char *txid)
 {
     for (size_t i = 0; i < tx->n; i++) {
-        if (tx->changes[i].hlc)
+        cap_change *c = &tx->changes[i];
+        if (c->hlc)
             continue; /* an XA transaction's, since its prepare */
         uint64_t physical = when_ms << 16;
         clk = physical > clk ? physical : clk + 1;
-        tx->changes[i].hlc = clk;
+        c->hlc = clk;
+        if (txid)
+            id_of(c, origin, txid, i, c->id);
     }
     return clk;
 }
@@ -146,7 +170,9 @@ static char *event_text(const cap_change *c, const char *origin)
 {
     char id[37], ts[32], *out = NULL;
 
-    if (ds__uuid7(id) < 0)
+    if (c->id[0])
+        memcpy(id, c->id, sizeof id);
+    else if (ds__uuid7(id) < 0)
         return NULL;
     ds__rfc3339_ms(c->hlc >> 16, ts);
     int n =

@@ -13,6 +13,7 @@
 
 typedef struct cap_change {
     uint64_t hlc; /* its version, from cap_txn_stamp */
+    char id[37];  /* its event id, from cap_txn_stamp; "" for a new one */
     ds_op op;
     char table[65];
     char *key;  /* JSON object of the primary-key columns */
@@ -42,12 +43,15 @@ int cap_txn_add(cap_txn *tx, const cap_table *t, cap_row_kind kind,
 
 /*
  * Gives every change held that has none yet a version, in order: each one
- * hlc = max(clk + 1, when_ms << 16), the next one above it. Returns the last version given
- * (clk when none is held). A function of the binlog alone (when_ms is its
- * commit's timestamp) and of clk: a transaction read again after a restart
- * gets the versions it had the first time.
+ * hlc = max(clk + 1, when_ms << 16), the next one above it; and, with txid
+ * (the transaction's GTID), an event id made from origin, txid and the
+ * change's place in it. Returns the last version given (clk when none is
+ * held). A function of the binlog alone (when_ms is its commit's
+ * timestamp) and of clk: a transaction read again after a restart gets the
+ * ids and versions it had the first time, a true duplicate.
  */
-uint64_t cap_txn_stamp(cap_txn *tx, uint64_t clk, uint64_t when_ms);
+uint64_t cap_txn_stamp(cap_txn *tx, uint64_t clk, uint64_t when_ms,
+                       const char *origin, const char *txid);
 
 /* Emits every change held, in order, as a whole event of origin with its
  * version (ds_emit_event), then forgets them. Returns 0 or the library's

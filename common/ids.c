@@ -22,29 +22,18 @@ uint64_t ds__mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int ds__uuid7(char out[37])
+void ds__uuid7_of(uint64_t unix_ms, const uint8_t tail[10], char out[37])
 {
+    static const char hex[] = "0123456789abcdef";
     uint8_t b[16];
-    uint64_t ms = ds__now_ms();
-    size_t got = 0;
 
     /* RFC 9562 layout: 48-bit big-endian unix ms, version 7, variant 10,
-     * the remaining 74 bits random. */
-    while (got < 10) {
-        ssize_t n = getrandom(b + 6 + got, 10 - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return DS_EIO;
-        }
-        got += (size_t)n;
-    }
+     * the remaining 74 bits from tail. */
     for (int i = 0; i < 6; i++)
-        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+        b[i] = (uint8_t)(unix_ms >> (40 - 8 * i));
+    memcpy(b + 6, tail, 10);
     b[6] = (uint8_t)(0x70 | (b[6] & 0x0f));
     b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
-
-    static const char hex[] = "0123456789abcdef";
     char *p = out;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
@@ -53,6 +42,23 @@ int ds__uuid7(char out[37])
         *p++ = hex[b[i] & 0x0f];
     }
     *p = '\0';
+}
+
+int ds__uuid7(char out[37])
+{
+    uint8_t tail[10];
+    size_t got = 0;
+
+    while (got < sizeof tail) {
+        ssize_t n = getrandom(tail + got, sizeof tail - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return DS_EIO;
+        }
+        got += (size_t)n;
+    }
+    ds__uuid7_of(ds__now_ms(), tail, out);
     return 0;
 }
 

@@ -9,6 +9,12 @@
  * Returns 0, or DS_EIO if no randomness could be read. Any thread. */
 int ds__uuid7(char out[37]);
 
+/* Writes the UUID version 7 of unix_ms whose 74 bits after the version and
+ * variant come from tail (10 bytes; the bits the layout takes are
+ * dropped): ds__uuid7 with chosen bits, for an id that must come out the
+ * same when a change is made again. */
+void ds__uuid7_of(uint64_t unix_ms, const uint8_t tail[10], char out[37]);
+
 /* Hybrid logical clock: (unix_ms << 16) | counter, strictly increasing
  * for one clock even when the wall clock steps back. */
 typedef struct ds_hlc {

@@ -95,26 +95,43 @@ static void test_versions_the_same_each_time(void **state)
         add_change(&b);
     }
     /* Behind the commit's time: the versions start at it. */
-    uint64_t clk = cap_txn_stamp(&a, 5, when);
+    uint64_t clk = cap_txn_stamp(&a, 5, when, "node-a", "0-1-7");
     assert_true(a.changes[0].hlc == when << 16);
     assert_true(a.changes[1].hlc == (when << 16) + 1);
     assert_true(a.changes[2].hlc == (when << 16) + 2);
     assert_true(clk == (when << 16) + 2);
     /* The same transaction from the same clock: the same versions. */
-    assert_true(cap_txn_stamp(&b, 5, when) == clk);
-    for (int i = 0; i < 3; i++)
+    assert_true(cap_txn_stamp(&b, 5, when, "node-a", "0-1-7") == clk);
+    for (int i = 0; i < 3; i++) {
         assert_true(a.changes[i].hlc == b.changes[i].hlc);
+        assert_string_equal(a.changes[i].id, b.changes[i].id);
+        assert_int_equal(strlen(a.changes[i].id), 36);
+        assert_int_equal(a.changes[i].id[14], '7'); /* version 7 */
+    }
+    /* Each change its own id; another transaction, or another origin,
+     * other ids. */
+    assert_string_not_equal(a.changes[0].id, a.changes[1].id);
+    cap_txn c = {0}, d = {0};
+    add_change(&c);
+    add_change(&d);
+    cap_txn_stamp(&c, 5, when, "node-a", "0-1-70");
+    cap_txn_stamp(&d, 5, when, "node-b", "0-1-7");
+    assert_string_not_equal(c.changes[0].id, a.changes[0].id);
+    assert_string_not_equal(d.changes[0].id, a.changes[0].id);
+    cap_txn_free(&c);
+    cap_txn_free(&d);
 
     /* Ahead of it (a version seen in the binlog was higher): above that. */
     a.changes[0].hlc = a.changes[1].hlc = a.changes[2].hlc = 0;
     uint64_t ahead = (when + 5000) << 16;
-    assert_true(cap_txn_stamp(&a, ahead, when) == ahead + 3);
+    assert_true(cap_txn_stamp(&a, ahead, when, "node-a", "0-1-8") == ahead + 3);
     assert_true(a.changes[0].hlc == ahead + 1);
 
     /* Stamped once: an XA transaction's versions stay those of its
      * prepare. */
     add_change(&a);
-    assert_true(cap_txn_stamp(&a, ahead + 100, when) == ahead + 101);
+    assert_true(cap_txn_stamp(&a, ahead + 100, when, "node-a", "0-1-9") ==
+                ahead + 101);
     assert_true(a.changes[0].hlc == ahead + 1);
     assert_true(a.changes[3].hlc == ahead + 101);
 
