@@ -1,0 +1,86 @@
+/* captured.h: chaos_check's view of the SQL-only writer: its logged transactions, which committed, the changes datasync-capture emitted for it (read back from the archive stream), and which committed change each one is. */
+#ifndef DS_TESTS_CHAOS_CAPTURED_H
+#define DS_TESTS_CHAOS_CAPTURED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/*
+ * The writer logs its changes without id nor version (tests/chaos/chaos.h,
+ * the "S" lines); the capture gives them theirs. So the changes to check
+ * on the nodes are the events of the writer's origin that reached the
+ * broker, all of them: the archive stream (<exchange>.archive) holds every
+ * change the broker took, as the node queues got it. A capture restarted
+ * from its state file emits the changes after its saved position again,
+ * with new ids and versions: one committed change may have several events.
+ *
+ * Each committed change must be one of them: per row, in commit order,
+ * the first event after the previous change's with the same op and row
+ * contents. An event that is no committed change of its row (a rolled-back
+ * one, or a consumer's write captured again) is unexplained.
+ */
+
+/* One change event of the writer's origin, from the archive. */
+typedef struct cc_event {
+    char id[37];
+    uint64_t hlc;
+    int table; /* index into CH_TABLES */
+    char pk[64];
+    char op;    /* c, u, d */
+    char *data; /* compact JSON; NULL for a delete */
+    char *row;  /* cc_row_text of data; NULL for a delete */
+} cc_event;
+
+/* One change of the writer's log. */
+typedef struct cc_sql {
+    char txid[37];
+    int table;
+    char pk[64];
+    char op;
+    char *data, *row;
+    bool committed;    /* its transaction's id is in chaos_sqltx */
+    bool meant_commit; /* not rolled back on purpose */
+    long seq;          /* its place in the log */
+    long event;        /* the event it is (index into ev), -1: none */
+} cc_sql;
+
+typedef struct cc_result {
+    cc_event *ev;
+    size_t nev;
+    cc_sql *sql;
+    size_t nsql;
+    long archive_messages, archive_dups; /* all read; ids read twice */
+    long trx_committed, trx_rolled_back, trx_failed;
+    long changes_committed, changes_rolled_back, changes_failed;
+    long matched, not_captured, emitted_again;
+    long unexplained, rolled_back_seen;
+} cc_result;
+
+/* Where to look. */
+typedef struct cc_source {
+    const char *origin;  /* the writer's node id */
+    const char *sql_log; /* its log */
+    const char *amqp;    /* the broker's URL(s) */
+    const char *archive; /* the archive stream's name */
+    const char *host;    /* MariaDB, and the writer's database, */
+    int port;            /* where chaos_sqltx is */
+    const char *db;
+} cc_source;
+
+/* Reads the log, chaos_sqltx and the archive's events of src->origin,
+ * and matches them. Returns 0, or -1 with err when it could not look
+ * (then *r holds what it had). *r is freed with cc_free. Details of what
+ * did not match go to details (may be NULL). */
+int cc_load(const cc_source *src, cc_result *r, FILE *details, char *err,
+            size_t errlen);
+
+void cc_free(cc_result *r);
+
+/* The row text of a change's data (a JSON object) as chaos_check compares
+ * rows: table's columns in chaos.h order joined by 0x1f, NULL as \N,
+ * booleans as 1/0. Returns a malloc'd string. */
+char *cc_row_text(int table, const char *data);
+
+#endif
