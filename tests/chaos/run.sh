@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh: the chaos run (issues 6 and 10): three servers, two producers, random faults for a bounded time, a fourth server bootstrapped mid-run, then a checker that counts every change as accounted for, lost or wrongly applied on all four.
+# run.sh: the chaos run (issues 6, 10 and 16): three servers, three producers (one an application that writes SQL only, emitted by datasync-capture), random faults for a bounded time, a fourth server bootstrapped mid-run, then a checker that counts every change as accounted for, lost or wrongly applied on all four.
 #
 #   BUILD=build tests/chaos/run.sh [--duration SECONDS] [--seed N] [--rate N] [--keep] [--cluster]
 #
@@ -16,9 +16,23 @@
 # What runs, all on 127.0.0.1: three databases chaos_a/b/c on the private
 # MariaDB (tests/chaos/schema.sql), three datasync-consumer processes
 # (nodes chaos-a/b/c, exchange "chaos"), one of them (chosen by the seed)
-# connected to RabbitMQ through chaos_proxy, and two chaos_producer
-# processes (origins chaos-a and chaos-b, each writing its own database
-# first, see tests/chaos/chaos_producer.c).
+# connected to RabbitMQ through chaos_proxy, two chaos_producer processes
+# (origins chaos-a and chaos-b, each writing its own database first, then
+# emitting through libdatasync, see tests/chaos/chaos_producer.c), and on
+# chaos-c an application that cannot call ds_emit: chaos_producer
+# --sql-only writes creates, updates and deletes to chaos_c in
+# transactions of 1-4 changes, one in ten rolled back on purpose, and logs
+# them; datasync-capture (node chaos-c, its consumer's configuration plus
+# [producer] and [capture], through the proxy when that consumer is)
+# reads the MariaDB's binlog and emits them. The binlog holds every
+# database's writes: the capture takes only chaos_c's tables, and of
+# those not the ones chaos-c's consumer applies (loop prevention). So the
+# MariaDB always runs with the binlog on (DS_SVC_MARIA_BINLOG=1, for every
+# start by services.sh; shared services started without it are restarted
+# once with it). The checker reads the capture's events back from the
+# archive stream chaos.archive and matches each committed SQL change to
+# one of them (tests/chaos/lib/captured.h); a rolled-back change must
+# never appear.
 #
 # The late node: chaos-d (database chaos_d, the same schema, no producer)
 # is not in `datasync setup --nodes`. At a seeded moment between 1/4 and
@@ -39,8 +53,11 @@
 # per round:
 #   consumer_kill   kill -9 of a consumer (chaos-d too once joined),
 #                   restarted 0.2-3 s later
-#   producer_kill   kill -9 of a producer, restarted 0.2-2 s later with the
-#                   same spool and outbox
+#   producer_kill   kill -9 of a producer (the SQL writer too), restarted
+#                   0.2-2 s later with the same spool and outbox
+#   capture_kill    kill -9 of datasync-capture, restarted 0.2-3 s later:
+#                   it resumes from its state file (what it emitted after
+#                   its last save comes again, with new ids and versions)
 #   broker_restart  services.sh rabbit restart
 #   broker_kill     services.sh rabbit kill, started again 1-4 s later; half
 #                   the time a producer is also killed -9 and restarted
@@ -48,6 +65,12 @@
 #   maria_stop      services.sh maria stop, started again 2-6 s later; half
 #                   the time a consumer is also killed -9 meanwhile (it
 #                   fails to start until the database is back)
+# During broker_kill and maria_stop (and the cluster's member faults) a
+# third of the time datasync-capture is killed -9 too and started at once:
+# it spools while the broker is away, and waits for the database with
+# backoff. It must never exit on its own through any fault (it reconnects
+# to both): one that does is restarted, as systemd's Restart=on-failure
+# would, and fails the run.
 #   blackhole       the proxy stops forwarding without closing for 3-15 s,
 #                   then forwards again or closes the connections
 # In cluster mode (--cluster) the broker is a 3-node cluster
@@ -57,9 +80,11 @@
 # broker_kill give way to the member faults of tests/chaos/cluster.sh:
 # node_kill_connected, node_kill_leader, node_restart and partition.
 # Then faults stop, everything is brought up, the producers stop (each
-# empties its outbox and waits for its spool to drain), the queues drain
-# (no message ready or unacked, datasync_versions unchanged for a second),
-# the consumers stop, and tests/chaos/chaos_check prints the summary.
+# empties its outbox and waits for its spool to drain), datasync-capture
+# stops once its saved position reached the binlog's after the SQL writer's
+# last transaction and its spool is empty, the queues drain (no message
+# ready or unacked, datasync_versions unchanged for a second), the
+# consumers stop, and tests/chaos/chaos_check prints the summary.
 #
 # Services: with DS_TEST_RUNDIR set (tests/run.sh), the running private
 # services of tests/lib/services.sh are used and left running; without it,
