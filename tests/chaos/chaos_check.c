@@ -70,6 +70,7 @@ typedef struct change {
     char op; /* c, u, d */
     char *data;
     int key;
+    uint64_t replay_of_hlc; /* a capture's replay: cc_event */
 } change;
 
 typedef struct version {
@@ -306,9 +307,11 @@ static void read_captured(void)
         const cc_event *e = &captured.ev[i];
         bool isnew;
         size_t *slot = smap_slot(&id_map, e->id, true, &isnew);
-        if (isnew)
+        if (isnew) {
             *slot = add_change(e->id, origin, e->hlc, e->table, e->pk, e->op,
                                e->data);
+            changes[*slot].replay_of_hlc = e->replay_of_hlc;
+        }
     }
 }
 
@@ -640,6 +643,7 @@ typedef struct tally {
     long wrong[MAX_NODES], wrong_all, differing, versions_differ;
     int shown_lost, shown_wrong, shown_diff;
     long dead_total, outbox_total;
+    long undone_by_replay; /* count_undone_by_replays */
     long long spool_total;
 } tally;
 
@@ -732,6 +736,32 @@ static void check_captured(tally *t)
             printf("  LOST everywhere: committed change %s %s %s of SQL "
                    "transaction %s was never emitted by datasync-capture\n",
                    op_name(c->op), CH_TABLES[c->table].name, c->pk, c->txid);
+    }
+}
+
+/* A capture's replay is an old change with a newer version: another
+ * origin's change to the row between the two versions is undone by it
+ * everywhere (the rows converge, but to the older write). Counted, and
+ * each one in the details; not a failure (duplicates are allowed). */
+static void count_undone_by_replays(tally *t)
+{
+    for (size_t i = 0; i < nchanges; i++) {
+        const change *r = &changes[i];
+        if (!r->replay_of_hlc)
+            continue;
+        for (size_t j = 0; j < nchanges; j++) {
+            const change *x = &changes[j];
+            if (x->key != r->key || strcmp(x->origin, r->origin) == 0 ||
+                x->hlc <= r->replay_of_hlc || x->hlc >= r->hlc)
+                continue;
+            t->undone_by_replay++;
+            detail("UNDONE BY A REPLAY: change %s (%s %s %s, hlc %" PRIu64
+                   ", %s) came after %s's change first emitted at hlc %" PRIu64
+                   " and re-emitted as %s at hlc %" PRIu64 "\n",
+                   x->id, op_name(x->op), CH_TABLES[x->table].name, x->pk,
+                   x->hlc, x->origin, r->origin, r->replay_of_hlc, r->id,
+                   r->hlc);
+        }
     }
 }
 
@@ -860,7 +890,7 @@ static bool verdict(tally *t)
 }
 
 /* The SQL-only writer's lines: what it committed, what was captured. */
-static void print_captured(void)
+static void print_captured(const tally *t)
 {
     const cc_result *c = &captured;
     char label[96];
@@ -880,6 +910,9 @@ static void print_captured(void)
            "captured (archive)", c->nev, c->archive_messages, c->matched,
            c->emitted_again, c->not_captured, c->rolled_back_seen,
            c->unexplained);
+    printf(" %-28s %ld (another origin's change between a change's first "
+           "version and its replay's: converged, to the older write)\n",
+           "undone by capture replays", t->undone_by_replay);
 }
 
 /* The table's head: the run and what was emitted. */
@@ -906,7 +939,7 @@ static void print_run(const tally *t)
     printf(" %-28s %ld logged twice (re-emitted), %ld inconsistent, %ld bad\n",
            "emitted log lines", dup_lines, inconsistent, bad_lines);
     if (opt_captured)
-        print_captured();
+        print_captured(t);
     for (int j = 0; j < njoins; j++) {
         const char *eq = strchr(joins[j], '=');
         char label[80];
@@ -985,6 +1018,7 @@ int main(int argc, char **argv)
         check_accounted(&changes[i], &t);
     }
     check_captured(&t);
+    count_undone_by_replays(&t);
     for (size_t ki = 0; ki < nkeys; ki++) {
         check_effect(&keys[ki], &t);
         check_agreement(&keys[ki], &t);

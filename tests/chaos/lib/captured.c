@@ -332,15 +332,22 @@ static void match_row(cc_result *r, size_t e0, size_t e1, size_t s0,
     }
     for (size_t e = e0; e < e1; e++) {
         bool committed = false, rolled_back = false, taken = false;
+        long first = -1; /* an earlier event of the same committed change */
         for (size_t s = s0; s < s1; s++) {
             if (!same_change(&r->ev[e], &r->sql[s]))
                 continue;
             taken |= r->sql[s].event == (long)e;
             committed |= r->sql[s].committed;
             rolled_back |= !r->sql[s].committed;
+            if (r->sql[s].event >= 0 && r->sql[s].event < (long)e)
+                first = r->sql[s].event;
         }
         if (committed) {
-            r->emitted_again += !taken;
+            if (!taken) {
+                r->emitted_again++;
+                if (first >= 0)
+                    r->ev[e].replay_of_hlc = r->ev[first].hlc;
+            }
             continue;
         }
         if (rolled_back)

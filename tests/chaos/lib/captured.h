@@ -31,6 +31,9 @@ typedef struct cc_event {
     char op;    /* c, u, d */
     char *data; /* compact JSON; NULL for a delete */
     char *row;  /* cc_row_text of data; NULL for a delete */
+    /* Emitted again after a restart: the hlc of the change's first event
+     * (the replay carries the old change with a newer version); else 0. */
+    uint64_t replay_of_hlc;
 } cc_event;
 
 /* One change of the writer's log. */
