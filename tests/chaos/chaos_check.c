@@ -739,29 +739,34 @@ static void check_captured(tally *t)
     }
 }
 
-/* A capture's replay is an old change with a newer version: another
- * origin's change to the row between the two versions is undone by it
- * everywhere (the rows converge, but to the older write). Counted, and
- * each one in the details; not a failure (duplicates are allowed). */
+/* A capture's replay is an old change with a newer version. When the
+ * row's newest change below the replay's version (replays aside) is
+ * another origin's, made after the replayed change's first version, the
+ * replay undoes that newer write everywhere: the rows converge, to the
+ * older write. Counted, each one in the details; not a failure
+ * (duplicates are allowed). */
 static void count_undone_by_replays(tally *t)
 {
     for (size_t i = 0; i < nchanges; i++) {
-        const change *r = &changes[i];
+        const change *r = &changes[i], *cur = NULL;
         if (!r->replay_of_hlc)
             continue;
         for (size_t j = 0; j < nchanges; j++) {
             const change *x = &changes[j];
-            if (x->key != r->key || strcmp(x->origin, r->origin) == 0 ||
-                x->hlc <= r->replay_of_hlc || x->hlc >= r->hlc)
-                continue;
-            t->undone_by_replay++;
-            detail("UNDONE BY A REPLAY: change %s (%s %s %s, hlc %" PRIu64
-                   ", %s) came after %s's change first emitted at hlc %" PRIu64
-                   " and re-emitted as %s at hlc %" PRIu64 "\n",
-                   x->id, op_name(x->op), CH_TABLES[x->table].name, x->pk,
-                   x->hlc, x->origin, r->origin, r->replay_of_hlc, r->id,
-                   r->hlc);
+            if (x->key == r->key && !x->replay_of_hlc && x->hlc < r->hlc &&
+                (!cur || x->hlc > cur->hlc))
+                cur = x;
         }
+        if (!cur || strcmp(cur->origin, r->origin) == 0 ||
+            cur->hlc <= r->replay_of_hlc)
+            continue;
+        t->undone_by_replay++;
+        detail(
+            "UNDONE BY A REPLAY: change %s (%s %s %s, hlc %" PRIu64
+            ", %s), the row's newest, came after %s's change first "
+            "emitted at hlc %" PRIu64 ", re-emitted as %s at hlc %" PRIu64 "\n",
+            cur->id, op_name(cur->op), CH_TABLES[cur->table].name, cur->pk,
+            cur->hlc, cur->origin, r->origin, r->replay_of_hlc, r->id, r->hlc);
     }
 }
 
@@ -910,8 +915,8 @@ static void print_captured(const tally *t)
            "captured (archive)", c->nev, c->archive_messages, c->matched,
            c->emitted_again, c->not_captured, c->rolled_back_seen,
            c->unexplained);
-    printf(" %-28s %ld (another origin's change between a change's first "
-           "version and its replay's: converged, to the older write)\n",
+    printf(" %-28s %ld (another origin's newer write overwritten by an "
+           "older change emitted again: converged, to the older write)\n",
            "undone by capture replays", t->undone_by_replay);
 }
 
