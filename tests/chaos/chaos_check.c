@@ -22,7 +22,7 @@
  *               [--host H] [--faults FILE] [--seed N] [--duration S]
  *               [--spool DIR ...] [--info "label\tvalue" ...] [--details FILE]
  *               [--died "N (which)"] [--joined ID=WHEN ...]
- *               [--captured ID=SQLLOG --archive STREAM]
+ *               [--captured ID=SQLLOG --tap QUEUE --archive STREAM]
  *
  * Reads the emitted logs (tests/chaos/chaos.h gives the format) and, on
  * every node, datasync_versions, the replicated tables, the outbox, and
@@ -45,13 +45,16 @@
  *   captured     --captured names a node whose application writes SQL only
  *                (chaos_producer --sql-only, its log SQLLOG) and whose
  *                datasync-capture emits: its changes are the events of its
- *                origin in the archive stream STREAM, checked like the
+ *                origin in the tap queue QUEUE (a node queue nobody
+ *                consumes) and the archive stream STREAM, checked like the
  *                emitted ones; every committed change of the log must be
  *                one of them (else it is lost on every node), and each of
  *                them a committed change (never a rolled-back one, never a
  *                consumer's write captured again): tests/chaos/lib/captured.h
+ *                An event the tap lacks is a failure; one the archive
+ *                lacks is counted and shown
  * Exit 0 when lost, wrong effect, differing, dead letters, inconsistent
- * log lines, captured events unexplained and --died (processes of the run that died on their own,
+ * log lines, captured events unexplained or not in the tap, and --died (processes of the run that died on their own,
  * counted by tests/chaos/run.sh) are all 0 and every --joined node joined;
  * 1 otherwise; 2 when it could not check.
  * Details (each lost change, each wrong row, each difference, dead-letter
@@ -98,8 +101,9 @@ static const char *opt_host = "127.0.0.1", *opt_amqp, *opt_faults;
 static const char *opt_details, *opt_seed = "?", *opt_duration = "?";
 static int opt_port;
 static const char *opt_died; /* "N" or "N (what)": processes that died alone */
-/* --captured ID=SQLLOG, --archive: the SQL-only node, and what it did. */
-static const char *opt_captured, *opt_archive;
+/* --captured ID=SQLLOG, --tap, --archive: the SQL-only node, and what it
+ * did. */
+static const char *opt_captured, *opt_tap, *opt_archive;
 static cc_result captured;
 static bool captured_ok;
 static const char *emitted_files[8], *spool_dirs[8], *infos[32];
@@ -286,7 +290,8 @@ static void read_emitted(const char *path)
     fclose(f);
 }
 
-/* The captured node's changes: its origin's events in the archive. */
+/* The captured node's changes: its origin's events in the tap and the
+ * archive. */
 static void read_captured(void)
 {
     const char *eq = strchr(opt_captured, '=');
@@ -296,8 +301,14 @@ static void read_captured(void)
              opt_captured);
     for (n = 0; n < nnodes && strcmp(node_id[n], origin) != 0; n++)
         ;
-    const cc_source src = {origin,   eq + 1,   opt_amqp,  opt_archive,
-                           opt_host, opt_port, node_db[n]};
+    const cc_source src = {.origin = origin,
+                           .sql_log = eq + 1,
+                           .amqp = opt_amqp,
+                           .archive = opt_archive,
+                           .tap = opt_tap,
+                           .host = opt_host,
+                           .port = opt_port,
+                           .db = node_db[n]};
     if (cc_load(&src, &captured, details, err, sizeof err) != 0) {
         printf("checker: the captured changes of %s: %s\n", origin, err);
         return;
@@ -577,7 +588,7 @@ static void usage(void)
             "--emitted FILE... [--host H] [--faults FILE] [--seed N] "
             "[--duration S] [--spool DIR...] [--info 'label\\tvalue'...] "
             "[--details FILE] [--died 'N (which)'] [--joined ID=WHEN...] "
-            "[--captured ID=SQLLOG --archive STREAM]\n");
+            "[--captured ID=SQLLOG --tap QUEUE --archive STREAM]\n");
     exit(2);
 }
 
@@ -610,6 +621,7 @@ static void parse_args(int argc, char **argv)
                            TS_OPT("died", &opt_died),
                            TS_OPT_LIST("joined", joins, &njoins, MAX_NODES),
                            TS_OPT("captured", &opt_captured),
+                           TS_OPT("tap", &opt_tap),
                            TS_OPT("archive", &opt_archive),
                            TS_OPT_END};
     if (ts_opts_parse(argc, argv, opts) != 0)
@@ -625,7 +637,7 @@ static void parse_args(int argc, char **argv)
     }
     if (!opt_port || !opt_amqp || nnodes == 0 || nemitted == 0)
         usage();
-    if (!opt_captured != !opt_archive ||
+    if (!opt_captured != !opt_archive || !opt_captured != !opt_tap ||
         (opt_captured &&
          (!strchr(opt_captured, '=') || joined_node(opt_captured) < 0)))
         usage(); /* the captured node is one of --node */
@@ -874,9 +886,10 @@ static bool verdict(tally *t)
     for (int i = 0; i < nspools; i++)
         t->spool_total += ts_spool_backlog(spool_dirs[i]);
 
-    /* The captured node: understood, and every event a committed change. */
-    if (opt_captured &&
-        (!captured_ok || captured.unexplained || captured.rolled_back_seen))
+    /* The captured node: understood, every event a committed change, and
+     * every one in the tap (what the node queues got). */
+    if (opt_captured && (!captured_ok || captured.unexplained ||
+                         captured.rolled_back_seen || captured.not_in_tap))
         return false;
     bool pass = t->lost_any == 0 && t->differing == 0 && t->dead_total == 0 &&
                 t->wrong_all == 0 && inconsistent == 0 && bad_lines == 0 &&
@@ -909,12 +922,15 @@ static void print_captured(const tally *t)
            "%ld on purpose (%ld changes), %ld failed (%ld changes)\n",
            label, c->changes_committed, c->trx_committed, c->trx_rolled_back,
            c->changes_rolled_back, c->trx_failed, c->changes_failed);
-    printf(" %-28s %zu events (%ld archive messages): committed changes "
-           "matched %ld, emitted again after a restart %ld, not captured "
-           "%ld; rolled-back changes emitted %ld, unexplained events %ld\n",
-           "captured (archive)", c->nev, c->archive_messages, c->matched,
-           c->emitted_again, c->not_captured, c->rolled_back_seen,
-           c->unexplained);
+    printf(" %-28s %zu events: committed changes matched %ld, emitted again "
+           "after a restart %ld, not captured %ld; rolled-back changes "
+           "emitted %ld, unexplained events %ld\n",
+           "captured (tap, archive)", c->nev, c->matched, c->emitted_again,
+           c->not_captured, c->rolled_back_seen, c->unexplained);
+    printf(" %-28s tap queue %ld messages, archive stream %ld; of the "
+           "captured events, the tap lacks %ld, the archive %ld\n",
+           "broker's copies (all origins)", c->tap_messages,
+           c->archive_messages, c->not_in_tap, c->not_in_archive);
     printf(" %-28s %ld (another origin's newer write overwritten by an "
            "older change emitted again: converged, to the older write)\n",
            "undone by capture replays", t->undone_by_replay);

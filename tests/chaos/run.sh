@@ -30,7 +30,9 @@
 # MariaDB always runs with the binlog on (DS_SVC_MARIA_BINLOG=1, for every
 # start by services.sh; shared services started without it are restarted
 # once with it). The checker reads the capture's events back from the
-# archive stream chaos.archive and matches each committed SQL change to
+# broker, from a tap (chaos-tap: a node in `datasync setup` that has no
+# consumer, so its queue gets what the node queues get) and from the
+# archive stream chaos.archive, and matches each committed SQL change to
 # one of them (tests/chaos/lib/captured.h); a rolled-back change must
 # never appear.
 #
@@ -338,10 +340,11 @@ for i in "${!dbs[@]}"; do
     fi
 done
 
-# Queues of an earlier run on these services go first, and the archive
-# stream: the checker reads chaos-c's captured changes from it.
+# Queues of an earlier run on these services go first, and the tap and
+# the archive stream: the checker reads chaos-c's captured changes there.
+tap=chaos-tap # a node in setup, with no consumer: its queue gets every change
 existing=$(broker_ctl list_queues -q --no-table-headers name)
-run_queues=(chaos.archive)
+run_queues=(chaos.archive "datasync.$tap" "datasync.$tap.dead")
 for n in "${nodes[@]}"; do
     run_queues+=("datasync.$n" "datasync.$n.dead")
 done
@@ -440,7 +443,7 @@ state_file = $cdir/capture-${nodes[sql_node]}.state
 EOF
 } >"$cdir/capture-${nodes[sql_node]}.conf"
 
-if ! "$cli_bin" -c "$cdir/consumer-${nodes[0]}.conf" setup --nodes "$(IFS=,; echo "${nodes[*]:0:active}")" \
+if ! "$cli_bin" -c "$cdir/consumer-${nodes[0]}.conf" setup --nodes "$(IFS=,; echo "${nodes[*]:0:active},$tap")" \
     >>"$cdir/setup.log" 2>&1; then
     echo "chaos: datasync setup failed (see $cdir/setup.log)" >&2
     exit 1
@@ -960,7 +963,8 @@ check_rc=0
 "$check_bin" --port "$DS_TEST_MYSQL_PORT" --amqp "$amqp_direct" \
     "${node_args[@]}" --joined "${nodes[late]}=$join_text" \
     --emitted "$cdir/emitted-chaos-a.log" --emitted "$cdir/emitted-chaos-b.log" \
-    --captured "${nodes[sql_node]}=$cdir/sql-${nodes[sql_node]}.log" --archive chaos.archive \
+    --captured "${nodes[sql_node]}=$cdir/sql-${nodes[sql_node]}.log" \
+    --tap "datasync.$tap" --archive chaos.archive \
     --spool "$cdir/spool-chaos-a" --spool "$cdir/spool-chaos-b" --spool "$capture_spool" \
     --faults "$cdir/faults.log" --seed "$seed" --duration "$duration" \
     --details "$cdir/check-details.log" "${infos[@]}" \

@@ -1,4 +1,4 @@
-/* captured.c: the SQL-only writer's committed changes matched to the events datasync-capture emitted for them, read back from the archive stream. */
+/* captured.c: the SQL-only writer's committed changes matched to the events datasync-capture emitted for them, read back from the broker (a tap queue and the archive stream). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,9 +71,9 @@ static bool canonical_pk(const ch_table *t, json_object *key, char *pk,
     return true;
 }
 
-/* One archived message: kept when it is a change of origin. */
-static void take_event(cc_result *r, const char *origin, const char *body,
-                       size_t len, FILE *details)
+/* One message of a source: kept when it is a change of origin. */
+static void take_event(cc_result *r, int source, const char *origin,
+                       const char *body, size_t len, FILE *details)
 {
     char *text = strndup(body, len);
     json_object *ev = text ? json_tokener_parse(text) : NULL, *v;
@@ -98,8 +98,8 @@ static void take_event(cc_result *r, const char *origin, const char *body,
     if (!get[1] || strlen(get[1]) != 36 || !get[2] || !t || !get[4] || !key ||
         !canonical_pk(t, key, e.pk, sizeof e.pk)) {
         if (details)
-            fprintf(details, "archive: an event of %s not understood: %.*s\n",
-                    origin, (int)len, body);
+            fprintf(details, "an event of %s not understood: %.*s\n", origin,
+                    (int)len, body);
         r->unexplained++;
         json_object_put(ev);
         return;
@@ -108,6 +108,7 @@ static void take_event(cc_result *r, const char *origin, const char *body,
     e.hlc = strtoull(get[4], NULL, 10);
     e.table = (int)(t - CH_TABLES);
     e.op = get[2][0];
+    e.sources = source;
     if (e.op != 'd' && data) {
         e.data = xstrdup(json_object_to_json_string_ext(
             data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -119,31 +120,46 @@ static void take_event(cc_result *r, const char *origin, const char *body,
     json_object_put(ev);
 }
 
-/* Every message of the stream, from its first. */
-static int read_archive(const cc_source *src, cc_result *r, FILE *details,
-                        char *err, size_t errlen)
+/* Every message of queue, from its first (a stream: x-stream-offset,
+ * acked in steps, read until idle; a queue: its messages, taken). Counts
+ * them in *messages. */
+static int read_source(const cc_source *src, const char *queue, bool stream,
+                       int source, long *messages, cc_result *r,
+                       FILE *details, char *err, size_t errlen)
 {
     ds_amqp a = {0};
     amqp_table_entry_t offset;
     amqp_envelope_t env;
+    long want = -1;
     int rc = 0;
 
     if (ds__amqp_connect(&a, src->amqp, 0, 10000, err, errlen) != 0)
         return -1;
     amqp_connection_state_t conn = a.conn;
+    if (!stream) {
+        amqp_queue_declare_ok_t *ok =
+            amqp_queue_declare(conn, DS_AMQP_CHANNEL, ds__amqp_str(queue), 1,
+                               0, 0, 0, amqp_empty_table);
+        if (!ok) {
+            snprintf(err, errlen, "no queue %s", queue);
+            ds__amqp_close(&a);
+            return -1;
+        }
+        want = (long)ok->message_count;
+    }
     amqp_basic_qos(conn, DS_AMQP_CHANNEL, 0, PREFETCH, 0);
     offset.key = amqp_cstring_bytes("x-stream-offset");
     offset.value.kind = AMQP_FIELD_KIND_UTF8;
     offset.value.value.bytes = amqp_cstring_bytes("first");
-    amqp_basic_consume(conn, DS_AMQP_CHANNEL, ds__amqp_str(src->archive),
-                       amqp_empty_bytes, 0, 0, 0, (amqp_table_t){1, &offset});
+    amqp_basic_consume(conn, DS_AMQP_CHANNEL, ds__amqp_str(queue),
+                       amqp_empty_bytes, 0, !stream, 0,
+                       (amqp_table_t){stream ? 1 : 0, &offset});
     if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL) {
-        snprintf(err, errlen, "cannot read the archive stream %s",
-                 src->archive);
+        snprintf(err, errlen, "cannot consume from %s", queue);
         ds__amqp_close(&a);
         return -1;
     }
-    for (;;) {
+    while (want < 0 || *messages < want) {
         struct timeval tv = {IDLE_END_S, 0};
         amqp_maybe_release_buffers(conn);
         amqp_rpc_reply_t rr = amqp_consume_message(conn, &env, &tv, 0);
@@ -151,17 +167,21 @@ static int read_archive(const cc_source *src, cc_result *r, FILE *details,
             rr.library_error == AMQP_STATUS_TIMEOUT)
             break;
         if (rr.reply_type != AMQP_RESPONSE_NORMAL) {
-            snprintf(err, errlen, "reading the archive stream %s failed",
-                     src->archive);
+            snprintf(err, errlen, "reading %s failed", queue);
             rc = -1;
             break;
         }
-        if (++r->archive_messages % (PREFETCH / 2) == 0)
+        if (++*messages % (PREFETCH / 2) == 0 && stream)
             amqp_basic_ack(conn, DS_AMQP_CHANNEL, env.delivery_tag, 1);
         if (!ds__amqp_is_marker(&env.message.properties))
-            take_event(r, src->origin, env.message.body.bytes,
+            take_event(r, source, src->origin, env.message.body.bytes,
                        env.message.body.len, details);
         amqp_destroy_envelope(&env);
+    }
+    if (rc == 0 && want >= 0 && *messages < want) {
+        snprintf(err, errlen, "%s: %ld of its %ld messages read", queue,
+                 *messages, want);
+        rc = -1;
     }
     ds__amqp_close(&a);
     return rc;
@@ -388,14 +408,16 @@ static void match(cc_result *r, FILE *details)
     }
 }
 
-/* Sorted by row and version; an id read twice (published twice) once. */
+/* Sorted by row and version; an id read twice (from both sources, or
+ * published twice) once, with the sources it came from; then counts the
+ * events one source lacks. */
 static void sort_events(cc_result *r)
 {
     size_t out = 0;
     qsort(r->ev, r->nev, sizeof *r->ev, ev_order);
     for (size_t i = 0; i < r->nev; i++) {
         if (out && strcmp(r->ev[out - 1].id, r->ev[i].id) == 0) {
-            r->archive_dups++;
+            r->ev[out - 1].sources |= r->ev[i].sources;
             free(r->ev[i].data);
             free(r->ev[i].row);
             continue;
@@ -403,6 +425,10 @@ static void sort_events(cc_result *r)
         r->ev[out++] = r->ev[i];
     }
     r->nev = out;
+    for (size_t i = 0; i < r->nev; i++) {
+        r->not_in_archive += !(r->ev[i].sources & CC_FROM_ARCHIVE);
+        r->not_in_tap += !(r->ev[i].sources & CC_FROM_TAP);
+    }
 }
 
 int cc_load(const cc_source *src, cc_result *r, FILE *details, char *err,
@@ -411,7 +437,10 @@ int cc_load(const cc_source *src, cc_result *r, FILE *details, char *err,
     memset(r, 0, sizeof *r);
     if (read_sql_log(src, r, err, errlen) != 0 ||
         read_commits(src, r, err, errlen) != 0 ||
-        read_archive(src, r, details, err, errlen) != 0)
+        read_source(src, src->archive, true, CC_FROM_ARCHIVE,
+                    &r->archive_messages, r, details, err, errlen) != 0 ||
+        read_source(src, src->tap, false, CC_FROM_TAP, &r->tap_messages, r,
+                    details, err, errlen) != 0)
         return -1;
     sort_events(r);
     /* The matching sorts the log by row; c->seq keeps the commit order. */

@@ -1,4 +1,4 @@
-/* captured.h: chaos_check's view of the SQL-only writer: its logged transactions, which committed, the changes datasync-capture emitted for it (read back from the archive stream), and which committed change each one is. */
+/* captured.h: chaos_check's view of the SQL-only writer: its logged transactions, which committed, the changes datasync-capture emitted for it (read back from the broker), and which committed change each one is. */
 #ifndef DS_TESTS_CHAOS_CAPTURED_H
 #define DS_TESTS_CHAOS_CAPTURED_H
 
@@ -11,8 +11,11 @@
  * The writer logs its changes without id nor version (tests/chaos/chaos.h,
  * the "S" lines); the capture gives them theirs. So the changes to check
  * on the nodes are the events of the writer's origin that reached the
- * broker, all of them: the archive stream (<exchange>.archive) holds every
- * change the broker took, as the node queues got it. A capture restarted
+ * broker, all of them. Two sources hold every change the broker took: a
+ * tap, a node queue no consumer reads (set up like the others, so it gets
+ * what they get), and the archive stream (<exchange>.archive). The events
+ * are those of either; each one that a source lacks is counted (the tap
+ * must lack none; the archive should not either). A capture restarted
  * from its state file emits the changes after its saved position again,
  * with new ids and versions: one committed change may have several events.
  *
@@ -22,7 +25,11 @@
  * one, or a consumer's write captured again) is unexplained.
  */
 
-/* One change event of the writer's origin, from the archive. */
+/* Where an event was read. */
+#define CC_FROM_ARCHIVE 1
+#define CC_FROM_TAP 2
+
+/* One change event of the writer's origin, from the broker. */
 typedef struct cc_event {
     char id[37];
     uint64_t hlc;
@@ -34,6 +41,7 @@ typedef struct cc_event {
     /* Emitted again after a restart: the hlc of the change's first event
      * (the replay carries the old change with a newer version); else 0. */
     uint64_t replay_of_hlc;
+    int sources; /* CC_FROM_* */
 } cc_event;
 
 /* One change of the writer's log. */
@@ -54,7 +62,8 @@ typedef struct cc_result {
     size_t nev;
     cc_sql *sql;
     size_t nsql;
-    long archive_messages, archive_dups; /* all read; ids read twice */
+    long archive_messages, tap_messages; /* all read */
+    long not_in_archive, not_in_tap;     /* events one source lacks */
     long trx_committed, trx_rolled_back, trx_failed;
     long changes_committed, changes_rolled_back, changes_failed;
     long matched, not_captured, emitted_again;
@@ -67,12 +76,13 @@ typedef struct cc_source {
     const char *sql_log; /* its log */
     const char *amqp;    /* the broker's URL(s) */
     const char *archive; /* the archive stream's name */
+    const char *tap;     /* the tap queue's name */
     const char *host;    /* MariaDB, and the writer's database, */
     int port;            /* where chaos_sqltx is */
     const char *db;
 } cc_source;
 
-/* Reads the log, chaos_sqltx and the archive's events of src->origin,
+/* Reads the log, chaos_sqltx and the broker's events of src->origin,
  * and matches them. Returns 0, or -1 with err when it could not look
  * (then *r holds what it had). *r is freed with cc_free. Details of what
  * did not match go to details (may be NULL). */
