@@ -113,6 +113,8 @@ CAPTURE_SRC := $(sort $(wildcard capture/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC := $(sort $(wildcard tests/integration/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c tests/chaos/*.c))
+# Modules of the chaos tools (no main of their own).
+CHAOS_LIB_SRC := $(sort $(wildcard tests/chaos/lib/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_LIB_SRC := $(sort $(wildcard bench/lib/*.c))
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
@@ -142,7 +144,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(call obj,$(PRODUCER_SRC)): DS_CFLAGS += -Iproducer
 $(call obj,$(CONSUMER_SRC)): DS_CFLAGS += $(CONSUMER_CFLAGS)
-$(call obj,$(UNIT_SRC) $(ITEST_SRC) $(TOOL_SRC) $(BENCH_SRC) tests/lib/itest.c): DS_CFLAGS += $(TEST_CFLAGS) $(CONSUMER_DEFS)
+$(call obj,$(UNIT_SRC) $(ITEST_SRC) $(TOOL_SRC) $(CHAOS_LIB_SRC) $(BENCH_SRC) tests/lib/itest.c): DS_CFLAGS += $(TEST_CFLAGS) $(CONSUMER_DEFS)
 $(call obj,$(BENCH_SRC) $(BENCH_LIB_SRC)): DS_CFLAGS += -Ibench/lib
 
 $(LIB_A): $(LIB_OBJ)
@@ -214,6 +216,13 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(SERVER_A) $(LIB_A)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
 
 $(BUILD)/tools/%: $(BUILD)/obj/tests/chaos/%.o $(call obj,tests/lib/support.c) $(SERVER_A) $(LIB_A)
+	$(call say,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)
+
+# The checker links the chaos tools' modules (its view of the SQL-only
+# writer and its datasync-capture), before the archives they draw on.
+$(BUILD)/tools/chaos_check: $(BUILD)/obj/tests/chaos/chaos_check.o $(call obj,$(CHAOS_LIB_SRC) tests/lib/support.c) $(SERVER_A) $(LIB_A)
 	$(call say,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DS_LDLIBS)

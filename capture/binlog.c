@@ -257,8 +257,13 @@ int cap_binlog_next(cap_binlog *b, cap_event *ev, char *err, size_t errlen)
 {
     MARIADB_RPL_EVENT *e = mariadb_rpl_fetch(b->rpl, b->ev);
 
-    if (!e)
+    if (!e) {
+        /* A failed fetch (a lost connection: the server stopped) frees the
+         * event it was handed to reuse (Connector/C 3.3): freeing it again
+         * in cap_binlog_close crashed the daemon at every reconnect. */
+        b->ev = NULL;
         return fetch_error(b, err, errlen);
+    }
     b->ev = e;
     if (e->raw_data_ofs > e->raw_data_size ||
         e->raw_data_size - e->raw_data_ofs < HEADER_LEN)

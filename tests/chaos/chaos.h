@@ -1,4 +1,4 @@
-/* chaos.h: the chaos run's tables, key space and emitted-log format, shared by the producer driver and the checker. */
+/* chaos.h: the chaos run's tables, key space and emitted-log and SQL-log formats, shared by the producer driver and the checker. */
 #ifndef DS_TESTS_CHAOS_H
 #define DS_TESTS_CHAOS_H
 
@@ -19,6 +19,17 @@
  * ["red",3]). The data JSON carries no tab or newline. A change may be
  * logged twice (re-emitted from the outbox after a crash); both lines are
  * then identical.
+ *
+ * The SQL-only writer's log (chaos_producer --sql-only): one line per
+ * change of a transaction, the transaction's lines with one write(2)
+ * before its COMMIT or ROLLBACK:
+ *
+ *   S <transaction id> <origin> <commit|rollback> <table> <pk> <op> <data JSON, or "-">
+ *
+ * "rollback" is a transaction rolled back on purpose; one meant to commit
+ * may not have (a kill -9, a lost connection, a deadlock): it committed
+ * exactly when its id is in the writer's database's table chaos_sqltx.
+ * Its changes carry no id nor version: datasync-capture gives them theirs.
  */
 
 #include <stddef.h>

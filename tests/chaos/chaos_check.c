@@ -8,12 +8,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <json-c/json.h>
 #include <mysql.h>
 #include <mysqld_error.h>
 
 #include "chaos.h"
 #include "amqp_util.h"
+#include "lib/captured.h"
+#include "lib/xalloc.h"
 #include "support.h"
 
 /*
@@ -21,6 +22,7 @@
  *               [--host H] [--faults FILE] [--seed N] [--duration S]
  *               [--spool DIR ...] [--info "label\tvalue" ...] [--details FILE]
  *               [--died "N (which)"] [--joined ID=WHEN ...]
+ *               [--captured ID=SQLLOG --tap QUEUE --archive STREAM]
  *
  * Reads the emitted logs (tests/chaos/chaos.h gives the format) and, on
  * every node, datasync_versions, the replicated tables, the outbox, and
@@ -40,8 +42,21 @@
  *   joined       --joined names a node (one of --node) that was to join
  *                mid-run with datasync bootstrap, and WHEN says when and
  *                from which peer; an empty WHEN: it never joined
+ *   captured     --captured names a node whose application writes SQL only
+ *                (chaos_producer --sql-only, its log SQLLOG) and whose
+ *                datasync-capture emits: its changes are the events of its
+ *                origin in the tap queue QUEUE (a node queue nobody
+ *                consumes) and the archive stream STREAM, checked like the
+ *                emitted ones; every committed change of the log must be
+ *                one of them (else it is lost on every node), and each of
+ *                them a committed change (never a rolled-back one, never a
+ *                consumer's write captured again): tests/chaos/lib/captured.h
+ *                An event the tap lacks is a failure, and so is a
+ *                committed change emitted twice with two ids (a restarted
+ *                capture must emit it again as the same change: capture/txn.h);
+ *                an event the archive lacks is counted and shown
  * Exit 0 when lost, wrong effect, differing, dead letters, inconsistent
- * log lines and --died (processes of the run that died on their own,
+ * log lines, captured events unexplained or not in the tap, and --died (processes of the run that died on their own,
  * counted by tests/chaos/run.sh) are all 0 and every --joined node joined;
  * 1 otherwise; 2 when it could not check.
  * Details (each lost change, each wrong row, each difference, dead-letter
@@ -60,6 +75,7 @@ typedef struct change {
     char op; /* c, u, d */
     char *data;
     int key;
+    uint64_t replay_of_hlc; /* a capture's replay: cc_event */
 } change;
 
 typedef struct version {
@@ -87,6 +103,11 @@ static const char *opt_host = "127.0.0.1", *opt_amqp, *opt_faults;
 static const char *opt_details, *opt_seed = "?", *opt_duration = "?";
 static int opt_port;
 static const char *opt_died; /* "N" or "N (what)": processes that died alone */
+/* --captured ID=SQLLOG, --tap, --archive: the SQL-only node, and what it
+ * did. */
+static const char *opt_captured, *opt_tap, *opt_archive;
+static cc_result captured;
+static bool captured_ok;
 static const char *emitted_files[8], *spool_dirs[8], *infos[32];
 static int nemitted, nspools, ninfos;
 /* --joined: nodes bootstrapped mid-run ("ID=WHEN"), and how many. */
@@ -109,26 +130,6 @@ static uint64_t hash(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
     return h;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p) {
-        fprintf(stderr, "chaos_check: out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d) {
-        fprintf(stderr, "chaos_check: out of memory\n");
-        exit(2);
-    }
-    return d;
 }
 
 static size_t *smap_slot(smap *m, const char *k, bool insert, bool *isnew)
@@ -216,6 +217,27 @@ __attribute__((format(printf, 1, 2))) static void detail(const char *fmt, ...)
 
 static long inconsistent, dup_lines, bad_lines;
 
+/* A new change; returns its index. */
+static size_t add_change(const char *id, const char *origin, uint64_t hlc,
+                         int table, const char *pk, char op, const char *data)
+{
+    if (nchanges == capchanges) {
+        capchanges = capchanges ? capchanges * 2 : 4096;
+        changes = xrealloc(changes, capchanges * sizeof *changes);
+    }
+    change *c = &changes[nchanges];
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    snprintf(c->origin, sizeof c->origin, "%s", origin);
+    c->hlc = hlc;
+    c->table = table;
+    snprintf(c->pk, sizeof c->pk, "%s", pk);
+    c->op = op;
+    c->data = data ? xstrdup(data) : NULL;
+    c->key = key_index(c->table, c->pk);
+    return nchanges++;
+}
+
 static void read_emitted(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -262,55 +284,54 @@ static void read_emitted(const char *path)
             }
             continue;
         }
-        if (nchanges == capchanges) {
-            capchanges = capchanges ? capchanges * 2 : 4096;
-            changes = xrealloc(changes, capchanges * sizeof *changes);
-        }
-        change *c = &changes[nchanges];
-        memset(c, 0, sizeof *c);
-        snprintf(c->id, sizeof c->id, "%s", f8[1]);
-        snprintf(c->origin, sizeof c->origin, "%s", f8[2]);
-        c->hlc = strtoull(f8[3], NULL, 10);
-        c->table = (int)(t - CH_TABLES);
-        snprintf(c->pk, sizeof c->pk, "%s", f8[5]);
-        c->op = f8[6][0];
-        c->data = strcmp(f8[7], "-") == 0 ? NULL : xstrdup(f8[7]);
-        c->key = key_index(c->table, c->pk);
-        *slot = nchanges++;
+        *slot = add_change(f8[1], f8[2], strtoull(f8[3], NULL, 10),
+                           (int)(t - CH_TABLES), f8[5], f8[6][0],
+                           strcmp(f8[7], "-") == 0 ? NULL : f8[7]);
     }
     free(line);
     fclose(f);
 }
 
-/* The row text a change's data makes: columns in chaos.h order, joined by
- * 0x1f, NULL as \N. */
+/* The captured node's changes: its origin's events in the tap and the
+ * archive. */
+static void read_captured(void)
+{
+    const char *eq = strchr(opt_captured, '=');
+    char origin[65], err[512];
+    int n;
+    snprintf(origin, sizeof origin, "%.*s", (int)(eq - opt_captured),
+             opt_captured);
+    for (n = 0; n < nnodes && strcmp(node_id[n], origin) != 0; n++)
+        ;
+    const cc_source src = {.origin = origin,
+                           .sql_log = eq + 1,
+                           .amqp = opt_amqp,
+                           .archive = opt_archive,
+                           .tap = opt_tap,
+                           .host = opt_host,
+                           .port = opt_port,
+                           .db = node_db[n]};
+    if (cc_load(&src, &captured, details, err, sizeof err) != 0) {
+        printf("checker: the captured changes of %s: %s\n", origin, err);
+        return;
+    }
+    captured_ok = true;
+    for (size_t i = 0; i < captured.nev; i++) {
+        const cc_event *e = &captured.ev[i];
+        bool isnew;
+        size_t *slot = smap_slot(&id_map, e->id, true, &isnew);
+        if (isnew) {
+            *slot = add_change(e->id, origin, e->hlc, e->table, e->pk, e->op,
+                               e->data);
+            changes[*slot].replay_of_hlc = e->replay_of_hlc;
+        }
+    }
+}
+
+/* The row text a change's data makes (tests/chaos/lib/captured.h). */
 static char *expected_row(const change *c)
 {
-    const ch_table *t = &CH_TABLES[c->table];
-    json_object *o = json_tokener_parse(c->data);
-    char out[2048];
-    size_t len = 0;
-    out[0] = '\0';
-    for (int i = 0; i < t->ncols; i++) {
-        json_object *v = NULL;
-        char val[512];
-        if (!o || !json_object_object_get_ex(o, t->cols[i].name, &v))
-            snprintf(val, sizeof val, "<missing>");
-        else if (!v)
-            snprintf(val, sizeof val, "\\N");
-        else if (json_object_get_type(v) == json_type_boolean)
-            snprintf(val, sizeof val, "%d", json_object_get_boolean(v));
-        else if (json_object_get_type(v) == json_type_int)
-            snprintf(val, sizeof val, "%" PRId64, json_object_get_int64(v));
-        else
-            snprintf(val, sizeof val, "%s", json_object_get_string(v));
-        len += (size_t)snprintf(out + len, sizeof out - len, "%s%s",
-                                i ? "\x1f" : "", val);
-        if (len >= sizeof out)
-            len = sizeof out - 1;
-    }
-    json_object_put(o);
-    return xstrdup(out);
+    return cc_row_text(c->table, c->data);
 }
 
 /* For messages: the row text with | between columns. */
@@ -568,7 +589,8 @@ static void usage(void)
             "usage: chaos_check --port P --amqp URL --node ID=DB... "
             "--emitted FILE... [--host H] [--faults FILE] [--seed N] "
             "[--duration S] [--spool DIR...] [--info 'label\\tvalue'...] "
-            "[--details FILE] [--died 'N (which)'] [--joined ID=WHEN...]\n");
+            "[--details FILE] [--died 'N (which)'] [--joined ID=WHEN...] "
+            "[--captured ID=SQLLOG --tap QUEUE --archive STREAM]\n");
     exit(2);
 }
 
@@ -600,6 +622,9 @@ static void parse_args(int argc, char **argv)
                            TS_OPT("details", &opt_details),
                            TS_OPT("died", &opt_died),
                            TS_OPT_LIST("joined", joins, &njoins, MAX_NODES),
+                           TS_OPT("captured", &opt_captured),
+                           TS_OPT("tap", &opt_tap),
+                           TS_OPT("archive", &opt_archive),
                            TS_OPT_END};
     if (ts_opts_parse(argc, argv, opts) != 0)
         usage();
@@ -614,6 +639,10 @@ static void parse_args(int argc, char **argv)
     }
     if (!opt_port || !opt_amqp || nnodes == 0 || nemitted == 0)
         usage();
+    if (!opt_captured != !opt_archive || !opt_captured != !opt_tap ||
+        (opt_captured &&
+         (!strchr(opt_captured, '=') || joined_node(opt_captured) < 0)))
+        usage(); /* the captured node is one of --node */
     for (int j = 0; j < njoins; j++)
         if (!strchr(joins[j], '=') || joined_node(joins[j]) < 0)
             usage(); /* a late node is checked like every node */
@@ -628,6 +657,7 @@ typedef struct tally {
     long wrong[MAX_NODES], wrong_all, differing, versions_differ;
     int shown_lost, shown_wrong, shown_diff;
     long dead_total, outbox_total;
+    long undone_by_replay; /* count_undone_by_replays */
     long long spool_total;
 } tally;
 
@@ -641,6 +671,8 @@ static void load(void)
 {
     for (int i = 0; i < nemitted; i++)
         read_emitted(emitted_files[i]);
+    if (opt_captured)
+        read_captured();
     for (int n = 0; n < nnodes; n++)
         read_node(n);
     read_queues();
@@ -701,6 +733,56 @@ static void check_accounted(const change *ch, tally *t)
     }
     t->accounted_all += all;
     t->lost_any += !all;
+}
+
+/* The captured node's committed changes that no event is: lost on every
+ * node, as nothing brought them anywhere. */
+static void check_captured(tally *t)
+{
+    for (size_t i = 0; i < captured.nsql; i++) {
+        const cc_sql *c = &captured.sql[i];
+        if (!c->committed || c->event >= 0)
+            continue;
+        for (int n = 0; n < nnodes; n++)
+            t->lost[n]++;
+        t->lost_any++;
+        if (t->shown_lost++ < SHOW)
+            printf("  LOST everywhere: committed change %s %s %s of SQL "
+                   "transaction %s was never emitted by datasync-capture\n",
+                   op_name(c->op), CH_TABLES[c->table].name, c->pk, c->txid);
+    }
+}
+
+/* A capture's replay is an old change with a newer version. When the
+ * row's newest change below the replay's version (replays aside) is
+ * another origin's, made after the replayed change's first version, the
+ * replay undoes that newer write everywhere: the rows converge, to the
+ * older write. Counted, each one in the details, and a failure: a replay
+ * must carry its first id and version (datasync-capture's versions come
+ * from the binlog), a true duplicate. */
+static void count_undone_by_replays(tally *t)
+{
+    for (size_t i = 0; i < nchanges; i++) {
+        const change *r = &changes[i], *cur = NULL;
+        if (!r->replay_of_hlc)
+            continue;
+        for (size_t j = 0; j < nchanges; j++) {
+            const change *x = &changes[j];
+            if (x->key == r->key && !x->replay_of_hlc && x->hlc < r->hlc &&
+                (!cur || x->hlc > cur->hlc))
+                cur = x;
+        }
+        if (!cur || strcmp(cur->origin, r->origin) == 0 ||
+            cur->hlc <= r->replay_of_hlc)
+            continue;
+        t->undone_by_replay++;
+        detail(
+            "UNDONE BY A REPLAY: change %s (%s %s %s, hlc %" PRIu64
+            ", %s), the row's newest, came after %s's change first "
+            "emitted at hlc %" PRIu64 ", re-emitted as %s at hlc %" PRIu64 "\n",
+            cur->id, op_name(cur->op), CH_TABLES[cur->table].name, cur->pk,
+            cur->hlc, cur->origin, r->origin, r->replay_of_hlc, r->id, r->hlc);
+    }
 }
 
 /* Why key k's row on node n is not the effect of the row's highest
@@ -807,9 +889,17 @@ static bool verdict(tally *t)
     for (int i = 0; i < nspools; i++)
         t->spool_total += ts_spool_backlog(spool_dirs[i]);
 
+    /* The captured node: understood, every event a committed change, and
+     * every one in the tap (what the node queues got). */
+    if (opt_captured &&
+        (!captured_ok || captured.unexplained || captured.rolled_back_seen ||
+         captured.not_in_tap || captured.emitted_again))
+        return false;
+    /* A capture's replay must be a true duplicate: one that undid another
+     * origin's newer write lost that write everywhere. */
     bool pass = t->lost_any == 0 && t->differing == 0 && t->dead_total == 0 &&
                 t->wrong_all == 0 && inconsistent == 0 && bad_lines == 0 &&
-                amqp_ok && nchanges > 0;
+                t->undone_by_replay == 0 && amqp_ok && nchanges > 0;
     for (int n = 0; n < nnodes; n++)
         if (dead[n] < 0)
             pass = false; /* the dead-letter queue must exist to be empty */
@@ -821,6 +911,35 @@ static bool verdict(tally *t)
         if (!strchr(joins[j], '=')[1])
             pass = false;
     return pass;
+}
+
+/* The SQL-only writer's lines: what it committed, what was captured. */
+static void print_captured(const tally *t)
+{
+    const cc_result *c = &captured;
+    char label[96];
+    snprintf(label, sizeof label, "SQL writer %.*s",
+             (int)strcspn(opt_captured, "="), opt_captured);
+    if (!captured_ok) {
+        printf(" %-28s NOT CHECKED: see above\n", label);
+        return;
+    }
+    printf(" %-28s %ld changes committed in %ld transactions; rolled back: "
+           "%ld on purpose (%ld changes), %ld failed (%ld changes)\n",
+           label, c->changes_committed, c->trx_committed, c->trx_rolled_back,
+           c->changes_rolled_back, c->trx_failed, c->changes_failed);
+    printf(" %-28s %zu events: committed changes matched %ld, emitted again "
+           "with a new id and version %ld, not captured %ld; rolled-back "
+           "changes emitted %ld, unexplained events %ld\n",
+           "captured (tap, archive)", c->nev, c->matched, c->emitted_again,
+           c->not_captured, c->rolled_back_seen, c->unexplained);
+    printf(" %-28s tap queue %ld messages, archive stream %ld; of the "
+           "captured events, the tap lacks %ld, the archive %ld\n",
+           "broker's copies (all origins)", c->tap_messages,
+           c->archive_messages, c->not_in_tap, c->not_in_archive);
+    printf(" %-28s %ld (another origin's newer write overwritten by an "
+           "older change emitted again; must be 0)\n",
+           "undone by capture replays", t->undone_by_replay);
 }
 
 /* The table's head: the run and what was emitted. */
@@ -846,6 +965,8 @@ static void print_run(const tally *t)
     printf(")\n");
     printf(" %-28s %ld logged twice (re-emitted), %ld inconsistent, %ld bad\n",
            "emitted log lines", dup_lines, inconsistent, bad_lines);
+    if (opt_captured)
+        print_captured(t);
     for (int j = 0; j < njoins; j++) {
         const char *eq = strchr(joins[j], '=');
         char label[80];
@@ -923,6 +1044,8 @@ int main(int argc, char **argv)
         count_emitted(&changes[i], &t);
         check_accounted(&changes[i], &t);
     }
+    check_captured(&t);
+    count_undone_by_replays(&t);
     for (size_t ki = 0; ki < nkeys; ki++) {
         check_effect(&keys[ki], &t);
         check_agreement(&keys[ki], &t);

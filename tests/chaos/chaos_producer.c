@@ -1,4 +1,4 @@
-/* chaos_producer.c: the chaos run's host application: random creates, updates and deletes over the shared key space, each written to its own database first, then emitted through libdatasync (sync mode) and logged. */
+/* chaos_producer.c: the chaos run's host application: random creates, updates and deletes over the shared key space, each written to its own database first, then emitted through libdatasync (sync mode) and logged; with --sql-only, SQL transactions alone, for datasync-capture to emit. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -43,6 +43,16 @@
  * On SIGTERM: finish the change in hand, empty the outbox, wait until the
  * spool (producer.spool_dir) is empty, free the producer, exit 0; exit 3
  * if the outbox or the spool could not be emptied by --drain-timeout.
+ *
+ * --sql-only FILE: an application that cannot call ds_emit (the capture
+ * daemon's kind). No libdatasync, no outbox, no version read: the same
+ * changes, chosen the same way, in transactions of one to four of them,
+ * one in ten rolled back on purpose. Each transaction also inserts its id
+ * into chaos_sqltx (not replicated, not captured) and is logged to FILE
+ * (tests/chaos/chaos.h: the "S" lines, one write(2)) before its COMMIT or
+ * ROLLBACK: the checker knows from chaos_sqltx which logged transactions
+ * committed, whatever a kill -9 or a lost connection cut short.
+ * datasync-capture reads them from the binlog and emits them.
  */
 
 static volatile sig_atomic_t stop_flag;
@@ -54,7 +64,7 @@ static void on_stop(int sig)
 }
 
 static const char *opt_conf, *opt_node, *opt_db, *opt_host = "127.0.0.1";
-static const char *opt_emitted, *opt_spool;
+static const char *opt_emitted, *opt_spool, *opt_sql_log;
 static int opt_port, opt_rate, opt_drain_timeout;
 static uint64_t opt_seed;
 
@@ -68,6 +78,7 @@ static struct {
     uint64_t changes, creates, updates, deletes;
     uint64_t emitted, emit_errors, reemitted;
     uint64_t db_errors, lock_retries, hlc_bumps, reconnects;
+    uint64_t trx, rolled_back; /* --sql-only */
 } st;
 
 /* ------------------------------------------------------------------------ */
@@ -350,16 +361,25 @@ static bool retryable(unsigned int e)
     return e == 1205 || e == 1213 || e == 1062;
 }
 
-/* Returns 0, or the MySQL errno of the failed step (the transaction is
- * rolled back by the caller). */
-static unsigned int one_change(void)
+/* One change written in the open transaction. */
+typedef struct written {
+    const ch_table *t;
+    const char *op; /* "create", "update", "delete" */
+    char pk[64];    /* the canonical key: [17], ["red",3] */
+    char key[128];  /* the event's key object */
+    row_text row;   /* the new values (not for a delete) */
+} written;
+
+/* Picks a key of the 300, locks its row and creates, updates or deletes
+ * it in the open transaction. Returns 0, or the MySQL errno of the failed
+ * step (the caller rolls back). */
+static unsigned int write_change(written *w)
 {
     const ch_table *t;
     unsigned r = pick(300);
     int idx;
-    char where[128], sql[12288], pk[64], key[128];
-    bool exists, found;
-    uint64_t stored = 0;
+    char where[128], sql[4096];
+    bool exists;
     unsigned int e;
 
     /* Each key of the 300 equally likely. */
@@ -371,37 +391,68 @@ static unsigned int one_change(void)
         }
         r -= (unsigned)CH_TABLES[i].nkeys;
     }
+    w->t = t;
     ch_key_text(t, idx, CH_KEY_WHERE, where, sizeof where);
-    ch_key_text(t, idx, CH_KEY_PK, pk, sizeof pk);
-    ch_key_text(t, idx, CH_KEY_JSON, key, sizeof key);
+    ch_key_text(t, idx, CH_KEY_PK, w->pk, sizeof w->pk);
+    ch_key_text(t, idx, CH_KEY_JSON, w->key, sizeof w->key);
 
     snprintf(sql, sizeof sql, "SELECT 1 FROM `%s` WHERE %s FOR UPDATE", t->name,
              where);
     if ((e = query_one(sql, &exists, NULL)))
         return e;
-    const char *op;
-    row_text row;
     if (!exists) {
-        op = "create";
-        make_row(t, idx, &row);
+        w->op = "create";
+        make_row(t, idx, &w->row);
         snprintf(sql, sizeof sql, "INSERT INTO `%s` (%s) VALUES (%s)", t->name,
-                 row.sql_cols, row.sql_vals);
+                 w->row.sql_cols, w->row.sql_vals);
     } else if (pick(100) < 70) {
-        op = "update";
-        make_row(t, idx, &row);
+        w->op = "update";
+        make_row(t, idx, &w->row);
         snprintf(sql, sizeof sql, "UPDATE `%s` SET %s WHERE %s", t->name,
-                 row.sql_set, where);
+                 w->row.sql_set, where);
     } else {
-        op = "delete";
+        w->op = "delete";
         snprintf(sql, sizeof sql, "DELETE FROM `%s` WHERE %s", t->name, where);
     }
     if ((e = exec(sql)))
         return e;
     if (mysql_affected_rows(db) != 1) {
-        say("%s %s %s changed %llu rows; expected 1", op, t->name, pk,
+        say("%s %s %s changed %llu rows; expected 1", w->op, t->name, w->pk,
             (unsigned long long)mysql_affected_rows(db));
         return 1213; /* cannot happen under the row lock: try another */
     }
+    return 0;
+}
+
+/* A committed change in the counts. */
+static void count_committed(const char *op)
+{
+    st.changes++;
+    if (op[0] == 'c')
+        st.creates++;
+    else if (op[0] == 'u')
+        st.updates++;
+    else
+        st.deletes++;
+}
+
+/* One change emitted by this host: written, versioned, put in the outbox
+ * and committed, then emitted. Returns 0, 1 when the emit failed (the
+ * outbox keeps it), or the MySQL errno of the failed step (the caller
+ * rolls back). */
+static unsigned int one_change(void)
+{
+    written w;
+    char sql[12288];
+    bool found;
+    uint64_t stored = 0;
+    unsigned int e;
+
+    if ((e = write_change(&w)))
+        return e;
+    const ch_table *t = w.t;
+    const char *op = w.op, *pk = w.pk, *key = w.key;
+    const row_text *row = &w.row;
 
     /* The version this server holds for the row, read with a lock after
      * the write: see the comment at the top. */
@@ -436,10 +487,10 @@ static unsigned int one_change(void)
              "{\"v\":1,\"id\":\"%s\",\"origin\":\"%s\",\"hlc\":%" PRIu64
              ",\"ts\":\"%s\",\"op\":\"%s\",\"table\":\"%s\",\"key\":%s%s%s}",
              id, opt_node, hlc, ts, op, t->name, key,
-             op[0] == 'd' ? "" : ",\"data\":", op[0] == 'd' ? "" : row.json);
+             op[0] == 'd' ? "" : ",\"data\":", op[0] == 'd' ? "" : row->json);
     snprintf(logline, sizeof logline,
              "E\t%s\t%s\t%" PRIu64 "\t%s\t%s\t%s\t%s\n", id, opt_node, hlc,
-             t->name, pk, op, op[0] == 'd' ? "-" : row.json);
+             t->name, pk, op, op[0] == 'd' ? "-" : row->json);
 
     char qev[4200], qline[4200];
     sql_quote(qev, event);
@@ -455,16 +506,57 @@ static unsigned int one_change(void)
     /* Committed (or, after a lost connection, perhaps: the outbox sweep
      * settles that). */
     last_hlc = hlc;
-    st.changes++;
-    if (op[0] == 'c')
-        st.creates++;
-    else if (op[0] == 'u')
-        st.updates++;
-    else
-        st.deletes++;
+    count_committed(op);
 
     int rc = emit_logged(id, event, logline);
     return rc == -2 ? 2013 : rc == -1 ? 1 : 0;
+}
+
+/* --sql-only: one transaction of one to four changes (more often one),
+ * its id in chaos_sqltx, logged, then committed, or one time in ten
+ * rolled back. *n: the changes it made. Returns 0, or the MySQL errno of
+ * the failed step (the caller rolls back; a failure of the COMMIT itself
+ * leaves its fate to chaos_sqltx). */
+static unsigned int sql_transaction(int *n)
+{
+    written w[4];
+    char txid[37], sql[128], lines[4 * 1400];
+    size_t len = 0;
+    unsigned int e;
+    const bool rollback = pick(10) == 0;
+
+    *n = pick(2) ? 1 : 2 + (int)pick(3);
+    if (ds__uuid7(txid) != 0) {
+        say("no randomness for a UUID");
+        exit(1);
+    }
+    for (int i = 0; i < *n; i++) {
+        if ((e = write_change(&w[i])))
+            return e;
+        len += (size_t)snprintf(
+            lines + len, sizeof lines - len, "S\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+            txid, opt_node, rollback ? "rollback" : "commit", w[i].t->name,
+            w[i].pk, w[i].op, w[i].op[0] == 'd' ? "-" : w[i].row.json);
+    }
+    snprintf(sql, sizeof sql, "INSERT INTO chaos_sqltx (id) VALUES ('%s')",
+             txid);
+    if ((e = exec(sql)))
+        return e;
+    /* Logged before the outcome: a kill -9 after it leaves a transaction
+     * that chaos_sqltx says committed or not. */
+    log_line(lines);
+    if (rollback) {
+        if (mysql_rollback(db) != 0)
+            return mysql_errno(db) ? mysql_errno(db) : 2013;
+        st.rolled_back++;
+        return 0;
+    }
+    if (mysql_commit(db) != 0)
+        return mysql_errno(db) ? mysql_errno(db) : 2013;
+    st.trx++;
+    for (int i = 0; i < *n; i++)
+        count_committed(w[i].op);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -495,6 +587,15 @@ static uint64_t max_logged_hlc(void)
 static void print_stats(const char *when)
 {
     ds_producer_stats ps;
+    if (opt_sql_log) {
+        say("%s: changes committed %" PRIu64 " (create %" PRIu64
+            ", update %" PRIu64 ", delete %" PRIu64 ") in %" PRIu64
+            " transactions, %" PRIu64 " transactions rolled back on purpose, "
+            "db errors %" PRIu64 ", lock retries %" PRIu64,
+            when, st.changes, st.creates, st.updates, st.deletes, st.trx,
+            st.rolled_back, st.db_errors, st.lock_retries);
+        return;
+    }
     ds_producer_stats_get(prod, &ps, sizeof ps);
     say("%s: changes %" PRIu64 " (create %" PRIu64 ", update %" PRIu64
         ", delete %" PRIu64 "), emitted %" PRIu64
@@ -514,7 +615,9 @@ static void usage(void)
     fprintf(stderr,
             "usage: chaos_producer -c CONF --node ID --db NAME --port PORT "
             "--emitted FILE --spool DIR [--host H] [--seed N] [--rate N] "
-            "[--drain-timeout S]\n");
+            "[--drain-timeout S]\n"
+            "       chaos_producer --sql-only FILE --node ID --db NAME "
+            "--port PORT [--host H] [--seed N] [--rate N]\n");
     exit(2);
 }
 
@@ -527,6 +630,8 @@ static int recover(int64_t deadline)
     for (;;) {
         if (!db && db_open() == 0)
             st.reconnects++;
+        if (db && opt_sql_log)
+            return 0; /* no outbox */
         if (db) {
             int rc = sweep_outbox();
             if (rc == 0)
@@ -557,6 +662,7 @@ static void parse_args(int argc, char **argv)
                            TS_OPT("seed", &seed),
                            TS_OPT("rate", &rate),
                            TS_OPT("drain-timeout", &drain),
+                           TS_OPT("sql-only", &opt_sql_log),
                            TS_OPT_END};
     if (ts_opts_parse(argc, argv, opts) != 0)
         usage();
@@ -564,92 +670,41 @@ static void parse_args(int argc, char **argv)
     opt_seed = strtoull(seed, NULL, 10);
     opt_rate = atoi(rate);
     opt_drain_timeout = atoi(drain);
-    if (!opt_conf || !opt_node || !opt_db || !opt_emitted || !opt_spool ||
-        opt_rate <= 0)
+    if (!opt_node || !opt_db || opt_rate <= 0)
+        usage();
+    if (!opt_sql_log && (!opt_conf || !opt_emitted || !opt_spool))
         usage();
     snprintf(me, sizeof me, "chaos-producer %s", opt_node);
 }
 
-int main(int argc, char **argv)
+/* libdatasync's producer, from -c with this node, spool and sync mode.
+ * Returns 0, or -1 having said why. */
+static int open_producer(void)
 {
-    parse_args(argc, argv);
-    rng = opt_seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    log_fd = open(opt_emitted, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (log_fd < 0) {
-        say("%s: %s", opt_emitted, strerror(errno));
-        return 1;
-    }
-    last_hlc = max_logged_hlc();
-
     ds_options *o = ds_options_new();
     if (!o || ds_options_load(o, opt_conf) != 0 ||
         ds_options_set(o, "node.id", opt_node) != 0 ||
         ds_options_set(o, "producer.spool_dir", opt_spool) != 0 ||
         ds_options_set(o, "producer.mode", "sync") != 0) {
         say("configuration: %s", o ? ds_options_errmsg(o) : "out of memory");
-        return 1;
+        ds_options_free(o);
+        return -1;
     }
     char err[DS_ERRBUF_SIZE];
     int rc = ds_producer_new(&prod, o, err, sizeof err);
+    ds_options_free(o);
     if (rc != 0) {
         say("ds_producer_new: %s: %s", ds_err_name(rc), err);
-        return 1;
+        return -1;
     }
-    ds_options_free(o);
     ds_producer_set_log(prod, lib_log, NULL);
-    say("started: database %s, seed %" PRIu64 ", %d changes/s, spool %s "
-        "(backlog %lld bytes), last hlc %" PRIu64,
-        opt_db, opt_seed, opt_rate, opt_spool, ts_spool_backlog(opt_spool),
-        last_hlc);
+    return 0;
+}
 
-    recover(0);
-    int64_t next_stats = ts_now_ms() + 10000;
-    const int64_t interval_us = 1000000 / opt_rate;
-    int64_t slot_us = ts_now_ms() * 1000;
-    while (!stop_flag) {
-        /* Pace at --rate, without catching up more than a second. */
-        int64_t now_us = ts_now_ms() * 1000;
-        if (slot_us < now_us - 1000000)
-            slot_us = now_us - 1000000;
-        if (slot_us > now_us)
-            sleep_ms((int)((slot_us - now_us) / 1000));
-        slot_us += interval_us;
-        if (stop_flag)
-            break;
-        if (!db && recover(0) != 0)
-            continue;
-        unsigned int e = one_change();
-        if (e) {
-            if (e != 1)
-                mysql_rollback(db);
-            if (e == 1) {
-                /* An emit failed: the outbox keeps the change; retry it
-                 * after a pause. */
-                sleep_ms(500);
-                recover(0);
-            } else if (retryable(e)) {
-                st.lock_retries++;
-            } else {
-                st.db_errors++;
-                say("database: [%u] %s; reconnecting", e, mysql_error(db));
-                db_close();
-            }
-        }
-        if (ts_now_ms() >= next_stats) {
-            print_stats("stats");
-            next_stats = ts_now_ms() + 10000;
-        }
-    }
-
-    /* The end: empty the outbox, then wait for the spool to drain. */
+/* The end of an emitting run: empty the outbox, then wait for the spool
+ * to drain. Returns the exit status: 0, or 3 if either is left. */
+static int drain(void)
+{
     int64_t deadline = ts_now_ms() + (int64_t)opt_drain_timeout * 1000;
     say("stopping: emptying the outbox and the spool (at most %d s)",
         opt_drain_timeout);
@@ -672,6 +727,82 @@ int main(int argc, char **argv)
         say("FAILED: %lld bytes still in the spool at the deadline", backlog);
         status = 3;
     }
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    rng = opt_seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    const char *log = opt_sql_log ? opt_sql_log : opt_emitted;
+    log_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (log_fd < 0) {
+        say("%s: %s", log, strerror(errno));
+        return 1;
+    }
+    if (opt_sql_log) {
+        say("started: SQL only, database %s, seed %" PRIu64
+            ", %d changes/s, transactions logged to %s",
+            opt_db, opt_seed, opt_rate, opt_sql_log);
+    } else {
+        last_hlc = max_logged_hlc();
+        if (open_producer() != 0)
+            return 1;
+        say("started: database %s, seed %" PRIu64 ", %d changes/s, spool %s "
+            "(backlog %lld bytes), last hlc %" PRIu64,
+            opt_db, opt_seed, opt_rate, opt_spool, ts_spool_backlog(opt_spool),
+            last_hlc);
+    }
+
+    recover(0);
+    int64_t next_stats = ts_now_ms() + 10000;
+    const int64_t interval_us = 1000000 / opt_rate;
+    int64_t slot_us = ts_now_ms() * 1000;
+    while (!stop_flag) {
+        /* Pace at --rate, without catching up more than a second. */
+        int64_t now_us = ts_now_ms() * 1000;
+        if (slot_us < now_us - 1000000)
+            slot_us = now_us - 1000000;
+        if (slot_us > now_us)
+            sleep_ms((int)((slot_us - now_us) / 1000));
+        if (stop_flag)
+            break;
+        if (!db && recover(0) != 0)
+            continue;
+        int n = 1;
+        unsigned int e = opt_sql_log ? sql_transaction(&n) : one_change();
+        slot_us += interval_us * n;
+        if (e) {
+            if (e != 1)
+                mysql_rollback(db);
+            if (e == 1) {
+                /* An emit failed: the outbox keeps the change; retry it
+                 * after a pause. */
+                sleep_ms(500);
+                recover(0);
+            } else if (retryable(e)) {
+                st.lock_retries++;
+            } else {
+                st.db_errors++;
+                say("database: [%u] %s; reconnecting", e, mysql_error(db));
+                db_close();
+            }
+        }
+        if (ts_now_ms() >= next_stats) {
+            print_stats("stats");
+            next_stats = ts_now_ms() + 10000;
+        }
+    }
+
+    int status = opt_sql_log ? 0 : drain();
     print_stats("final");
     ds_producer_free(prod);
     db_close();

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh: the chaos run (issues 6 and 10): three servers, two producers, random faults for a bounded time, a fourth server bootstrapped mid-run, then a checker that counts every change as accounted for, lost or wrongly applied on all four.
+# run.sh: the chaos run (issues 6, 10 and 16): three servers, three producers (one an application that writes SQL only, emitted by datasync-capture), random faults for a bounded time, a fourth server bootstrapped mid-run, then a checker that counts every change as accounted for, lost or wrongly applied on all four.
 #
 #   BUILD=build tests/chaos/run.sh [--duration SECONDS] [--seed N] [--rate N] [--keep] [--cluster]
 #
@@ -16,9 +16,25 @@
 # What runs, all on 127.0.0.1: three databases chaos_a/b/c on the private
 # MariaDB (tests/chaos/schema.sql), three datasync-consumer processes
 # (nodes chaos-a/b/c, exchange "chaos"), one of them (chosen by the seed)
-# connected to RabbitMQ through chaos_proxy, and two chaos_producer
-# processes (origins chaos-a and chaos-b, each writing its own database
-# first, see tests/chaos/chaos_producer.c).
+# connected to RabbitMQ through chaos_proxy, two chaos_producer processes
+# (origins chaos-a and chaos-b, each writing its own database first, then
+# emitting through libdatasync, see tests/chaos/chaos_producer.c), and on
+# chaos-c an application that cannot call ds_emit: chaos_producer
+# --sql-only writes creates, updates and deletes to chaos_c in
+# transactions of 1-4 changes, one in ten rolled back on purpose, and logs
+# them; datasync-capture (node chaos-c, its consumer's configuration plus
+# [producer] and [capture], through the proxy when that consumer is)
+# reads the MariaDB's binlog and emits them. The binlog holds every
+# database's writes: the capture takes only chaos_c's tables, and of
+# those not the ones chaos-c's consumer applies (loop prevention). So the
+# MariaDB always runs with the binlog on (DS_SVC_MARIA_BINLOG=1, for every
+# start by services.sh; shared services started without it are restarted
+# once with it). The checker reads the capture's events back from the
+# broker, from a tap (chaos-tap: a node in `datasync setup` that has no
+# consumer, so its queue gets what the node queues get) and from the
+# archive stream chaos.archive, and matches each committed SQL change to
+# one of them (tests/chaos/lib/captured.h); a rolled-back change must
+# never appear.
 #
 # The late node: chaos-d (database chaos_d, the same schema, no producer)
 # is not in `datasync setup --nodes`. At a seeded moment between 1/4 and
@@ -39,8 +55,13 @@
 # per round:
 #   consumer_kill   kill -9 of a consumer (chaos-d too once joined),
 #                   restarted 0.2-3 s later
-#   producer_kill   kill -9 of a producer, restarted 0.2-2 s later with the
-#                   same spool and outbox
+#   producer_kill   kill -9 of a producer (the SQL writer too), restarted
+#                   0.2-2 s later with the same spool and outbox
+#   capture_kill    kill -9 of datasync-capture, restarted 0.2-3 s later:
+#                   it resumes from its state file (what it emitted after
+#                   its last save comes again, with the same ids and
+#                   versions: a change emitted again under a new id fails
+#                   the run)
 #   broker_restart  services.sh rabbit restart
 #   broker_kill     services.sh rabbit kill, started again 1-4 s later; half
 #                   the time a producer is also killed -9 and restarted
@@ -48,6 +69,12 @@
 #   maria_stop      services.sh maria stop, started again 2-6 s later; half
 #                   the time a consumer is also killed -9 meanwhile (it
 #                   fails to start until the database is back)
+# During broker_kill and maria_stop (and the cluster's member faults) a
+# third of the time datasync-capture is killed -9 too and started at once:
+# it spools while the broker is away, and waits for the database with
+# backoff. It must never exit on its own through any fault (it reconnects
+# to both): one that does is restarted, as systemd's Restart=on-failure
+# would, and fails the run.
 #   blackhole       the proxy stops forwarding without closing for 3-15 s,
 #                   then forwards again or closes the connections
 # In cluster mode (--cluster) the broker is a 3-node cluster
@@ -57,9 +84,11 @@
 # broker_kill give way to the member faults of tests/chaos/cluster.sh:
 # node_kill_connected, node_kill_leader, node_restart and partition.
 # Then faults stop, everything is brought up, the producers stop (each
-# empties its outbox and waits for its spool to drain), the queues drain
-# (no message ready or unacked, datasync_versions unchanged for a second),
-# the consumers stop, and tests/chaos/chaos_check prints the summary.
+# empties its outbox and waits for its spool to drain), datasync-capture
+# stops once its saved position reached the binlog's after the SQL writer's
+# last transaction and its spool is empty, the queues drain (no message
+# ready or unacked, datasync_versions unchanged for a second), the
+# consumers stop, and tests/chaos/chaos_check prints the summary.
 #
 # Services: with DS_TEST_RUNDIR set (tests/run.sh), the running private
 # services of tests/lib/services.sh are used and left running; without it,
@@ -113,11 +142,12 @@ done
 [[ "$seed" =~ ^[0-9]+$ ]] || { echo "run.sh: --seed takes a whole number" >&2; exit 2; }
 
 consumer_bin=$build/datasync-consumer
+capture_bin=$build/datasync-capture
 cli_bin=$build/datasync
 producer_bin=$build/tools/chaos_producer
 proxy_bin=$build/tools/chaos_proxy
 check_bin=$build/tools/chaos_check
-for b in "$consumer_bin" "$cli_bin" "$producer_bin" "$proxy_bin" "$check_bin"; do
+for b in "$consumer_bin" "$capture_bin" "$cli_bin" "$producer_bin" "$proxy_bin" "$check_bin"; do
     if [[ ! -x "$b" ]]; then
         echo "run.sh: $b is missing: make BUILD=${BUILD:-build} all build-tests" >&2
         exit 2
@@ -126,7 +156,8 @@ done
 
 nodes=(chaos-a chaos-b chaos-c chaos-d)
 dbs=(chaos_a chaos_b chaos_c chaos_d)
-producers=(0 1) # the producers run on nodes 0 and 1, as their origin
+producers=(0 1 2) # the producers run on nodes 0, 1 and 2, as their origin
+sql_node=2        # chaos-c's application writes SQL only: datasync-capture emits
 late=3          # chaos-d: not set up at the start, bootstrapped mid-run
 RANDOM=$seed
 
@@ -142,7 +173,10 @@ own_services=0
 cdir=""
 proxy_pid=""
 watchdog_pid=""
-declare -a cons_pid=("" "" "" "") prod_pid=("" "")
+declare -a cons_pid=("" "" "" "") prod_pid=("" "" "")
+capture_pid=""
+capture_log_start=0
+capture_runs=0 # how many times datasync-capture was started
 declare -a cons_log_start=(0 0 0 0)
 active=3 # consumers supervised: nodes 0..active-1 (4 once chaos-d joined)
 boot_pid=""
@@ -211,7 +245,7 @@ cleanup() {
         echo "chaos: interrupted (exit $rc): stopping every process of the run" >&2
     fi
     [[ -n "$watchdog_pid" ]] && kill -KILL -- "-$watchdog_pid" 2>/dev/null
-    for p in "${prod_pid[@]}" "${cons_pid[@]}" "$proxy_pid" "$boot_pid"; do
+    for p in "${prod_pid[@]}" "$capture_pid" "${cons_pid[@]}" "$proxy_pid" "$boot_pid"; do
         [[ -n "$p" ]] && kill -KILL "$p" 2>/dev/null
     done
     read -r -a pids <<<"$(owned_pids | tr '\n' ' ')"
@@ -241,6 +275,9 @@ trap 'exit 129' HUP
 
 # ------------------------------------------------------------- services
 
+# datasync-capture reads the MariaDB's binlog: every start of it by
+# services.sh (here, in the faults, at the end) must turn it on.
+export DS_SVC_MARIA_BINLOG=1
 if [[ -z "${DS_TEST_RUNDIR:-}" ]]; then
     own_services=1
     DS_TEST_RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/ds-chaos.XXXXXX")
@@ -254,6 +291,14 @@ if [[ -z "${DS_TEST_RUNDIR:-}" ]]; then
     fi
 fi
 eval "$("$services" env)"
+if [[ "$("$services" maria sql -N -e 'SELECT @@log_bin' 2>/dev/null)" != 1 ]]; then
+    # Shared services (tests/run.sh) started without it: once more with it.
+    echo "chaos: restarting the private MariaDB with its binlog on (datasync-capture reads it)"
+    if ! "$services" maria restart; then
+        echo "chaos: MariaDB did not start again with the binlog" >&2
+        exit 1
+    fi
+fi
 if ((cluster)); then
     echo "chaos: starting a 3-node RabbitMQ cluster"
     cluster_up || exit 1
@@ -280,7 +325,7 @@ rnd 3
 join_peer=$R
 rnd $((duration * 10 / 4 + 1))
 join_at=$((duration * 10 / 4 + R))
-note "seed $seed, faults for $duration s, $rate changes/s per producer, consumer ${nodes[proxied]} through the proxy, run folder $cdir"
+note "seed $seed, faults for $duration s, $rate changes/s per producer, consumer ${nodes[proxied]}$( ((proxied == sql_node)) && echo ' and its datasync-capture') through the proxy, run folder $cdir"
 note "${nodes[late]} joins at fault period +$((join_at / 10)).$((join_at % 10)) s, bootstrapped from ${nodes[join_peer]}"
 ((cluster)) && note "broker: a 3-node cluster (${DS_TEST_CLUSTER_NODES}), quorum queues"
 note "reproduce: BUILD=${BUILD:-build} tests/chaos/run.sh --duration $duration --seed $seed --rate $rate$( ((cluster)) && echo ' --cluster')"
@@ -297,14 +342,18 @@ for i in "${!dbs[@]}"; do
     fi
 done
 
-# Queues of an earlier run on these services go first.
+# Queues of an earlier run on these services go first, and the tap and
+# the archive stream: the checker reads chaos-c's captured changes there.
+tap=chaos-tap # a node in setup, with no consumer: its queue gets every change
 existing=$(broker_ctl list_queues -q --no-table-headers name)
+run_queues=(chaos.archive "datasync.$tap" "datasync.$tap.dead")
 for n in "${nodes[@]}"; do
-    for q in "datasync.$n" "datasync.$n.dead"; do
-        if grep -qx "$q" <<<"$existing"; then
-            broker_ctl delete_queue "$q" >/dev/null || true
-        fi
-    done
+    run_queues+=("datasync.$n" "datasync.$n.dead")
+done
+for q in "${run_queues[@]}"; do
+    if grep -qx "$q" <<<"$existing"; then
+        broker_ctl delete_queue "$q" >/dev/null || true
+    fi
 done
 
 "$proxy_bin" --target-port "${member_port[0]:-$DS_TEST_AMQP_PORT}" --port-file "$cdir/proxy.port" \
@@ -355,6 +404,7 @@ level = info
 EOF
 done
 for i in "${producers[@]}"; do
+    ((i == sql_node)) && continue # no libdatasync: its capture's below
     cat >"$cdir/producer-${nodes[i]}.conf" <<EOF
 # The chaos run's producer of node ${nodes[i]} (tests/chaos/run.sh).
 # chaos_producer stamps its own versions (ds_emit_event), observing the
@@ -376,7 +426,26 @@ level = info
 EOF
 done
 
-if ! "$cli_bin" -c "$cdir/consumer-${nodes[0]}.conf" setup --nodes "$(IFS=,; echo "${nodes[*]:0:active}")" \
+# datasync-capture of the SQL-only node reads its consumer's configuration,
+# as datasync-capture@.service reads datasync-consumer@'s (node, clock
+# file, broker, through the proxy when that consumer is proxied, database,
+# tables), plus its own sections. The binlog is the one MariaDB's, where
+# every node's database is: only chaos_c's tables are its (mysql.database),
+# and of the changes there, those chaos-c's consumer applies are not
+# captured again (loop prevention).
+{
+    cat "$cdir/consumer-${nodes[sql_node]}.conf"
+    cat <<EOF
+[producer]
+spool_dir = $cdir/spool-${nodes[sql_node]}
+confirm_timeout_ms = 2000
+[capture]
+server_id = 4201
+state_file = $cdir/capture-${nodes[sql_node]}.state
+EOF
+} >"$cdir/capture-${nodes[sql_node]}.conf"
+
+if ! "$cli_bin" -c "$cdir/consumer-${nodes[0]}.conf" setup --nodes "$(IFS=,; echo "${nodes[*]:0:active},$tap")" \
     >>"$cdir/setup.log" 2>&1; then
     echo "chaos: datasync setup failed (see $cdir/setup.log)" >&2
     exit 1
@@ -407,16 +476,65 @@ start_consumer() {
     return 1
 }
 
-prod_incarnation=(0 0)
+prod_incarnation=(0 0 0)
+# start_producer P: producer P (an index into producers): chaos_producer
+# emitting through libdatasync, or on the SQL-only node writing SQL alone.
 start_producer() {
-    local p=$1 i=${producers[$1]}
+    local p=$1 i=${producers[$1]} args
     prod_incarnation[p]=$((prod_incarnation[p] + 1))
-    env DS_CHAOS_RUN="$cdir" "$producer_bin" -c "$cdir/producer-${nodes[i]}.conf" \
-        --node "${nodes[i]}" --db "${dbs[i]}" --port "$DS_TEST_MYSQL_PORT" \
-        --emitted "$cdir/emitted-${nodes[i]}.log" --spool "$cdir/spool-${nodes[i]}" \
-        --seed $((seed * 1000 + p * 100 + prod_incarnation[p])) --rate "$rate" \
-        --drain-timeout 90 >>"$cdir/producer-${nodes[i]}.log" 2>&1 &
+    if ((i == sql_node)); then
+        args=(--sql-only "$cdir/sql-${nodes[i]}.log")
+    else
+        args=(-c "$cdir/producer-${nodes[i]}.conf" --emitted "$cdir/emitted-${nodes[i]}.log"
+            --spool "$cdir/spool-${nodes[i]}" --drain-timeout 90)
+    fi
+    env DS_CHAOS_RUN="$cdir" "$producer_bin" "${args[@]}" --node "${nodes[i]}" --db "${dbs[i]}" \
+        --port "$DS_TEST_MYSQL_PORT" --seed $((seed * 1000 + p * 100 + prod_incarnation[p])) \
+        --rate "$rate" >>"$cdir/producer-${nodes[i]}.log" 2>&1 &
     prod_pid[p]=$!
+}
+
+# start_capture: starts the SQL-only node's datasync-capture and waits (up
+# to 20 s) until it reads the binlog or, the database being down, says it
+# waits for it. It waits out database and broker outages by itself; should
+# it exit all the same, reconcile starts it again, as systemd's
+# Restart=on-failure would, and the run fails (it died on its own).
+start_capture() {
+    local log=$cdir/capture-${nodes[sql_node]}.log k
+    capture_log_start=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    capture_runs=$((capture_runs + 1))
+    env DS_CHAOS_RUN="$cdir" "$capture_bin" -c "$cdir/capture-${nodes[sql_node]}.conf" >>"$log" 2>&1 &
+    capture_pid=$!
+    for ((k = 0; k < 200; k++)); do
+        tail -c +$((capture_log_start + 1)) "$log" 2>/dev/null |
+            grep -qE 'reading the binlog after|; again in [0-9]+ s' && return 0
+        ds_svc_alive "$capture_pid" || break
+        sleep 0.1
+    done
+    return 0 # keep_capture looks after it
+}
+
+# Starts the capture if it is not running; one that exited on its own is
+# recorded (a bug: it waits out outages).
+keep_capture() {
+    local rc=0
+    if [[ -n "$capture_pid" ]] && ! ds_svc_alive "$capture_pid"; then
+        wait "$capture_pid" 2>/dev/null || rc=$?
+        unexpected+=("datasync-capture exit $rc")
+        note "UNEXPECTED: datasync-capture (pid $capture_pid) exited on its own with status $rc: $(tail -c +$((capture_log_start + 1)) "$cdir/capture-${nodes[sql_node]}.log" | grep -E ' (error|ERROR)' | tail -1)"
+        capture_pid=""
+    fi
+    [[ -n "$capture_pid" ]] || start_capture
+}
+
+# spool_backlog DIR: the bytes waiting in a libdatasync spool (spool.log
+# past the offset spool.head holds; tests/lib/support.c ts_spool_backlog).
+spool_backlog() {
+    local size head
+    [[ -f "$1/spool.log" ]] || { echo 0; return; }
+    size=$(stat -c %s "$1/spool.log")
+    head=$(od -An -t u8 -N 8 "$1/spool.head" 2>/dev/null | tr -d ' ')
+    echo $((size > ${head:-0} ? size - ${head:-0} : 0))
 }
 
 # Starts whatever should run and does not: a consumer that exited at
@@ -443,6 +561,7 @@ keep_consumers() {
 reconcile() {
     local p rc
     keep_consumers
+    keep_capture
     join_step
     for p in "${!producers[@]}"; do
         if [[ -n "${prod_pid[p]}" ]] && ! ds_svc_alive "${prod_pid[p]}"; then
@@ -457,9 +576,10 @@ reconcile() {
 }
 
 # The emitted changes so far (lines of the emitted logs; a re-emitted
-# change counts twice): how much the late node got by the copy.
+# change counts twice; the SQL writer's logged changes, committed or not):
+# how much the late node got by the copy.
 emitted_so_far() {
-    cat "$cdir"/emitted-*.log 2>/dev/null | wc -l
+    cat "$cdir"/emitted-*.log "$cdir"/sql-*.log 2>/dev/null | wc -l
 }
 
 # consuming I: whether node I's consumer runs and, as its log says, is
@@ -562,6 +682,15 @@ fault_producer_kill() {
     start_producer "$p"
 }
 
+fault_capture_kill() {
+    rnd 28; local down=$((R + 2))
+    fault "capture_kill ${nodes[sql_node]}'s datasync-capture pid $capture_pid (kill -9), down $((down / 10)).$((down % 10)) s"
+    kill9 "$capture_pid"
+    capture_pid=""
+    nap "$down"
+    start_capture
+}
+
 fault_broker_restart() {
     fault "broker_restart (services.sh rabbit restart)"
     "$services" rabbit restart >>"$cdir/services.log" 2>&1 ||
@@ -571,13 +700,15 @@ fault_broker_restart() {
 
 # outage SERVICE ACTION TENTHS WHAT MEANWHILE: takes SERVICE (rabbit,
 # maria, member:N) down with svc_do SERVICE ACTION, half the time runs the
-# function MEANWHILE while it is down, and starts it again TENTHS tenths of
-# a second later.
+# function MEANWHILE while it is down, a third of the time kills the
+# capture too, and starts it again TENTHS tenths of a second later.
 outage() {
     local svc=$1 action=$2 down=$3 what=$4 meanwhile=$5
     svc_do "$svc" "$action" >>"$cdir/services.log" 2>&1 || note "$svc $action failed"
     rnd 2
     ((R == 0)) && "$meanwhile"
+    rnd 3
+    ((R == 0)) && kill_capture_meanwhile "$svc"
     nap "$down"
     svc_do "$svc" start >>"$cdir/services.log" 2>&1 || note "$svc start failed (see $cdir/services.log)"
     note "$what back"
@@ -603,6 +734,16 @@ kill_consumer_meanwhile() {
     kill9 "${cons_pid[i]}"
     cons_pid[i]=""
     start_consumer "$i" # exits at start-up: started again later
+}
+
+# Broker down: what it emitted since is in its spool; database down: it
+# starts again without it. Either way it resumes from its state file.
+kill_capture_meanwhile() { # SERVICE
+    sleep 0.3
+    fault "capture_kill ${nodes[sql_node]}'s datasync-capture pid $capture_pid (kill -9) while $1 is down; restarted at once"
+    kill9 "$capture_pid"
+    capture_pid=""
+    start_capture
 }
 
 fault_broker_kill() {
@@ -631,19 +772,27 @@ fault_blackhole() {
     fi
 }
 
-kinds=(consumer_kill producer_kill broker_restart broker_kill maria_stop blackhole)
-((cluster)) && kinds=(consumer_kill producer_kill node_kill_connected node_kill_leader node_restart
-    partition maria_stop blackhole)
+kinds=(consumer_kill producer_kill capture_kill broker_restart broker_kill maria_stop blackhole)
+((cluster)) && kinds=(consumer_kill producer_kill capture_kill node_kill_connected node_kill_leader
+    node_restart partition maria_stop blackhole)
 
 # ------------------------------------------------------------------- run
 
 for ((i = 0; i < active; i++)); do
     start_consumer "$i" || { echo "chaos: consumer ${nodes[i]} does not start (see $cdir/consumer-${nodes[i]}.log)" >&2; exit 1; }
 done
+# The capture first: a first start begins at the binlog's current position.
+start_capture
+for ((k = 0; k < 100; k++)); do
+    [[ -s "$cdir/capture-${nodes[sql_node]}.state" ]] && break
+    sleep 0.1
+done
+[[ -s "$cdir/capture-${nodes[sql_node]}.state" ]] ||
+    { echo "chaos: datasync-capture did not start (see $cdir/capture-${nodes[sql_node]}.log)" >&2; exit 1; }
 for p in "${!producers[@]}"; do
     start_producer "$p"
 done
-note "3 consumers and 2 producers running; faults start in 3 s"
+note "3 consumers, 2 producers, 1 SQL writer with datasync-capture running; faults start in 3 s"
 sleep 3
 
 fault_end=$((${EPOCHREALTIME/[.,]/} + duration * 1000000))
@@ -728,6 +877,33 @@ for p in "${!producers[@]}"; do
     prod_pid[p]=""
 done
 
+# The SQL writer's last transaction is before the binlog's position now:
+# the capture is done once its saved position (saved only when all it
+# emitted before is confirmed or spooled) reaches it and its spool is
+# empty. Then it stops (SIGTERM: flush, save, exit 0).
+binlog_end=$(msql -N -e 'SELECT @@gtid_binlog_pos' 2>/dev/null)
+note "waiting for datasync-capture to reach the binlog position $binlog_end and empty its spool"
+capture_state=$cdir/capture-${nodes[sql_node]}.state
+capture_spool=$cdir/spool-${nodes[sql_node]}
+caught_up=0
+for ((k = 0; k < 1200; k++)); do
+    saved=$(cat "$capture_state" 2>/dev/null)
+    if [[ "$saved" =~ -([0-9]+)$ && "$binlog_end" =~ -([0-9]+)$ ]] &&
+        ((${saved##*-} >= ${binlog_end##*-})) && (($(spool_backlog "$capture_spool") == 0)); then
+        caught_up=1
+        break
+    fi
+    ((k % 20 == 0)) && { keep_consumers; keep_capture; }
+    sleep 0.1
+done
+((caught_up)) || note "datasync-capture did NOT reach $binlog_end in 120 s (saved: ${saved:-none}; spool $(spool_backlog "$capture_spool") bytes)"
+rc=0
+stop_pid "$capture_pid" 30 || rc=$?
+capture_pid=""
+capture_status="exit $rc after $capture_runs starts; $(grep -o 'stopped at .*' "$cdir/capture-${nodes[sql_node]}.log" | tail -1)"
+note "datasync-capture stopped: $capture_status"
+((rc == 0)) || unexpected+=("datasync-capture stop: exit $rc")
+
 note "waiting for the queues to drain"
 sig_sql=""
 for db in "${dbs[@]:0:active}"; do
@@ -774,9 +950,10 @@ proxy_pid=""
 
 infos=(
     "${infos_join[@]}"
-    --info "$(printf 'proxied consumer\t%s (through chaos_proxy)' "${nodes[proxied]}")"
+    --info "$(printf 'proxied consumer\t%s (through chaos_proxy)%s' "${nodes[proxied]}" "$( ((proxied == sql_node)) && echo ', its datasync-capture too')")"
     --info "$(printf 'broker\t%s' "$( ((cluster)) && echo "3-node cluster, quorum queues" || echo "one node, classic queues")")"
     --info "$(printf 'producers\t%s' "${prod_status[*]}")"
+    --info "$(printf 'capture (%s)\t%s' "${nodes[sql_node]}" "$capture_status")"
     --info "$(printf 'queues drained\t%s' "$( ((drained)) && echo "yes, in $drain_s s after the producers stopped" || echo "NO, gave up after $drain_s s")")"
     --info "$(printf 'run folder\t%s' "$cdir")"
 )
@@ -788,7 +965,9 @@ check_rc=0
 "$check_bin" --port "$DS_TEST_MYSQL_PORT" --amqp "$amqp_direct" \
     "${node_args[@]}" --joined "${nodes[late]}=$join_text" \
     --emitted "$cdir/emitted-chaos-a.log" --emitted "$cdir/emitted-chaos-b.log" \
-    --spool "$cdir/spool-chaos-a" --spool "$cdir/spool-chaos-b" \
+    --captured "${nodes[sql_node]}=$cdir/sql-${nodes[sql_node]}.log" \
+    --tap "datasync.$tap" --archive chaos.archive \
+    --spool "$cdir/spool-chaos-a" --spool "$cdir/spool-chaos-b" --spool "$capture_spool" \
     --faults "$cdir/faults.log" --seed "$seed" --duration "$duration" \
     --details "$cdir/check-details.log" "${infos[@]}" \
     --died "${#unexpected[@]}${unexpected[*]:+ (${unexpected[*]})}" >"$cdir/summary.txt" 2>&1 || check_rc=$?

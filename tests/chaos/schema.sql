@@ -41,3 +41,10 @@ CREATE TABLE chaos_outbox (
     logline TEXT NOT NULL,
     KEY chaos_outbox_hlc (hlc)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- Not replicated nor captured: the SQL-only writer's (chaos_producer
+-- --sql-only) commit record. Each of its transactions inserts its id here,
+-- so the checker knows which logged transactions committed.
+CREATE TABLE chaos_sqltx (
+    id CHAR(36) CHARACTER SET ascii NOT NULL PRIMARY KEY
+) ENGINE = InnoDB;

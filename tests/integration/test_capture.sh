@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_capture.sh: datasync-capture reads a private MariaDB's binlog and a datasync-consumer applies its changes on the harness's MariaDB: every type round-trips, transactions, rollback, key updates, rotation, kill -9 and resume, versions kept when read again, XA transactions, a purged position, a missing privilege, no loop.
+# test_capture.sh: datasync-capture reads a private MariaDB's binlog and a datasync-consumer applies its changes on the harness's MariaDB: every type round-trips, transactions, rollback, key updates, rotation, kill -9 and resume, a server restart, versions kept when read again, XA transactions, a purged position, a missing privilege, no loop.
 #
 # Run by tests/run.sh with the private services up (DS_TEST_* set). The
 # source is a mariadbd of this test's own (binlog on, ROW, FULL image and
@@ -71,18 +71,21 @@ port=$(free_port) || fail "no free port"
 opts=(--no-defaults --datadir="$m/data" --tmpdir="$m/tmp" --user=root)
 timeout 120 mariadb-install-db "${opts[@]}" --auth-root-authentication-method=normal \
     --skip-test-db >"$work/install.log" 2>&1 || fail "mariadb-install-db: $(tail -5 "$work/install.log")"
-mariadbd "${opts[@]}" --bind-address=127.0.0.1 --port="$port" --socket="$sock" \
-    --pid-file="$m/mariadbd.pid" --log-error="$m/error.log" \
-    --log-bin="$m/data/binlog" --binlog-format=ROW --binlog-row-image=FULL \
-    --binlog-row-metadata=FULL --server-id=1 --innodb-buffer-pool-size=64M \
-    >"$work/mariadbd.log" 2>&1 &
-mariadbd_pid=$!
-for _ in $(seq 1 300); do
-    src -e "SELECT 1" >/dev/null 2>&1 && break
-    kill -0 "$mariadbd_pid" 2>/dev/null || fail "mariadbd exited: $(tail -5 "$m/error.log")"
-    sleep 0.1
-done
-src -e "SELECT 1" >/dev/null || fail "mariadbd did not start"
+start_source() {
+    mariadbd "${opts[@]}" --bind-address=127.0.0.1 --port="$port" --socket="$sock" \
+        --pid-file="$m/mariadbd.pid" --log-error="$m/error.log" \
+        --log-bin="$m/data/binlog" --binlog-format=ROW --binlog-row-image=FULL \
+        --binlog-row-metadata=FULL --server-id=1 --innodb-buffer-pool-size=64M \
+        >>"$work/mariadbd.log" 2>&1 &
+    mariadbd_pid=$!
+    for _ in $(seq 1 300); do
+        src -e "SELECT 1" >/dev/null 2>&1 && break
+        kill -0 "$mariadbd_pid" 2>/dev/null || fail "mariadbd exited: $(tail -5 "$m/error.log")"
+        sleep 0.1
+    done
+    src -e "SELECT 1" >/dev/null || fail "mariadbd did not start"
+}
+start_source
 say "source mariadbd on 127.0.0.1:$port"
 
 schema="
@@ -368,6 +371,28 @@ sleep 1
 [[ "$(dst -N cap_dst -e "SELECT v FROM pairs WHERE k1 = 'ver'")" == later ]] ||
     fail "the change read again undid another server's later change: the remote holds '$(dst -N cap_dst -e "SELECT v FROM pairs WHERE k1 = 'ver'")'"
 start_capture
+
+# ------------------------------------------------ the server restarts
+# The binlog connection is lost under the capture: it reconnects with
+# backoff and reads on from its position (it used to crash there: the
+# connector frees the event of a failed fetch, and the capture freed it
+# again).
+say "the source server restarts under datasync-capture: it reconnects"
+log_from=$(stat -c %s "$work/capture.log")
+stop_pid "$mariadbd_pid"
+mariadbd_pid=""
+sleep 1
+start_source
+src cap_src -e "INSERT INTO types (id, ii) VALUES (4321, 4321)"
+for _ in $(seq 1 300); do
+    kill -0 "$capture_pid" 2>/dev/null ||
+        fail "datasync-capture exited when the server restarted: $(tail -c +$((log_from + 1)) "$work/capture.log" | tail -3)"
+    tail -c +$((log_from + 1)) "$work/capture.log" | grep -q "reading the binlog after" && break
+    sleep 0.1
+done
+tail -c +$((log_from + 1)) "$work/capture.log" | grep -q "reading the binlog after" ||
+    fail "datasync-capture did not read the binlog again within 30 s of the restart"
+wait_same "server restart"
 
 # ------------------------------------------------ no loop
 # A consumer on the source applies a change of another origin there; the
