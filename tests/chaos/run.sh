@@ -887,7 +887,7 @@ capture_state=$cdir/capture-${nodes[sql_node]}.state
 capture_spool=$cdir/spool-${nodes[sql_node]}
 caught_up=0
 for ((k = 0; k < 1200; k++)); do
-    saved=$(cat "$capture_state" 2>/dev/null)
+    saved=$(head -n 1 "$capture_state" 2>/dev/null) # the position; then its clock
     if [[ "$saved" =~ -([0-9]+)$ && "$binlog_end" =~ -([0-9]+)$ ]] &&
         ((${saved##*-} >= ${binlog_end##*-})) && (($(spool_backlog "$capture_spool") == 0)); then
         caught_up=1
