@@ -740,6 +740,7 @@ kill_consumer_meanwhile() {
 # starts again without it. Either way it resumes from its state file.
 kill_capture_meanwhile() { # SERVICE
     sleep 0.3
+    [[ -n "$capture_pid" ]] || return 0
     fault "capture_kill ${nodes[sql_node]}'s datasync-capture pid $capture_pid (kill -9) while $1 is down; restarted at once"
     kill9 "$capture_pid"
     capture_pid=""

@@ -9,6 +9,7 @@
 #include "../chaos.h"
 #include "amqp_util.h"
 #include "captured.h"
+#include "ids.h"
 #include "xalloc.h"
 #include "support.h"
 
@@ -411,7 +412,7 @@ static void match(cc_result *r, FILE *details)
 /* Sorted by row and version; an id read twice (from both sources, or
  * published twice) once, with the sources it came from; then counts the
  * events one source lacks. */
-static void sort_events(cc_result *r)
+static void sort_events(cc_result *r, FILE *details)
 {
     size_t out = 0;
     qsort(r->ev, r->nev, sizeof *r->ev, ev_order);
@@ -426,8 +427,17 @@ static void sort_events(cc_result *r)
     }
     r->nev = out;
     for (size_t i = 0; i < r->nev; i++) {
-        r->not_in_archive += !(r->ev[i].sources & CC_FROM_ARCHIVE);
-        r->not_in_tap += !(r->ev[i].sources & CC_FROM_TAP);
+        const cc_event *e = &r->ev[i];
+        r->not_in_archive += !(e->sources & CC_FROM_ARCHIVE);
+        r->not_in_tap += !(e->sources & CC_FROM_TAP);
+        if (details && e->sources != (CC_FROM_ARCHIVE | CC_FROM_TAP)) {
+            char ts[32];
+            ds__rfc3339_ms(e->hlc >> 16, ts);
+            fprintf(details, "NOT IN THE %s: event %s (%c %s %s, hlc %" PRIu64
+                    ", stamped %s)\n",
+                    e->sources & CC_FROM_TAP ? "ARCHIVE" : "TAP", e->id, e->op,
+                    CH_TABLES[e->table].name, e->pk, e->hlc, ts);
+        }
     }
 }
 
@@ -442,7 +452,7 @@ int cc_load(const cc_source *src, cc_result *r, FILE *details, char *err,
         read_source(src, src->tap, false, CC_FROM_TAP, &r->tap_messages, r,
                     details, err, errlen) != 0)
         return -1;
-    sort_events(r);
+    sort_events(r, details);
     /* The matching sorts the log by row; c->seq keeps the commit order. */
     qsort(r->sql, r->nsql, sizeof *r->sql, sql_order);
     match(r, details);
