@@ -165,24 +165,25 @@ uint64_t cap_txn_stamp(cap_txn *tx, uint64_t clk, uint64_t when_ms,
     return clk;
 }
 
-/* The event of change c as text: key and data are JSON already. */
-static char *event_text(const cap_change *c, const char *origin)
+/* The event of change c as text into *out: key and data are JSON
+ * already. Returns 0, DS_EIO (no randomness for a new id) or DS_ENOMEM. */
+static int event_text(const cap_change *c, const char *origin, char **out)
 {
-    char id[37], ts[32], *out = NULL;
+    char id[37], ts[32];
 
     if (c->id[0])
         memcpy(id, c->id, sizeof id);
     else if (ds__uuid7(id) < 0)
-        return NULL;
+        return DS_EIO;
     ds__rfc3339_ms(c->hlc >> 16, ts);
     int n =
-        asprintf(&out,
+        asprintf(out,
                  "{\"v\":1,\"id\":\"%s\",\"origin\":\"%s\",\"hlc\":%" PRIu64
                  ",\"ts\":\"%s\",\"op\":\"%s\",\"table\":\"%s\","
                  "\"key\":%s%s%s}",
                  id, origin, c->hlc, ts, ds__op_name(c->op), c->table, c->key,
                  c->data ? ",\"data\":" : "", c->data ? c->data : "");
-    return n < 0 ? NULL : out;
+    return n < 0 ? DS_ENOMEM : 0;
 }
 
 int cap_txn_emit(cap_txn *tx, ds_producer *p, const char *origin, char *err,
@@ -193,9 +194,11 @@ int cap_txn_emit(cap_txn *tx, ds_producer *p, const char *origin, char *err,
 
     for (i = 0; i < tx->n; i++) {
         cap_change *c = &tx->changes[i];
-        char *ev = event_text(c, origin);
-        if (!ev)
-            return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
+        char *ev = NULL;
+        if ((rc = event_text(c, origin, &ev)) != 0)
+            return ds__seterr(err, errlen, rc, "%s",
+                              rc == DS_EIO ? "no randomness for an event id"
+                                           : "out of memory");
         rc = ds_emit_event(p, ev);
         free(ev);
         if (rc) {
