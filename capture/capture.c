@@ -288,20 +288,25 @@ static cap_row_kind rows_layout(uint8_t type, bool *v2, bool *zipped)
     return (cap_row_kind)(type - base);
 }
 
-/* A version the consumer stored (a row image of datasync_versions): the
- * clock goes above it, so a change the application makes after it, in
- * binlog order, wins over it. */
-static void see_version(cap_capture *c, const cap_table *t,
-                        json_object *const *vals, const bool *have)
+/* The column of datasync_versions that holds a version, or t->ncols. */
+static size_t hlc_column(const cap_table *t)
 {
-    for (size_t i = 0; i < t->ncols; i++) {
-        if (strcmp(t->cols[i].name, "hlc") != 0 || !have[i] || !vals[i])
-            continue;
-        uint64_t hlc = json_object_get_uint64(vals[i]);
-        if (hlc > c->clk)
-            c->clk = hlc;
-        return;
-    }
+    size_t i = 0;
+    while (i < t->ncols && strcmp(t->cols[i].name, "hlc") != 0)
+        i++;
+    return i;
+}
+
+/* A version the consumer stored (column col of a datasync_versions row
+ * image): the clock goes above it, so a change the application makes
+ * after it, in binlog order, wins over it. */
+static void see_version(cap_capture *c, size_t col, json_object *const *vals,
+                        const bool *have)
+{
+    uint64_t hlc =
+        have[col] && vals[col] ? json_object_get_uint64(vals[col]) : 0;
+    if (hlc > c->clk)
+        c->clk = hlc;
 }
 
 static int on_rows(cap_capture *c, const cap_event *ev)
@@ -323,6 +328,7 @@ static int on_rows(cap_capture *c, const cap_event *ev)
     /* The consumer's transaction: never captured, but the versions it
      * stored move the clock (what the clock file does for ds_emit). */
     bool versions = strcmp(t->name, VERSIONS_TABLE) == 0;
+    size_t hlc_col = versions ? hlc_column(t) : 0;
     if (versions)
         c->by_consumer = true;
     p += 8;
@@ -374,10 +380,11 @@ static int on_rows(cap_capture *c, const cap_event *ev)
             rc = cap_row_decode(t, &c->cs,
                                 kind == CAP_ROW_UPDATE ? present2 : present1,
                                 &p, end, v2v, h2, c->err, sizeof c->err);
-        if (rc == 0 && versions)
-            see_version(c, t, kind == CAP_ROW_DELETE ? v1 : v2v,
-                        kind == CAP_ROW_DELETE ? h1 : h2);
-        else if (rc == 0)
+        if (rc == 0 && versions) {
+            if (hlc_col < t->ncols)
+                see_version(c, hlc_col, kind == CAP_ROW_DELETE ? v1 : v2v,
+                            kind == CAP_ROW_DELETE ? h1 : h2);
+        } else if (rc == 0)
             rc = cap_txn_add(
                 &c->tx, t, kind, kind == CAP_ROW_INSERT ? NULL : v1,
                 kind == CAP_ROW_INSERT ? NULL : h1,
@@ -469,14 +476,13 @@ static int on_xa_prepare(cap_capture *c, const cap_event *ev)
     pos_format(&c->emitted, before, sizeof before);
     size_t n = c->tx.n;
     /* Versions now, in binlog order: read again, it gets the same. */
-    uint64_t clk = stamp(c, c->clk);
+    c->clk = stamp(c, c->clk);
     if (cap_xa_hold(&c->xa, &c->xid, &c->tx, before, c->emitted_clk) != 0)
         return ds__seterr(c->err, sizeof c->err, DS_ENOMEM, "out of memory");
     DS_LOG(&c->lg, DS_LOG_DEBUG,
            "XA transaction %" PRIu32 "-%" PRIu32 "-%" PRIu64
            " prepared: %zu row changes held until its XA COMMIT",
            c->cur.domain, c->cur.server, c->cur.seq, n);
-    c->clk = clk;
     return commit(c);
 }
 
@@ -671,12 +677,12 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
     opts = NULL;
     rc = cap_state_read(cfg->capture_state_file, pos, sizeof pos, &c->clk, err,
                         errlen);
-    if (rc == 0 && c->clk == 0)
-        c->clk = first_clock(cfg); /* a state file of an earlier release */
+    /* No clock saved: a first start, or a state of an earlier release. */
+    if (c->clk == 0)
+        c->clk = first_clock(cfg);
     if (rc == DS_ENOTFOUND && cfg->capture_snapshot) {
         /* A first start that copies the tables first; the position saved
          * only once the copy is confirmed. */
-        c->clk = first_clock(cfg);
         if ((rc = cap_snapshot(cfg, c->p, lg, stop, &c->clk, pos, sizeof pos,
                                err, errlen)))
             goto fail;
@@ -686,7 +692,6 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
     } else if (rc == DS_ENOTFOUND) {
         /* A first start: from now on, saved at once so that a crash
          * before the first save cannot move the start later. */
-        c->clk = first_clock(cfg);
         if ((rc = cap_binlog_current_pos(cfg, pos, sizeof pos, err, errlen)))
             goto fail;
         if ((rc = cap_state_write(cfg->capture_state_file, pos, c->clk, err,
