@@ -403,51 +403,12 @@ static long long server_round_trips(MYSQL *db)
                         "IN ('COM_STMT_EXECUTE', 'COM_COMMIT')");
 }
 
-/* CPU seconds (user + system) a process has used so far, from
- * /proc/PID/stat; 0 when it cannot be read. */
-static double proc_cpu_s(long pid)
-{
-    char path[64], buf[1024];
-    unsigned long long ut = 0, st = 0;
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* Fields 14 and 15, counted after the command's closing parenthesis
-     * (the command may hold spaces). */
-    const char *p = strrchr(buf, ')');
-    if (!p || sscanf(p + 2,
-                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
-                     "%llu",
-                     &ut, &st) != 2)
-        return 0;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* The pid in the services' pid file under the run directory, or 0. */
-static long service_pid(const char *file)
-{
-    char path[600];
-    long pid = 0;
-    snprintf(path, sizeof path, "%s/%s", rundir, file);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (fscanf(f, "%ld", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
-}
-
 /* CPU seconds of MariaDB and RabbitMQ so far: what a run cost the servers,
  * steadier than its rate on a shared machine. */
 static void servers_cpu(double *db, double *broker)
 {
-    *db = proc_cpu_s(service_pid("maria/mariadbd.pid"));
-    *broker = proc_cpu_s(service_pid("rabbit/rabbit.pid"));
+    *db = bench_proc_cpu_s(bench_pidfile(rundir, "maria/mariadbd.pid"));
+    *broker = bench_proc_cpu_s(bench_pidfile(rundir, "rabbit/rabbit.pid"));
 }
 
 /* Whether the endpoint answered a scrape with the applied counter. */
@@ -819,20 +780,6 @@ static void print_db_settings(MYSQL *db)
     mysql_free_result(res);
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
-static double median(const double *v, int n)
-{
-    double s[16];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 /* One table row: the label padded to the column, the value formatted. */
 static void row(const char *label, const char *value)
 {
@@ -854,9 +801,39 @@ static void cpu_rows(const char *who, const real_result *res, int n)
     }
     for (int k = 0; k < 3; k++) {
         snprintf(label, sizeof label, "%s %s CPU per event", who, what[k]);
-        snprintf(value, sizeof value, "%8.1f us", median(v[k], n));
+        snprintf(value, sizeof value, "%8.1f us", bench_median(v[k], n));
         row(label, value);
     }
+}
+
+/*
+ * What this machine allows, from the same run: the most a consumer can be
+ * over (d) when the broker alone, (b), bounds it; and the rate at which
+ * the daemon, MariaDB and RabbitMQ, at their CPU per event, would fill
+ * every core, and how near (a) came to it.
+ */
+static void ceiling_rows(const real_result *res, int n, double m_a, double m_b,
+                         double m_d, bool no_seed)
+{
+    double per_event[16];
+    char value[64];
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (!no_seed) {
+        snprintf(value, sizeof value, "%8.2f x", m_b / m_d);
+        row("(b) / (d): the most (a) / (d) can be here", value);
+    }
+    for (int i = 0; i < n; i++)
+        per_event[i] =
+            (res[i].cpu_s + res[i].db_cpu_s + res[i].broker_cpu_s) / n_events;
+    double full = (double)(cores > 0 ? cores : 1) / bench_median(per_event, n);
+    snprintf(value, sizeof value, "%8.0f ev/s", full);
+    char label[96];
+    snprintf(label, sizeof label, "(a)'s CPU per event filling %ld cores",
+             cores);
+    row(label, value);
+    snprintf(value, sizeof value, "%8.2f x", m_a / full);
+    row("(a) / that CPU bound", value);
 }
 
 int main(void)
@@ -965,7 +942,7 @@ int main(void)
     }
     if (only_real) {
         mysql_close(admin);
-        printf("BENCH_CONSUMER_EV_S=%.0f\n", median(ra, done));
+        printf("BENCH_CONSUMER_EV_S=%.0f\n", bench_median(ra, done));
         return 0;
     }
     if (prefetch != default_prefetch && !getenv("DS_BENCH_NO_DEFAULT") &&
@@ -975,8 +952,8 @@ int main(void)
                 default_prefetch, def.rate, def.hwm_kib / 1024.0);
     }
 
-    double m_a = median(ra, done), m_b = median(rb, done),
-           m_c = median(rc, done), m_d = median(rs, done);
+    double m_a = bench_median(ra, done), m_b = bench_median(rb, done),
+           m_c = bench_median(rc, done), m_d = bench_median(rs, done);
     printf("\nconsumer benchmark: %d events over %d keys (70%% update, 20%% "
            "create, 10%% delete),\nprefetch %d, batch_max %d, %d rounds, "
            "medians; (c) on the first %d events\n",
@@ -1014,26 +991,28 @@ int main(void)
              "(a) peak RSS, prefetch %d (target <= 32 MiB)", prefetch);
     snprintf(value, sizeof value, "%8.1f MiB", peak / 1024.0);
     row(label, value);
-    snprintf(value, sizeof value, "%8.2f", median(trips, done));
+    snprintf(value, sizeof value, "%8.2f", bench_median(trips, done));
     row("(a) database round trips per event", value);
     if (!getenv("DS_BENCH_AB")) {
-        snprintf(value, sizeof value, "%8.0f ev/s", median(rm, done));
+        snprintf(value, sizeof value, "%8.0f ev/s", bench_median(rm, done));
         row("(a) metrics on, /metrics scraped every 1 s", value);
         /* The median of each round's own ratio: the two runs of a round
          * are back to back, so the machine's drift between rounds cancels. */
         double paired[16];
         for (int r = 0; r < done; r++)
             paired[r] = rm[r] / ra[r];
-        snprintf(value, sizeof value, "%8.3f x", median(paired, done));
+        snprintf(value, sizeof value, "%8.3f x", bench_median(paired, done));
         row("metrics on / off, per round (target >= 0.97)", value);
         /* CPU time hardly moves with the machine's load, unlike rates. */
         snprintf(value, sizeof value, "%8.3f x",
-                 median(cpu_m, done) / median(cpu, done));
+                 bench_median(cpu_m, done) / bench_median(cpu, done));
         row("daemon CPU per event, metrics on / off", value);
         snprintf(value, sizeof value, "%8d", scrapes);
         row("scrapes answered during the runs", value);
     }
     cpu_rows("(a)", as, done);
+    if (!metrics_only && !getenv("DS_BENCH_AB"))
+        ceiling_rows(as, done, m_a, m_b, m_d, no_seed);
     if (def.hwm_kib >= 0) {
         snprintf(label, sizeof label, "(a) at prefetch %d (default), one run",
                  default_prefetch);
@@ -1045,11 +1024,11 @@ int main(void)
         row(label, value);
     }
     if (base_bin) {
-        snprintf(value, sizeof value, "%8.0f ev/s", median(rb0, done));
+        snprintf(value, sizeof value, "%8.0f ev/s", bench_median(rb0, done));
         snprintf(label, sizeof label,
                  "(a0) DS_BENCH_BASELINE_BIN, batch_max %d", base_batch);
         row(label, value);
-        snprintf(value, sizeof value, "%8.2f x", m_a / median(rb0, done));
+        snprintf(value, sizeof value, "%8.2f x", m_a / bench_median(rb0, done));
         row("(a) / (a0)", value);
         cpu_rows("(a0)", a0s, done);
     }

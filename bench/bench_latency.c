@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,15 +41,19 @@
  * (about a millisecond: bench_consumer prints what a batch costs). The
  * servers run on this machine and share its clock, so applied_at - emit is
  * the latency of that change to that server. Reported per server and over
- * all three: p50, p99, max, and how many changes took over 100 ms.
+ * all three: p50, p99, max, and how many changes took over 100 ms, each
+ * the median over DS_BENCH_LAT_ROUNDS rounds (3) run back to back on the
+ * same servers, each round with rows of its own.
  *
  * Beside the servers, a no-op consumer on a queue of its own, bound like
  * theirs, takes each change as the broker delivers it: its row, "(no-op)",
  * is the library's and the broker's share of the latency, measured in the
- * same run; the rest is the servers'. Each consumer's /metrics then tells
- * how its batches went (count, changes per batch, time from taking a batch
- * to its ack): on a machine with few cores these runs are bound by CPU,
- * and smaller batches cost more of it.
+ * same run; the rest is the servers'. Its queue is a fourth one for the
+ * broker to fill; DS_BENCH_LAT_NOOP=0 leaves it out. Each consumer's
+ * /metrics then tells how its batches went (count, changes per batch, time
+ * from taking a batch to its ack), and /proc where the CPU went while
+ * emitting (broker, MariaDBs, consumers, this process): on a machine with
+ * few cores these runs are bound by CPU, and smaller batches cost more.
  *
  * Every change must arrive on every server and at the no-op consumer, or
  * the run fails; the consumers must stop cleanly (exit 0) on SIGTERM.
@@ -320,17 +325,19 @@ typedef struct probe {
     pthread_t thread;
     ds_amqp a;
     int n;
-    long long *us; /* per change id; -1 until delivered */
+    long long base; /* the round's first change id */
+    long long *us;  /* per change id - base; -1 until delivered */
     long got;
     char err[DS_ERRMSG_SIZE];
 } probe;
 
-static void probe_open(probe *pr, int n)
+static void probe_open(probe *pr, int n, long long base)
 {
     amqp_bytes_t q;
 
     memset(pr, 0, sizeof *pr);
     pr->n = n;
+    pr->base = base;
     pr->us = malloc((size_t)n * sizeof *pr->us);
     if (!pr->us)
         bench_die("probe", "out of memory");
@@ -385,7 +392,8 @@ static void *probe_run(void *arg)
             ds__amqp_reply_error(r, "probe consume", pr->err, sizeof pr->err);
             break;
         }
-        long long now = wall_us(), id = body_number(env.message.body, "id"),
+        long long now = wall_us(),
+                  id = body_number(env.message.body, "id") - pr->base,
                   emit = body_number(env.message.body, "emit_us");
         if (id >= 0 && id < pr->n && emit > 0 && pr->us[id] < 0) {
             pr->us[id] = now - emit;
@@ -399,13 +407,13 @@ static void *probe_run(void *arg)
 /* ------------------------------------------------------------------------ */
 /* The application                                                            */
 
-/* Emits n creates at rate per second, paced by an absolute schedule (a
+/* Emits n creates, ids base.., at rate per second, paced by an absolute schedule (a
  * late emit does not shift the ones after it), those due in the same
  * millisecond together (one wake-up, as an application under load would
  * emit). Returns how many emits came more than 5 ms behind the schedule:
  * the emitter itself was held up. *flush_s: how long ds_flush waited after
  * the last emit for the broker's confirms (the publishing side's lag). */
-static int emit_all(int n, int rate, double *flush_s)
+static int emit_all(int n, int rate, long long base, double *flush_s)
 {
     ds_options *o = ds_options_new();
     ds_producer *p;
@@ -430,11 +438,11 @@ static int emit_all(int n, int rate, double *flush_s)
             sleep_until_mono_us(due + 999 - (due - t0 + 999) % 1000);
         if (bench_now_us() > due + 5000)
             late++;
-        snprintf(key, sizeof key, "{\"id\":%d}", i);
+        snprintf(key, sizeof key, "{\"id\":%lld}", base + i);
         snprintf(data, sizeof data,
-                 "{\"id\":%d,\"emit_us\":%lld,\"payload\":\"change %d of the "
+                 "{\"id\":%lld,\"emit_us\":%lld,\"payload\":\"change %d of the "
                  "latency bench, a row of ordinary size\"}",
-                 i, wall_us(), i);
+                 base + i, wall_us(), i);
         int rc = ds_emit(p, DS_OP_CREATE, "lat", key, data);
         if (rc)
             bench_die("ds_emit", ds_producer_errmsg(p));
@@ -479,16 +487,19 @@ static lat_stats stats_of(long long *us, long n)
     return s;
 }
 
-/* Waits until server i holds all n rows, then reads every change's
- * latency (microseconds) into us[0..n). */
-static void read_latencies(int i, int n, long long *us)
+/* Waits until server i holds the round's n rows (ids base..), then reads
+ * every change's latency (microseconds) into us[0..n). */
+static void read_latencies(int i, int n, long long base, long long *us)
 {
     MYSQL *db = db_connect(i);
     uint64_t end = bench_now_us() + (uint64_t)SETTLE_S * 1000000u;
-    char why[128];
+    char why[128], range[96], sql[256];
     long long have;
 
-    while ((have = bench_scalar(db, "SELECT COUNT(*) FROM " DB ".lat")) < n) {
+    snprintf(range, sizeof range,
+             " FROM " DB ".lat WHERE id >= %lld AND id < %lld", base, base + n);
+    snprintf(sql, sizeof sql, "SELECT COUNT(*)%s", range);
+    while ((have = bench_scalar(db, sql)) < n) {
         if (bench_now_us() > end) {
             snprintf(why, sizeof why, "holds %lld of %d rows after %d s", have,
                      n, SETTLE_S);
@@ -499,8 +510,11 @@ static void read_latencies(int i, int n, long long *us)
     if (have != n)
         bench_die(node_ids[i], "holds more rows than were emitted");
     /* UNIX_TIMESTAMP of a TIMESTAMP(6) is exact whatever the time zone. */
-    if (mysql_query(db, "SELECT id, CAST(UNIX_TIMESTAMP(applied_at) * 1000000 "
-                        "AS SIGNED) - emit_us FROM " DB ".lat"))
+    snprintf(sql, sizeof sql,
+             "SELECT id - %lld, CAST(UNIX_TIMESTAMP(applied_at) * 1000000 AS "
+             "SIGNED) - emit_us%s",
+             base, range);
+    if (mysql_query(db, sql))
         bench_die("latencies", mysql_error(db));
     MYSQL_RES *res = mysql_store_result(db);
     MYSQL_ROW row;
@@ -519,10 +533,136 @@ static void read_latencies(int i, int n, long long *us)
     mysql_close(db);
 }
 
-static void print_row(const char *who, const lat_stats *s)
+/* CPU seconds so far of the processes a run keeps busy. */
+typedef struct cpu_use {
+    double broker, db, consumers, self;
+} cpu_use;
+
+static cpu_use cpu_now(void)
 {
-    printf("| %-12s | %8.2f | %8.2f | %8.2f | %8ld |\n", who, s->p50, s->p99,
-           s->max, s->over100);
+    cpu_use u = {0, 0, 0, 0};
+    char file[64];
+
+    u.broker = bench_proc_cpu_s(bench_pidfile(rundir, "rabbit/rabbit.pid"));
+    for (int i = 0; i < NODES; i++) {
+        /* Server a's MariaDB is the run's; b's and c's are under lat-b,
+         * lat-c (start_own_db). */
+        snprintf(file, sizeof file, "%s%smaria/mariadbd.pid",
+                 own_db[i] ? node_ids[i] : "", own_db[i] ? "/" : "");
+        u.db += bench_proc_cpu_s(bench_pidfile(rundir, file));
+        u.consumers += bench_proc_cpu_s(consumers[i]);
+    }
+    u.self = bench_proc_cpu_s(getpid());
+    return u;
+}
+
+/* One round: every server's latencies, all three's, the no-op's (when it
+ * ran), and what the machine did meanwhile. */
+typedef struct round_result {
+    lat_stats server[NODES], all, noop;
+    int late;       /* emits over 5 ms behind the schedule */
+    double flush_s; /* ds_flush after the last emit */
+    cpu_use cpu;    /* CPU seconds while emitting */
+    double emit_s;  /* how long emitting took */
+} round_result;
+
+/*
+ * Round r: n changes, ids r * n.., at rate per second; waits for every row
+ * on every server (and, with_noop, every delivery to the no-op consumer).
+ * us[NODES] and all: room for n and NODES * n latencies.
+ */
+static round_result run_round(int r, int n, int rate, bool with_noop,
+                              long long *us[NODES], long long *all)
+{
+    round_result res;
+    long long base = (long long)r * n;
+    probe pr;
+
+    memset(&res, 0, sizeof res);
+    if (with_noop) {
+        probe_open(&pr, n, base);
+        if (pthread_create(&pr.thread, NULL, probe_run, &pr) != 0)
+            bench_die("probe", "no thread");
+    }
+    cpu_use c0 = cpu_now();
+    uint64_t t0 = bench_now_us();
+    res.late = emit_all(n, rate, base, &res.flush_s);
+    cpu_use c1 = cpu_now();
+    res.emit_s = (double)(bench_now_us() - t0) / 1e6;
+    res.cpu = (cpu_use){c1.broker - c0.broker, c1.db - c0.db,
+                        c1.consumers - c0.consumers, c1.self - c0.self};
+
+    for (int i = 0; i < NODES; i++) {
+        read_latencies(i, n, base, us[i]);
+        memcpy(all + (size_t)i * (size_t)n, us[i], (size_t)n * sizeof *all);
+        res.server[i] = stats_of(us[i], n);
+    }
+    res.all = stats_of(all, (long)n * NODES);
+    if (with_noop) {
+        pthread_join(pr.thread, NULL);
+        ds__amqp_close(&pr.a);
+        if (pr.got != n)
+            bench_die("probe", pr.err[0] ? pr.err : "changes missing");
+        res.noop = stats_of(pr.us, n);
+        free(pr.us);
+    }
+    char noop[48] = "";
+    if (with_noop)
+        snprintf(noop, sizeof noop, "; no-op p99 %.2f ms", res.noop.p99);
+    fprintf(
+        stderr,
+        "round %d: all three p50 %.2f, p99 %.2f, max %.2f ms%s; CPU while "
+        "emitting %.0f%% of one core\n",
+        r + 1, res.all.p50, res.all.p99, res.all.max, noop,
+        100 * (res.cpu.broker + res.cpu.db + res.cpu.consumers + res.cpu.self) /
+            res.emit_s);
+    return res;
+}
+
+/* The row of who: the medians over the rounds of p50, p99, max and the
+ * count over 100 ms. */
+static void print_median_row(const char *who, const round_result *rs,
+                             int rounds, size_t offset)
+{
+    double v[4][64];
+    for (int r = 0; r < rounds; r++) {
+        const lat_stats *s = (const lat_stats *)((const char *)&rs[r] + offset);
+        v[0][r] = s->p50;
+        v[1][r] = s->p99;
+        v[2][r] = s->max;
+        v[3][r] = (double)s->over100;
+    }
+    printf("| %-12s | %8.2f | %8.2f | %8.2f | %8.0f |\n", who,
+           bench_median(v[0], rounds), bench_median(v[1], rounds),
+           bench_median(v[2], rounds), bench_median(v[3], rounds));
+}
+
+/* Where the CPU went while the changes were emitted, over all rounds, in
+ * per cent of one core: on a machine with few cores, the latency follows
+ * it. */
+static void print_cpu(const round_result *rs, int rounds)
+{
+    cpu_use t = {0, 0, 0, 0};
+    double secs = 0;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    for (int r = 0; r < rounds; r++) {
+        t.broker += rs[r].cpu.broker;
+        t.db += rs[r].cpu.db;
+        t.consumers += rs[r].cpu.consumers;
+        t.self += rs[r].cpu.self;
+        secs += rs[r].emit_s;
+    }
+    printf("\nCPU while emitting, %% of one core (%ld cores: %ld%%)\n", cores,
+           100 * cores);
+    printf("| %8s | %12s | %12s | %15s | %8s |\n", "broker", "3 MariaDBs",
+           "3 consumers", "emitter, no-op", "all");
+    printf("|%.10s|%.14s|%.14s|%.17s|%.10s|\n", DASHES, DASHES, DASHES, DASHES,
+           DASHES);
+    printf("| %8.0f | %12.0f | %12.0f | %15.0f | %8.0f |\n",
+           100 * t.broker / secs, 100 * t.db / secs, 100 * t.consumers / secs,
+           100 * t.self / secs,
+           100 * (t.broker + t.db + t.consumers + t.self) / secs);
 }
 
 int main(void)
@@ -541,6 +681,8 @@ int main(void)
                   "set (run through bench/run.sh)");
     int rate = bench_env_int("DS_BENCH_LAT_RATE", 2000, 1, 100000);
     int seconds = bench_env_int("DS_BENCH_LAT_SECONDS", 30, 1, 3600);
+    int rounds = bench_env_int("DS_BENCH_LAT_ROUNDS", 3, 1, 64);
+    bool with_noop = bench_env_int("DS_BENCH_LAT_NOOP", 1, 0, 1) == 1;
     int n = rate * seconds;
     batch_wait_ms = bench_env_int("DS_BENCH_LAT_BATCH_WAIT_MS", -1, 0, 60000);
     signal(SIGPIPE, SIG_IGN);
@@ -559,25 +701,16 @@ int main(void)
     }
     wait_consuming();
 
-    probe pr;
-    probe_open(&pr, n);
-    if (pthread_create(&pr.thread, NULL, probe_run, &pr) != 0)
-        bench_die("probe", "no thread");
-
-    double flush_s;
-    int late = emit_all(n, rate, &flush_s);
-
     long long *us[NODES];
-    for (int i = 0; i < NODES; i++) {
-        us[i] = malloc((size_t)n * sizeof **us);
-        if (!us[i])
+    long long *all = malloc((size_t)n * NODES * sizeof *all);
+    round_result rs[64];
+    for (int i = 0; i < NODES; i++)
+        if (!(us[i] = malloc((size_t)n * sizeof **us)))
             bench_die("latencies", "out of memory");
-        read_latencies(i, n, us[i]);
-    }
-    pthread_join(pr.thread, NULL);
-    ds__amqp_close(&pr.a);
-    if (pr.got != n)
-        bench_die("probe", pr.err[0] ? pr.err : "changes missing");
+    if (!all)
+        bench_die("latencies", "out of memory");
+    for (int r = 0; r < rounds; r++)
+        rs[r] = run_round(r, n, rate, with_noop, us, all);
     batch_figures bf[NODES];
     for (int i = 0; i < NODES; i++)
         bf[i] = read_batch_figures(i);
@@ -589,35 +722,40 @@ int main(void)
         snprintf(wait, sizeof wait, "batch_wait_ms %d", batch_wait_ms);
     printf("\nlatency benchmark: %d changes at %d/s for %d s, ds_emit "
            "(async) to the row written on each of %d servers\n(own MariaDB "
-           "each, one broker, consumers at %s); ms\n",
-           n, rate, seconds, NODES, wait);
+           "each, one broker, consumers at %s); medians of %d rounds, ms\n",
+           n, rate, seconds, NODES, wait, rounds);
     printf("| %-12s | %8s | %8s | %8s | %8s |\n", "server", "p50", "p99", "max",
            "> 100 ms");
     printf("|%.14s|%.10s|%.10s|%.10s|%.10s|\n", DASHES, DASHES, DASHES, DASHES,
            DASHES);
-    long long *all = malloc((size_t)n * NODES * sizeof *all);
-    if (!all)
-        bench_die("latencies", "out of memory");
-    for (int i = 0; i < NODES; i++) {
-        memcpy(all + (size_t)i * (size_t)n, us[i], (size_t)n * sizeof *all);
-        lat_stats s = stats_of(us[i], n);
-        print_row(node_ids[i], &s);
+    for (int i = 0; i < NODES; i++)
+        print_median_row(node_ids[i], rs, rounds,
+                         offsetof(round_result, server) +
+                             (size_t)i * sizeof(lat_stats));
+    print_median_row("all three", rs, rounds, offsetof(round_result, all));
+    if (with_noop)
+        print_median_row("(no-op)", rs, rounds, offsetof(round_result, noop));
+    double p99[64], max[64], flush = 0;
+    int late = 0;
+    for (int r = 0; r < rounds; r++) {
+        p99[r] = rs[r].all.p99;
+        max[r] = rs[r].all.max;
+        late += rs[r].late;
+        flush = rs[r].flush_s > flush ? rs[r].flush_s : flush;
     }
-    lat_stats s = stats_of(all, (long)n * NODES);
-    print_row("all three", &s);
-    lat_stats broker = stats_of(pr.us, n);
-    print_row("(no-op)", &broker);
     printf("targets: p99 <= 20 ms, max <= 100 ms: %s\n",
-           s.p99 <= 20 && s.max <= 100 ? "met" : "NOT met");
-    printf("(ds_flush waited %.3f s after the last emit for the broker's "
-           "confirms)\n",
-           flush_s);
+           bench_median(p99, rounds) <= 20 && bench_median(max, rounds) <= 100
+               ? "met"
+               : "NOT met");
+    printf("(ds_flush waited %.3f s at most after a round's last emit for the "
+           "broker's confirms)\n",
+           flush);
     if (late)
         printf("(%d emits came over 5 ms behind schedule: the emitter was "
                "held up)\n",
                late);
-    printf("\nthe consumers' batches, from their /metrics (a batch's time "
-           "runs from taking it to its ack)\n");
+    printf("\nthe consumers' batches over all rounds, from their /metrics (a "
+           "batch's time runs from taking it to its ack)\n");
     printf("| %-12s | %8s | %9s | %12s | %8s |\n", "server", "batches",
            "changes/b", "ms per batch", "> 25 ms");
     printf("|%.14s|%.10s|%.11s|%.14s|%.10s|\n", DASHES, DASHES, DASHES, DASHES,
@@ -628,10 +766,10 @@ int main(void)
                bf[i].batches > 0 ? bf[i].changes / bf[i].batches : 0,
                bf[i].batches > 0 ? bf[i].seconds * 1000 / bf[i].batches : 0,
                bf[i].over25);
+    print_cpu(rs, rounds);
     printf("(%.0f s in all)\n", (double)(bench_now_us() - start) / 1e6);
     for (int i = 0; i < NODES; i++)
         free(us[i]);
     free(all);
-    free(pr.us);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "amqp_util.h"
+#include "bench_util.h"
 #include "datasync.h"
 #include "error.h"
 #include "ids.h"
@@ -257,18 +258,6 @@ static double spool_rate(const char *dir, int n, size_t batch)
     return n / secs;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
-
 static const char *remove_at_exit;
 
 static void remove_spool(void)
@@ -313,7 +302,7 @@ int main(int argc, char **argv)
             lib[r] = async_emit(spool, n_async);
         }
         reset_queue();
-        printf("BENCH_ASYNC_EV_S=%.0f\n", median(lib, rounds));
+        printf("BENCH_ASYNC_EV_S=%.0f\n", bench_median(lib, rounds));
         return 0;
     }
 
@@ -341,7 +330,7 @@ int main(int argc, char **argv)
     double spool1 = spool_rate(dir1, 500, 1);
     double spool256 = spool_rate(dir2, 256 * 200, 256);
 
-    double m_raw = median(raw, rounds), m_lib = median(lib, rounds);
+    double m_raw = bench_median(raw, rounds), m_lib = bench_median(lib, rounds);
     printf(
         "\nproducer benchmark (%d events async, %d sync, %d rounds, medians)\n",
         n_async, n_sync, rounds);
@@ -352,11 +341,11 @@ int main(int argc, char **argv)
     printf("| async / raw (target >= 0.90)           | %8.2f x     |\n",
            m_lib / m_raw);
     printf("| ds_emit sync                           | %8.0f ev/s  |\n",
-           median(syn, rounds));
+           bench_median(syn, rounds));
     printf("| ds_emit sync latency p50               | %8.3f ms    |\n",
-           median(p50, rounds));
+           bench_median(p50, rounds));
     printf("| ds_emit sync latency p99               | %8.3f ms    |\n",
-           median(p99, rounds));
+           bench_median(p99, rounds));
     printf("| spool append, 1 record + fsync         | %8.0f rec/s |\n",
            spool1);
     printf("| spool append, 256 records + fsync      | %8.0f rec/s |\n",

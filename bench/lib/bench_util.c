@@ -148,3 +148,66 @@ double bench_metric(const char *scrape, const char *name)
     }
     return -1;
 }
+
+double bench_proc_cpu_s(long pid)
+{
+    char path[64], buf[1024];
+    unsigned long long ut = 0, st = 0;
+
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields 14 and 15, counted after the command's closing parenthesis
+     * (the command may hold spaces). */
+    const char *p = strrchr(buf, ')');
+    if (!p || sscanf(p + 2,
+                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+                     "%llu",
+                     &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+long bench_pidfile(const char *dir, const char *file)
+{
+    char path[1024];
+    long pid = 0;
+
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+double bench_median(const double *v, int n)
+{
+    double *s = malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
+
+    if (!s)
+        bench_die("median", "out of memory");
+    if (n <= 0) {
+        free(s);
+        return 0;
+    }
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    free(s);
+    return m;
+}

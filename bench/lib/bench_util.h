@@ -47,4 +47,16 @@ const char *bench_scrape_metrics(int port);
  * included, as the exposition writes it) in a scrape; -1 when absent. */
 double bench_metric(const char *scrape, const char *name);
 
+/* The median of v[0..n) (the mean of the middle two when n is even); v is
+ * left as it was. 0 when n is 0. */
+double bench_median(const double *v, int n);
+
+/* CPU seconds (user + system) process pid has used so far, from
+ * /proc/PID/stat; 0 when it cannot be read. What a run costs each process
+ * is steadier than its rate on a shared machine. */
+double bench_proc_cpu_s(long pid);
+
+/* The pid in pid file dir/file (the services' run directory), or 0. */
+long bench_pidfile(const char *dir, const char *file);
+
 #endif
