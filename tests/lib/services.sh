@@ -33,6 +33,7 @@
 # or $DS_SVC_MARIA_POOL and $DS_SVC_MARIA_LOG (bench/run.sh sizes them up).
 # With $DS_SVC_MARIA_BINLOG set, it writes a binlog as datasync-capture
 # needs (ROW, FULL images and metadata; make demo CAPTURE=1).
+# $DS_SVC_MARIA_EXTRA adds server options (words split on spaces).
 #
 # Cluster: member N is a node of its own under $DS_TEST_RUNDIR/cluster/nN
 # (its own block of ports, node name, data and logs, started and killed by
@@ -360,6 +361,12 @@ ds_svc_init() {
             "--log-bin=$DS_SVC_M/data/binlog" --binlog-format=ROW
             --binlog-row-image=FULL --binlog-row-metadata=FULL --server-id=1
         )
+    fi
+    # More server options, as a benchmark's configuration (bench/run.sh).
+    if [[ -n "${DS_SVC_MARIA_EXTRA:-}" ]]; then
+        local -a extra
+        read -r -a extra <<<"$DS_SVC_MARIA_EXTRA"
+        DS_SVC_MARIA_OPTS+=("${extra[@]}")
     fi
 }
 
