@@ -28,6 +28,9 @@
 #define DS_DRAIN_CHECK_MS 5000
 /* The longest the thread sleeps in poll, so heartbeats keep flowing. */
 #define DS_POLL_MAX_MS 200
+/* The archive stream not running for this long after the broker answers:
+ * no longer a start (a big stream recovers in seconds), said as a warning. */
+#define DS_ARCHIVE_WAIT_WARN_MS 30000
 
 void ds__io_wake(ds_producer *p)
 {
@@ -715,17 +718,29 @@ static void connect_broker(ds_producer *p)
                 "broker refused this producer, changes go to the spool until "
                 "it is fixed: %s",
                 err);
-    } else if (starting) {
+    } else if (starting && p->archive_wait_since == 0) {
         /* The broker answers but is still starting its streams: the next
-         * try comes soon (the shortest backoff), not after the outage's. */
+         * try comes soon (the shortest backoff), not after the outage's;
+         * then the backoff grows as for an outage. */
+        p->archive_wait_since = ds__mono_ms();
         DS_PLOG(p, DS_LOG_INFO,
                 "broker %s is starting: %s; changes wait in the spool",
                 p->amqp.host, err);
         ds__backoff_reset(&p->backoff);
+    } else if (starting) {
+        /* A stream that does not start is said loudly, once per try (at
+         * most every DS_BACKOFF_MAX_MS), after a while. */
+        uint64_t waited = ds__mono_ms() - p->archive_wait_since;
+        DS_PLOG(p,
+                waited >= DS_ARCHIVE_WAIT_WARN_MS ? DS_LOG_WARN : DS_LOG_INFO,
+                "broker %s: %s for %llu s; changes wait in the spool",
+                p->amqp.host, err, (unsigned long long)(waited / 1000));
     } else if (rc < 0) {
         DS_PLOG(p, p->ever_connected ? DS_LOG_WARN : DS_LOG_INFO,
                 "broker unreachable, changes go to the spool: %s", err);
     }
+    if (!starting)
+        p->archive_wait_since = 0; /* a next wait is a new start */
     if (rc < 0) {
         ds__amqp_drop(&p->amqp);
         fail_connection(p, err);
