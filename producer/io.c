@@ -649,17 +649,18 @@ static int archive_running(ds_producer *p, bool *starting, char *err,
         r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
         return ds__amqp_reply_error(r, "queue.declare (passive) of the archive",
                                     err, errlen);
+    /* The refusal read before anything else is sent on the connection. */
     const amqp_channel_close_t *c = r.reply.decoded;
+    unsigned code = c->reply_code;
+    char text[256];
+    ds__amqp_copy_str(c->reply_text, text, sizeof text);
     amqp_send_method(conn, DS_AMQP_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD,
                      &close_ok);
-    if (c->reply_code == 404 &&
-        (c->reply_text.len < sizeof absent - 1 ||
-         memcmp(c->reply_text.bytes, absent, sizeof absent - 1) != 0)) {
+    if (code == 404 && strncmp(text, absent, sizeof absent - 1) != 0) {
         *starting = true;
         return ds__seterr(err, errlen, DS_ECONNECT,
-                          "archive stream %s not running yet: %u %.*s", stream,
-                          c->reply_code, (int)c->reply_text.len,
-                          (const char *)c->reply_text.bytes);
+                          "archive stream %s not running yet: %u %s", stream,
+                          code, text);
     }
     /* The channel the refusal closed opens again. */
     amqp_channel_open(conn, DS_AMQP_CHANNEL);
