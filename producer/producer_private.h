@@ -73,6 +73,9 @@ struct ds_producer {
     uint64_t next_drain_check_ms;
     size_t drain_unconfirmed; /* spool records published, not yet acked */
     bool ever_connected;
+    /* Since when the broker answers but its archive stream is not running
+     * (it is starting); 0 when not waiting for it. */
+    uint64_t archive_wait_since;
     /* The broker refused a change DS_MAX_NACKS times, or spooled ones: the
      * channel is reopened (at most every DS_REOPEN_GAP_MS). */
     bool reopen;

@@ -949,8 +949,14 @@ done
 stop_pid "$proxy_pid" 5
 proxy_pid=""
 
+# Reconnections of a producer or the capture that found the broker not yet
+# running the archive stream again (libdatasync waits: RabbitMQ would have
+# confirmed their changes for the node queues alone, producer/io.c).
+archive_waits=$(cat "$cdir"/producer-*.log "$cdir"/capture-*.log 2>/dev/null |
+    grep -c 'is starting: archive stream' || true)
 infos=(
     "${infos_join[@]}"
+    --info "$(printf 'archive waits\t%s' "$archive_waits reconnections found the broker starting the archive stream and waited")"
     --info "$(printf 'proxied consumer\t%s (through chaos_proxy)%s' "${nodes[proxied]}" "$( ((proxied == sql_node)) && echo ', its datasync-capture too')")"
     --info "$(printf 'broker\t%s' "$( ((cluster)) && echo "3-node cluster, quorum queues" || echo "one node, classic queues")")"
     --info "$(printf 'producers\t%s' "${prod_status[*]}")"

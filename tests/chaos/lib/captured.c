@@ -121,6 +121,48 @@ static void take_event(cc_result *r, int source, const char *origin,
     json_object_put(ev);
 }
 
+/* Keeps the message id of every change (any origin) a source holds. */
+static void keep_id(cc_result *r, int source, const amqp_basic_properties_t *p)
+{
+    int s = source == CC_FROM_TAP;
+    if (!(p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) || p->message_id.len != 36)
+        return;
+    if (r->nids[s] % 4096 == 0)
+        r->ids[s] =
+            xrealloc(r->ids[s], (r->nids[s] + 4096) * sizeof *r->ids[s]);
+    memcpy(r->ids[s][r->nids[s]], p->message_id.bytes, 36);
+    r->ids[s][r->nids[s]++][36] = '\0';
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 36);
+}
+
+/* How many of the tap's ids the archive lacks (each id once); frees both
+ * lists. */
+static long tap_ids_not_archived(cc_result *r)
+{
+    long lack = 0;
+    size_t a = 0;
+    for (int s = 0; s < 2; s++)
+        if (r->nids[s])
+            qsort(r->ids[s], r->nids[s], sizeof *r->ids[s], id_cmp);
+    for (size_t t = 0; t < r->nids[1]; t++) {
+        if (t && id_cmp(r->ids[1][t - 1], r->ids[1][t]) == 0)
+            continue;
+        while (a < r->nids[0] && id_cmp(r->ids[0][a], r->ids[1][t]) < 0)
+            a++;
+        lack += a == r->nids[0] || id_cmp(r->ids[0][a], r->ids[1][t]) != 0;
+    }
+    for (int s = 0; s < 2; s++) {
+        free(r->ids[s]);
+        r->ids[s] = NULL;
+        r->nids[s] = 0;
+    }
+    return lack;
+}
+
 /* Every message of queue, from its first (a stream: x-stream-offset,
  * acked in steps, read until idle; a queue: its messages, taken). Counts
  * them in *messages. */
@@ -174,9 +216,11 @@ static int read_source(const cc_source *src, const char *queue, bool stream,
         }
         if (++*messages % (PREFETCH / 2) == 0 && stream)
             amqp_basic_ack(conn, DS_AMQP_CHANNEL, env.delivery_tag, 1);
-        if (!ds__amqp_is_marker(&env.message.properties))
+        if (!ds__amqp_is_marker(&env.message.properties)) {
+            keep_id(r, source, &env.message.properties);
             take_event(r, source, src->origin, env.message.body.bytes,
                        env.message.body.len, details);
+        }
         amqp_destroy_envelope(&env);
     }
     if (rc == 0 && want >= 0 && *messages < want) {
@@ -452,6 +496,7 @@ int cc_load(const cc_source *src, cc_result *r, FILE *details, char *err,
         read_source(src, src->tap, false, CC_FROM_TAP, &r->tap_messages, r,
                     details, err, errlen) != 0)
         return -1;
+    r->all_not_in_archive = tap_ids_not_archived(r);
     sort_events(r, details);
     /* The matching sorts the log by row; c->seq keeps the commit order. */
     qsort(r->sql, r->nsql, sizeof *r->sql, sql_order);
@@ -471,5 +516,7 @@ void cc_free(cc_result *r)
     }
     free(r->ev);
     free(r->sql);
+    free(r->ids[0]);
+    free(r->ids[1]);
     memset(r, 0, sizeof *r);
 }

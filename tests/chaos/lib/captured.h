@@ -66,6 +66,10 @@ typedef struct cc_result {
     size_t nsql;
     long archive_messages, tap_messages; /* all read */
     long not_in_archive, not_in_tap;     /* events one source lacks */
+    /* Every origin's: message ids of the tap the archive lacks. */
+    long all_not_in_archive;
+    char (*ids[2])[37]; /* while reading: each source's message ids */
+    size_t nids[2];
     long trx_committed, trx_rolled_back, trx_failed;
     long changes_committed, changes_rolled_back, changes_failed;
     long matched, not_captured, emitted_again;
