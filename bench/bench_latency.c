@@ -3,7 +3,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -620,17 +619,16 @@ static round_result run_round(int r, int n, int rate, bool with_noop,
 }
 
 /* The row of who: the medians over the rounds of p50, p99, max and the
- * count over 100 ms. */
-static void print_median_row(const char *who, const round_result *rs,
-                             int rounds, size_t offset)
+ * count over 100 ms, from its figures of each round. */
+static void print_median_row(const char *who, const lat_stats *per_round,
+                             int rounds)
 {
     double v[4][64];
     for (int r = 0; r < rounds; r++) {
-        const lat_stats *s = (const lat_stats *)((const char *)&rs[r] + offset);
-        v[0][r] = s->p50;
-        v[1][r] = s->p99;
-        v[2][r] = s->max;
-        v[3][r] = (double)s->over100;
+        v[0][r] = per_round[r].p50;
+        v[1][r] = per_round[r].p99;
+        v[2][r] = per_round[r].max;
+        v[3][r] = (double)per_round[r].over100;
     }
     printf("| %-12s | %8.2f | %8.2f | %8.2f | %8.0f |\n", who,
            bench_median(v[0], rounds), bench_median(v[1], rounds),
@@ -728,13 +726,18 @@ int main(void)
            "> 100 ms");
     printf("|%.14s|%.10s|%.10s|%.10s|%.10s|\n", DASHES, DASHES, DASHES, DASHES,
            DASHES);
+    lat_stats col[NODES + 2][64] = {{{0}}}; /* per row, each round's figures */
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < NODES; i++)
+            col[i][r] = rs[r].server[i];
+        col[NODES][r] = rs[r].all;
+        col[NODES + 1][r] = rs[r].noop;
+    }
     for (int i = 0; i < NODES; i++)
-        print_median_row(node_ids[i], rs, rounds,
-                         offsetof(round_result, server) +
-                             (size_t)i * sizeof(lat_stats));
-    print_median_row("all three", rs, rounds, offsetof(round_result, all));
+        print_median_row(node_ids[i], col[i], rounds);
+    print_median_row("all three", col[NODES], rounds);
     if (with_noop)
-        print_median_row("(no-op)", rs, rounds, offsetof(round_result, noop));
+        print_median_row("(no-op)", col[NODES + 1], rounds);
     double p99[64], max[64], flush = 0;
     int late = 0;
     for (int r = 0; r < rounds; r++) {

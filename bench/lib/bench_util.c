@@ -197,14 +197,11 @@ static int cmp_double(const void *x, const void *y)
 
 double bench_median(const double *v, int n)
 {
-    double *s = malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
-
+    if (n <= 0)
+        return 0;
+    double *s = malloc((size_t)n * sizeof *s);
     if (!s)
         bench_die("median", "out of memory");
-    if (n <= 0) {
-        free(s);
-        return 0;
-    }
     memcpy(s, v, (size_t)n * sizeof *s);
     qsort(s, (size_t)n, sizeof *s, cmp_double);
     double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
