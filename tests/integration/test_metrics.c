@@ -1,4 +1,4 @@
-/* test_metrics.c: datasync-consumer's /metrics and /health against real services: exact counters, lag, MariaDB down and back, bad requests, 100 idle connections, sd_notify. */
+/* test_metrics.c: datasync-consumer's /metrics and /health against real services: exact counters, lag, MariaDB down and back, a trickle gathered into one batch, bad requests, 100 idle connections, sd_notify. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -219,6 +219,16 @@ static char *event_at(const char *op, const char *table, const char *key,
     return body;
 }
 
+/* An update of kv row k to v and n, at hlc, with the ts of at_ms. */
+static char *kv_update(int k, const char *v, int n, uint64_t hlc,
+                       uint64_t at_ms)
+{
+    char key[32], data[96];
+    snprintf(key, sizeof key, "{\"k\":%d}", k);
+    snprintf(data, sizeof data, "{\"k\":%d,\"v\":\"%s\",\"n\":%d}", k, v, n);
+    return event_at("update", "kv", key, data, hlc, at_ms);
+}
+
 static void publish(char **bodies, size_t n)
 {
     tc_publish_to(&cl, 0, bodies, n);
@@ -291,20 +301,10 @@ static void counters_match_what_was_sent(void **state)
     char *bodies[NEW + OLD + 9];
     size_t n = 0;
     uint64_t now = ts_wall_ms();
-    for (int i = 0; i < NEW; i++) {
-        char key[32], data[64];
-        snprintf(key, sizeof key, "{\"k\":%d}", 1000 + i);
-        snprintf(data, sizeof data, "{\"k\":%d,\"v\":\"new\",\"n\":%d}",
-                 1000 + i, i);
-        bodies[n++] = event_at("update", "kv", key, data, 500000 + i, now);
-    }
-    for (int i = 0; i < OLD; i++) {
-        char key[32], data[64];
-        snprintf(key, sizeof key, "{\"k\":%d}", 1000 + i);
-        snprintf(data, sizeof data, "{\"k\":%d,\"v\":\"old\",\"n\":0}",
-                 1000 + i);
-        bodies[n++] = event_at("update", "kv", key, data, 400000 + i, now);
-    }
+    for (int i = 0; i < NEW; i++)
+        bodies[n++] = kv_update(1000 + i, "new", i, 500000 + i, now);
+    for (int i = 0; i < OLD; i++)
+        bodies[n++] = kv_update(1000 + i, "old", 0, 400000 + i, now);
     char big[5000];
     memset(big, 'b', sizeof big - 1);
     big[sizeof big - 1] = '\0';
@@ -383,6 +383,65 @@ static void counters_match_what_was_sent(void **state)
     /* Drained: nothing ready, and the lag is 0 once nothing is delivered. */
     wait_metric("datasync_consumer_lag_seconds", 0, 5000);
     wait_metric("datasync_consumer_queue_messages_ready", 0, 5000);
+}
+
+/* Sets node a's apply.batch_wait_ms through SIGHUP and waits for the
+ * reload to say it took it. */
+static void set_batch_wait(int ms)
+{
+    long offset = tc_file_size(cl.log[0]);
+    FILE *f = fopen(cl.conf[0], "a");
+    assert_non_null(f);
+    fprintf(f, "[apply]\nbatch_wait_ms = %d\n", ms); /* the last one counts */
+    fclose(f);
+    kill(cl.pid[0], SIGHUP);
+    for (long long end = ts_now_ms() + 10000; ts_now_ms() < end;
+         ts_sleep_ms(50))
+        if (tc_log_has(cl.log[0], offset, "apply.batch_wait_ms"))
+            return;
+    fail_msg("no reload of apply.batch_wait_ms %d (log %s)", ms, cl.log[0]);
+}
+
+/* Changes that come one at a time, 50 ms apart, within apply.batch_wait_ms
+ * of the first are one batch: one commit, one ack. The consumer reads them
+ * in naps while it waits, not as each arrives: the wait must still gather
+ * them all. */
+static void a_trickle_within_batch_wait_is_one_batch(void **state)
+{
+    (void)state;
+    enum { TRICKLE = 8 };
+    set_batch_wait(2000);
+    double batches0 = metric("datasync_consumer_batches_total");
+    assert_true(batches0 >= 0);
+    uint64_t now = ts_wall_ms();
+    for (int i = 0; i < TRICKLE; i++) {
+        char *body = kv_update(3000 + i, "trickle", i, 700000 + i, now);
+        publish(&body, 1);
+        ts_sleep_ms(50);
+    }
+    MYSQL *db = itest_mysql_connect(cl.db[0]);
+    long long rows = 0;
+    for (long long end = ts_now_ms() + 10000;
+         ts_now_ms() < end &&
+         (rows = itest_mysql_count(db, "SELECT COUNT(*) FROM kv WHERE v = "
+                                       "'trickle'")) < TRICKLE;
+         ts_sleep_ms(100))
+        ;
+    mysql_close(db);
+    assert_int_equal(rows, TRICKLE);
+    /* The rows are in before the batch's ack and its count: the count is
+     * read once it has moved and a second batch would have shown. */
+    for (long long end = ts_now_ms() + 5000;
+         ts_now_ms() < end &&
+         metric("datasync_consumer_batches_total") < batches0 + 1;
+         ts_sleep_ms(50))
+        ;
+    ts_sleep_ms(300);
+    double batches = metric("datasync_consumer_batches_total") - batches0;
+    set_batch_wait(20); /* the next tests' setting, whatever this one found */
+    if (batches != 1)
+        fail_msg("%d changes 50 ms apart made %g batches, want 1 (log %s)",
+                 TRICKLE, batches, cl.log[0]);
 }
 
 /* MariaDB stopped: /health 503 with the reason, within the idle check's
@@ -688,6 +747,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(counters_match_what_was_sent),
+        cmocka_unit_test(a_trickle_within_batch_wait_is_one_batch),
         cmocka_unit_test(health_follows_mariadb),
         cmocka_unit_test(bad_requests_are_refused),
         cmocka_unit_test(idle_connections_do_not_block_the_apply_loop),
