@@ -113,14 +113,15 @@ static void sleep_until_mono_us(uint64_t t)
 /* The databases                                                              */
 
 /* services.sh for a MariaDB of server i's own, run directory
- * $DS_TEST_RUNDIR/lat-<i>; its output (the env lines) into out. */
+ * $DS_TEST_RUNDIR/lat-<i>; its output (the env lines) into out. It is
+ * sized as the run's own (DS_SVC_MARIA_POOL and DS_SVC_MARIA_LOG are
+ * passed on), so the three servers differ in nothing but their data. */
 static int own_db_cmd(int i, const char *action, char *out, size_t outlen)
 {
     char cmd[1200];
     snprintf(cmd, sizeof cmd,
              "env -u DS_TEST_MYSQL_PORT -u DS_TEST_AMQP_PORT "
-             "DS_TEST_RUNDIR='%s/%s' DS_SVC_MARIA_POOL=128M "
-             "DS_SVC_MARIA_LOG=64M '%s' %s 2>>'%s/%s.services.log'",
+             "DS_TEST_RUNDIR='%s/%s' '%s' %s 2>>'%s/%s.services.log'",
              rundir, node_ids[i], services, action, rundir, node_ids[i]);
     FILE *p = popen(cmd, "r");
     if (!p)
