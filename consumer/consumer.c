@@ -585,8 +585,8 @@ static void gather(dsc_consumer *c, dsc_batch *b)
         ds__mono_ms() + (uint64_t)c->cfg->apply_batch_wait_ms;
     while (rc == 0 && c->in.count > 0 && c->in.count < max) {
         uint64_t now = ds__mono_ms();
-        if (now >= deadline)
-            break;
+        if (now >= deadline || stopping(c))
+            break; /* stopping: the batch in hand is applied, then the end */
         /* A signal may cut the nap short: the loop looks again. */
         uint64_t ms =
             deadline - now < GATHER_NAP_MS ? deadline - now : GATHER_NAP_MS;

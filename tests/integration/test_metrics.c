@@ -1,4 +1,4 @@
-/* test_metrics.c: datasync-consumer's /metrics and /health against real services: exact counters, lag, MariaDB down and back, a trickle gathered into one batch, bad requests, 100 idle connections, sd_notify. */
+/* test_metrics.c: datasync-consumer's /metrics and /health against real services: exact counters, lag, MariaDB down and back, a trickle gathered into one batch, SIGTERM during a batch wait, bad requests, 100 idle connections, sd_notify. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -444,6 +444,37 @@ static void a_trickle_within_batch_wait_is_one_batch(void **state)
                  TRICKLE, batches, cl.log[0]);
 }
 
+/* SIGTERM while the consumer waits a long apply.batch_wait_ms for a batch
+ * to fill: it stops waiting, applies and acks what it holds, and exits 0
+ * within the 5 s a stop may take; the change is not delivered again. */
+static void sigterm_ends_a_batch_wait(void **state)
+{
+    (void)state;
+    set_batch_wait(30000);
+    char *body = kv_update(3100, "stopped", 1, 710000, ts_wall_ms());
+    publish(&body, 1);
+    ts_sleep_ms(300); /* delivered, and waited on */
+    long long t0 = ts_now_ms();
+    int rc = tc_stop(&cl, 0, SIGTERM, 10000);
+    long long took = ts_now_ms() - t0;
+    printf("exit %d after %lld ms\n", rc, took);
+    assert_int_equal(rc, 0);
+    assert_true(took < 5000);
+    MYSQL *db = itest_mysql_connect(cl.db[0]);
+    assert_int_equal(itest_mysql_count(db, "SELECT COUNT(*) FROM kv WHERE k = "
+                                           "3100 AND v = 'stopped'"),
+                     1);
+    mysql_close(db);
+    /* Acked before the exit: nothing waits in the queue to come again. */
+    assert_int_equal(tc_queue_total(cl.queue[0]), 0);
+    FILE *f = fopen(cl.conf[0], "a");
+    assert_non_null(f);
+    fprintf(f, "[apply]\nbatch_wait_ms = 20\n"); /* the next tests' */
+    fclose(f);
+    tc_start(&cl, 0);
+    wait_metric("datasync_consumer_queue_messages_ready", 0, 5000);
+}
+
 /* MariaDB stopped: /health 503 with the reason, within the idle check's
  * period; a change waiting meanwhile makes the lag grow and the batch
  * retry; started again: 200, the change applied, one reconnect. */
@@ -748,6 +779,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(counters_match_what_was_sent),
         cmocka_unit_test(a_trickle_within_batch_wait_is_one_batch),
+        cmocka_unit_test(sigterm_ends_a_batch_wait),
         cmocka_unit_test(health_follows_mariadb),
         cmocka_unit_test(bad_requests_are_refused),
         cmocka_unit_test(idle_connections_do_not_block_the_apply_loop),
