@@ -14,6 +14,9 @@
 
 const double dsc_batch_bucket_bounds[DSC_BATCH_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+/* A ts has millisecond resolution; a replay or a backlog reaches minutes. */
+const double dsc_latency_bucket_bounds[DSC_LATENCY_BUCKETS] = {
+    0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 300, 3600};
 
 /* Relaxed everywhere: each value stands alone, and a scrape needs no
  * ordering between them (see metrics.h). */
@@ -32,6 +35,8 @@ struct dsc_metrics {
      * renderer adds them up. */
     atomic_uint_fast64_t bucket[DSC_BATCH_BUCKETS + 1];
     atomic_uint_fast64_t batch_us_sum;
+    atomic_uint_fast64_t latency_bucket[DSC_LATENCY_BUCKETS + 1];
+    atomic_uint_fast64_t latency_ms_sum;
     atomic_uint_fast64_t reconnects[DSC_PEERS];
     atomic_bool connected[DSC_PEERS];
     atomic_bool started, stopping, batch_failing;
@@ -113,24 +118,47 @@ const char *dsc_dead_class_name(dsc_dead_class c)
 /* ------------------------------------------------------------------------ */
 /* The apply loop                                                            */
 
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d: years taken
+ * from March, so the leap day ends a year, counted in 400-year cycles. */
+static int64_t days_since_epoch(int y, int m, int d)
+{
+    if (m <= 2)
+        y--;
+    int64_t cycle = (y >= 0 ? y : y - 399) / 400;
+    int year_of_cycle = (int)(y - cycle * 400);
+    int day_of_year = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 -
+                       year_of_cycle / 100 + day_of_year;
+    return cycle * 146097 + day_of_cycle - 719468;
+}
+
 /* An event's ts, "YYYY-MM-DDTHH:MM:SS[.fff...]Z" (the event parser checked
- * its shape), as wall-clock ms; 0 when there is none. */
+ * its shape), as wall-clock ms; 0 when there is none. Arithmetic only: it
+ * runs for every applied change. */
 static int64_t ts_ms(const ds_event *ev)
 {
-    struct tm tm = {0};
+    const char *s = ev->ts;
     int ms = 0;
 
-    if (sscanf(ev->ts, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon,
-               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+    if (strlen(s) < 20)
         return 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    const char *frac = ev->ts + 19;
-    if (*frac == '.')
-        for (int scale = 100, i = 1; frac[i] >= '0' && frac[i] <= '9';
+    int64_t days =
+        days_since_epoch(digits(s, 4), digits(s + 5, 2), digits(s + 8, 2));
+    int64_t secs = days * 86400 + digits(s + 11, 2) * 3600 +
+                   digits(s + 14, 2) * 60 + digits(s + 17, 2);
+    if (s[19] == '.')
+        for (int scale = 100, i = 20; s[i] >= '0' && s[i] <= '9';
              i++, scale /= 10)
-            ms += (frac[i] - '0') * scale;
-    return (int64_t)timegm(&tm) * 1000 + ms;
+            ms += (s[i] - '0') * scale;
+    return secs * 1000 + ms;
 }
 
 void dsc_metrics_batch_begin(dsc_metrics *m, const dsc_change *changes,
@@ -149,12 +177,37 @@ void dsc_metrics_batch_begin(dsc_metrics *m, const dsc_change *changes,
     }
 }
 
+/* Bucket of value in a histogram of n bounds: the first bound it does not
+ * exceed (le), or n, above them all. */
+static int bucket_of(const double *bounds, int n, double value)
+{
+    int b = 0;
+    while (b < n && value > bounds[b])
+        b++;
+    return b;
+}
+
+/* An applied change's latency here: from its ts, the emitting server's
+ * clock, to now, just after its commit; a ts ahead of this clock counts 0. */
+static void observe_latency(dsc_metrics *m, int64_t now, const dsc_change *ch)
+{
+    int64_t t = ch->ev.ts[0] ? ts_ms(&ch->ev) : 0;
+    if (t <= 0)
+        return;
+    uint64_t ms = now > t ? (uint64_t)(now - t) : 0;
+    ADD(m->latency_bucket[bucket_of(dsc_latency_bucket_bounds,
+                                    DSC_LATENCY_BUCKETS, (double)ms / 1e3)],
+        1);
+    ADD(m->latency_ms_sum, ms);
+}
+
 void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes, size_t n,
                             bool dead_lettered)
 {
     uint64_t applied = 0, recorded = 0, ignored = 0;
     uint64_t dead[DSC_DEAD_CLASSES] = {0};
     int64_t last_ts = 0;
+    const int64_t now = (int64_t)ds__now_ms();
 
     /* One ts parsed per batch, the last one there is: the loop below runs
      * for every change and must stay a few comparisons. */
@@ -174,6 +227,7 @@ void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes, size_t n,
         switch (ch->decision) {
         case DS_DECIDE_APPLY:
             applied++;
+            observe_latency(m, now, ch);
             break;
         case DS_DECIDE_RECORD_ONLY:
             recorded++;
@@ -194,18 +248,15 @@ void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes, size_t n,
     dsc_metrics_observe_batch(m, mono_us() - m->batch_t0_us);
     if (last_ts > 0)
         SET(m->lag_from_ms, last_ts);
-    SET(m->last_commit_ms, ds__now_ms());
+    SET(m->last_commit_ms, (uint64_t)now);
     SET(m->batch_failing, false);
 }
 
 void dsc_metrics_observe_batch(dsc_metrics *m, uint64_t us)
 {
-    int b = 0;
-
-    while (b < DSC_BATCH_BUCKETS &&
-           (double)us / 1e6 > dsc_batch_bucket_bounds[b])
-        b++;
-    ADD(m->bucket[b], 1);
+    ADD(m->bucket[bucket_of(dsc_batch_bucket_bounds, DSC_BATCH_BUCKETS,
+                            (double)us / 1e6)],
+        1);
     ADD(m->batch_us_sum, us);
     ADD(m->batches, 1);
 }
@@ -362,24 +413,26 @@ static void per_peer(text *t, const char *name, const char *type,
     put(t, "%s{peer=\"database\"} %" PRIu64 "\n", name, database);
 }
 
-static void histogram(text *t, dsc_metrics *m)
+/* A histogram family from per-bucket counts (the last: above every
+ * bound), made cumulative here, and the sum of the observations. */
+static void histogram(text *t, const char *name, const char *help,
+                      const double *bounds, int n,
+                      atomic_uint_fast64_t *per_bucket, double sum)
 {
-    const char *name = "datasync_consumer_batch_duration_seconds";
     uint64_t cumulative = 0;
 
-    family(t, name, "histogram",
-           "Time from taking a batch to its ack, of committed batches.");
-    for (int b = 0; b <= DSC_BATCH_BUCKETS; b++) {
-        cumulative += GET(m->bucket[b]);
-        if (b < DSC_BATCH_BUCKETS)
-            put(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
-                dsc_batch_bucket_bounds[b], cumulative);
+    family(t, name, "histogram", help);
+    for (int b = 0; b <= n; b++) {
+        cumulative += GET(per_bucket[b]);
+        if (b < n)
+            put(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bounds[b],
+                cumulative);
         else
             put(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cumulative);
     }
     /* _count is the +Inf bucket by definition: the same sum, so a scrape in
      * the middle of an update still agrees with itself. */
-    put(t, "%s_sum %.6f\n", name, (double)GET(m->batch_us_sum) / 1e6);
+    put(t, "%s_sum %.6f\n", name, sum);
     put(t, "%s_count %" PRIu64 "\n", name, cumulative);
 }
 
@@ -431,7 +484,16 @@ char *dsc_metrics_render(dsc_metrics *m, uint64_t now_ms, size_t *len)
             dsc_dead_class_name((dsc_dead_class)c), GET(m->dead[c]));
     counter(&t, "datasync_consumer_batches_total",
             "Batches committed and acknowledged.", &m->batches);
-    histogram(&t, m);
+    histogram(&t, "datasync_consumer_batch_duration_seconds",
+              "Time from taking a batch to its ack, of committed batches.",
+              dsc_batch_bucket_bounds, DSC_BATCH_BUCKETS, m->bucket,
+              (double)GET(m->batch_us_sum) / 1e6);
+    histogram(&t, "datasync_consumer_change_latency_seconds",
+              "Time from an applied change's ts (the emitting server's clock "
+              "at ds_emit) to its commit here; includes the difference of "
+              "the two servers' clocks.",
+              dsc_latency_bucket_bounds, DSC_LATENCY_BUCKETS, m->latency_bucket,
+              (double)GET(m->latency_ms_sum) / 1e3);
     counter(&t, "datasync_consumer_commit_retries_total",
             "Batch attempts rolled back on a database error and tried "
             "again.",

@@ -42,6 +42,11 @@ typedef enum {
 #define DSC_BATCH_BUCKETS 14
 extern const double dsc_batch_bucket_bounds[DSC_BATCH_BUCKETS];
 
+/* Upper bounds (seconds) of the change latency histogram's buckets, +Inf
+ * aside: from a change's ts to the commit that applied it here. */
+#define DSC_LATENCY_BUCKETS 14
+extern const double dsc_latency_bucket_bounds[DSC_LATENCY_BUCKETS];
+
 typedef struct dsc_metrics dsc_metrics;
 
 /* A registry, every counter 0, nothing connected, no batch yet. version
@@ -67,7 +72,8 @@ void dsc_metrics_batch_begin(dsc_metrics *m, const dsc_change *changes,
 
 /* The batch begun last committed: counts its changes by outcome (applied,
  * recorded, ignored, and, when dead_lettered, the poison by class), its
- * duration, and the ts of its last change for the lag. */
+ * duration, each applied change's latency (now minus its ts; 0 for a ts
+ * ahead of this clock), and the ts of its last change for the lag. */
 void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes, size_t n,
                             bool dead_lettered);
 

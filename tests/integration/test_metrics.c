@@ -160,6 +160,7 @@ static void prom_check(const char *text)
              "datasync_consumer_dead_lettered_total "
              "datasync_consumer_batches_total "
              "datasync_consumer_batch_duration_seconds "
+             "datasync_consumer_change_latency_seconds "
              "datasync_consumer_commit_retries_total "
              "datasync_consumer_reconnects_total "
              "datasync_consumer_queue_messages_ready "
@@ -296,6 +297,11 @@ static void counters_match_what_was_sent(void **state)
         assert_true(base[i] >= 0);
     }
     double batches0 = value(before, "datasync_consumer_batches_total");
+    const char *lat_count = "datasync_consumer_change_latency_seconds_count",
+               *lat_le60 =
+                   "datasync_consumer_change_latency_seconds_bucket{le=\"60\"}";
+    double lat_count0 = value(before, lat_count),
+           lat_le60_0 = value(before, lat_le60);
     free(before);
 
     char *bodies[NEW + OLD + 9];
@@ -369,6 +375,10 @@ static void counters_match_what_was_sent(void **state)
     assert_true(batches >= 1);
     assert_true(value(text, "datasync_consumer_batch_duration_seconds_count") ==
                 value(text, "datasync_consumer_batches_total"));
+    /* One latency per applied change: the 40 new rows. Their ts is this
+     * test's clock at publishing, the server's too: well under a minute. */
+    assert_true(value(text, lat_count) - lat_count0 == NEW);
+    assert_true(value(text, lat_le60) - lat_le60_0 == NEW);
     prom_check(text);
     free(text);
 

@@ -1,4 +1,4 @@
-/* test_metrics.c: the consumer's metrics registry: counting a batch, the Prometheus text (HELP/TYPE, cumulative buckets, +Inf, _sum, _count, label escaping), lag and health. */
+/* test_metrics.c: the consumer's metrics registry: counting a batch, the Prometheus text (HELP/TYPE, cumulative buckets, +Inf, _sum, _count, label escaping), lag, change latency and health. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -227,6 +227,53 @@ static void batch_counts_and_lag(void **state)
     dsc_metrics_free(m);
 }
 
+/* Each applied change's latency, now minus its ts, lands in its bucket;
+ * recorded and ignored changes are not counted, and a ts ahead of this
+ * clock counts 0. The ts are placed in the middle of their buckets, far
+ * from any bound, so the test's own time does not matter. */
+static void change_latency_is_counted_per_applied_change(void **state)
+{
+    (void)state;
+    dsc_metrics *m = dsc_metrics_new("v", "n");
+    const uint64_t now = ds__now_ms();
+    char ts[4][32];
+    ds__rfc3339_ms(now - 35, ts[0]);      /* (0.02, 0.05] */
+    ds__rfc3339_ms(now - 3500, ts[1]);    /* (2.5, 5] */
+    ds__rfc3339_ms(now + 60000, ts[2]);   /* ahead: 0 */
+    ds__rfc3339_ms(now - 7200000, ts[3]); /* 2 h: above 3600 */
+    dsc_change ch[6];
+    change_done(&ch[0], DS_DECIDE_APPLY, ts[0]);
+    change_done(&ch[1], DS_DECIDE_APPLY, ts[1]);
+    change_done(&ch[2], DS_DECIDE_APPLY, ts[2]);
+    change_done(&ch[3], DS_DECIDE_APPLY, ts[3]);
+    change_done(&ch[4], DS_DECIDE_RECORD_ONLY, ts[1]);
+    change_done(&ch[5], DS_DECIDE_SUPERSEDED, ts[1]);
+    dsc_metrics_batch_begin(m, ch, 6);
+    dsc_metrics_batch_done(m, ch, 6, false);
+
+    char *text = render(m, now);
+    const char *h = "datasync_consumer_change_latency_seconds";
+    char series[128];
+    const struct {
+        const char *le;
+        double want;
+    } cum[] = {{"0.005", 1}, {"0.02", 1}, {"0.05", 2}, {"2.5", 2},
+               {"5", 3},     {"3600", 3}, {"+Inf", 4}};
+    for (size_t i = 0; i < sizeof cum / sizeof cum[0]; i++) {
+        snprintf(series, sizeof series, "%s_bucket{le=\"%s\"}", h, cum[i].le);
+        if (sample(text, series) != cum[i].want)
+            fail_msg("%s is %g, want %g", series, sample(text, series),
+                     cum[i].want);
+    }
+    snprintf(series, sizeof series, "%s_count", h);
+    assert_true(sample(text, series) == 4);
+    snprintf(series, sizeof series, "%s_sum", h);
+    double sum = sample(text, series); /* 0.035 + 3.5 + 0 + 7200, + drift */
+    assert_true(sum >= 7203.535 && sum < 7203.535 + 4 * 0.015);
+    free(text);
+    dsc_metrics_free(m);
+}
+
 static void dead_classes(void **state)
 {
     (void)state;
@@ -316,6 +363,7 @@ int main(void)
         cmocka_unit_test(histogram_is_cumulative),
         cmocka_unit_test(label_values_are_escaped),
         cmocka_unit_test(batch_counts_and_lag),
+        cmocka_unit_test(change_latency_is_counted_per_applied_change),
         cmocka_unit_test(dead_classes),
         cmocka_unit_test(health_follows_the_state),
         cmocka_unit_test(unknown_queue_depth_is_left_out),
