@@ -209,8 +209,8 @@ void dsc_metrics_batch_done(dsc_metrics *m, const dsc_change *changes, size_t n,
     int64_t last_ts = 0;
     const int64_t now = (int64_t)ds__now_ms();
 
-    /* One ts parsed per batch, the last one there is: the loop below runs
-     * for every change and must stay a few comparisons. */
+    /* The lag runs from the last ts there is. The loop below runs for
+     * every change: it parses the ts of applied ones only, by arithmetic. */
     for (size_t i = n; i-- > 0 && last_ts <= 0;)
         if (changes[i].ev.ts[0])
             last_ts = ts_ms(&changes[i].ev);
