@@ -583,6 +583,8 @@ static int cmp_ll(const void *x, const void *y)
 static lat_stats stats_of(long long *us, long n)
 {
     lat_stats s = {0, 0, 0, 0};
+    if (n <= 0)
+        return s; /* a probe that took no sample: nothing to say */
     qsort(us, (size_t)n, sizeof *us, cmp_ll);
     s.p50 = us[(n - 1) / 2] / 1000.0;
     s.p99 = us[(long)((n - 1) * 0.99)] / 1000.0;
