@@ -1,6 +1,7 @@
 /* test_producer.c: libdatasync against the private RabbitMQ: delivery, spool and drain, returns, nacks, threads, bad input. */
 #include "itest.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <signal.h>
@@ -993,6 +994,38 @@ static void stats_fill_only_what_fits(void **state)
 }
 
 /* ---------------------------------------------------------------------- */
+/* A long-lived producer's memory does not grow with what it emitted.     */
+
+/* Bytes the process holds from malloc, in every arena and mmapped. */
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* Sync mode reads one confirm per change: rabbitmq-c kept each decoded
+ * frame (about 40 bytes, in 128 KiB pages) until the connection closed. */
+static void confirms_do_not_grow_memory(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("sync", 5000);
+    const int warm = 300, more = 6000;
+    size_t before, after;
+
+    for (int i = 0; i < warm; i++)
+        assert_int_equal(emit_user(f->p, DS_OP_UPDATE, i % 50, "warm"), 0);
+    before = heap_in_use();
+    for (int i = 0; i < more; i++)
+        assert_int_equal(emit_user(f->p, DS_OP_UPDATE, i % 50, "more"), 0);
+    after = heap_in_use();
+    if (after > before + 64 * 1024)
+        fail_msg("%d more sync emits grew the heap by %zu bytes (%zu per "
+                 "change)",
+                 more, after - before, (after - before) / (size_t)more);
+    fixture_free(f);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Two producers of one process retry on different schedules.             */
 
 static void two_producers_jitter_apart(void **state)
@@ -1037,6 +1070,7 @@ int main(void)
         cmocka_unit_test_teardown(log_callback_may_call_back_into_the_producer,
                                   teardown),
         cmocka_unit_test_teardown(stats_fill_only_what_fits, teardown),
+        cmocka_unit_test_teardown(confirms_do_not_grow_memory, teardown),
         cmocka_unit_test_teardown(two_producers_jitter_apart, teardown),
         cmocka_unit_test_teardown(
             nacked_changes_are_retried_or_spooled_never_lost, teardown),
