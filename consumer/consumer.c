@@ -348,17 +348,23 @@ static void poison_unknown_column(dsc_change *ch)
     dsc_change_poison(ch, DS_ECOLUMN, "%s", why);
 }
 
-/* After a catalogue reload, checks every pending change of b again (each
- * table pointer is new); one that still names no column is dead-lettered. */
-static void check_again(dsc_consumer *c, dsc_batch *b)
+/* Checks every pending change of b again against the catalogue in hand
+ * (after a reload each table pointer is new). One that still names a column
+ * the catalogue lacks is dead-lettered when final, else counted in
+ * b->unknown to be looked at again after the next reload. */
+static void check_again(dsc_consumer *c, dsc_batch *b, bool final)
 {
+    b->unknown = 0;
     for (size_t i = 0; i < b->n; i++) {
         dsc_change *ch = &b->changes[i];
-        if (ch->state == DS_CHANGE_PENDING && check(c, ch) == DS_ECOLUMN)
+        if (ch->state != DS_CHANGE_PENDING || check(c, ch) != DS_ECOLUMN)
+            continue;
+        if (final)
             poison_unknown_column(ch);
+        else
+            b->unknown++;
     }
     b->cat_gen = c->cat_gen;
-    b->unknown = 0;
 }
 
 /* Decodes and checks b's message i against the catalogue in hand, without
@@ -373,40 +379,38 @@ static void decode_one(dsc_consumer *c, dsc_batch *b, size_t i)
 /*
  * Makes b ready to apply, once the database is free: an unknown column may
  * mean a column added since the catalogue was read: if b met one, read the
- * catalogue again, once, and check all again; only what still fails then,
- * or when it cannot be read, becomes a dead letter. A batch checked against
- * an older catalogue is checked again against the one in hand.
+ * catalogue again and check all again; only what still fails then, or when
+ * the catalogue is unreadable for good, becomes a dead letter. A batch
+ * checked against an older catalogue is checked again against the one in
+ * hand. Returns 0, or DS_EDBCONNECT when the database is away: nothing is
+ * dead-lettered for that, the unknown columns wait for the next try.
  */
-static void resolve_unknown(dsc_consumer *c, dsc_batch *b)
+static int resolve_unknown(dsc_consumer *c, dsc_batch *b)
 {
-    if (b->unknown == 0) {
-        if (b->cat_gen != c->cat_gen)
-            check_again(c, b);
-        return;
-    }
-    if (c->db) {
-        if (catalog_reload(c, true) == 0) {
-            check_again(c, b);
-            return;
+    if (b->unknown > 0) {
+        int rc = c->db ? 0 : db_open(c);
+        if (rc == 0)
+            rc = catalog_reload(c, true);
+        if (rc == DS_EDBCONNECT) {
+            if (b->cat_gen != c->cat_gen)
+                check_again(c, b, false);
+            return rc;
         }
-        DS_LOG(c->lg, DS_LOG_WARN, "catalogue: %s", c->err);
+        if (rc)
+            DS_LOG(c->lg, DS_LOG_WARN, "catalogue: %s", c->err);
     }
-    for (size_t i = 0; i < b->n; i++) {
-        dsc_change *ch = &b->changes[i];
-        if (ch->state == DS_CHANGE_PENDING && !ch->pk)
-            poison_unknown_column(ch);
-    }
-    b->unknown = 0;
+    if (b->unknown > 0 || b->cat_gen != c->cat_gen)
+        check_again(c, b, true);
+    return 0;
 }
 
-/* Decodes and checks every message of b, then resolves unknown columns. */
+/* Decodes and checks every message of b against the catalogue in hand. */
 static void decode_batch(dsc_consumer *c, dsc_batch *b)
 {
     b->cat_gen = c->cat_gen;
     b->unknown = 0;
     for (size_t i = 0; i < b->n; i++)
         decode_one(c, b, i);
-    resolve_unknown(c, b);
 }
 
 /* After the applier met an unknown table or column: reload and check the
@@ -416,7 +420,7 @@ static int recheck_after_reload(dsc_consumer *c, dsc_batch *b)
     int rc = catalog_reload(c, true);
     if (rc)
         return rc;
-    check_again(c, b);
+    check_again(c, b, true);
     return 0;
 }
 
@@ -449,6 +453,8 @@ static int apply_batch(dsc_consumer *c, dsc_batch *b, const dsc_attempt *first)
                 return -1;
             }
             rc = c->db ? 0 : db_open(c);
+            if (rc == 0)
+                rc = resolve_unknown(c, b);
             if (rc == 0)
                 rc = dsc_applier_batch(c->ap, b->changes, b->n, &retry, c->err,
                                        sizeof c->err);
@@ -643,9 +649,10 @@ static void run_batch(dsc_consumer *c)
     dsc_batch *b = c->cur, *nb = c->next;
     int rc;
 
-    resolve_unknown(c, b);
+    /* Not resolved (the database is away): apply_batch tries again. */
+    bool ready = resolve_unknown(c, b) == 0;
     dsc_metrics_batch_begin(c->metrics, b->changes, b->n);
-    if (c->db && !stopping(c) &&
+    if (ready && c->db && !stopping(c) &&
         dsc_attempt_start(&c->attempt, c->ap, b->changes, b->n) == 0) {
         gather_during_attempt(c, nb);
         dsc_attempt_join(&c->attempt);
@@ -877,6 +884,8 @@ static int start(dsc_consumer *c)
         rc = c->db ? 0 : db_open(c);
         if (rc == 0 && c->cat.ntables == 0)
             rc = catalog_reload(c, false);
+        if (rc == DS_EDBCONNECT)
+            db_close(c); /* lost while reading: the next try connects anew */
         if (rc == 0)
             rc = broker_open(c);
         if (rc == 0 || !worth_waiting(rc))

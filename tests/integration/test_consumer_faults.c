@@ -206,12 +206,52 @@ static void rabbitmq_restart_reconnects_and_converges(void **state)
         assert_true(tc_log_has(cl.log[i], offset[i], "broker: connected"));
 }
 
+/* A column added to every server, then MariaDB stopped, then a change that
+ * names it: the consumers cannot read the new catalogue while the database
+ * is away, and must wait for it, not dead-letter the change. Last: it
+ * leaves kv with a row and a column the other tests do not expect. */
+static void column_added_while_database_away_waits_for_it(void **state)
+{
+    (void)state;
+    stream s;
+    stream_init(&s, 400000);
+    stream_publish(&s, 50); /* every consumer has read its catalogue */
+    expect_converged(&s, 30000);
+    for (int i = 0; i < TC_NODES; i++) {
+        MYSQL *db = itest_mysql_connect(cl.db[i]);
+        itest_mysql_exec(db, "ALTER TABLE kv ADD COLUMN nick VARCHAR(16)");
+        mysql_close(db);
+    }
+
+    assert_int_equal(itest_service("maria", "stop"), 0);
+    char *body = tc_event("create", "kv", "{\"k\":1000}",
+                          "{\"k\":1000,\"v\":\"new\",\"n\":1,"
+                          "\"nick\":\"added\"}",
+                          "zf-1", 500000);
+    tc_publish_all(&cl, &body, 1);
+    tc_free_all(&body, 1);
+    ts_sleep_ms(3000); /* each consumer takes it and meets the column */
+    assert_int_equal(itest_service("maria", "start"), 0);
+
+    for (int i = 0; i < TC_NODES; i++) {
+        tc_wait_dump(&cl, i, "SELECT k, v, nick FROM kv WHERE k = 1000",
+                     "1000|new|added\n", 30000);
+        char *dead = NULL, *reason = NULL;
+        if (tc_dead_get(&cl, i, &dead, &reason, 500))
+            fail_msg("%s dead-lettered a change it could apply once the "
+                     "database was back: %s",
+                     cl.node[i], reason);
+    }
+    expect_alive();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kill9_mid_stream_converges),
         cmocka_unit_test(mariadb_outage_acks_nothing_and_converges),
         cmocka_unit_test(rabbitmq_restart_reconnects_and_converges),
+        cmocka_unit_test(column_added_while_database_away_waits_for_it),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
