@@ -219,15 +219,18 @@ static int copy_props(dsc_message *m, const amqp_basic_properties_t *p)
 #undef F
     };
 
+    /* rabbitmq-c fills only the fields whose flag is set: the others hold
+     * whatever its pool held, so they are made empty here, and the kept
+     * ones copied out of the frame, which is released. */
     m->props = *p;
+    m->props.headers = amqp_empty_table;
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
-        if (!(p->_flags & fields[i].flag))
-            continue;
         amqp_bytes_t *dst =
             (amqp_bytes_t *)((char *)&m->props + fields[i].offset);
         const amqp_bytes_t *src =
             (const amqp_bytes_t *)((const char *)p + fields[i].offset);
-        if (copy_bytes(&m->pool, dst, *src))
+        *dst = amqp_empty_bytes;
+        if ((p->_flags & fields[i].flag) && copy_bytes(&m->pool, dst, *src))
             return DS_ENOMEM;
     }
     if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
