@@ -637,6 +637,23 @@ static void gather_during_attempt(dsc_consumer *c, dsc_batch *b)
     }
 }
 
+/* Waits for the attempt in hand to end. A commit can outlast the broker's
+ * heartbeat timeout (a slow disk, a lock held by the application): its
+ * frames are read every 200 ms meanwhile, as rabbitmq-c answers heartbeats
+ * only as it reads, so the broker neither drops the connection nor hands
+ * the queue to a standby consumer while this one is still writing. The
+ * deliveries wait in the buffer, bounded by amqp.prefetch. */
+static void join_pumping(dsc_consumer *c)
+{
+    while (!dsc_attempt_wait(&c->attempt, 200)) {
+        dsc_notify_watchdog(&c->notify);
+        if (dsc_inbox_connected(&c->in) &&
+            dsc_inbox_pump(&c->in, SIZE_MAX, 0, c->err, sizeof c->err) != 0)
+            broker_lost(c, c->err);
+    }
+    dsc_attempt_join(&c->attempt);
+}
+
 /*
  * Applies the batch in hand, cur: on the applier's thread when the database
  * is connected, gathering and decoding the next batch meanwhile; then,
@@ -655,7 +672,7 @@ static void run_batch(dsc_consumer *c)
     if (ready && c->db && !stopping(c) &&
         dsc_attempt_start(&c->attempt, c->ap, b->changes, b->n) == 0) {
         gather_during_attempt(c, nb);
-        dsc_attempt_join(&c->attempt);
+        join_pumping(c);
         rc = apply_batch(c, b, &c->attempt);
     } else {
         rc = apply_batch(c, b, NULL);

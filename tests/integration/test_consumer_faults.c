@@ -206,6 +206,36 @@ static void rabbitmq_restart_reconnects_and_converges(void **state)
         assert_true(tc_log_has(cl.log[i], offset[i], "broker: connected"));
 }
 
+/* The database holds every write for 20 s (FLUSH TABLES WITH READ LOCK)
+ * while three batches' worth of changes wait: the batch being written
+ * outlasts the broker's heartbeat timeout (heartbeat = 5), yet no consumer
+ * loses its broker connection, and all converge once the lock goes. */
+static void a_long_commit_keeps_the_broker_connection(void **state)
+{
+    (void)state;
+    stream s;
+    stream_init(&s, 600000);
+    stream_publish(&s, 300); /* every key, as the tests before wrote them */
+    expect_converged(&s, 30000);
+
+    long offset[TC_NODES];
+    for (int i = 0; i < TC_NODES; i++)
+        offset[i] = tc_file_size(cl.log[i]);
+    MYSQL *lock = itest_mysql_connect(NULL);
+    itest_mysql_exec(lock, "FLUSH TABLES WITH READ LOCK");
+    stream_publish(&s, 300); /* a batch held, the next one full, more */
+    ts_sleep_ms(20000);
+    itest_mysql_exec(lock, "UNLOCK TABLES");
+    mysql_close(lock);
+    expect_converged(&s, 30000);
+    expect_alive();
+    for (int i = 0; i < TC_NODES; i++)
+        if (tc_log_has(cl.log[i], offset[i], "broker:"))
+            fail_msg("%s lost its broker connection while a commit waited "
+                     "(log %s)",
+                     cl.node[i], cl.log[i]);
+}
+
 /* A column added to every server, then MariaDB stopped, then a change that
  * names it: the consumers cannot read the new catalogue while the database
  * is away, and must wait for it, not dead-letter the change. Last: it
@@ -214,8 +244,8 @@ static void column_added_while_database_away_waits_for_it(void **state)
 {
     (void)state;
     stream s;
-    stream_init(&s, 400000);
-    stream_publish(&s, 50); /* every consumer has read its catalogue */
+    stream_init(&s, 700000);
+    stream_publish(&s, 300); /* every key, newer than the tests' before */
     expect_converged(&s, 30000);
     for (int i = 0; i < TC_NODES; i++) {
         MYSQL *db = itest_mysql_connect(cl.db[i]);
@@ -251,6 +281,7 @@ int main(void)
         cmocka_unit_test(kill9_mid_stream_converges),
         cmocka_unit_test(mariadb_outage_acks_nothing_and_converges),
         cmocka_unit_test(rabbitmq_restart_reconnects_and_converges),
+        cmocka_unit_test(a_long_commit_keeps_the_broker_connection),
         cmocka_unit_test(column_added_while_database_away_waits_for_it),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
