@@ -105,8 +105,7 @@ static void a_change_no_statement_can_carry_is_dead_lettered(void **state)
     tc_publish_all(&cl, bodies, 2);
     tc_free_all(bodies, 2);
     for (int i = 0; i < TC_NODES; i++) {
-        tc_wait_dump(&cl, i, "SELECT k FROM kv WHERE k >= 100", "101\n",
-                     30000);
+        tc_wait_dump(&cl, i, "SELECT k FROM kv WHERE k >= 100", "101\n", 30000);
         char *dead = NULL, *reason = NULL;
         if (!tc_dead_get(&cl, i, &dead, &reason, 10000))
             fail_msg("%s: no dead letter for the oversized change", cl.node[i]);
