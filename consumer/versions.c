@@ -18,7 +18,12 @@
 static const char READ_HEAD[] = "SELECT tbl, pk, hlc, origin, applied FROM "
                                 "datasync_versions WHERE (tbl, pk) IN (";
 static const char READ_TUPLE[] = "(?,?)";
-static const char READ_TAIL[] = ")";
+/* A locking read: a plain one would read the snapshot, and miss a newer
+ * version another writer of this database (a consumer that lost its queue
+ * to a standby and still commits) holds uncommitted; FOR UPDATE waits for
+ * it and reads what it committed, so an older change is superseded rather
+ * than written over the newer row. */
+static const char READ_TAIL[] = ") FOR UPDATE";
 static const char WRITE_HEAD[] = "INSERT INTO datasync_versions (tbl, pk, hlc, "
                                  "origin, deleted, applied) VALUES ";
 static const char WRITE_TUPLE[] = "(?,?,?,?,?,?)";

@@ -336,6 +336,53 @@ static void own_write_after_a_future_remote_change_wins(void **state)
         tc_wait_dump(&cl, node, sql, want, 10000);
 }
 
+/* Waits (10 s) until a statement in database db has run for 500 ms: on
+ * these few rows, one that waits for a lock. */
+static void wait_lock_wait(MYSQL *watch, const char *db)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE "
+             "db = '%s' AND command IN ('Query', 'Execute') AND time_ms > 500",
+             db);
+    for (int waited = 0; waited < 10000; waited += 20) {
+        if (itest_mysql_count(watch, sql) > 0)
+            return;
+        ts_sleep_ms(20);
+    }
+    fail_msg("no statement waited for a lock in %s within 10 s", db);
+}
+
+/* A second writer of the same database (a consumer that lost its queue to
+ * a standby and still commits, in the real world) holds a newer version of
+ * a key, uncommitted, while the consumer applies an older one: the
+ * consumer must read the version once that writer has committed, and
+ * supersede its change, not overwrite the newer row. */
+static void an_older_change_waits_for_a_concurrent_newer_one(void **state)
+{
+    (void)state;
+    MYSQL *writer = itest_mysql_connect(cl.db[0]);
+    MYSQL *watch = itest_mysql_connect(NULL);
+
+    itest_mysql_exec(writer, "START TRANSACTION");
+    itest_mysql_exec(writer, "INSERT INTO kv VALUES (2001, 'newer', 1000)");
+    itest_mysql_exec(writer,
+                     "INSERT INTO datasync_versions (tbl, pk, hlc, origin, "
+                     "deleted, applied) VALUES ('kv', '[2001]', 1000, "
+                     "'zz-other', 0, 1)");
+    publish_one(0, "create", 2001, "older", "aa-remote", 500);
+    wait_lock_wait(watch, cl.db[0]);
+    itest_mysql_exec(writer, "COMMIT");
+
+    /* A later change of another key: once it is in, so is the older one. */
+    publish_one(0, "create", 2002, "after", "aa-remote", 501);
+    wait_version(0, 2002, 501, "aa-remote");
+    expect_row(0, 2001, "newer\n");
+    wait_version(0, 2001, 1000, "zz-other");
+    mysql_close(writer);
+    mysql_close(watch);
+}
+
 /* ------------------------------------------------------------------------ */
 
 typedef struct poison_case {
@@ -545,6 +592,7 @@ int main(void)
         cmocka_unit_test(shuffled_orders_with_duplicates_converge),
         cmocka_unit_test(own_origin_cases),
         cmocka_unit_test(own_write_after_a_future_remote_change_wins),
+        cmocka_unit_test(an_older_change_waits_for_a_concurrent_newer_one),
         cmocka_unit_test(poison_mix_is_dead_lettered),
         cmocka_unit_test(sigterm_exits_promptly),
     };
