@@ -129,6 +129,10 @@ typedef struct ds_producer_stats {
     /* Bytes waiting in the spool (producer.spool_dir, all processes that
      * share it), read when the counters are taken. */
     uint64_t spool_bytes;
+    /* Changes neither the broker nor the spool took (a spool write failed:
+     * disk full, I/O error): lost, each logged at DS_LOG_ERROR and reported,
+     * by ds_emit in sync mode and by ds_flush in async mode. */
+    uint64_t lost;
 } ds_producer_stats;
 
 /*
@@ -188,9 +192,10 @@ DS_EXPORT int ds_emit(ds_producer *p, ds_op op, const char *table,
 DS_EXPORT int ds_emit_event(ds_producer *p, const char *event_json);
 
 /* Waits until everything emitted so far is confirmed or spooled, at most
- * timeout_ms (< 0: producer.confirm_timeout_ms). Returns 0, DS_ETIMEOUT, or
- * DS_EUNROUTABLE if a change since the last flush was returned unroutable.
- * Any thread. */
+ * timeout_ms (< 0: producer.confirm_timeout_ms). Returns 0, DS_ETIMEOUT,
+ * DS_ESPOOL if a change since the last flush was lost (the spool could not
+ * take it: stats.lost), or else DS_EUNROUTABLE if one was returned
+ * unroutable. Any thread. */
 DS_EXPORT int ds_flush(ds_producer *p, int timeout_ms);
 
 /* Copies the counters into out, which is size bytes: pass sizeof *out.

@@ -128,8 +128,13 @@ static void finish_record(ds_producer *p, ds_record *r, int result)
     r->result = result;
     if (!r->from_spool)
         p->outstanding--;
+    if (result == DS_ESPOOL)
+        p->stats.lost++;
+    /* A sync caller is told by ds_emit; the others by ds_flush. */
     if (result == DS_EUNROUTABLE && !r->waited)
-        p->unroutable_since_flush++; /* a sync caller was told already */
+        p->unroutable_since_flush++;
+    if (result == DS_ESPOOL && !r->waited)
+        p->lost_since_flush++;
     if (!r->waited)
         ds__rec_free(r);
     pthread_cond_broadcast(&p->changed);

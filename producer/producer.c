@@ -417,6 +417,12 @@ int ds_flush(ds_producer *p, int timeout_ms)
         rc = ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_ETIMEOUT,
                         "%zu changes not yet confirmed or spooled",
                         p->outstanding);
+    } else if (p->lost_since_flush > 0) {
+        rc = ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_ESPOOL,
+                        "%d changes were lost: the broker had not confirmed "
+                        "them and the spool refused them: %s",
+                        p->lost_since_flush, p->spool_err);
+        p->lost_since_flush = 0;
     } else if (p->unroutable_since_flush > 0) {
         rc = ds__seterr(detail(p), DS_ERRMSG_SIZE, DS_EUNROUTABLE,
                         "%d changes were returned unroutable: no queue is "

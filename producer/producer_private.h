@@ -53,6 +53,7 @@ struct ds_producer {
     uint64_t io_busy_since; /* ms when the I/O thread entered a socket write */
     int sock_fd;            /* the connection's socket, for the watchdog */
     int unroutable_since_flush;
+    int lost_since_flush; /* async changes the spool refused */
     ds_producer_stats stats;
     ds_logger log; /* read and set under the lock */
     ds_logq logq;  /* messages made under the lock, for the host's callback */

@@ -112,6 +112,7 @@ typedef struct ds_producer_stats {
     uint64_t reconnects;
     uint64_t refused;
     uint64_t spool_bytes;
+    uint64_t lost;
 } ds_producer_stats;
 const char *ds_strerror(int err);
 const char *ds_err_name(int err);
@@ -241,7 +242,8 @@ C;
      * Counters since creation: emitted, confirmed, spooled, unroutable,
      * nacked, reconnects, refused (connections the broker refused: wrong
      * password, vhost or permission, or no datasync setup), spool_bytes
-     * (a gauge: bytes waiting in the spool now). ds_producer_stats field by
+     * (a gauge: bytes waiting in the spool now), lost (changes the spool
+     * refused while the broker was away). ds_producer_stats field by
      * field: man 3 libdatasync, "Counters and errors".
      *
      * @return array<string, int>
@@ -262,6 +264,7 @@ C;
             'reconnects' => $st->reconnects,
             'refused' => $st->refused,
             'spool_bytes' => $st->spool_bytes,
+            'lost' => $st->lost,
         ];
     }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -289,6 +290,50 @@ static void async_emits_spool_while_down_and_drain_after(void **state)
     f->conn = itest_amqp_connect();
     assert_int_equal(wait_depth(f, N, 30000), N);
     expect_in_order(f, N, 2000);
+    fixture_free(f);
+}
+
+/* Async changes the spool refuses while the broker is down are lost: the
+ * next ds_flush says so, once, and stats count them. A file-size limit of
+ * one byte fails every spool write as a full disk would (EFBIG). */
+static void async_changes_the_spool_refused_are_reported_by_flush(void **state)
+{
+    (void)state;
+    enum { N = 5 };
+    struct fixture *f = fixture_new("async", 1000);
+    struct rlimit was, tiny;
+    ds_producer_stats st;
+    char want[64];
+    int rc;
+
+    itest_amqp_close(f->conn);
+    f->conn = NULL;
+    assert_int_equal(itest_service("rabbit", "stop"), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+    tiny = was;
+    tiny.rlim_cur = 1;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(emit_user(f->p, DS_OP_UPDATE, i, "refused"), 0);
+    rc = ds_flush(f->p, 10000);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+    assert_int_equal(rc, DS_ESPOOL);
+    snprintf(want, sizeof want, "%d changes were lost", N);
+    assert_non_null(strstr(ds_producer_errmsg(f->p), want));
+    ds_producer_stats_get(f->p, &st, sizeof st);
+    assert_int_equal(st.lost, N);
+    assert_int_equal(st.spooled, 0);
+    assert_int_equal(ds_flush(f->p, 5000), 0); /* reported once */
+
+    /* The spool takes changes again, and the broker gets them. */
+    assert_int_equal(emit_user(f->p, DS_OP_UPDATE, N, "kept"), 0);
+    assert_int_equal(ds_flush(f->p, 5000), 0);
+    ds_producer_stats_get(f->p, &st, sizeof st);
+    assert_int_equal(st.spooled, 1);
+    assert_int_equal(itest_service("rabbit", "start"), 0);
+    f->conn = itest_amqp_connect();
+    assert_int_equal(wait_depth(f, 1, 30000), 1);
     fixture_free(f);
 }
 
@@ -1084,6 +1129,8 @@ int main(void)
                                   teardown),
         cmocka_unit_test_teardown(async_emits_spool_while_down_and_drain_after,
                                   teardown),
+        cmocka_unit_test_teardown(
+            async_changes_the_spool_refused_are_reported_by_flush, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
