@@ -1,4 +1,4 @@
-/* clockfile.c: one shared 64-bit value in a mapped file: the consumer raises it, producers read it. */
+/* clockfile.c: one shared 64-bit value in a mapped file: the consumer raises it and producers read it; the producers of one spool take their versions from another. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -43,6 +43,30 @@ static int map(ds_clockfile **out, int fd, int prot, const char *path,
     cf->value = m;
     *out = cf;
     return 0;
+}
+
+/* Maps fd (closed here; < 0: open failed with errno) for reading and
+ * writing, first sizing it to one value if it is shorter. Several
+ * processes may do this at once: ftruncate to the size a file already has
+ * changes nothing, so one that another process sized and wrote keeps its
+ * value. */
+static int size_and_map(ds_clockfile **out, int fd, const char *path, char *err,
+                        size_t errlen)
+{
+    struct stat st;
+    int rc;
+
+    if (fd < 0)
+        return clock_error(err, errlen, "cannot open", path);
+    if (fstat(fd, &st) < 0 || (st.st_size < (off_t)sizeof(uint64_t) &&
+                               ftruncate(fd, sizeof(uint64_t)) < 0)) {
+        rc = clock_error(err, errlen, "cannot size", path);
+        close(fd);
+        return rc;
+    }
+    rc = map(out, fd, PROT_READ | PROT_WRITE, path, err, errlen);
+    close(fd);
+    return rc;
 }
 
 /* ds__clockfile_open_reader, with the errno of a failure in *cause. */
@@ -114,7 +138,6 @@ int ds__clockfile_open_writer(ds_clockfile **out, const char *path, char *err,
                               size_t errlen)
 {
     char dir[PATH_MAX];
-    struct stat st;
     char *slash;
     int fd, rc;
 
@@ -146,17 +169,15 @@ int ds__clockfile_open_writer(ds_clockfile **out, const char *path, char *err,
     } else if (errno == EEXIST) {
         fd = open(path, O_RDWR | O_CLOEXEC);
     }
-    if (fd < 0)
-        return clock_error(err, errlen, "cannot open", path);
-    if (fstat(fd, &st) < 0 || (st.st_size < (off_t)sizeof(uint64_t) &&
-                               ftruncate(fd, sizeof(uint64_t)) < 0)) {
-        rc = clock_error(err, errlen, "cannot size", path);
-        close(fd);
-        return rc;
-    }
-    rc = map(out, fd, PROT_READ | PROT_WRITE, path, err, errlen);
-    close(fd);
-    return rc;
+    return size_and_map(out, fd, path, err, errlen);
+}
+
+int ds__clockfile_open_counter(ds_clockfile **out, const char *path, char *err,
+                               size_t errlen)
+{
+    *out = NULL;
+    return size_and_map(out, open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640),
+                        path, err, errlen);
 }
 
 uint64_t ds__clockfile_read(const ds_clockfile *cf)
@@ -175,6 +196,17 @@ void ds__clockfile_raise(ds_clockfile *cf, uint64_t hlc)
            !__atomic_compare_exchange_n(cf->value, &seen, hlc, true,
                                         __ATOMIC_RELEASE, __ATOMIC_RELAXED))
         ;
+}
+
+uint64_t ds__clockfile_next(ds_clockfile *cf, uint64_t candidate)
+{
+    uint64_t seen = __atomic_load_n(cf->value, __ATOMIC_RELAXED), next;
+
+    do
+        next = candidate > seen ? candidate : seen + 1;
+    while (!__atomic_compare_exchange_n(cf->value, &seen, next, true,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+    return next;
 }
 
 void ds__clockfile_close(ds_clockfile *cf)

@@ -56,6 +56,20 @@ uint64_t ds__clockfile_read(const ds_clockfile *cf);
  * no-op. Writers only. */
 void ds__clockfile_raise(ds_clockfile *cf, uint64_t hlc);
 
+/* Opens path, creating it (mode 0640) when missing, as a counter shared by
+ * every process that opens it: the producers sharing a spool directory
+ * take their versions from it, so no two of them ever stamp the same one.
+ * Otherwise a change made in one process right after another process's
+ * change of the same row, in the same millisecond, would get the same
+ * (hlc, origin), compare equal and be superseded on every other server.
+ * Returns 0 or DS_EIO with err. */
+int ds__clockfile_open_counter(ds_clockfile **out, const char *path, char *err,
+                               size_t errlen);
+
+/* Takes the next value of a counter, atomically across processes:
+ * max(value + 1, candidate), stored and returned. Any thread. */
+uint64_t ds__clockfile_next(ds_clockfile *cf, uint64_t candidate);
+
 /* Unmaps and frees; NULL is a no-op. */
 void ds__clockfile_close(ds_clockfile *cf);
 

@@ -5,6 +5,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clockfile.h"
 #include "datasync.h"
 #include "ids.h"
 
@@ -66,6 +67,12 @@ void ds__hlc_init(ds_hlc *c)
 {
     pthread_mutex_init(&c->lock, NULL);
     c->last = 0;
+    c->shared = NULL;
+}
+
+void ds__hlc_share(ds_hlc *c, struct ds_clockfile *shared)
+{
+    c->shared = shared;
 }
 
 void ds__hlc_destroy(ds_hlc *c)
@@ -77,7 +84,6 @@ uint64_t ds__hlc_next_at(ds_hlc *c, uint64_t now_ms, uint64_t floor)
 {
     uint64_t candidate = now_ms << 16, next;
 
-    pthread_mutex_lock(&c->lock);
     /* When the wall clock steps back, or more than 65536 changes fall in one
      * millisecond, the counter carries on from the last value: the clock
      * runs ahead of wall time briefly but never repeats or goes back. A
@@ -85,6 +91,9 @@ uint64_t ds__hlc_next_at(ds_hlc *c, uint64_t now_ms, uint64_t floor)
      * same way. */
     if (floor >= candidate)
         candidate = floor + 1;
+    if (c->shared)
+        return ds__clockfile_next(c->shared, candidate);
+    pthread_mutex_lock(&c->lock);
     next = candidate > c->last ? candidate : c->last + 1;
     c->last = next;
     pthread_mutex_unlock(&c->lock);

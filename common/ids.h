@@ -15,14 +15,21 @@ int ds__uuid7(char out[37]);
  * same when a change is made again. */
 void ds__uuid7_of(uint64_t unix_ms, const uint8_t tail[10], char out[37]);
 
+struct ds_clockfile;
+
 /* Hybrid logical clock: (unix_ms << 16) | counter, strictly increasing
- * for one clock even when the wall clock steps back. */
+ * for one clock even when the wall clock steps back; for all the clocks
+ * sharing a counter (common/clockfile.h) when one is set. */
 typedef struct ds_hlc {
     pthread_mutex_t lock;
     uint64_t last;
+    struct ds_clockfile *shared; /* not owned; NULL: last alone */
 } ds_hlc;
 
 void ds__hlc_init(ds_hlc *c);
+/* Takes every later value from shared (a counter, kept open by the caller
+ * for the clock's life) instead of the clock's own last one. */
+void ds__hlc_share(ds_hlc *c, struct ds_clockfile *shared);
 void ds__hlc_destroy(ds_hlc *c);
 
 /* The next value: max(now_ms << 16, last + 1, floor + 1). floor is the

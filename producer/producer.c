@@ -1,5 +1,7 @@
 /* producer.c: the API side of libdatasync: builds events, queues them for the I/O thread, waits for their fate. */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -39,6 +41,23 @@ static void wait_until(ds_producer *p, uint64_t deadline_ms)
 static char *detail(const ds_producer *p)
 {
     return ds__detail_claim(p, p->token);
+}
+
+/* The spool directory's version counter, "hlc" beside the spool's files. */
+static int open_stamps(ds_producer *p, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    int rc;
+
+    if (snprintf(path, sizeof path, "%s/hlc", p->cfg.producer_spool_dir) >=
+        (int)sizeof path)
+        return ds__seterr(err, errlen, DS_ECONFIG,
+                          "producer.spool_dir is too long");
+    rc = ds__clockfile_open_counter(&p->stamps, path, err, errlen);
+    if (rc < 0)
+        return rc;
+    ds__hlc_share(&p->hlc, p->stamps);
+    return 0;
 }
 
 static int start_io(ds_producer *p, char *err, size_t errlen)
@@ -139,6 +158,9 @@ int ds_producer_new(ds_producer **out, const ds_options *opts, char *err,
     rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, errlen);
     if (rc < 0)
         goto fail;
+    rc = open_stamps(p, err, errlen);
+    if (rc < 0)
+        goto fail;
     ds__io_find_clock(p);
     rc = start_io(p, err, errlen);
     if (rc < 0)
@@ -183,6 +205,7 @@ void ds_producer_free(ds_producer *p)
     pthread_mutex_destroy(&p->lock);
     ds__hlc_destroy(&p->hlc);
     ds__clockfile_close(p->clock);
+    ds__clockfile_close(p->stamps);
     free(p);
 }
 

@@ -28,6 +28,10 @@ struct ds_options {
 struct ds_producer {
     ds_config cfg;
     ds_hlc hlc;
+    /* The spool directory's version counter, shared by every producer that
+     * spools there (other processes, a forked child): hlc takes its values
+     * from it, so none of them stamps a version another one did. */
+    ds_clockfile *stamps;
     /* The highest version this server's consumer applied: stamps stay above
      * it. NULL until the file exists; the I/O thread keeps looking for it
      * and publishes the pointer atomically. */

@@ -609,6 +609,26 @@ static void forked_child_reconnects(void **state)
     fixture_free(f);
 }
 
+/* Two producers sharing a spool directory, as the processes of one
+ * server's application do, take turns changing one row: every change is
+ * stamped above the one before it, whichever producer made it. Otherwise
+ * two changes within a millisecond would carry the same version and the
+ * later one would be superseded on every other server. */
+static void producers_sharing_a_spool_stamp_in_order(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    struct fixture *f = fixture_new("sync", 5000);
+    ds_producer *other = open_producer("sync", f->spool_dir, 5000);
+
+    for (int i = 0; i < N; i++)
+        assert_int_equal(
+            emit_user(i % 2 ? other : f->p, DS_OP_UPDATE, 1, "turns"), 0);
+    ds_producer_free(other);
+    expect_in_order(f, N, 2000);
+    fixture_free(f);
+}
+
 /* A resource alarm: the broker blocks publishers (connection.blocked). Sync
  * emits still return within the timeout, their changes spooled, and arrive
  * once the alarm clears. */
@@ -1109,6 +1129,8 @@ int main(void)
         cmocka_unit_test_teardown(eight_threads_async_each_change_once,
                                   teardown),
         cmocka_unit_test_teardown(forked_child_reconnects, teardown),
+        cmocka_unit_test_teardown(producers_sharing_a_spool_stamp_in_order,
+                                  teardown),
         cmocka_unit_test_teardown(each_thread_reads_its_own_error_detail,
                                   teardown),
         cmocka_unit_test(creation_failure_has_its_own_output),

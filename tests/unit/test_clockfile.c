@@ -1,10 +1,11 @@
-/* test_clockfile.c: the clock file's modes whatever the umask, reading it as another user, and a producer's unreadable clock file logged once. */
+/* test_clockfile.c: the clock file's modes whatever the umask, reading it as another user, a producer's unreadable clock file logged once, and the spool's version counter shared by processes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,12 +232,80 @@ static void reader_without_permission_logs_once(void **state)
     scratch_remove(&s);
 }
 
+enum { TAKES = 20000 };
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Takes TAKES values of the counter at path, all with the same candidate
+ * (one millisecond, as a busy server's processes would), into out. */
+static void take_all(const char *path, uint64_t *out)
+{
+    ds_clockfile *cf;
+    char err[256];
+
+    assert_int_equal(ds__clockfile_open_counter(&cf, path, err, sizeof err), 0);
+    for (int i = 0; i < TAKES; i++)
+        out[i] = ds__clockfile_next(cf, (uint64_t)1000 << 16);
+    ds__clockfile_close(cf);
+}
+
+/* Two processes taking from one counter at once never get the same value,
+ * and each gets increasing ones. */
+static void counter_is_unique_across_processes(void **state)
+{
+    (void)state;
+    scratch s;
+    uint64_t *all = malloc(2 * TAKES * sizeof *all);
+    int fds[2], status;
+    pid_t child;
+
+    assert_non_null(all);
+    scratch_make(&s);
+    snprintf(s.path, sizeof s.path, "%s/hlc", s.dir);
+    assert_int_equal(pipe(fds), 0);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        take_all(s.path, all);
+        ssize_t n = write(fds[1], all, TAKES * sizeof *all);
+        _exit(n == (ssize_t)(TAKES * sizeof *all) ? 0 : 1);
+    }
+    close(fds[1]);
+    take_all(s.path, all + TAKES);
+    size_t got = 0;
+    ssize_t n;
+    while (got < TAKES * sizeof *all &&
+           (n = read(fds[0], (char *)all + got, TAKES * sizeof *all - got)) > 0)
+        got += (size_t)n;
+    close(fds[0]);
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(got, TAKES * sizeof *all);
+
+    for (int half = 0; half < 2; half++)
+        for (int i = 1; i < TAKES; i++)
+            assert_true(all[half * TAKES + i] > all[half * TAKES + i - 1]);
+    qsort(all, 2 * TAKES, sizeof *all, cmp_u64);
+    assert_true(all[0] >= (uint64_t)1000 << 16);
+    for (int i = 1; i < 2 * TAKES; i++)
+        if (all[i] == all[i - 1])
+            fail_msg("value %llu taken twice", (unsigned long long)all[i]);
+    unlink(s.path);
+    rmdir(s.dir);
+    free(all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(writer_modes_whatever_the_umask),
         cmocka_unit_test(reader_not_there_yet),
         cmocka_unit_test(reader_without_permission_logs_once),
+        cmocka_unit_test(counter_is_unique_across_processes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
