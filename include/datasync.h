@@ -149,7 +149,8 @@ typedef struct ds_producer_stats {
  * Threads: one producer may be used by several threads at once.
  * Fork: a child may keep using the producer it inherited: its first call
  * notices the new process, drops the parent's connection and queue (the
- * parent still delivers those), reopens the spool and reconnects. Only the
+ * parent still delivers those), reopens the spool and reconnects (if that
+ * fails, the call returns the error and the next call tries again). Only the
  * forking thread survives a fork, so fork while no other thread is inside a
  * ds_ call (as pre-forking servers do before they serve).
  */

@@ -76,12 +76,10 @@ static int start_io(ds_producer *p, char *err, size_t errlen)
 }
 
 /* The child of a fork has the parent's memory but not its I/O thread, and
- * shares its socket and spool descriptors: drop all of that without touching
- * the parent's side, and start afresh. */
-static int reinit_after_fork(ds_producer *p, char *err, size_t errlen)
+ * shares its socket and spool descriptors: drops all of that without
+ * touching the parent's side. Once per process. */
+static void drop_parents_state(ds_producer *p)
 {
-    int rc;
-
     pthread_mutex_init(&p->lock, NULL);
     ds__cond_init(&p->changed);
     ds__cond_init(&p->work);
@@ -91,9 +89,11 @@ static int reinit_after_fork(ds_producer *p, char *err, size_t errlen)
     p->outstanding = 0;
     p->broker_down = p->blocked = p->stopping = p->io_polling = false;
     p->io_busy_since = 0;
+    p->io_started = false;
     p->sock_fd = -1;
     if (p->wake_fd >= 0)
         close(p->wake_fd);
+    p->wake_fd = -1;
     if (p->amqp.conn) {
         /* Closing our copy of the socket leaves the parent's connection up. */
         close(amqp_get_sockfd(p->amqp.conn));
@@ -101,12 +101,29 @@ static int reinit_after_fork(ds_producer *p, char *err, size_t errlen)
     }
     ds__spool_forget(p->spool);
     p->spool = NULL;
-    p->pid = getpid();
     ds__backoff_init(&p->backoff); /* or the child retries in step with us */
-    rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, errlen);
+    p->dropped_in = getpid();
+}
+
+/* Starts the child's own spool and I/O thread. The handle is the child's
+ * (p->pid) only once both run: a failure leaves it to be tried again by the
+ * next call, not half built. */
+static int reinit_after_fork(ds_producer *p, char *err, size_t errlen)
+{
+    int rc;
+
+    if (p->dropped_in != getpid())
+        drop_parents_state(p);
+    if (!p->spool) {
+        rc = ds__spool_open(&p->spool, p->cfg.producer_spool_dir, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    rc = start_io(p, err, errlen);
     if (rc < 0)
         return rc;
-    return start_io(p, err, errlen);
+    p->pid = getpid();
+    return 0;
 }
 
 static int check_handle(ds_producer *p)

@@ -38,8 +38,9 @@ struct ds_producer {
     ds_clockfile *clock;
     uint64_t next_clock_try_ms;
     int clock_reported; /* errno of the clock file's failure last logged */
-    pid_t pid;      /* a forked child must not touch its parent's connection */
-    uint64_t token; /* random: keys this producer's per-thread details */
+    pid_t pid; /* a forked child must not touch its parent's connection */
+    pid_t dropped_in; /* the child that dropped its parent's state */
+    uint64_t token;   /* random: keys this producer's per-thread details */
 
     pthread_mutex_t lock;   /* guards everything below */
     pthread_cond_t changed; /* a record finished, or space freed */

@@ -609,6 +609,53 @@ static void forked_child_reconnects(void **state)
     fixture_free(f);
 }
 
+/* In a forked child, the first call fails to set the producer up again (no
+ * file descriptor left for the spool): it reports it, and the next call,
+ * with descriptors to spare, sets it up and emits. */
+static int child_retries_after_a_failed_setup(ds_producer *p)
+{
+    struct rlimit was, none;
+    int rc;
+
+    /* A limit of 0: no new descriptor at all, however many are closed. */
+    if (getrlimit(RLIMIT_NOFILE, &was) < 0)
+        return 10;
+    none = was;
+    none.rlim_cur = 0;
+    if (setrlimit(RLIMIT_NOFILE, &none) < 0)
+        return 11;
+    rc = emit_user(p, DS_OP_UPDATE, 1, "no-fd");
+    if (setrlimit(RLIMIT_NOFILE, &was) < 0)
+        return 12;
+    if (rc >= 0)
+        return 13;
+    rc = emit_user(p, DS_OP_UPDATE, 1, "child-after");
+    rc = rc == 0 ? ds_flush(p, 5000) : rc;
+    ds_producer_free(p);
+    return rc == 0 ? 0 : 14;
+}
+
+static void forked_child_retries_a_failed_setup(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new("sync", 5000);
+    pid_t child;
+    int status;
+
+    assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "parent"), 0);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(child_retries_after_a_failed_setup(f->p));
+    assert_int_equal(waitpid(child, &status, 0), child);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("child: %s %d",
+                 WIFEXITED(status) ? "exit status" : "killed by signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    assert_int_equal(wait_depth(f, 2, 5000), 2);
+    fixture_free(f);
+}
+
 /* Two producers sharing a spool directory, as the processes of one
  * server's application do, take turns changing one row: every change is
  * stamped above the one before it, whichever producer made it. Otherwise
@@ -1129,6 +1176,8 @@ int main(void)
         cmocka_unit_test_teardown(eight_threads_async_each_change_once,
                                   teardown),
         cmocka_unit_test_teardown(forked_child_reconnects, teardown),
+        cmocka_unit_test_teardown(forked_child_retries_a_failed_setup,
+                                  teardown),
         cmocka_unit_test_teardown(producers_sharing_a_spool_stamp_in_order,
                                   teardown),
         cmocka_unit_test_teardown(each_thread_reads_its_own_error_detail,
