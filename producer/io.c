@@ -495,8 +495,13 @@ static size_t read_spool_chunk(ds_producer *p, ds_record **recs, size_t max)
         int skipped = 0;
 
         if (ds__spool_read(p->spool, &payload, &len, &skipped, err,
-                           sizeof err) < 0 ||
-            !payload)
+                           sizeof err) < 0) {
+            pthread_mutex_lock(&p->lock);
+            DS_PLOG(p, DS_LOG_ERROR, "%s", err);
+            ds__producer_unlock(p);
+            break;
+        }
+        if (!payload)
             break;
         if (skipped) {
             pthread_mutex_lock(&p->lock);

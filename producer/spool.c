@@ -414,19 +414,24 @@ int ds__spool_read(ds_spool *s, char **payload, size_t *len, int *skipped,
                    char *err, size_t errlen)
 {
     uint64_t n;
+    int rc = 0;
 
-    (void)err;
-    (void)errlen;
     *payload = NULL;
     *len = 0;
     if (s->cursor >= s->known_size) {
-        /* Whatever lies below the size seen under the lock was written
-         * whole: writers hold the lock until their record is complete. */
+        /* Writers hold the lock until their record is complete, but one
+         * that died mid-record left a torn tail: cut it first, as the next
+         * writer would (it then appends in its place), so that everything
+         * below the size seen here is whole and stays. Stepping over the
+         * torn bytes instead would pass over that writer's records. */
         pthread_mutex_lock(&s->mu);
-        flock(s->log_fd, LOCK_SH);
+        flock(s->log_fd, LOCK_EX);
+        rc = recover_locked(s, err, errlen);
         s->known_size = file_size(s->log_fd);
         flock(s->log_fd, LOCK_UN);
         pthread_mutex_unlock(&s->mu);
+        if (rc < 0)
+            return rc;
     }
     while (s->cursor < s->known_size) {
         n = record_at(s->log_fd, s->cursor, s->known_size, payload);

@@ -44,7 +44,9 @@ int ds__spool_drain_begin(ds_spool *s, bool *got, char *err, size_t errlen);
 
 /* Reads the record at the cursor into a malloc'd *payload (caller frees)
  * and advances. *payload is NULL at the end. A corrupt record in the middle
- * is skipped (counted in *skipped) up to the next valid one. */
+ * is skipped (counted in *skipped) up to the next valid one; a torn tail (a
+ * writer died mid-record) is cut, never stepped over. Returns 0, or
+ * DS_ESPOOL with err when the tail cannot be cut. */
 int ds__spool_read(ds_spool *s, char **payload, size_t *len, int *skipped,
                    char *err, size_t errlen);
 

@@ -161,6 +161,67 @@ static void torn_tail_is_dropped_and_the_rest_kept(void **state)
     ds__spool_close(s);
 }
 
+/* Reads the drainer's next records up to the end of the file into got;
+ * returns how many. */
+static int read_to_end(ds_spool *s, char got[][16], int max)
+{
+    char err[256], *payload;
+    size_t len;
+    int n = 0, skipped = 0;
+
+    for (;;) {
+        assert_int_equal(
+            ds__spool_read(s, &payload, &len, &skipped, err, sizeof err), 0);
+        if (!payload)
+            break;
+        assert_true(n < max && len < 16);
+        memcpy(got[n], payload, len);
+        got[n++][len] = '\0';
+        free(payload);
+    }
+    return n;
+}
+
+/* Another process dies mid-record while one drains: the drainer must not
+ * step past the torn bytes, or it passes over the record the next writer
+ * puts in their place (it cuts them first), and its commit then moves the
+ * head into, or past, that record. */
+static void drainer_waits_behind_another_writers_torn_tail(void **state)
+{
+    (void)state;
+    ds_spool *writer, *drainer;
+    char err[256], path[300], got[4][16];
+    bool busy;
+    int fd;
+
+    assert_int_equal(ds__spool_open(&writer, dir, err, sizeof err), 0);
+    assert_int_equal(ds__spool_open(&drainer, dir, err, sizeof err), 0);
+    append_one(writer, "first");
+    assert_int_equal(ds__spool_drain_begin(drainer, &busy, err, sizeof err), 0);
+    assert_true(busy);
+    assert_int_equal(read_to_end(drainer, got, 4), 1);
+    assert_string_equal(got[0], "first");
+
+    /* A third process dies 7 bytes into its record. */
+    snprintf(path, sizeof path, "%s/spool.log", dir);
+    fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "DSP1\x05\x00\x00", 7), 7);
+    close(fd);
+    assert_int_equal(read_to_end(drainer, got, 4), 0);
+
+    append_one(writer, "second");
+    assert_int_equal(read_to_end(drainer, got, 4), 1);
+    assert_string_equal(got[0], "second");
+    assert_int_equal(
+        ds__spool_commit(drainer, ds__spool_cursor(drainer), err, sizeof err),
+        0);
+    ds__spool_drain_end(drainer);
+    assert_int_equal(log_size(), 0);
+    ds__spool_close(drainer);
+    ds__spool_close(writer);
+}
+
 static void garbage_tail_is_dropped(void **state)
 {
     (void)state;
@@ -402,6 +463,9 @@ int main(void)
                                         make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(
             kill9_while_appending_keeps_every_complete_record, make_dir,
+            remove_dir),
+        cmocka_unit_test_setup_teardown(
+            drainer_waits_behind_another_writers_torn_tail, make_dir,
             remove_dir),
         cmocka_unit_test_setup_teardown(processes_share_one_spool, make_dir,
                                         remove_dir),
