@@ -53,6 +53,8 @@ static int spool_errno(char *err, size_t errlen, const char *what,
                       strerror(errno));
 }
 
+/* Reads len bytes at off: 0, 1 when the file ends first, or -1 with errno
+ * on a read error. */
 static int read_full(int fd, void *buf, size_t len, uint64_t off)
 {
     size_t done = 0;
@@ -61,8 +63,10 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
             pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
+        if (n < 0)
             return -1;
+        if (n == 0)
+            return 1;
         done += (size_t)n;
     }
     return 0;
@@ -89,48 +93,67 @@ static uint64_t file_size(int fd)
 }
 
 /* Checks the whole record at off (header, payload crc, trailer) within size.
- * Returns its total length, or 0 if there is no valid record there. When
- * payload is not NULL the payload is returned in a malloc'd buffer. */
-static uint64_t record_at(int fd, uint64_t off, uint64_t size, char **payload)
+ * Returns its total length, 0 if there is no valid record there, or
+ * DS_ENOMEM or DS_EIO (errno set) when it could not be checked: never
+ * taken for corruption, which would cut or skip a record that may be
+ * whole. When payload is not NULL the payload is returned in a malloc'd
+ * buffer. */
+static int64_t record_at(int fd, uint64_t off, uint64_t size, char **payload)
 {
     unsigned char hdr[REC_HEADER], trl[REC_TRAILER];
     uint32_t len;
     char *buf;
+    int r;
 
-    if (off + REC_HEADER + REC_TRAILER > size ||
-        read_full(fd, hdr, sizeof hdr, off) < 0)
+    if (off + REC_HEADER + REC_TRAILER > size)
         return 0;
+    r = read_full(fd, hdr, sizeof hdr, off);
+    if (r != 0)
+        return r < 0 ? DS_EIO : 0;
     len = get32(hdr + 4);
     if (get32(hdr) != REC_MAGIC || len > REC_MAX_PAYLOAD ||
         off + REC_HEADER + len + REC_TRAILER > size)
         return 0;
     buf = malloc(len ? len : 1);
-    if (!buf)
-        return 0;
-    if (read_full(fd, buf, len, off + REC_HEADER) < 0 ||
-        read_full(fd, trl, sizeof trl, off + REC_HEADER + len) < 0 ||
-        get32(trl) != len || get32(trl + 4) != REC_END_MAGIC ||
+    if (!buf) {
+        errno = ENOMEM;
+        return DS_ENOMEM;
+    }
+    r = read_full(fd, buf, len, off + REC_HEADER);
+    if (r == 0)
+        r = read_full(fd, trl, sizeof trl, off + REC_HEADER + len);
+    if (r != 0 || get32(trl) != len || get32(trl + 4) != REC_END_MAGIC ||
         (uint32_t)crc32(0L, (const Bytef *)buf, len) != get32(hdr + 8)) {
         free(buf);
-        return 0;
+        return r < 0 ? DS_EIO : 0;
     }
     if (payload)
         *payload = buf;
     else
         free(buf);
-    return REC_HEADER + (uint64_t)len + REC_TRAILER;
+    return (int64_t)(REC_HEADER + len + REC_TRAILER);
 }
 
-/* The offset of the next valid record after a corrupt one, or size. */
-static uint64_t resync(int fd, uint64_t off, uint64_t size)
+/* Sets *next to the offset of the next valid record after a corrupt one at
+ * off, or to size. Returns 0, or record_at's error. */
+static int resync(int fd, uint64_t off, uint64_t size, uint64_t *next)
 {
     for (uint64_t at = off + 1; at + REC_HEADER + REC_TRAILER <= size; at++) {
         unsigned char m[4];
-        if (read_full(fd, m, 4, at) == 0 && get32(m) == REC_MAGIC &&
-            record_at(fd, at, size, NULL) > 0)
-            return at;
+        int64_t n;
+
+        if (read_full(fd, m, 4, at) != 0 || get32(m) != REC_MAGIC)
+            continue;
+        n = record_at(fd, at, size, NULL);
+        if (n < 0)
+            return (int)n;
+        if (n > 0) {
+            *next = at;
+            return 0;
+        }
     }
-    return size;
+    *next = size;
+    return 0;
 }
 
 static uint64_t head_at(int head_fd)
@@ -138,7 +161,7 @@ static uint64_t head_at(int head_fd)
     unsigned char b[12];
     uint64_t off;
 
-    if (read_full(head_fd, b, sizeof b, 0) < 0)
+    if (read_full(head_fd, b, sizeof b, 0) != 0)
         return 0;
     off = (uint64_t)get32(b) | (uint64_t)get32(b + 4) << 32;
     /* A head we cannot trust means replaying from the start: duplicates are
@@ -175,14 +198,14 @@ static bool tail_is_whole(ds_spool *s, uint64_t head, uint64_t size)
     if (size == head)
         return true;
     if (size < head + REC_HEADER + REC_TRAILER ||
-        read_full(s->log_fd, trl, sizeof trl, size - REC_TRAILER) < 0 ||
+        read_full(s->log_fd, trl, sizeof trl, size - REC_TRAILER) != 0 ||
         get32(trl + 4) != REC_END_MAGIC)
         return false;
     if (get32(trl) > REC_MAX_PAYLOAD ||
         size - head < (uint64_t)get32(trl) + REC_HEADER + REC_TRAILER)
         return false;
     start = size - REC_TRAILER - get32(trl) - REC_HEADER;
-    return record_at(s->log_fd, start, size, NULL) == size - start;
+    return record_at(s->log_fd, start, size, NULL) == (int64_t)(size - start);
 }
 
 /* With the exclusive file lock held: cuts a torn tail left by a writer that
@@ -200,12 +223,12 @@ static int recover_locked(ds_spool *s, char *err, size_t errlen)
         return 0;
     off = end = head;
     while (off < size) {
-        uint64_t n = record_at(s->log_fd, off, size, NULL);
+        int64_t n = record_at(s->log_fd, off, size, NULL);
         if (n > 0) {
-            off += n;
+            off += (uint64_t)n;
             end = off;
-        } else {
-            off = resync(s->log_fd, off, size);
+        } else if (n < 0 || (n = resync(s->log_fd, off, size, &off)) < 0) {
+            return spool_errno(err, errlen, "cannot read a record in", s->dir);
         }
     }
     if (ftruncate(s->log_fd, (off_t)end) < 0 || fdatasync(s->log_fd) < 0)
@@ -413,7 +436,7 @@ int ds__spool_drain_begin(ds_spool *s, bool *got, char *err, size_t errlen)
 int ds__spool_read(ds_spool *s, char **payload, size_t *len, int *skipped,
                    char *err, size_t errlen)
 {
-    uint64_t n;
+    int64_t n;
     int rc = 0;
 
     *payload = NULL;
@@ -436,12 +459,14 @@ int ds__spool_read(ds_spool *s, char **payload, size_t *len, int *skipped,
     while (s->cursor < s->known_size) {
         n = record_at(s->log_fd, s->cursor, s->known_size, payload);
         if (n > 0) {
-            *len = (size_t)(n - REC_HEADER - REC_TRAILER);
-            s->cursor += n;
+            *len = (size_t)n - REC_HEADER - REC_TRAILER;
+            s->cursor += (uint64_t)n;
             return 0;
         }
+        if (n < 0 ||
+            (n = resync(s->log_fd, s->cursor, s->known_size, &s->cursor)) < 0)
+            return spool_errno(err, errlen, "cannot read a record in", s->dir);
         ++*skipped;
-        s->cursor = resync(s->log_fd, s->cursor, s->known_size);
     }
     return 0;
 }

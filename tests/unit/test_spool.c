@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -220,6 +221,72 @@ static void drainer_waits_behind_another_writers_torn_tail(void **state)
     assert_int_equal(log_size(), 0);
     ds__spool_close(drainer);
     ds__spool_close(writer);
+}
+
+/* Opens the spool with no memory to spare for a 1 MiB record: returns
+ * the exit status for the parent (0: refused with DS_ESPOOL). */
+static int open_short_of_memory(void)
+{
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    struct rlimit lim;
+    ds_spool *s;
+    char err[256];
+    int rc;
+
+    if (!f || fscanf(f, "%ld", &pages) != 1)
+        return 10;
+    fclose(f);
+    getrlimit(RLIMIT_AS, &lim);
+    lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (512 << 10);
+    if (setrlimit(RLIMIT_AS, &lim) < 0)
+        return 11;
+    rc = ds__spool_open(&s, dir, err, sizeof err);
+    if (rc == 0)
+        ds__spool_close(s);
+    return rc == DS_ESPOOL && strstr(err, "cannot read a record") ? 0 : 12;
+}
+
+/* A record that cannot be read into memory is not corrupt: recovery from a
+ * torn tail behind it must fail rather than cut it. */
+static void record_short_of_memory_is_kept(void **state)
+{
+    (void)state;
+    enum { BIG = 1 << 20 };
+    ds_spool *s;
+    char err[256], path[300], *big = malloc(BIG + 1);
+    const char *bodies[1] = {big};
+    size_t lens[1] = {BIG};
+    off_t before;
+    pid_t child;
+    int fd, status;
+
+    assert_non_null(big);
+    memset(big, 'b', BIG);
+    big[BIG] = '\0';
+    assert_int_equal(ds__spool_open(&s, dir, err, sizeof err), 0);
+    assert_int_equal(ds__spool_append(s, bodies, lens, 1, err, sizeof err), 0);
+    ds__spool_close(s);
+    snprintf(path, sizeof path, "%s/spool.log", dir);
+    fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "DSP1\x05\x00\x00", 7), 7);
+    close(fd);
+    before = log_size();
+
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(open_short_of_memory());
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(log_size(), before);
+
+    assert_int_equal(ds__spool_open(&s, dir, err, sizeof err), 0);
+    assert_int_equal(drain_all(s, NULL, 0), 1);
+    ds__spool_close(s);
+    free(big);
 }
 
 static void garbage_tail_is_dropped(void **state)
@@ -467,6 +534,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             drainer_waits_behind_another_writers_torn_tail, make_dir,
             remove_dir),
+        cmocka_unit_test_setup_teardown(record_short_of_memory_is_kept,
+                                        make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(processes_share_one_spool, make_dir,
                                         remove_dir),
         cmocka_unit_test_setup_teardown(one_drainer_at_a_time, make_dir,
