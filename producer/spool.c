@@ -267,6 +267,20 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
+/* Makes the spool's file names durable: a record fdatasync'ed into a file
+ * whose directory entry a crash lost would be lost with it. EINVAL: the
+ * file system cannot sync a directory (nothing to do). */
+static int sync_dir(const char *dir, char *err, size_t errlen)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+    if (fd < 0 || (fsync(fd) < 0 && errno != EINVAL))
+        rc = spool_errno(err, errlen, "cannot sync directory", dir);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 int ds__spool_open(ds_spool **out, const char *dir, char *err, size_t errlen)
 {
     ds_spool *s;
@@ -293,6 +307,9 @@ int ds__spool_open(ds_spool **out, const char *dir, char *err, size_t errlen)
     if (rc < 0)
         goto fail;
     rc = s->lock_fd = open_in(s, "drain.lock", O_RDWR, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = sync_dir(s->dir, err, errlen);
     if (rc < 0)
         goto fail;
     if (flock(s->log_fd, LOCK_EX) < 0) {
