@@ -158,7 +158,8 @@ DS_EXPORT int ds_producer_new(ds_producer **out, const ds_options *opts,
                               char *err, size_t errlen);
 
 /* Flushes for up to producer.confirm_timeout_ms, spools whatever is still
- * unconfirmed, closes and frees. NULL is a no-op. No other thread may use
+ * unconfirmed, closes and frees; a spool being drained is left after the
+ * chunk in flight, for the next producer on it. NULL is a no-op. No other thread may use
  * the producer during or after this call. */
 DS_EXPORT void ds_producer_free(ds_producer *p);
 

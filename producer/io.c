@@ -620,6 +620,10 @@ static int drain_spool(ds_producer *p, const char **why)
             break;
         }
         drained += n;
+        /* The rest stays on disk for the next producer: ds_producer_free
+         * waits for one chunk, not for a backlog of hours. */
+        if (p->stopping)
+            break;
         /* New changes wait behind the spool, and join it past half their
          * timeout. */
         spool_stale_pending(p);

@@ -337,6 +337,42 @@ static void async_changes_the_spool_refused_are_reported_by_flush(void **state)
     fixture_free(f);
 }
 
+/* Freeing a producer while it drains a large spool waits for the chunk in
+ * flight, not for the whole backlog: the rest stays on disk, and the next
+ * producer on that spool delivers it. */
+static void free_leaves_a_long_drain_to_the_next_producer(void **state)
+{
+    (void)state;
+    enum { N = 30000 };
+    struct fixture *f = fixture_new("async", 2000);
+    ds_producer_stats st;
+    ds_producer *next;
+
+    itest_amqp_close(f->conn);
+    f->conn = NULL;
+    assert_int_equal(itest_service("rabbit", "stop"), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(emit_user(f->p, DS_OP_UPDATE, i, "backlog"), 0);
+    assert_int_equal(ds_flush(f->p, 30000), 0);
+    ds_producer_stats_get(f->p, &st, sizeof st);
+    assert_int_equal(st.spooled, N);
+
+    assert_int_equal(itest_service("rabbit", "start"), 0);
+    f->conn = itest_amqp_connect();
+    assert_true(wait_depth(f, 1, 30000) >= 1); /* the drain has begun */
+    ds_producer_free(f->p);
+    f->p = NULL;
+    next = open_producer("async", f->spool_dir, 2000);
+    ds_producer_stats_get(next, &st, sizeof st);
+    if (st.spool_bytes == 0)
+        fail_msg("ds_producer_free drained the whole spool (%ld of %d "
+                 "changes delivered)",
+                 itest_queue_depth(f->conn, f->queue), N);
+    f->p = next;
+    assert_true(wait_depth(f, N, 60000) >= N);
+    fixture_free(f);
+}
+
 static void unroutable_is_reported_not_dropped(void **state)
 {
     (void)state;
@@ -1202,6 +1238,8 @@ int main(void)
                                   teardown),
         cmocka_unit_test_teardown(
             async_changes_the_spool_refused_are_reported_by_flush, teardown),
+        cmocka_unit_test_teardown(free_leaves_a_long_drain_to_the_next_producer,
+                                  teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
