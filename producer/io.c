@@ -103,18 +103,44 @@ static bool clock_due(const ds_producer *p, uint64_t now)
            now >= p->next_clock_try_ms;
 }
 
+/* The host's callback reached through the queue, for code that logs with
+ * the lock released (the clock file, the connection's set-up): straight
+ * calls could overlap with another thread's hand-over of the queue, and the
+ * host is promised one message at a time, in order. */
+static void log_via_queue(void *userdata, ds_log_level level, const char *msg)
+{
+    ds_producer *p = userdata;
+
+    pthread_mutex_lock(&p->lock);
+    DS_LOGQ(&p->logq, &p->log, level, "%s", msg);
+    ds__producer_unlock(p);
+}
+
+/* Lock held. The logger for such code: off while the host has none, so a
+ * message counts as told only once someone can hear it. */
+static const ds_logger *unlocked_logger(ds_producer *p)
+{
+    p->io_log.level = p->log.level;
+    p->io_log.fn = p->log.fn ? log_via_queue : NULL;
+    p->io_log.userdata = p;
+    return &p->io_log;
+}
+
 void ds__io_find_clock(ds_producer *p)
 {
     ds_clockfile *cf;
+    const ds_logger *lg;
     uint64_t now = ds__mono_ms();
 
     if (!clock_due(p, now))
         return;
     p->next_clock_try_ms = now + 5000;
+    pthread_mutex_lock(&p->lock);
+    lg = unlocked_logger(p);
+    ds__producer_unlock(p);
     /* Missing until this server's consumer first runs: not an error; no
-     * permission is logged once (straight to the host's callback, which is
-     * why the lock must not be held). */
-    cf = ds__clockfile_try_reader(p->cfg.node_clock_file, &p->log,
+     * permission is logged once. */
+    cf = ds__clockfile_try_reader(p->cfg.node_clock_file, lg,
                                   &p->clock_reported);
     if (cf)
         __atomic_store_n(&p->clock, cf, __ATOMIC_RELEASE);
@@ -700,7 +726,7 @@ static void connect_broker(ds_producer *p)
     p->amqp.client_name = p->client_name;
     p->amqp.tls = &p->cfg;
     /* The connection logs (verify_peer = false) only while unlocked. */
-    p->amqp.lg = &p->log;
+    p->amqp.lg = unlocked_logger(p);
     ds__producer_unlock(p);
     rc = ds__amqp_connect(&p->amqp, p->cfg.amqp_url, p->cfg.amqp_heartbeat,
                           p->cfg.producer_confirm_timeout_ms, err, sizeof err);

@@ -61,7 +61,9 @@ struct ds_producer {
     int lost_since_flush; /* async changes the spool refused */
     ds_producer_stats stats;
     ds_logger log; /* read and set under the lock */
-    ds_logq logq;  /* messages made under the lock, for the host's callback */
+    /* log, through logq, for the I/O thread's code that logs unlocked */
+    ds_logger io_log;
+    ds_logq logq; /* messages made under the lock, for the host's callback */
     /* The reconnect backoff: the I/O thread's, under the lock so that a
      * forked child can reseed it and tests can read it. */
     ds_backoff backoff;
