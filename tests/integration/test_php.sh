@@ -177,9 +177,9 @@ check($s['emitted'] === 9 && $s['confirmed'] === 9, 'emitted and confirmed 9: ' 
 check($s['spooled'] === 0 && $s['unroutable'] === 0 && $s['nacked'] === 0, 'nothing spooled: ' . json_encode($s));
 // Every counter of ds_producer_stats, as an int, in the header's order.
 check(array_keys($s) === ['emitted', 'confirmed', 'spooled', 'unroutable', 'nacked', 'reconnects',
-    'refused', 'spool_bytes'], 'stats keys: ' . json_encode(array_keys($s)));
-check(count(array_filter($s, 'is_int')) === 8, 'stats values are ints: ' . json_encode($s));
-check($s['reconnects'] === 0 && $s['refused'] === 0 && $s['spool_bytes'] === 0,
+    'refused', 'spool_bytes', 'lost'], 'stats keys: ' . json_encode(array_keys($s)));
+check(count(array_filter($s, 'is_int')) === 9, 'stats values are ints: ' . json_encode($s));
+check($s['reconnects'] === 0 && $s['refused'] === 0 && $s['spool_bytes'] === 0 && $s['lost'] === 0,
     'no reconnect, refusal or spool: ' . json_encode($s));
 
 // A producer the broker refuses (wrong password): the change is spooled,
