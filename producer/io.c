@@ -586,6 +586,36 @@ static uint64_t settle_chunk(ds_producer *p, ds_record **chunk, size_t n)
     return confirmed_to;
 }
 
+/* Lock held, released around the disk: the spool's file locks may wait for
+ * another process's fdatasync, and the host's threads need p->lock to emit.
+ * Moves the spool's head to offset. */
+static int commit_spool(ds_producer *p, uint64_t offset, char *err,
+                        size_t errlen)
+{
+    int rc;
+
+    ds__producer_unlock(p);
+    rc = ds__spool_commit(p->spool, offset, err, errlen);
+    pthread_mutex_lock(&p->lock);
+    return rc;
+}
+
+/* Lock held, released around the disk. Whether the spool holds changes
+ * and this producer got to drain them (*backlog: bytes). */
+static bool begin_drain(ds_producer *p, uint64_t *backlog)
+{
+    char err[DS_ERRMSG_SIZE];
+    bool got = false;
+
+    ds__producer_unlock(p);
+    ds__spool_backlog(p->spool, backlog);
+    if (*backlog > 0 &&
+        ds__spool_drain_begin(p->spool, &got, err, sizeof err) < 0)
+        got = false;
+    pthread_mutex_lock(&p->lock);
+    return got;
+}
+
 /* Lock held. Publishes the spool's records in order, a chunk at a time, and
  * moves its head past the longest confirmed prefix of each chunk. Returns
  * 0, or -1 when the connection failed. */
@@ -594,13 +624,10 @@ static int drain_spool(ds_producer *p, const char **why)
     char err[DS_ERRMSG_SIZE];
     ds_record *chunk[256];
     uint64_t backlog = 0, drained = 0;
-    bool got;
     int rc = 0;
 
     p->next_drain_check_ms = ds__mono_ms() + DS_DRAIN_CHECK_MS;
-    ds__spool_backlog(p->spool, &backlog);
-    if (backlog == 0 ||
-        ds__spool_drain_begin(p->spool, &got, err, sizeof err) < 0 || !got)
+    if (!begin_drain(p, &backlog))
         return 0;
     DS_PLOG(p, DS_LOG_INFO, "draining %llu bytes of spooled changes",
             (unsigned long long)backlog);
@@ -611,8 +638,8 @@ static int drain_spool(ds_producer *p, const char **why)
         if (n == 0) {
             /* Only corrupt records (already logged) may lie past the last
              * confirmed one: move the head over them too. */
-            if (ds__spool_commit(p->spool, ds__spool_cursor(p->spool), err,
-                                 sizeof err) < 0)
+            if (commit_spool(p, ds__spool_cursor(p->spool), err, sizeof err) <
+                0)
                 DS_PLOG(p, DS_LOG_ERROR, "%s", err);
             break;
         }
@@ -633,7 +660,7 @@ static int drain_spool(ds_producer *p, const char **why)
         }
         confirmed_to = settle_chunk(p, chunk, n);
         if (confirmed_to > 0 &&
-            ds__spool_commit(p->spool, confirmed_to, err, sizeof err) < 0) {
+            commit_spool(p, confirmed_to, err, sizeof err) < 0) {
             DS_PLOG(p, DS_LOG_ERROR, "%s", err);
             break;
         }
