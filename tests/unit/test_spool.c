@@ -162,6 +162,19 @@ static void torn_tail_is_dropped_and_the_rest_kept(void **state)
     ds__spool_close(s);
 }
 
+/* Appends the first 7 bytes of a record, as a writer that died there. */
+static void append_torn_record(void)
+{
+    char path[300];
+    int fd;
+
+    snprintf(path, sizeof path, "%s/spool.log", dir);
+    fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "DSP1\x05\x00\x00", 7), 7);
+    close(fd);
+}
+
 /* Reads the drainer's next records up to the end of the file into got;
  * returns how many. */
 static int read_to_end(ds_spool *s, char got[][16], int max)
@@ -191,9 +204,8 @@ static void drainer_waits_behind_another_writers_torn_tail(void **state)
 {
     (void)state;
     ds_spool *writer, *drainer;
-    char err[256], path[300], got[4][16];
+    char err[256], got[4][16];
     bool busy;
-    int fd;
 
     assert_int_equal(ds__spool_open(&writer, dir, err, sizeof err), 0);
     assert_int_equal(ds__spool_open(&drainer, dir, err, sizeof err), 0);
@@ -204,11 +216,7 @@ static void drainer_waits_behind_another_writers_torn_tail(void **state)
     assert_string_equal(got[0], "first");
 
     /* A third process dies 7 bytes into its record. */
-    snprintf(path, sizeof path, "%s/spool.log", dir);
-    fd = open(path, O_WRONLY | O_APPEND);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "DSP1\x05\x00\x00", 7), 7);
-    close(fd);
+    append_torn_record();
     assert_int_equal(read_to_end(drainer, got, 4), 0);
 
     append_one(writer, "second");
@@ -254,12 +262,12 @@ static void record_short_of_memory_is_kept(void **state)
     (void)state;
     enum { BIG = 1 << 20 };
     ds_spool *s;
-    char err[256], path[300], *big = malloc(BIG + 1);
+    char err[256], *big = malloc(BIG + 1);
     const char *bodies[1] = {big};
     size_t lens[1] = {BIG};
     off_t before;
     pid_t child;
-    int fd, status;
+    int status;
 
     assert_non_null(big);
     memset(big, 'b', BIG);
@@ -267,11 +275,7 @@ static void record_short_of_memory_is_kept(void **state)
     assert_int_equal(ds__spool_open(&s, dir, err, sizeof err), 0);
     assert_int_equal(ds__spool_append(s, bodies, lens, 1, err, sizeof err), 0);
     ds__spool_close(s);
-    snprintf(path, sizeof path, "%s/spool.log", dir);
-    fd = open(path, O_WRONLY | O_APPEND);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "DSP1\x05\x00\x00", 7), 7);
-    close(fd);
+    append_torn_record();
     before = log_size();
 
     child = fork();
