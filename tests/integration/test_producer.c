@@ -128,6 +128,21 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Stops the broker, closing the fixture's own connection first. */
+static void broker_stop(struct fixture *f)
+{
+    itest_amqp_close(f->conn);
+    f->conn = NULL;
+    assert_int_equal(itest_service("rabbit", "stop"), 0);
+}
+
+/* Starts the broker and opens the fixture's connection again. */
+static void broker_start(struct fixture *f)
+{
+    assert_int_equal(itest_service("rabbit", "start"), 0);
+    f->conn = itest_amqp_connect();
+}
+
 static int emit_user(ds_producer *p, ds_op op, int id, const char *name)
 {
     char key[64], data[256];
@@ -240,9 +255,7 @@ static void broker_down_spools_then_drains_in_order(void **state)
 
     assert_int_equal(emit_user(f->p, DS_OP_CREATE, 1, "before"), 0);
     assert_non_null(itest_queue_get(f->conn, f->queue, 5000));
-    itest_amqp_close(f->conn);
-    f->conn = NULL;
-    assert_int_equal(itest_service("rabbit", "stop"), 0);
+    broker_stop(f);
 
     for (int i = 0; i < N; i++) {
         uint64_t t0 = ds__now_ms();
@@ -259,8 +272,7 @@ static void broker_down_spools_then_drains_in_order(void **state)
     ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.spooled, N);
 
-    assert_int_equal(itest_service("rabbit", "start"), 0);
-    f->conn = itest_amqp_connect();
+    broker_start(f);
     /* Backoff is at most 10 s; the drain then publishes all of them. */
     assert_int_equal(wait_depth(f, N, 30000), N);
     expect_in_order(f, N, 2000);
@@ -276,9 +288,7 @@ static void async_emits_spool_while_down_and_drain_after(void **state)
     enum { N = 300 };
     struct fixture *f = fixture_new("async", 1500);
 
-    itest_amqp_close(f->conn);
-    f->conn = NULL;
-    assert_int_equal(itest_service("rabbit", "stop"), 0);
+    broker_stop(f);
     for (int i = 0; i < N; i++)
         assert_int_equal(emit_user(f->p, DS_OP_UPDATE, i, "async"), 0);
     assert_int_equal(ds_flush(f->p, 5000), 0);
@@ -286,8 +296,7 @@ static void async_emits_spool_while_down_and_drain_after(void **state)
     ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.spooled, N);
 
-    assert_int_equal(itest_service("rabbit", "start"), 0);
-    f->conn = itest_amqp_connect();
+    broker_start(f);
     assert_int_equal(wait_depth(f, N, 30000), N);
     expect_in_order(f, N, 2000);
     fixture_free(f);
@@ -306,9 +315,7 @@ static void async_changes_the_spool_refused_are_reported_by_flush(void **state)
     char want[64];
     int rc;
 
-    itest_amqp_close(f->conn);
-    f->conn = NULL;
-    assert_int_equal(itest_service("rabbit", "stop"), 0);
+    broker_stop(f);
     signal(SIGXFSZ, SIG_IGN);
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
     tiny = was;
@@ -331,8 +338,7 @@ static void async_changes_the_spool_refused_are_reported_by_flush(void **state)
     assert_int_equal(ds_flush(f->p, 5000), 0);
     ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.spooled, 1);
-    assert_int_equal(itest_service("rabbit", "start"), 0);
-    f->conn = itest_amqp_connect();
+    broker_start(f);
     assert_int_equal(wait_depth(f, 1, 30000), 1);
     fixture_free(f);
 }
@@ -348,17 +354,14 @@ static void free_leaves_a_long_drain_to_the_next_producer(void **state)
     ds_producer_stats st;
     ds_producer *next;
 
-    itest_amqp_close(f->conn);
-    f->conn = NULL;
-    assert_int_equal(itest_service("rabbit", "stop"), 0);
+    broker_stop(f);
     for (int i = 0; i < N; i++)
         assert_int_equal(emit_user(f->p, DS_OP_UPDATE, i, "backlog"), 0);
     assert_int_equal(ds_flush(f->p, 30000), 0);
     ds_producer_stats_get(f->p, &st, sizeof st);
     assert_int_equal(st.spooled, N);
 
-    assert_int_equal(itest_service("rabbit", "start"), 0);
-    f->conn = itest_amqp_connect();
+    broker_start(f);
     assert_true(wait_depth(f, 1, 30000) >= 1); /* the drain has begun */
     ds_producer_free(f->p);
     f->p = NULL;
