@@ -202,21 +202,29 @@ static int broker_open(dsc_consumer *c)
 
 /* Pumps broker frames (heartbeats, deliveries into the buffer) for ms, in
  * slices so the stop flag is seen. Returns -1 if the broker was lost. */
+/* Tells the systemd watchdog we are alive and reads the broker's frames
+ * for up to wait_ms (heartbeats, deliveries into the inbox). Returns -1
+ * when the broker connection is lost or was already. */
+static int keep_alive(dsc_consumer *c, int wait_ms)
+{
+    dsc_notify_watchdog(&c->notify);
+    if (!dsc_inbox_connected(&c->in))
+        return -1;
+    if (dsc_inbox_pump(&c->in, SIZE_MAX, wait_ms, c->err, sizeof c->err)) {
+        broker_lost(c, c->err);
+        return -1;
+    }
+    return 0;
+}
+
 static int wait_pumping(dsc_consumer *c, int ms)
 {
     uint64_t end = ds__mono_ms() + (uint64_t)ms;
     for (uint64_t now = end - (uint64_t)ms; now < end && !past_stop_deadline(c);
          now = ds__mono_ms()) {
-        if (!dsc_inbox_connected(&c->in))
-            return -1;
-        dsc_notify_watchdog(&c->notify);
         uint64_t left = end - now;
-        int rc = dsc_inbox_pump(&c->in, SIZE_MAX, left > 200 ? 200 : (int)left,
-                                c->err, sizeof c->err);
-        if (rc) {
-            broker_lost(c, c->err);
+        if (keep_alive(c, left > 200 ? 200 : (int)left) < 0)
             return -1;
-        }
     }
     return 0;
 }
@@ -645,12 +653,8 @@ static void gather_during_attempt(dsc_consumer *c, dsc_batch *b)
  * deliveries wait in the buffer, bounded by amqp.prefetch. */
 static void join_pumping(dsc_consumer *c)
 {
-    while (!dsc_attempt_wait(&c->attempt, 200)) {
-        dsc_notify_watchdog(&c->notify);
-        if (dsc_inbox_connected(&c->in) &&
-            dsc_inbox_pump(&c->in, SIZE_MAX, 0, c->err, sizeof c->err) != 0)
-            broker_lost(c, c->err);
-    }
+    while (!dsc_attempt_wait(&c->attempt, 200))
+        keep_alive(c, 0); /* a lost connection: the batch is redelivered */
     dsc_attempt_join(&c->attempt);
 }
 
