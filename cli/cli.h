@@ -399,9 +399,10 @@ uint64_t cli_producer_answered(cli_producer *cp, uint64_t emitted);
 int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
                        void *tickctx);
 
-/* Prints "verb N: published P, spooled S[, unroutable U], skipped K" on
- * stdout (and why on stderr), frees the producer, returns the exit code:
- * 0 when all emitted were confirmed and nothing skipped. */
+/* Prints "verb: published P, spooled S, skipped K[, unroutable U][, lost
+ * L]" on stdout (and why on stderr), frees the producer, returns the exit
+ * code: 0 when all emitted were confirmed and nothing skipped, 1 when some
+ * were lost (neither confirmed nor spooled). */
 int cli_producer_close(cli_producer *cp, const char *verb, uint64_t emitted,
                        uint64_t skipped, int flush_rc);
 

@@ -29,7 +29,9 @@ static const char usage[] =
     "\n"
     "Prints 'publish: published N, spooled M, skipped K'. Exit status 0 when\n"
     "every change was confirmed by the broker, 6 when some were spooled,\n"
-    "unroutable or skipped, 4 for invalid input (see datasync --help).\n";
+    "unroutable or skipped, 1 when some were lost (the spool could not be\n"
+    "written: ', lost L' is added), 4 for invalid input (see datasync\n"
+    "--help).\n";
 
 struct run {
     cli_ctx *ctx;
@@ -49,11 +51,13 @@ static int emit_item(cli_item *it, void *ctx)
                      it->data_json);
     /* Sync mode (one change) reports unroutable here; the summary says it. */
     if (rc < 0 && rc != DS_EUNROUTABLE) {
+        /* DS_ESPOOL here: neither the broker nor the spool took it. */
+        const char *what = rc == DS_ESPOOL ? "change lost: " : "";
         if (it->line)
-            cli_error(r->ctx, "line %zu: %s", it->line,
+            cli_error(r->ctx, "line %zu: %s%s", it->line, what,
                       ds_producer_errmsg(r->cp.p));
         else
-            cli_error(r->ctx, "%s", ds_producer_errmsg(r->cp.p));
+            cli_error(r->ctx, "%s%s", what, ds_producer_errmsg(r->cp.p));
         return cli_exit_code(rc);
     }
     r->emitted++;

@@ -135,19 +135,35 @@ int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
     }
 }
 
+static uint64_t at_most(uint64_t n, uint64_t limit)
+{
+    return n < limit ? n : limit;
+}
+
 int cli_producer_close(cli_producer *cp, const char *verb, uint64_t emitted,
                        uint64_t skipped, int flush_rc)
 {
     ds_producer_stats st;
-    uint64_t published, unroutable, spooled;
+    uint64_t published, unroutable, lost, kept, spooled;
     int code = CLI_EXIT_OK;
 
     ds_producer_stats_get(cp->p, &st, sizeof st);
-    unroutable = st.unroutable < emitted ? st.unroutable : emitted;
-    published = cli_producer_answered(cp, emitted) - unroutable;
+    unroutable = at_most(st.unroutable, emitted);
+    /* A sync emit that lost its change said so and did not count it. */
+    lost = at_most(st.lost, emitted - unroutable);
+    kept = emitted - unroutable - lost; /* confirmed or in the spool */
+    published = at_most(cli_producer_answered(cp, emitted) - unroutable, kept);
+    /* The spool drains oldest first, so what it still holds is the newest:
+     * this run's spooled changes are not counted as published while it
+     * holds anything, even if the confirms of older ones add up to them. */
+    if (st.spool_bytes > 0)
+        published = at_most(published, kept - at_most(st.spooled, kept));
     /* In the spool, or spooled by ds_producer_free below. */
-    spooled = emitted - published - unroutable;
-    if (flush_rc < 0 && flush_rc != DS_ETIMEOUT && flush_rc != DS_EUNROUTABLE)
+    spooled = kept - published;
+    /* Lost and unroutable changes are told below, from the counters: the
+     * error ds_flush gave for them may have been overwritten since. */
+    if (flush_rc < 0 && flush_rc != DS_ETIMEOUT && flush_rc != DS_EUNROUTABLE &&
+        flush_rc != DS_ESPOOL)
         cli_error(cp->ctx, "%s", ds_producer_errmsg(cp->p));
     ds_producer_free(cp->p);
     cp->p = NULL;
@@ -157,6 +173,8 @@ int cli_producer_close(cli_producer *cp, const char *verb, uint64_t emitted,
            (unsigned long long)skipped);
     if (unroutable)
         printf(", unroutable %llu", (unsigned long long)unroutable);
+    if (lost)
+        printf(", lost %llu", (unsigned long long)lost);
     putchar('\n');
     fflush(stdout);
 
@@ -186,6 +204,18 @@ int cli_producer_close(cli_producer *cp, const char *verb, uint64_t emitted,
     }
     if (skipped)
         code = CLI_EXIT_PARTIAL;
+    if (lost) {
+        /* Not in the broker, not on this disk: the one outcome worse than a
+         * partial run. */
+        cli_error(cp->ctx,
+                  "%llu change%s lost: the broker did not confirm them and "
+                  "the spool %s refused them (disk full or an I/O error; the "
+                  "library logged each). Publish them again once the spool "
+                  "can be written",
+                  (unsigned long long)lost, lost == 1 ? " was" : "s were",
+                  cp->ctx->cfg.producer_spool_dir);
+        code = CLI_EXIT_FAILURE;
+    }
     pthread_mutex_destroy(&cp->lock);
     return code;
 }

@@ -1,12 +1,14 @@
 /* test_cli.c: the datasync command run as a user runs it, against the private RabbitMQ and MariaDB: each command, its output and exit status. */
 #include "itest.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +35,10 @@ typedef struct run {
     int status; /* exit status; 128 + signal if killed */
     char *out, *err;
 } run;
+
+/* When not 0, the command runs with this RLIMIT_FSIZE (and SIGXFSZ
+ * ignored): a file it writes past that offset fails as on a full disk. */
+static rlim_t child_file_limit;
 
 static char *slurp(const char *path)
 {
@@ -88,6 +94,12 @@ static void run_argv_signal(run *r, const char *stdin_path,
         if (in < 0 || o < 0 || e < 0 || dup2(in, 0) < 0 || dup2(o, 1) < 0 ||
             dup2(e, 2) < 0)
             _exit(126);
+        if (child_file_limit) {
+            struct rlimit lim = {child_file_limit, child_file_limit};
+            signal(SIGXFSZ, SIG_IGN);
+            if (setrlimit(RLIMIT_FSIZE, &lim) < 0)
+                _exit(126);
+        }
         execv(bin, (char *const *)args);
         _exit(127);
     }
@@ -1202,6 +1214,87 @@ static void test_status_shows_the_spool(void **state)
     free(spool);
 }
 
+/* The largest file in dir: the spool's head segment. */
+static off_t largest_file(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    off_t max = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d))) {
+        struct stat sb;
+        char *path = NULL;
+        assert_true(asprintf(&path, "%s/%s", dir, de->d_name) > 0);
+        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > max)
+            max = sb.st_size;
+        free(path);
+    }
+    closedir(d);
+    return max;
+}
+
+/* Changes neither the broker nor the spool took are lost: publish counts
+ * them as lost, not as spooled, and fails. */
+static void test_publish_tells_lost_changes(void **state)
+{
+    char *down = NULL, *text = NULL, *spool = NULL;
+    char *many = events_file("many.jsonl", 100, cur.node_a);
+    char *few = NULL;
+    FILE *f;
+    run r;
+
+    (void)state;
+    assert_true(asprintf(&spool, "%s/spool-full", cur.dir) > 0);
+    assert_true(asprintf(&text,
+                         "[node]\nid = %s\n[amqp]\nurl = "
+                         "amqp://guest:guest@127.0.0.1:1/%%2f\nexchange = %s\n"
+                         "[producer]\nspool_dir = %s\nconfirm_timeout_ms = "
+                         "500\n",
+                         cur.node_a, cur.exchange, spool) > 0);
+    assert_true(asprintf(&down, "%s/down.conf", cur.dir) > 0);
+    write_file(down, text);
+    CLI(&r, NULL, "-c", down, "publish", many);
+    expect(&r, EXIT_PARTIAL, "published 0, spooled 100", "kept in the spool");
+    run_free(&r);
+
+    /* The spool's files may not grow: the next changes have nowhere to go. */
+    assert_true(asprintf(&few, "%s/few.jsonl", cur.dir) > 0);
+    f = fopen(few, "w");
+    assert_non_null(f);
+    for (int i = 1; i <= 3; i++)
+        fprintf(f,
+                "{\"op\":\"delete\",\"table\":\"users\",\"key\":{\"id\":"
+                "%d}}\n",
+                i);
+    assert_int_equal(fclose(f), 0);
+    child_file_limit = (rlim_t)largest_file(spool);
+    assert_true(child_file_limit > 4096); /* above the command's own output */
+    CLI(&r, NULL, "-c", down, "publish", few);
+    child_file_limit = 0;
+    expect(&r, 1, "published 0, spooled 0, skipped 0, lost 3",
+           "3 changes were lost");
+    if (strstr(r.err, "kept in the spool"))
+        fail_msg("lost changes are said to be kept in the spool");
+    run_free(&r);
+
+    /* One change, sync: the same. */
+    child_file_limit = (rlim_t)largest_file(spool);
+    CLI(&r, NULL, "-c", down, "publish", "--op", "delete", "--table", "users",
+        "--key", "{\"id\":1}");
+    child_file_limit = 0;
+    expect(&r, 1, "spooled 0", "change lost: ");
+    if (strstr(r.out, "spooled 1") || strstr(r.err, "kept in the spool"))
+        fail_msg("a lost change is said to be spooled");
+    run_free(&r);
+
+    free(text);
+    free(down);
+    free(spool);
+    free(many);
+    free(few);
+}
+
 /* ------------------------------------------------------------------------ */
 /* End to end, with datasync-consumer                                        */
 
@@ -1561,6 +1654,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_purge_needs_yes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_not_confirmed_is_partial, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_publish_tells_lost_changes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_status_shows_the_spool, setup,
                                         teardown),
