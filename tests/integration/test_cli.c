@@ -1173,6 +1173,24 @@ static void test_status_depths_and_consumers(void **state)
     run_free(&r);
 }
 
+/* A configuration whose broker is never there (port 1), spooling to
+ * spool: its path. */
+static char *down_conf(const char *spool)
+{
+    char *text = NULL, *path = NULL;
+
+    assert_true(asprintf(&text,
+                         "[node]\nid = %s\n[amqp]\nurl = "
+                         "amqp://guest:guest@127.0.0.1:1/%%2f\nexchange = %s\n"
+                         "[producer]\nspool_dir = %s\nconfirm_timeout_ms = "
+                         "500\n",
+                         cur.node_a, cur.exchange, spool) > 0);
+    assert_true(asprintf(&path, "%s/down.conf", cur.dir) > 0);
+    write_file(path, text);
+    free(text);
+    return path;
+}
+
 /* An application that cannot reach the broker leaves its changes in the
  * spool: status on that server says how much waits, and why. */
 static void test_status_shows_the_spool(void **state)
@@ -1183,15 +1201,7 @@ static void test_status_shows_the_spool(void **state)
     (void)state;
     setup_both();
     assert_true(asprintf(&spool, "%s/spool-shared", cur.dir) > 0);
-    assert_true(asprintf(&text,
-                         "[node]\nid = %s\n[amqp]\nurl = "
-                         "amqp://guest:guest@127.0.0.1:1/%%2f\nexchange = %s\n"
-                         "[producer]\nspool_dir = %s\nconfirm_timeout_ms = "
-                         "500\n",
-                         cur.node_a, cur.exchange, spool) > 0);
-    assert_true(asprintf(&down, "%s/down.conf", cur.dir) > 0);
-    write_file(down, text);
-    free(text);
+    down = down_conf(spool);
     CLI(&r, NULL, "-c", down, "publish", "--op", "delete", "--table", "users",
         "--key", "{\"id\":1}");
     expect(&r, EXIT_PARTIAL, "spooled 1", NULL);
@@ -1238,7 +1248,7 @@ static off_t largest_file(const char *dir)
  * them as lost, not as spooled, and fails. */
 static void test_publish_tells_lost_changes(void **state)
 {
-    char *down = NULL, *text = NULL, *spool = NULL;
+    char *down = NULL, *spool = NULL;
     char *many = events_file("many.jsonl", 100, cur.node_a);
     char *few = NULL;
     FILE *f;
@@ -1246,14 +1256,7 @@ static void test_publish_tells_lost_changes(void **state)
 
     (void)state;
     assert_true(asprintf(&spool, "%s/spool-full", cur.dir) > 0);
-    assert_true(asprintf(&text,
-                         "[node]\nid = %s\n[amqp]\nurl = "
-                         "amqp://guest:guest@127.0.0.1:1/%%2f\nexchange = %s\n"
-                         "[producer]\nspool_dir = %s\nconfirm_timeout_ms = "
-                         "500\n",
-                         cur.node_a, cur.exchange, spool) > 0);
-    assert_true(asprintf(&down, "%s/down.conf", cur.dir) > 0);
-    write_file(down, text);
+    down = down_conf(spool);
     CLI(&r, NULL, "-c", down, "publish", many);
     expect(&r, EXIT_PARTIAL, "published 0, spooled 100", "kept in the spool");
     run_free(&r);
@@ -1288,7 +1291,6 @@ static void test_publish_tells_lost_changes(void **state)
         fail_msg("a lost change is said to be spooled");
     run_free(&r);
 
-    free(text);
     free(down);
     free(spool);
     free(many);
