@@ -60,6 +60,10 @@ struct cap_capture {
     uint64_t clk, emitted_clk;
     char saved[CAP_GTID_MAX]; /* what the state file holds */
     uint64_t last_try_ms, last_save_ms;
+    /* Set when a flush reported changes lost or returned unroutable: ds_flush
+     * tells them once, and the state must never pass them, so no later
+     * save may write it (the next start reads them again). */
+    int save_refused;
 
     /* The transaction being read. */
     bool in_trx, standalone, by_consumer;
@@ -150,6 +154,8 @@ static int save_position(cap_capture *c, bool wait)
     char pos[CAP_GTID_MAX];
     int rc;
 
+    if (c->save_refused)
+        return c->save_refused;
     /* A prepared XA transaction pins the state before its prepare. */
     const cap_xa_held *pin = cap_xa_pin(&c->xa);
     uint64_t clk = pin ? pin->resume_clk : c->emitted_clk;
@@ -176,6 +182,7 @@ static int save_position(cap_capture *c, bool wait)
         ds__seterr(c->err, sizeof c->err, rc,
                    "flushing the changes before %s: %s (%s)", pos,
                    ds_strerror(rc), ds_producer_errmsg(c->p));
+        c->save_refused = rc;
         return rc;
     }
     rc = cap_state_write(c->cfg.capture_state_file, pos, clk, c->err,
@@ -757,6 +764,10 @@ int cap_run(cap_capture *c)
             wait_s = 1;
         }
         rc = cap_binlog_next(c->bl, &ev, c->err, sizeof c->err);
+        if (rc && *c->stop) {
+            rc = 0; /* a read cut by the stop signal */
+            break;
+        }
         if (rc == 0)
             rc = on_event(c, &ev);
         if (rc == DS_EDBCONNECT && !*c->stop) {
@@ -771,9 +782,8 @@ int cap_run(cap_capture *c)
             rc = 0;
             continue;
         }
-        if (rc && !*c->stop)
+        if (rc)
             break;
-        rc = 0; /* a read cut by the stop signal */
     }
     if (rc)
         DS_LOG(&c->lg, DS_LOG_ERROR, "%s", c->err);

@@ -285,6 +285,27 @@ src cap_src -e "INSERT INTO types (id, ii) VALUES (20, 20); FLUSH BINARY LOGS;
 start_capture
 wait_same "resume"
 
+# ------------------------------------------------ changes nobody takes
+# The broker returns the changes unroutable (no queue is bound with this
+# routing key): the capture stops with the error, and its state stays before
+# them, so the next start reads them again. It used to save past them on its
+# way out (ds_flush reports them once).
+say "changes returned unroutable: the capture stops, its position stays before them"
+stop_pid "$capture_pid"
+capture_pid=""
+saved=$(cat "$work/capsrc.state")
+sed 's/^exchange = datasync-cap$/&\nrouting_key = data.nowhere/' "$work/capsrc.conf" >"$work/capunr.conf"
+grep -q "^routing_key = data.nowhere" "$work/capunr.conf" || fail "capunr.conf has no routing key"
+src cap_src -e "INSERT INTO types (id, ii) VALUES (22, 22)"
+rc=0
+timeout 60 "$DS_TEST_BUILD/datasync-capture" -c "$work/capunr.conf" >"$work/unroutable.log" 2>&1 || rc=$?
+((rc == 1)) || fail "unroutable changes: the capture exits $rc, not 1: $(tail -3 "$work/unroutable.log")"
+grep -q "unroutable" "$work/unroutable.log" || fail "the unroutable changes are not named: $(tail -3 "$work/unroutable.log")"
+[[ "$(cat "$work/capsrc.state")" == "$saved" ]] ||
+    fail "the state moved past changes nobody took: '$saved', now '$(cat "$work/capsrc.state")'"
+start_capture
+wait_same "the unroutable changes read again"
+
 # ------------------------------------------------ kill -9 under load
 say "kill -9 of datasync-capture under load, then a restart"
 load() { # FROM TO
