@@ -77,10 +77,13 @@ void cap_string_meta(uint16_t meta, uint8_t *real, unsigned *len)
     }
 }
 
-/* The columns SIGNEDNESS has a bit for. */
+/* The columns SIGNEDNESS has a bit for: MariaDB gives one to every
+ * numeric field, YEAR included (it is a TINYINT underneath, logged as
+ * unsigned); leaving it out shifts the bits of the columns after it. */
 static bool is_numeric(const cap_column *c)
 {
     switch (c->type) {
+    case CAP_T_YEAR:
     case CAP_T_TINY:
     case CAP_T_SHORT:
     case CAP_T_INT24:

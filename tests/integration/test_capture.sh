@@ -101,7 +101,8 @@ CREATE TABLE types (
   dt DATE, tm TIME, t6 TIME(6), t2 TIME(2), d0 DATETIME, d3 DATETIME(3),
   ts TIMESTAMP NULL DEFAULT NULL, tf TIMESTAMP(6) NULL DEFAULT NULL,
   yr YEAR, bt BIT(5), b64 BIT(64),
-  en ENUM('red','green','blue'), st SET('a','b','c','d')
+  en ENUM('red','green','blue'), st SET('a','b','c','d'),
+  yq INT -- signed, after YEAR: the server gives YEAR a signedness bit
 ) CHARACTER SET utf8mb4;
 CREATE TABLE pairs (k1 VARCHAR(20) NOT NULL, k2 INT NOT NULL, v VARCHAR(20),
   PRIMARY KEY (k1, k2)) CHARACTER SET utf8mb4;
@@ -181,17 +182,17 @@ INSERT INTO types VALUES
   '1000-01-01', '-838:59:59', '-01:02:03.000004', '12:34:56.78', '9999-12-31 23:59:59', '2024-02-29 01:02:03.456',
   '1970-01-01 00:00:01', '2038-01-19 03:14:07.999999',
   1901, b'10101', b'1111111111111111111111111111111111111111111111111111111111111111',
-  'blue', 'a,d'),
+  'blue', 'a,d', -5),
  (2, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 0,
   0.0000000001, 0, 0, 3.40282e38, -1.7976931348623157e308,
   '', '', '', '', '',
   x'', x'ff', x'00', x'',
   '2024-12-31', '00:00:00', '838:59:59.999999', '-00:00:00.01', '2000-01-01 00:00:00', '2000-01-01 00:00:00.001',
   '2024-06-30 12:00:00', '2000-01-01 00:00:00.000001',
-  2155, b'0', b'0', 'red', ''),
+  2155, b'0', b'0', 'red', '', 5),
  (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 INSERT INTO pairs VALUES ('a', 1, 'x'), ('a', 2, 'y'), ('b', 1, 'z'), ('emoji 😀', 7, 'ü');
 FLUSH BINARY LOGS;
 BEGIN;

@@ -134,6 +134,41 @@ static void table_map_columns_and_key(void **state)
     cap_table_free(t);
 }
 
+/* app.y (id INT PRIMARY KEY, y YEAR, q INT): the server gives YEAR a bit
+ * of SIGNEDNESS (set: YEAR is unsigned), so q's bit is the third. */
+static void year_has_a_signedness_bit(void **state)
+{
+    static const unsigned char types[3] = {3, 13, 3};
+    buf b = {0}, f = {0};
+    cap_table *t = NULL;
+    char err[ERRLEN] = "";
+
+    (void)state;
+    put(&b, "\x02\0\0\0\0\0\x01\0", 8);
+    put_str(&b, "app");
+    put1(&b, 0);
+    put_str(&b, "y");
+    put1(&b, 0);
+    put1(&b, 3);
+    put(&b, types, sizeof types);
+    put1(&b, 0);    /* no column has metadata */
+    put1(&b, 0x06); /* y and q nullable */
+    put1(&f, 0x40); /* id signed, y unsigned, q signed */
+    put_field(&b, 1, &f);
+    f.n = 0;
+    put_str(&f, "id");
+    put_str(&f, "y");
+    put_str(&f, "q");
+    put_field(&b, 4, &f);
+    f.n = 0;
+    put1(&f, 0);
+    put_field(&b, 8, &f);
+    assert_int_equal(cap_table_parse(&t, b.b, b.n, err, sizeof err), 0);
+    assert_false(t->cols[0].is_unsigned);
+    assert_false(t->cols[2].is_unsigned);
+    cap_table_free(t);
+}
+
 static void table_map_without_names_is_refused(void **state)
 {
     (void)state;
@@ -241,6 +276,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(table_map_columns_and_key),
         cmocka_unit_test(table_map_without_names_is_refused),
+        cmocka_unit_test(year_has_a_signedness_bit),
         cmocka_unit_test(row_values_as_mysql_prints_them),
         cmocka_unit_test(positive_time_and_cut_image),
     };
