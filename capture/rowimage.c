@@ -96,11 +96,16 @@ json_object *cap_json_base64(const unsigned char *s, size_t n)
 }
 
 /* Text or bytes by the column's character set. */
+static int charset_class(const cap_charsets *cs, const cap_column *c)
+{
+    return c->collation < CAP_MAX_COLLATION && cs ? cs->cls[c->collation]
+                                                  : CAP_CS_UNKNOWN;
+}
+
 static json_object *new_bytes(const cap_charsets *cs, const cap_column *c,
                               const unsigned char *s, size_t n)
 {
-    int cls = c->collation < CAP_MAX_COLLATION && cs ? cs->cls[c->collation]
-                                                     : CAP_CS_UNKNOWN;
+    int cls = charset_class(cs, c);
     bool text;
 
     switch (cls) {
@@ -486,6 +491,17 @@ static size_t decode_value(const cap_column *c, const cap_charsets *cs,
         size_t len = (size_t)le(p, pre);
         NEED(pre + len);
         n = pre + len;
+        if (c->type == CAP_T_STRING && len < maxlen &&
+            charset_class(cs, c) == CAP_CS_BINARY) {
+            /* BINARY(n) is logged without the 0x00 bytes that pad it, yet
+             * they are part of its value: a key without them matches no
+             * row, and would not be the key the snapshot reads. */
+            unsigned char full[1024]; /* CHAR's length has 10 bits */
+            memcpy(full, p + pre, len);
+            memset(full + len, 0, maxlen - len);
+            o = cap_json_base64(full, maxlen);
+            break;
+        }
         o = new_bytes(cs, c, p + pre, len);
         break;
     }
