@@ -462,7 +462,7 @@ start_consumer() {
     env DS_CHAOS_RUN="$cdir" "$consumer_bin" -c "$cdir/consumer-${nodes[i]}.conf" >>"$log" 2>&1 &
     cons_pid[i]=$!
     for ((k = 0; k < 200; k++)); do
-        if tail -c +$((cons_log_start[i] + 1)) "$log" 2>/dev/null | grep -q 'datasync-consumer [0-9]'; then
+        if tail -c +$((cons_log_start[i] + 1)) "$log" 2>/dev/null | grep 'datasync-consumer [0-9]' >/dev/null; then
             return 0
         fi
         ds_svc_alive "${cons_pid[i]}" || break
@@ -546,7 +546,7 @@ keep_consumers() {
             rc=0
             wait "${cons_pid[i]}" 2>/dev/null || rc=$?
             log=$cdir/consumer-${nodes[i]}.log
-            if tail -c +$((cons_log_start[i] + 1)) "$log" | grep -q 'datasync-consumer [0-9]'; then
+            if tail -c +$((cons_log_start[i] + 1)) "$log" | grep 'datasync-consumer [0-9]' >/dev/null; then
                 unexpected+=("consumer ${nodes[i]} exit $rc")
                 note "UNEXPECTED: consumer ${nodes[i]} (pid ${cons_pid[i]}) exited on its own with status $rc"
             else

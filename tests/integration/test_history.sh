@@ -257,8 +257,8 @@ wait_identical h1 h2 h3 h4
 
 out=$(timeout 60 "$ds" -c "$work/h1.conf" replay --since "$since" --table items --dry-run) ||
     fail "replay --dry-run failed: $out"
-echo "$out" | grep -Eq '^items +update +200$' || fail "the window holds 200 updates of items, dry run says: $out"
-echo "$out" | grep -q 'dry run: nothing sent' || fail "dry run summary: $out"
+grep -Eq '^items +update +200$' <<<"$out" || fail "the window holds 200 updates of items, dry run says: $out"
+grep -q 'dry run: nothing sent' <<<"$out" || fail "dry run summary: $out"
 
 # The restore: h3's items and their versions come back from a dump taken
 # at window_start (as a backup of the database would bring them back).
@@ -276,7 +276,7 @@ start_consumer h3
 out=$(timeout 120 "$ds" -c "$work/h1.conf" replay --since "$window_start" --node h3 --table items) ||
     fail "replay --since --node h3 failed: $out"
 say "$out"
-echo "$out" | grep -Eq '^replay: [0-9,]+ read from datasync-hist.archive, 500 in the window, 500 sent to 1 node queue \(500 messages\): 500 confirmed\.' ||
+grep -Eq '^replay: [0-9,]+ read from datasync-hist.archive, 500 in the window, 500 sent to 1 node queue \(500 messages\): 500 confirmed\.' <<<"$out" ||
     fail "replay summary: $out"
 wait_identical h1 h3
 say "restored: h3 caught up by replay --since"
@@ -292,7 +292,7 @@ wait_identical h1 h2 h3 h4
 # The window's start is kept out: a replay since $since sends 200.
 out=$(timeout 120 "$ds" -c "$work/h1.conf" replay --since "$since" --all-nodes --table items) ||
     fail "replay --all-nodes failed: $out"
-echo "$out" | grep -q ', 200 in the window, 200 sent to every node queue: 200 confirmed' ||
+grep -q ', 200 in the window, 200 sent to every node queue: 200 confirmed' <<<"$out" ||
     fail "replay --all-nodes summary: $out"
 wait_identical h1 h2 h3 h4
 say "replays twice and to all nodes: no change"

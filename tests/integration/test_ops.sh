@@ -148,7 +148,7 @@ port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 conf debug 50 100 "127.0.0.1:$port"
 kill -HUP "$cpid"
 wait_log "$log" 20 "applied: metrics.listen"
-scrape "$port" | grep -q '^datasync_consumer_changes_applied_total [0-9]' ||
+scrape "$port" | grep '^datasync_consumer_changes_applied_total [0-9]' >/dev/null ||
     fail "no metrics on 127.0.0.1:$port after the reload: $(scrape "$port" | head -3)"
 conf debug 50 100 ""
 kill -HUP "$cpid"

@@ -20,7 +20,7 @@ done
 if ! command -v php >/dev/null; then
     fail "php is not installed: scripts/install-deps.sh installs php-cli (make deps)"
 fi
-if ! php -m | grep -qx FFI; then
+if ! php -m | grep -x FFI >/dev/null; then
     fail "PHP has no FFI extension (php -m): Debian's php-cli brings it (php8.x-common)"
 fi
 for bin in datasync datasync-consumer libdatasync.so.0; do
