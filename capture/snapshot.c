@@ -201,6 +201,34 @@ static int emit_held(snap *s)
     return cap_txn_emit(&s->tx, s->p, s->cfg->node_id, s->err, s->errlen);
 }
 
+/* "SELECT `c1`, ... FROM `name`" with every column describe() found, in
+ * its order: SELECT * would leave out the INVISIBLE ones, which the binlog's
+ * row images carry. NULL when out of memory. */
+static char *select_columns(const cap_table *t, const char *name)
+{
+    size_t cap = 2 * strlen(name) + 32, len = 0;
+    char *sql;
+    int bad = 0;
+
+    for (size_t i = 0; i < t->ncols; i++)
+        cap += 2 * strlen(t->cols[i].name) + 4;
+    if (!(sql = malloc(cap)))
+        return NULL;
+    len = (size_t)snprintf(sql, cap, "SELECT ");
+    for (size_t i = 0; i < t->ncols; i++) {
+        if (i > 0)
+            len += (size_t)snprintf(sql + len, cap - len, ", ");
+        bad |= ds__mysql_quote_ident(sql, cap, &len, t->cols[i].name);
+    }
+    len += (size_t)snprintf(sql + len, cap - len, " FROM ");
+    bad |= ds__mysql_quote_ident(sql, cap, &len, name);
+    if (bad) { /* cap counts every byte: not reached */
+        free(sql);
+        return NULL;
+    }
+    return sql;
+}
+
 /* Streams one table's rows and emits each as a create. */
 static int copy_table(snap *s, const char *name)
 {
@@ -209,16 +237,16 @@ static int copy_table(snap *s, const char *name)
     MYSQL_ROW row;
     json_object **vals = NULL;
     bool *have = NULL;
-    char sql[200];
+    char *sql = NULL;
     uint64_t n = 0;
     int rc = describe(s, name, &t);
 
     if (rc)
         return rc;
-    snprintf(sql, sizeof sql, "SELECT * FROM `%s`", name);
+    sql = select_columns(t, name);
     vals = calloc(t->ncols, sizeof *vals);
     have = malloc(t->ncols * sizeof *have);
-    if (!vals || !have) {
+    if (!sql || !vals || !have) {
         rc = ds__seterr(s->err, s->errlen, DS_ENOMEM, "out of memory");
         goto out;
     }
@@ -227,6 +255,14 @@ static int copy_table(snap *s, const char *name)
     /* Unbuffered: the rows stream through, however many. */
     if (mysql_query(s->db, sql) != 0 || !(res = mysql_use_result(s->db))) {
         rc = query_error(s, name);
+        goto out;
+    }
+    if (mysql_num_fields(res) != t->ncols) {
+        /* The table changed between the two queries. */
+        rc = ds__seterr(s->err, s->errlen, DS_EINVAL,
+                        "%s has %u columns, information_schema listed %zu: "
+                        "was it altered during the snapshot?",
+                        name, mysql_num_fields(res), t->ncols);
         goto out;
     }
     MYSQL_FIELD *fields = mysql_fetch_fields(res);
@@ -257,6 +293,7 @@ static int copy_table(snap *s, const char *name)
     s->rows += n;
 out:
     mysql_free_result(res);
+    free(sql);
     free(vals);
     free(have);
     cap_table_free(t);
