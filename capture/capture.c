@@ -14,6 +14,7 @@
 #include "rowimage.h"
 #include "snapshot.h"
 #include "state.h"
+#include "statement.h"
 #include "txn.h"
 #include "unzip.h"
 #include "xa.h"
@@ -205,10 +206,15 @@ static void drop_tables(cap_capture *c)
     c->ntables = 0;
 }
 
+static const char *captured_list(const cap_capture *c)
+{
+    return c->cfg.capture_tables[0] ? c->cfg.capture_tables
+                                    : c->cfg.apply_tables;
+}
+
 static bool captured(const cap_capture *c, const char *db, const char *name)
 {
-    const char *list =
-        c->cfg.capture_tables[0] ? c->cfg.capture_tables : c->cfg.apply_tables;
+    const char *list = captured_list(c);
     size_t n = strlen(name);
 
     if (strcmp(db, c->cfg.mysql_database) != 0)
@@ -531,6 +537,19 @@ static int on_statement(cap_capture *c, const char *q, size_t qlen)
         cap_txn_clear(&c->tx); /* never happened: nothing to emit */
         return commit(c);
     }
+    char table[65];
+    if (cap_statement_changes(q, qlen, captured_list(c), table, sizeof table))
+        /* No row image to send: passing it by would leave the other
+         * servers without the change, silently. */
+        return ds__seterr(
+            c->err, sizeof c->err, DS_EINVAL,
+            "transaction %" PRIu32 "-%" PRIu32 "-%" PRIu64
+            " changed rows of %s by a statement, which has no row image to "
+            "capture: %.*s. Every session must log in binlog_format ROW, and "
+            "TRUNCATE of a captured table is always a statement (use "
+            "DELETE). See datasync-capture(8), STATEMENTS, to go on",
+            c->cur.domain, c->cur.server, c->cur.seq, table,
+            (int)(qlen > 200 ? 200 : qlen), q);
     /* DDL: logged, never sent; later rows come with new table maps. */
     DS_LOG(&c->lg, DS_LOG_INFO, "statement in the binlog (not captured): %.*s",
            (int)(qlen > 200 ? 200 : qlen), q);

@@ -1,0 +1,136 @@
+/* statement.c: whether a statement read from the binlog (a QUERY event) changed rows of a captured table: a change with no row image, which the capture cannot send. */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "statement.h"
+
+/* Where the statement's next token starts: past blanks and comments. */
+static size_t skip_blanks(const char *q, size_t qlen, size_t i)
+{
+    for (;;) {
+        while (i < qlen && isspace((unsigned char)q[i]))
+            i++;
+        if (i + 2 < qlen && q[i] == '/' && q[i + 1] == '*' &&
+            (q[i + 2] == '!' ||
+             (q[i + 2] == 'M' && i + 3 < qlen && q[i + 3] == '!'))) {
+            /* An executable comment is code: only its opening goes. */
+            i += q[i + 2] == '!' ? 3 : 4;
+            while (i < qlen && isdigit((unsigned char)q[i]))
+                i++;
+        } else if (i + 1 < qlen && q[i] == '/' && q[i + 1] == '*') {
+            const char *end = NULL;
+            for (size_t j = i + 2; j + 1 < qlen; j++)
+                if (q[j] == '*' && q[j + 1] == '/') {
+                    end = q + j + 2;
+                    break;
+                }
+            i = end ? (size_t)(end - q) : qlen;
+        } else if (i < qlen &&
+                   (q[i] == '#' ||
+                    (i + 2 < qlen && q[i] == '-' && q[i + 1] == '-' &&
+                     isspace((unsigned char)q[i + 2])))) {
+            while (i < qlen && q[i] != '\n')
+                i++;
+        } else {
+            return i;
+        }
+    }
+}
+
+static bool is_word_char(char ch)
+{
+    return isalnum((unsigned char)ch) || ch == '_' || ch == '$';
+}
+
+/* Past the literal (quote ' or ") that starts at i. */
+static size_t skip_literal(const char *q, size_t qlen, size_t i)
+{
+    char quote = q[i++];
+
+    while (i < qlen) {
+        if (q[i] == '\\' && i + 1 < qlen) {
+            i += 2;
+        } else if (q[i] == quote) {
+            if (i + 1 < qlen && q[i + 1] == quote)
+                i += 2; /* a doubled quote */
+            else
+                return i + 1;
+        } else {
+            i++;
+        }
+    }
+    return qlen;
+}
+
+static bool starts_changing_rows(const char *q, size_t qlen)
+{
+    static const char *const verbs[] = {"INSERT", "REPLACE",  "UPDATE",
+                                        "DELETE", "TRUNCATE", "LOAD"};
+    size_t i = skip_blanks(q, qlen, 0), n = 0;
+
+    while (i + n < qlen && is_word_char(q[i + n]))
+        n++;
+    for (size_t v = 0; v < sizeof verbs / sizeof *verbs; v++)
+        if (n == strlen(verbs[v]) && strncasecmp(q + i, verbs[v], n) == 0)
+            return true;
+    return false;
+}
+
+/* Whether the name (len bytes) is a word of the list, in any case. */
+static bool listed(const char *tables, const char *name, size_t len)
+{
+    for (const char *p = tables; *p;) {
+        p += strspn(p, " \t");
+        size_t k = strcspn(p, " \t");
+        if (k == len && k > 0 && strncasecmp(p, name, len) == 0)
+            return true;
+        p += k;
+    }
+    return false;
+}
+
+bool cap_statement_changes(const char *q, size_t qlen, const char *tables,
+                           char *table, size_t cap)
+{
+    char name[256];
+
+    if (!starts_changing_rows(q, qlen))
+        return false;
+    for (size_t i = skip_blanks(q, qlen, 0); i < qlen;
+         i = skip_blanks(q, qlen, i)) {
+        size_t len = 0;
+        if (q[i] == '\'' || q[i] == '"') {
+            i = skip_literal(q, qlen, i);
+            continue;
+        }
+        if (q[i] == '`') {
+            /* A quoted name: `` stands for one backquote. */
+            for (i++; i < qlen; i++) {
+                if (q[i] == '`' && !(i + 1 < qlen && q[i + 1] == '`')) {
+                    i++;
+                    break;
+                }
+                if (q[i] == '`')
+                    i++;
+                if (len + 1 < sizeof name)
+                    name[len++] = q[i];
+            }
+        } else if (is_word_char(q[i])) {
+            while (i < qlen && is_word_char(q[i])) {
+                if (len + 1 < sizeof name)
+                    name[len++] = q[i];
+                i++;
+            }
+        } else {
+            i++;
+            continue;
+        }
+        if (listed(tables, name, len)) {
+            snprintf(table, cap, "%.*s", (int)len, name);
+            return true;
+        }
+    }
+    return false;
+}

@@ -1,0 +1,20 @@
+/* statement.h: whether a statement read from the binlog (a QUERY event) changed rows of a captured table: a change with no row image, which the capture cannot send. */
+#ifndef DS_CAPTURE_STATEMENT_H
+#define DS_CAPTURE_STATEMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * When q (qlen bytes, not NUL-terminated) is a statement that changes rows
+ * (INSERT, REPLACE, UPDATE, DELETE, TRUNCATE, LOAD) and names one of the
+ * tables of the space-separated list tables anywhere outside its string
+ * literals and comments (any case, backquoted or not, qualified or not),
+ * copies that name to table (cap bytes) and returns true. Erring on the
+ * side of true: a statement that only reads a captured table while it
+ * writes another one counts too.
+ */
+bool cap_statement_changes(const char *q, size_t qlen, const char *tables,
+                           char *table, size_t cap);
+
+#endif

@@ -1,0 +1,93 @@
+/* test_capture_statement.c: which statements in the binlog change rows of a captured table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "statement.h"
+
+static const char tables[] = "users  orders\tline_items";
+
+static bool changes(const char *q, char *table)
+{
+    return cap_statement_changes(q, strlen(q), tables, table, 65);
+}
+
+static void row_changes_of_captured_tables(void **state)
+{
+    static const char *const stmts[] = {
+        "INSERT INTO users VALUES (1)",
+        "insert low_priority ignore into `users` (id) values (2)",
+        "REPLACE INTO shop.orders SET id = 3",
+        "UPDATE `shop`.`orders` SET total = 0",
+        "  /* app */ DELETE FROM line_items WHERE id = 4",
+        "DELETE l FROM line_items l JOIN x ON x.id = l.id",
+        "TRUNCATE TABLE USERS",
+        "truncate orders",
+        "INSERT INTO archive SELECT * FROM users",
+        "LOAD DATA INFILE '/tmp/x' INTO TABLE orders",
+        "INSERT /*!50000 INTO users */ VALUES (5)",
+        "-- a note\nUPDATE users SET a = 1",
+    };
+    char table[65];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++) {
+        table[0] = '\0';
+        if (!changes(stmts[i], table))
+            fail_msg("not seen as a change of a captured table: %s", stmts[i]);
+    }
+    assert_true(changes("UPDATE `shop`.`orders` SET total = 0", table));
+    assert_string_equal(table, "orders");
+}
+
+static void other_statements(void **state)
+{
+    static const char *const stmts[] = {
+        "BEGIN",
+        "COMMIT",
+        "ALTER TABLE users ADD COLUMN x INT",
+        "CREATE TABLE orders2 LIKE orders",
+        "DROP TABLE users",
+        "INSERT INTO audit VALUES ('users', \"orders\", 'it''s users')",
+        "UPDATE audit SET note = 'delete from users' WHERE id = 1",
+        "TRUNCATE TABLE cache",
+        "DELETE FROM `users_old`",
+        "UPDATE /* users */ audit SET n = 1",
+        "INSERT INTO `a``users` VALUES (1)",
+        "",
+    };
+    char table[65];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++)
+        if (changes(stmts[i], table))
+            fail_msg("seen as a change of %s: %s", table, stmts[i]);
+}
+
+/* Not NUL-terminated, cut anywhere: never read past qlen. */
+static void cut_statements(void **state)
+{
+    static const char q[] = "UPDATE 'unterminated `users";
+    char table[65];
+
+    (void)state;
+    for (size_t n = 0; n <= strlen(q); n++)
+        assert_false(cap_statement_changes(q, n, tables, table, sizeof table));
+    assert_false(cap_statement_changes("UPDATE /* users", 15, tables, table,
+                                       sizeof table));
+    assert_true(cap_statement_changes("DELETE FROM usersX", 17, tables, table,
+                                      sizeof table));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(row_changes_of_captured_tables),
+        cmocka_unit_test(other_statements),
+        cmocka_unit_test(cut_statements),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
