@@ -251,6 +251,42 @@ struct export_ctx {
     size_t written, skipped;
 };
 
+/* body (JSON, NUL-terminated) on one line, every value kept: a break
+ * between tokens becomes a space; a control character inside a string,
+ * which json-c reads as it is but a strict reader refuses, is written
+ * escaped, the same character. NULL when out of memory. */
+static char *json_on_one_line(const char *body)
+{
+    char *out = malloc(strlen(body) * 6 + 1), *o = out;
+    bool in_string = false;
+
+    if (!out)
+        return NULL;
+    for (const char *p = body; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (!in_string) {
+            *o++ = ch == '\n' || ch == '\r' ? ' ' : (char)ch;
+            in_string = ch == '"';
+        } else if (ch == '\\' && p[1]) {
+            *o++ = *p++;
+            *o++ = *p;
+        } else if (ch == '"') {
+            *o++ = '"';
+            in_string = false;
+        } else if (ch < 0x20) {
+            const char *esc = ch == '\n'   ? "\\n"
+                              : ch == '\r' ? "\\r"
+                              : ch == '\t' ? "\\t"
+                                           : NULL;
+            o += esc ? sprintf(o, "%s", esc) : sprintf(o, "\\u%04x", ch);
+        } else {
+            *o++ = (char)ch;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 static int export_one(dlq *d, cli_msg *m, void *ctx)
 {
     struct export_ctx *e = ctx;
@@ -260,11 +296,10 @@ static int export_one(dlq *d, cli_msg *m, void *ctx)
     const char *line = bytes;
     int rc = 0;
 
-    /* One event per line. In JSON a line break can only be whitespace
-     * between tokens (never inside a string), so a pretty-printed body is
-     * put on one line by turning its breaks into spaces, every value left
-     * exactly as written; a body that is not JSON cannot be. */
-    if (memchr(bytes, '\n', len) || memchr(bytes, '\0', len)) {
+    /* One event per line: a pretty-printed body is put on one line, every
+     * value left as it reads; a body that is not JSON cannot be. */
+    if (memchr(bytes, '\n', len) || memchr(bytes, '\r', len) ||
+        memchr(bytes, '\0', len)) {
         json_object *obj;
 
         body = body_text(m);
@@ -282,10 +317,13 @@ static int export_one(dlq *d, cli_msg *m, void *ctx)
             return 0;
         }
         json_object_put(obj);
-        for (char *p = body; *p; p++)
-            if (*p == '\n' || *p == '\r')
-                *p = ' ';
-        line = body;
+        line = json_on_one_line(body);
+        free(body);
+        body = (char *)line;
+        if (!line)
+            return ds__seterr(d->err, sizeof d->err, DS_ENOMEM,
+                              "out of memory");
+        len = strlen(line);
     }
     if (len && fwrite(line, 1, len, e->out) != len)
         rc = -1;

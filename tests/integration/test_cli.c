@@ -991,14 +991,20 @@ static void test_dlq_export_multiline_bodies(void **state)
     publish_dead(cur.qa, "{\n  \"v\": 1,\r\n  \"n\": 18446744073709551615\n}",
                  "pretty");
     publish_dead(cur.qa, "not\njson", "garbage");
+    /* Breaks inside a string (json-c reads them as they are): they are
+     * the value's, and stay so, escaped. */
+    publish_dead(cur.qa, "{\"v\": 1,\n \"s\": \"two\nlines\r\tand\x01\"}",
+                 "raw-breaks");
     CLI(&r, NULL, "-c", cur.conf, "dlq", "export", "--node", cur.node_a);
     expect(&r, EXIT_PARTIAL, NULL, "not exported");
     text = r.out;
-    assert_int_equal(count_lines(text), 1);
+    assert_int_equal(count_lines(text), 2);
     assert_non_null(
         strstr(text, "{   \"v\": 1,    \"n\": 18446744073709551615 }"));
+    if (!strstr(text, "{\"v\": 1,  \"s\": \"two\\nlines\\r\\tand\\u0001\"}\n"))
+        fail_msg("the string's breaks are not kept escaped");
     run_free(&r);
-    assert_int_equal(itest_queue_depth(cur.conn, cur.qa_dead), 2);
+    assert_int_equal(itest_queue_depth(cur.conn, cur.qa_dead), 3);
 }
 
 static void test_dlq_replay_removes_only_after_confirm(void **state)
