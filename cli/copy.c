@@ -229,10 +229,11 @@ int cli_copy_query(cli_copy *cp, const char *select_sql, const char *table,
     if (!res)
         return ds__mysql_error(cp->src, "reading the peer", NULL, err, errlen);
     if (mysql_num_fields(res) != ncols) {
+        rc = ds__seterr(err, errlen, DS_EINVAL,
+                        "table %s: %u columns read for %zu", table,
+                        mysql_num_fields(res), ncols);
         mysql_free_result(res);
-        return ds__seterr(err, errlen, DS_EINVAL,
-                          "table %s: %u columns read for %zu", table,
-                          mysql_num_fields(res), ncols);
+        return rc;
     }
     rc = inserter_init(&in, cp->dst, table, cols, mysql_fetch_fields(res),
                        ncols, err, errlen);

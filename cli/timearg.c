@@ -52,13 +52,18 @@ static int parse_rfc3339(const char *s, int64_t *out)
     int64_t ms = 0, offset_s = 0;
     const char *p = s + 10;
 
+    /* Each part is read only once the string is known to be that long. */
+    if (strlen(s) < 10)
+        return -1;
     tm.tm_year = digits(s, 4) - 1900;
     tm.tm_mon = digits(s + 5, 2) - 1;
     tm.tm_mday = digits(s + 8, 2);
-    if (strlen(s) < 10 || s[4] != '-' || s[7] != '-' || tm.tm_year < 70 ||
-        tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31)
+    if (s[4] != '-' || s[7] != '-' || tm.tm_year < 70 || tm.tm_mon < 0 ||
+        tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31)
         return -1;
     if (*p == 'T' || *p == 't' || *p == ' ') {
+        if (strlen(p) < 6)
+            return -1;
         tm.tm_hour = digits(p + 1, 2);
         tm.tm_min = digits(p + 4, 2);
         if (p[3] != ':' || tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 ||
@@ -66,6 +71,8 @@ static int parse_rfc3339(const char *s, int64_t *out)
             return -1;
         p += 6;
         if (*p == ':') {
+            if (strlen(p) < 3)
+                return -1;
             tm.tm_sec = digits(p + 1, 2);
             if (tm.tm_sec < 0 || tm.tm_sec > 60)
                 return -1;
@@ -79,6 +86,8 @@ static int parse_rfc3339(const char *s, int64_t *out)
         if (*p == 'Z' || *p == 'z') {
             p++;
         } else if (*p == '+' || *p == '-') {
+            if (strlen(p) < 6)
+                return -1;
             int h = digits(p + 1, 2), m = digits(p + 4, 2);
             if (h < 0 || h > 23 || p[3] != ':' || m < 0 || m > 59)
                 return -1;

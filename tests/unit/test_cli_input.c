@@ -5,9 +5,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../../cli/cli.h"
@@ -334,6 +336,30 @@ static void test_parse_time(void **state)
     }
 }
 
+/* Every cut of a time, its NUL the last byte before an unreadable page: a
+ * read past the end faults. */
+static void test_parse_time_reads_no_further(void **state)
+{
+    static const char full[] = "2025-12-01T01:30:00.250+01:30";
+    long page = sysconf(_SC_PAGESIZE);
+    char *map = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    (void)state;
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+    for (size_t n = 0; n <= strlen(full); n++) {
+        char *s = map + page - (n + 1);
+        int64_t got;
+        memcpy(s, full, n);
+        s[n] = '\0';
+        bool whole = n == 10 || n == strlen(full);
+        if ((cli_parse_time(s, 0, &got) == 0) != whole)
+            fail_msg("'%s' was %s", s, whole ? "refused" : "accepted");
+    }
+    munmap(map, (size_t)page * 2);
+}
+
 static void test_thousands(void **state)
 {
     char buf[32];
@@ -356,6 +382,7 @@ int main(void)
         cmocka_unit_test_setup(test_size_limit, setup),
         cmocka_unit_test_setup(test_input_passes, setup),
         cmocka_unit_test(test_parse_time),
+        cmocka_unit_test(test_parse_time_reads_no_further),
         cmocka_unit_test(test_thousands),
     };
 
