@@ -353,6 +353,8 @@ typedef struct cli_input {
     long long start; /* where the lines start in f */
     unsigned kinds;
     size_t valid, invalid;
+    size_t *invalid_lines; /* the first pass's bad lines, in order */
+    size_t next_invalid;   /* the second pass's place in them */
 } cli_input;
 
 /* Opens path ("-": standard input). Returns 0 or an exit code after
@@ -364,8 +366,10 @@ int cli_input_open(cli_input *in, const cli_ctx *ctx, const char *path,
  * one. Returns 0 or an exit code after printing (read error). */
 int cli_input_check(cli_input *in);
 
-/* Second pass: calls fn for each valid line, in order, until it returns
- * non-zero (returned). */
+/* Second pass: calls fn for each line the first found valid, in order,
+ * until it returns non-zero (returned). A line found valid that no longer
+ * parses (the file changed in between) is reported and stops it:
+ * CLI_EXIT_INPUT. */
 int cli_input_each(cli_input *in, int (*fn)(cli_item *it, void *ctx),
                    void *fnctx);
 

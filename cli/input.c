@@ -245,6 +245,8 @@ void cli_input_close(cli_input *in)
     if (in->copy)
         fclose(in->copy);
     in->f = in->copy = NULL;
+    free(in->invalid_lines);
+    in->invalid_lines = NULL;
 }
 
 /* The line without its end ("\n", "\r\n") and trailing blanks; whether it
@@ -305,8 +307,15 @@ static int check_line(cli_input *in, size_t lineno, char *line, size_t len,
     (void)ctx;
     if (cli_line_parse(line, len, in->kinds, &in->ctx->cfg, &it, err,
                        sizeof err) < 0) {
+        size_t *lines = realloc(in->invalid_lines,
+                                (in->invalid + 1) * sizeof *lines);
         cli_error(in->ctx, "line %zu: %s", lineno, err);
-        in->invalid++;
+        if (!lines) {
+            cli_error(in->ctx, "out of memory");
+            return CLI_EXIT_FAILURE;
+        }
+        in->invalid_lines = lines;
+        in->invalid_lines[in->invalid++] = lineno;
         return 0;
     }
     cli_item_clear(&it);
@@ -316,7 +325,7 @@ static int check_line(cli_input *in, size_t lineno, char *line, size_t len,
 
 int cli_input_check(cli_input *in)
 {
-    in->valid = in->invalid = 0;
+    in->valid = in->invalid = in->next_invalid = 0;
     return each_line(in, in->f, check_line, NULL);
 }
 
@@ -333,10 +342,20 @@ static int publish_line(cli_input *in, size_t lineno, char *line, size_t len,
     cli_item it;
     int rc;
 
-    /* Lines found invalid in the first pass are invalid again: skipped. */
-    if (cli_line_parse(line, len, in->kinds, &in->ctx->cfg, &it, err,
-                       sizeof err) < 0)
+    /* Lines found invalid in the first pass were reported: skipped. */
+    if (in->next_invalid < in->invalid &&
+        in->invalid_lines[in->next_invalid] == lineno) {
+        in->next_invalid++;
         return 0;
+    }
+    if (cli_line_parse(line, len, in->kinds, &in->ctx->cfg, &it, err,
+                       sizeof err) < 0) {
+        cli_error(in->ctx,
+                  "line %zu: %s: %s changed after it was checked; the lines "
+                  "before were published, the rest were not",
+                  lineno, err, in->name);
+        return CLI_EXIT_INPUT;
+    }
     it.line = lineno;
     rc = e->fn(&it, e->ctx);
     cli_item_clear(&it);

@@ -278,6 +278,41 @@ static void test_input_passes(void **state)
     unlink(path);
 }
 
+/* The file changes between the two passes: a line checked valid that no
+ * longer parses stops the publish with an error, never dropped in silence;
+ * a line found bad stays skipped even if it now parses. */
+static void test_input_changed_between_passes(void **state)
+{
+    char path[] = "/tmp/test_cli_input.XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    struct seen s = {0};
+    cli_input in;
+
+    (void)state;
+    assert_non_null(f);
+    fprintf(f, "{\"op\":\"delete\",\"table\":\"t\"}\n"
+               "{\"op\":\"delete\",\"table\":\"t\",\"key\":{\"id\":2}}\n"
+               "{\"op\":\"delete\",\"table\":\"t\",\"key\":{\"id\":3}}\n");
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(cli_input_open(&in, &ctx, path, CLI_KIND_CHANGE), 0);
+    assert_int_equal(cli_input_check(&in), 0);
+    assert_int_equal(in.valid, 2);
+    assert_int_equal(in.invalid, 1);
+    /* Rewritten in place, same length: line 1 now parses, line 3 not. */
+    f = fopen(path, "r+");
+    assert_non_null(f);
+    fprintf(f, "{\"op\":\"delete\",\"key\":{},\"table\":\"t\"}\n"
+               "{\"op\":\"delete\",\"table\":\"t\",\"key\":{\"id\":2}}\n"
+               "{\"op\":\"delete\",\"table\":\"t\",\"kex\":{\"id\":3}}\n");
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(cli_input_each(&in, collect, &s), CLI_EXIT_INPUT);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.lines[0], 2);
+    cli_input_close(&in);
+    unlink(path);
+}
+
 /* --since/--until: RFC 3339 in its forms, ages, and what is refused. */
 static void test_parse_time(void **state)
 {
@@ -383,6 +418,7 @@ int main(void)
         cmocka_unit_test_setup(test_input_passes, setup),
         cmocka_unit_test(test_parse_time),
         cmocka_unit_test(test_parse_time_reads_no_further),
+        cmocka_unit_test(test_input_changed_between_passes),
         cmocka_unit_test(test_thousands),
     };
 
