@@ -385,6 +385,7 @@ static int on_rows(cap_capture *c, const cap_event *ev)
         return ds__seterr(c->err, sizeof c->err, DS_ENOMEM, "out of memory");
     }
     while (p < end && rc == 0) {
+        const unsigned char *row_start = p;
         /* before: update and delete; after: insert and update */
         if (kind != CAP_ROW_INSERT)
             rc = cap_row_decode(t, &c->cs, present1, &p, end, v1, h1, c->err,
@@ -404,6 +405,11 @@ static int on_rows(cap_capture *c, const cap_event *ev)
                 kind == CAP_ROW_DELETE ? NULL : v2v,
                 kind == CAP_ROW_DELETE ? NULL : h2, c->err, sizeof c->err);
         put_values(v1, t->ncols * 2);
+        /* An image of no column takes no byte: the loop would not end. */
+        if (rc == 0 && p == row_start)
+            rc = ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                            "%s.%s: a rows event whose images hold no column",
+                            t->db, t->name);
     }
     free(v1);
     free(h1);
