@@ -169,6 +169,47 @@ static void year_has_a_signedness_bit(void **state)
     cap_table_free(t);
 }
 
+/* app.g (id INT PRIMARY KEY, g GEOMETRY, c CHAR(5) latin1): the server
+ * lists GEOMETRY among the character columns of DEFAULT_CHARSET (binary),
+ * so c is the second of them. */
+static void geometry_has_a_charset(void **state)
+{
+    static const unsigned char types[3] = {3, 255, 254};
+    static const unsigned char meta[] = {4, 0xfe, 5};
+    buf b = {0}, f = {0};
+    cap_table *t = NULL;
+    char err[ERRLEN] = "";
+
+    (void)state;
+    put(&b, "\x03\0\0\0\0\0\x01\0", 8);
+    put_str(&b, "app");
+    put1(&b, 0);
+    put_str(&b, "g");
+    put1(&b, 0);
+    put1(&b, 3);
+    put(&b, types, sizeof types);
+    put1(&b, sizeof meta);
+    put(&b, meta, sizeof meta);
+    put1(&b, 0x06);
+    put1(&f, 45); /* DEFAULT_CHARSET: utf8mb4, but g binary and c latin1 */
+    put1(&f, 0);
+    put1(&f, 63);
+    put1(&f, 1);
+    put1(&f, 8);
+    put_field(&b, 2, &f);
+    f.n = 0;
+    put_str(&f, "id");
+    put_str(&f, "g");
+    put_str(&f, "c");
+    put_field(&b, 4, &f);
+    f.n = 0;
+    put1(&f, 0);
+    put_field(&b, 8, &f);
+    assert_int_equal(cap_table_parse(&t, b.b, b.n, err, sizeof err), 0);
+    assert_int_equal(t->cols[2].collation, 8);
+    cap_table_free(t);
+}
+
 static void table_map_without_names_is_refused(void **state)
 {
     (void)state;
@@ -277,6 +318,7 @@ int main(void)
         cmocka_unit_test(table_map_columns_and_key),
         cmocka_unit_test(table_map_without_names_is_refused),
         cmocka_unit_test(year_has_a_signedness_bit),
+        cmocka_unit_test(geometry_has_a_charset),
         cmocka_unit_test(row_values_as_mysql_prints_them),
         cmocka_unit_test(positive_time_and_cut_image),
     };
