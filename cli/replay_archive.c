@@ -200,6 +200,7 @@ static int read_all(archive_run *r)
 {
     amqp_bytes_t body;
     char extra[64];
+    uint64_t last_pump_ms = ds__mono_ms();
     int rc = 0;
 
     while (!cli_interrupted() &&
@@ -207,6 +208,14 @@ static int read_all(archive_run *r)
         rc = handle(r, body);
         if (rc < 0)
             return rc;
+        /* Reading up to the window can take minutes with nothing sent:
+         * the publishing connection still answers heartbeats (and takes
+         * its confirms), or the broker would close it as dead. */
+        if (!r->o->dry_run && ds__mono_ms() - last_pump_ms >= 1000) {
+            last_pump_ms = ds__mono_ms();
+            if ((rc = cli_pub_pump(&r->pub, 0, r->err, sizeof r->err)) < 0)
+                return rc;
+        }
         snprintf(extra, sizeof extra, ", %llu in the window",
                  (unsigned long long)r->in_window);
         cli_progress_draw(&r->pg, r->ar.read, extra, false);
