@@ -12,7 +12,7 @@ static const char usage[] =
     "Usage: datasync [-c FILE] dlq list --node ID [--json]\n"
     "       datasync [-c FILE] dlq export --node ID [FILE]\n"
     "       datasync [-c FILE] dlq replay --node ID\n"
-    "       datasync [-c FILE] dlq purge --node ID --yes\n"
+    "       datasync [-c FILE] dlq purge --node ID [--from FILE] --yes\n"
     "\n"
     "The dead letters of a node: the changes its consumer could not apply,\n"
     "kept in the queue datasync.<ID>.dead with the reason in the header\n"
@@ -45,7 +45,8 @@ static const char usage_export[] =
     "\n"
     "Writes the original event of each dead letter of node ID, one per line,\n"
     "to FILE (replaced) or standard output, without removing them. Fix the\n"
-    "lines (or the table), then: datasync replay --node ID FILE, and purge.\n"
+    "lines (or the table), then: datasync replay --node ID FILE, and\n"
+    "datasync dlq purge --node ID --from FILE --yes.\n"
     "\n"
     "  --node ID   the node (default: node.id)\n"
     "  -h, --help  this help\n";
@@ -62,20 +63,24 @@ static const char usage_replay[] =
     "  -h, --help  this help\n";
 
 static const char usage_purge[] =
-    "Usage: datasync [-c FILE] dlq purge --node ID --yes\n"
+    "Usage: datasync [-c FILE] dlq purge --node ID [--from FILE] --yes\n"
     "\n"
-    "Deletes every dead letter of node ID. Without --yes, only says how many\n"
-    "there are and refuses (exit status 2).\n"
+    "Deletes every dead letter of node ID, or with --from only those whose\n"
+    "event id is in FILE (a dlq export): letters that died after the export\n"
+    "stay. Without --yes, only says how many there are and refuses (exit\n"
+    "status 2).\n"
     "\n"
-    "  --node ID   the node (default: node.id)\n"
-    "  --yes       really delete\n"
-    "  -h, --help  this help\n";
+    "  --node ID    the node (default: node.id)\n"
+    "  --from FILE  only the dead letters of this export\n"
+    "  --yes        really delete\n"
+    "  -h, --help   this help\n";
 
 /* The options of a subcommand. */
 typedef struct dlq_opts {
     bool json;        /* list */
     const char *file; /* export: NULL or "-" for standard output */
     bool yes;         /* purge */
+    const char *from; /* purge: only the ids in this export */
 } dlq_opts;
 
 typedef struct dlq {
@@ -501,6 +506,108 @@ static int dlq_replay(dlq *d, const dlq_opts *o)
 /* ------------------------------------------------------------------------ */
 /* purge and the dispatch                                                    */
 
+/* The event ids of an export, sorted for bsearch. */
+struct id_set {
+    char **ids;
+    size_t n;
+    size_t removed, kept;
+};
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void id_set_free(struct id_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        free(set->ids[i]);
+    free(set->ids);
+}
+
+/* Reads the "id" of each line of path. Returns 0 or a DS_E code (d->err). */
+static int read_ids(dlq *d, const char *path, struct id_set *set)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+
+    if (!f)
+        return ds__seterr(d->err, sizeof d->err, DS_EIO, "cannot open %s: %s",
+                          path, strerror(errno));
+    while (rc == 0 && getline(&line, &cap, f) >= 0) {
+        json_object *obj = json_tokener_parse(line), *id;
+        char **grown;
+        if (obj && json_object_object_get_ex(obj, "id", &id) &&
+            json_object_is_type(id, json_type_string)) {
+            grown = realloc(set->ids, (set->n + 1) * sizeof *grown);
+            if (!grown || !(grown[set->n] = strdup(json_object_get_string(id))))
+                rc = ds__seterr(d->err, sizeof d->err, DS_ENOMEM,
+                                "out of memory");
+            if (grown)
+                set->ids = grown;
+            if (rc == 0)
+                set->n++;
+        }
+        json_object_put(obj);
+    }
+    if (rc == 0 && ferror(f))
+        rc = ds__seterr(d->err, sizeof d->err, DS_EIO, "cannot read %s: %s",
+                        path, strerror(errno));
+    free(line);
+    fclose(f);
+    if (set->n)
+        qsort(set->ids, set->n, sizeof *set->ids, compare_ids);
+    return rc;
+}
+
+/* Acks the dead letter when its id is in the set; the others go back to
+ * the queue when the connection closes. */
+static int purge_one(dlq *d, cli_msg *m, void *ctx)
+{
+    struct id_set *set = ctx;
+    dead_info di;
+    const char *key = di.id;
+
+    describe(m, &di);
+    if (!di.id[0] ||
+        !bsearch(&key, set->ids, set->n, sizeof *set->ids, compare_ids)) {
+        set->kept++;
+        return 0;
+    }
+    int st = d->b.amqp.conn
+                 ? amqp_basic_ack(d->b.amqp.conn, DS_AMQP_CHANNEL, m->tag, 0)
+                 : AMQP_STATUS_CONNECTION_CLOSED;
+    if (st != AMQP_STATUS_OK)
+        return ds__amqp_status_error(st, "basic.ack", d->err, sizeof d->err);
+    set->removed++;
+    return 0;
+}
+
+static int purge_listed(dlq *d, const char *path)
+{
+    struct id_set set = {0};
+    int rc = read_ids(d, path, &set);
+
+    if (rc == 0) {
+        cli_catch_interrupts();
+        rc = dlq_walk(d, purge_one, &set);
+    }
+    id_set_free(&set);
+    if (rc < 0)
+        return fail(d, rc);
+    printf("dlq purge: %zu dead letter%s of %s deleted from %s, %zu kept\n",
+           set.removed, set.removed == 1 ? "" : "s", path, d->dead_queue,
+           set.kept);
+    if (cli_interrupted()) {
+        cli_error(d->ctx, "interrupted: the other dead letters stay in %s",
+                  d->dead_queue);
+        return CLI_EXIT_INTERRUPTED;
+    }
+    return CLI_EXIT_OK;
+}
+
 static int dlq_purge(dlq *d, const dlq_opts *o)
 {
     uint32_t purged = 0;
@@ -512,6 +619,8 @@ static int dlq_purge(dlq *d, const dlq_opts *o)
                                "without --yes",
                                d->count, d->count == 1 ? "" : "s",
                                d->dead_queue);
+    if (o->from)
+        return purge_listed(d, o->from);
     rc = cli_queue_purge(&d->b, d->dead_queue, &purged, d->err, sizeof d->err);
     if (rc < 0)
         return fail(d, rc);
@@ -526,6 +635,7 @@ int cli_cmd_dlq(cli_ctx *ctx, int argc, char **argv)
         {"node", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, 'j'},
         {"yes", no_argument, NULL, 'y'},
+        {"from", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     /* Which options each subcommand takes. */
@@ -579,6 +689,11 @@ int cli_cmd_dlq(cli_ctx *ctx, int argc, char **argv)
             if (!subs[s].yes)
                 return cli_usage_error(ctx, "unknown option --yes");
             o.yes = true;
+            break;
+        case 'f':
+            if (!subs[s].yes) /* purge's, as --yes */
+                return cli_usage_error(ctx, "unknown option --from");
+            o.from = optarg;
             break;
         case 'h':
             fputs(subs[s].help, stdout);

@@ -1056,6 +1056,34 @@ static void test_dlq_purge_needs_yes(void **state)
     expect(&r, 0, "2 dead letters deleted", NULL);
     run_free(&r);
     assert_int_equal(itest_queue_depth(cur.conn, cur.qa_dead), 0);
+
+    /* --from: only the letters of an export; one that died since stays. */
+    {
+        char *file = NULL, *line;
+        fill_dead_letters(2);
+        assert_true(asprintf(&file, "%s/dead.jsonl", cur.dir) > 0);
+        CLI(&r, NULL, "-c", cur.conf, "dlq", "export", "--node", cur.node_a,
+            file);
+        expect(&r, 0, NULL, "2 dead letters");
+        run_free(&r);
+        line = event_line(777, "node-q", 7000u, "delete", "orders",
+                          "{\"id\":777}");
+        publish_dead(cur.qa, line, "died after the export");
+        free(line);
+        CLI(&r, NULL, "-c", cur.conf, "dlq", "purge", "--node", cur.node_a,
+            "--from", file, "--yes");
+        expect(&r, 0, "2 dead letters of", NULL);
+        assert_non_null(strstr(r.out, ", 1 kept"));
+        run_free(&r);
+        assert_int_equal(itest_queue_depth(cur.conn, cur.qa_dead), 1);
+        CLI(&r, NULL, "-c", cur.conf, "dlq", "list", "--node", cur.node_a);
+        expect(&r, 0, "0190a0b0-c0d0-7e0f-8a1b-000000000777", NULL);
+        run_free(&r);
+        CLI(&r, NULL, "-c", cur.conf, "dlq", "list", "--from", file);
+        expect(&r, EXIT_USAGE, NULL, "unknown option --from");
+        run_free(&r);
+        free(file);
+    }
     /* An unknown node's dead-letter queue is named. */
     CLI(&r, NULL, "-c", cur.conf, "dlq", "list", "--node", "nobody-here");
     expect(&r, EXIT_NOTFOUND, NULL, "datasync.nobody-here.dead");
