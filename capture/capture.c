@@ -543,8 +543,28 @@ static int on_statement(cap_capture *c, const char *q, size_t qlen)
         cap_txn_clear(&c->tx); /* never happened: nothing to emit */
         return commit(c);
     }
-    char table[65];
-    if (cap_statement_changes(q, qlen, captured_list(c), table, sizeof table))
+    char name[65];
+    switch (cap_statement_savepoint(q, qlen, name, sizeof name)) {
+    case CAP_SP_SET:
+        if (cap_txn_savepoint(&c->tx, name) < 0)
+            return ds__seterr(c->err, sizeof c->err, DS_ENOMEM,
+                              "out of memory");
+        return 0;
+    case CAP_SP_ROLLBACK:
+        /* The rows it undid are in the log before it: they go. */
+        if (cap_txn_rollback_to(&c->tx, name) < 0)
+            return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                              "transaction %" PRIu32 "-%" PRIu32 "-%" PRIu64
+                              ": ROLLBACK TO savepoint %s, which it never set",
+                              c->cur.domain, c->cur.server, c->cur.seq, name);
+        return 0;
+    case CAP_SP_RELEASE:
+        cap_txn_release(&c->tx, name);
+        return 0;
+    case CAP_SP_NONE:
+        break;
+    }
+    if (cap_statement_changes(q, qlen, captured_list(c), name, sizeof name))
         /* No row image to send: passing it by would leave the other
          * servers without the change, silently. */
         return ds__seterr(
@@ -554,7 +574,7 @@ static int on_statement(cap_capture *c, const char *q, size_t qlen)
             "capture: %.*s. Every session must log in binlog_format ROW, and "
             "TRUNCATE of a captured table is always a statement (use "
             "DELETE). See datasync-capture(8), STATEMENTS, to go on",
-            c->cur.domain, c->cur.server, c->cur.seq, table,
+            c->cur.domain, c->cur.server, c->cur.seq, name,
             (int)(qlen > 200 ? 200 : qlen), q);
     /* DDL: logged, never sent; later rows come with new table maps. */
     DS_LOG(&c->lg, DS_LOG_INFO, "statement in the binlog (not captured): %.*s",

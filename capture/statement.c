@@ -91,6 +91,38 @@ static bool listed(const char *tables, const char *name, size_t len)
     return false;
 }
 
+/* Reads the name (bare or backquoted) at *i into name (cap bytes, cut
+ * to fit, NUL-terminated) and moves *i past it. Returns its length, 0 when
+ * no name starts there (*i unmoved). */
+static size_t read_name(const char *q, size_t qlen, size_t *i, char *name,
+                        size_t cap)
+{
+    size_t len = 0, at = *i;
+
+    if (at < qlen && q[at] == '`') {
+        /* `` stands for one backquote. */
+        for (at++; at < qlen; at++) {
+            if (q[at] == '`' && !(at + 1 < qlen && q[at + 1] == '`')) {
+                at++;
+                break;
+            }
+            if (q[at] == '`')
+                at++;
+            if (len + 1 < cap)
+                name[len++] = q[at];
+        }
+    } else {
+        while (at < qlen && is_word_char(q[at])) {
+            if (len + 1 < cap)
+                name[len++] = q[at];
+            at++;
+        }
+    }
+    name[len] = '\0';
+    *i = at;
+    return len;
+}
+
 bool cap_statement_changes(const char *q, size_t qlen, const char *tables,
                            char *table, size_t cap)
 {
@@ -100,37 +132,57 @@ bool cap_statement_changes(const char *q, size_t qlen, const char *tables,
         return false;
     for (size_t i = skip_blanks(q, qlen, 0); i < qlen;
          i = skip_blanks(q, qlen, i)) {
-        size_t len = 0;
+        size_t len;
         if (q[i] == '\'' || q[i] == '"') {
             i = skip_literal(q, qlen, i);
             continue;
         }
-        if (q[i] == '`') {
-            /* A quoted name: `` stands for one backquote. */
-            for (i++; i < qlen; i++) {
-                if (q[i] == '`' && !(i + 1 < qlen && q[i + 1] == '`')) {
-                    i++;
-                    break;
-                }
-                if (q[i] == '`')
-                    i++;
-                if (len + 1 < sizeof name)
-                    name[len++] = q[i];
-            }
-        } else if (is_word_char(q[i])) {
-            while (i < qlen && is_word_char(q[i])) {
-                if (len + 1 < sizeof name)
-                    name[len++] = q[i];
-                i++;
-            }
-        } else {
+        if (!(len = read_name(q, qlen, &i, name, sizeof name))) {
             i++;
             continue;
         }
         if (listed(tables, name, len)) {
-            snprintf(table, cap, "%.*s", (int)len, name);
+            snprintf(table, cap, "%s", name);
             return true;
         }
     }
     return false;
+}
+
+/* Whether the next word at *i is word (any case); moves past it if so. */
+static bool take_word(const char *q, size_t qlen, size_t *i, const char *word)
+{
+    size_t at = skip_blanks(q, qlen, *i), n = strlen(word);
+
+    if (at + n > qlen || strncasecmp(q + at, word, n) != 0 ||
+        (at + n < qlen && is_word_char(q[at + n])))
+        return false;
+    *i = at + n;
+    return true;
+}
+
+cap_savepoint_op cap_statement_savepoint(const char *q, size_t qlen, char *name,
+                                         size_t cap)
+{
+    cap_savepoint_op op;
+    size_t i = 0;
+
+    if (take_word(q, qlen, &i, "SAVEPOINT")) {
+        op = CAP_SP_SET;
+    } else if (take_word(q, qlen, &i, "ROLLBACK")) {
+        if (!take_word(q, qlen, &i, "TO"))
+            return CAP_SP_NONE; /* the whole transaction's */
+        take_word(q, qlen, &i, "SAVEPOINT");
+        op = CAP_SP_ROLLBACK;
+    } else if (take_word(q, qlen, &i, "RELEASE")) {
+        if (!take_word(q, qlen, &i, "SAVEPOINT"))
+            return CAP_SP_NONE;
+        op = CAP_SP_RELEASE;
+    } else {
+        return CAP_SP_NONE;
+    }
+    i = skip_blanks(q, qlen, i);
+    if (!read_name(q, qlen, &i, name, cap) || skip_blanks(q, qlen, i) != qlen)
+        return CAP_SP_NONE;
+    return op;
 }

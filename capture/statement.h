@@ -17,4 +17,20 @@
 bool cap_statement_changes(const char *q, size_t qlen, const char *tables,
                            char *table, size_t cap);
 
+typedef enum {
+    CAP_SP_NONE = 0, /* not a savepoint statement */
+    CAP_SP_SET,      /* SAVEPOINT name */
+    CAP_SP_ROLLBACK, /* ROLLBACK TO [SAVEPOINT] name */
+    CAP_SP_RELEASE   /* RELEASE SAVEPOINT name */
+} cap_savepoint_op;
+
+/*
+ * Which savepoint statement q is, with the savepoint's name in name (cap
+ * bytes, unquoted). The binlog keeps them only when a transaction also
+ * wrote a non-transactional table: then the rows a ROLLBACK TO undid are
+ * still in the log before it.
+ */
+cap_savepoint_op cap_statement_savepoint(const char *q, size_t qlen, char *name,
+                                         size_t cap);
+
 #endif

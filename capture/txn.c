@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "event.h"
@@ -212,19 +214,77 @@ int cap_txn_emit(cap_txn *tx, ds_producer *p, const char *origin, char *err,
     return rc;
 }
 
-void cap_txn_clear(cap_txn *tx)
+/* Forgets the changes from the n-th on. */
+static void truncate_changes(cap_txn *tx, size_t n)
 {
-    for (size_t i = 0; i < tx->n; i++) {
+    for (size_t i = n; i < tx->n; i++) {
         free(tx->changes[i].key);
         free(tx->changes[i].data);
     }
-    tx->n = 0;
+    if (n < tx->n)
+        tx->n = n;
+}
+
+/* The savepoint of that name, or -1. */
+static ssize_t find_savepoint(const cap_txn *tx, const char *name)
+{
+    for (size_t i = tx->nsavepoints; i-- > 0;)
+        if (strcasecmp(tx->savepoints[i].name, name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+int cap_txn_savepoint(cap_txn *tx, const char *name)
+{
+    ssize_t at = find_savepoint(tx, name);
+    cap_savepoint *grown;
+
+    if (at >= 0) { /* replaced: the old one goes, the new one is last */
+        memmove(&tx->savepoints[at], &tx->savepoints[at + 1],
+                (tx->nsavepoints - (size_t)at - 1) * sizeof *tx->savepoints);
+        tx->nsavepoints--;
+    }
+    grown =
+        realloc(tx->savepoints, (tx->nsavepoints + 1) * sizeof *tx->savepoints);
+    if (!grown)
+        return DS_ENOMEM;
+    tx->savepoints = grown;
+    snprintf(grown[tx->nsavepoints].name, sizeof grown->name, "%s", name);
+    grown[tx->nsavepoints++].mark = tx->n;
+    return 0;
+}
+
+int cap_txn_rollback_to(cap_txn *tx, const char *name)
+{
+    ssize_t at = find_savepoint(tx, name);
+
+    if (at < 0)
+        return DS_EINVAL;
+    truncate_changes(tx, tx->savepoints[at].mark);
+    tx->nsavepoints = (size_t)at + 1;
+    return 0;
+}
+
+void cap_txn_release(cap_txn *tx, const char *name)
+{
+    ssize_t at = find_savepoint(tx, name);
+
+    if (at >= 0)
+        tx->nsavepoints = (size_t)at;
+}
+
+void cap_txn_clear(cap_txn *tx)
+{
+    truncate_changes(tx, 0);
+    tx->nsavepoints = 0;
 }
 
 void cap_txn_free(cap_txn *tx)
 {
     cap_txn_clear(tx);
     free(tx->changes);
+    free(tx->savepoints);
     tx->changes = NULL;
+    tx->savepoints = NULL;
     tx->cap = 0;
 }

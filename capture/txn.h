@@ -20,9 +20,17 @@ typedef struct cap_change {
     char *data; /* JSON object of the whole row; NULL for a delete */
 } cap_change;
 
+/* A savepoint: its name and how many changes were held when it was set. */
+typedef struct cap_savepoint {
+    char name[65];
+    size_t mark;
+} cap_savepoint;
+
 typedef struct cap_txn {
     cap_change *changes;
     size_t n, cap;
+    cap_savepoint *savepoints; /* in the order they were set */
+    size_t nsavepoints;
 } cap_txn;
 
 /* What a rows event did to one row. */
@@ -59,6 +67,19 @@ uint64_t cap_txn_stamp(cap_txn *tx, uint64_t clk, uint64_t when_ms,
  * the transaction again). */
 int cap_txn_emit(cap_txn *tx, ds_producer *p, const char *origin, char *err,
                  size_t errlen);
+
+/* SAVEPOINT name: marks the changes held so far (a savepoint of the same
+ * name is replaced). Returns 0 or DS_ENOMEM. */
+int cap_txn_savepoint(cap_txn *tx, const char *name);
+
+/* ROLLBACK TO name: forgets the changes held since it was set, and the
+ * savepoints set after it. Returns 0, or DS_EINVAL when there is none of
+ * that name. */
+int cap_txn_rollback_to(cap_txn *tx, const char *name);
+
+/* RELEASE SAVEPOINT name: forgets it and those set after it; the changes
+ * stay. */
+void cap_txn_release(cap_txn *tx, const char *name);
 
 /* Forgets the changes held (a rolled-back or skipped transaction). */
 void cap_txn_clear(cap_txn *tx);

@@ -111,7 +111,8 @@ CREATE TABLE load_rows (id INT NOT NULL PRIMARY KEY, inv INT INVISIBLE DEFAULT 5
   v VARCHAR(40)) CHARACTER SET utf8mb4;
 -- BINARY pads with 0x00, which the binlog leaves out: a key ending in 0x00
 CREATE TABLE bins (k BINARY(4) NOT NULL PRIMARY KEY, v INT);
-CREATE TABLE other (id INT PRIMARY KEY, v INT);"
+CREATE TABLE other (id INT PRIMARY KEY, v INT);
+CREATE TABLE notrans (id INT PRIMARY KEY) ENGINE=MyISAM;"
 
 src -e "CREATE DATABASE cap_src CHARACTER SET utf8mb4"
 src cap_src -e "$schema"
@@ -218,6 +219,17 @@ FLUSH BINARY LOGS;
 UPDATE pairs SET v = CONCAT(v, '!') WHERE k1 IN ('a', 'b');
 DELETE FROM pairs WHERE k1 = 'b';
 INSERT INTO other VALUES (1, 1);
+-- A non-transactional write keeps the binlog from forgetting what a
+-- savepoint rolls back: the rows stay, followed by ROLLBACK TO.
+BEGIN;
+INSERT INTO pairs VALUES ('sp', 1, 'kept');
+SAVEPOINT a;
+INSERT INTO notrans VALUES (1);
+INSERT INTO pairs VALUES ('sp', 2, 'rolled back');
+UPDATE pairs SET v = 'rolled back' WHERE k1 = 'sp' AND k2 = 1;
+ROLLBACK TO SAVEPOINT a;
+INSERT INTO pairs VALUES ('sp', 3, 'after');
+COMMIT;
 CREATE TABLE later (id INT PRIMARY KEY);
 FLUSH BINARY LOGS;
 INSERT INTO types (id, ii, tx) VALUES (11, 11, 'after three rotations'), (12, 12, NULL), (13, 13, '');

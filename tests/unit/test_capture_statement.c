@@ -82,12 +82,47 @@ static void cut_statements(void **state)
                                       sizeof table));
 }
 
+static void savepoints(void **state)
+{
+    static const struct {
+        const char *q;
+        cap_savepoint_op op;
+        const char *name;
+    } cases[] = {
+        {"SAVEPOINT `a`", CAP_SP_SET, "a"},
+        {"savepoint sp_1", CAP_SP_SET, "sp_1"},
+        {"ROLLBACK TO `a`", CAP_SP_ROLLBACK, "a"},
+        {"ROLLBACK TO SAVEPOINT `we``ird`", CAP_SP_ROLLBACK, "we`ird"},
+        {"rollback  to b ", CAP_SP_ROLLBACK, "b"},
+        {"RELEASE SAVEPOINT `a`", CAP_SP_RELEASE, "a"},
+        {"ROLLBACK", CAP_SP_NONE, NULL},
+        {"ROLLBACK TO", CAP_SP_NONE, NULL},
+        {"SAVEPOINTS a", CAP_SP_NONE, NULL},
+        {"SAVEPOINT a b", CAP_SP_NONE, NULL},
+        {"RELEASE a", CAP_SP_NONE, NULL},
+        {"UPDATE t SET a = 1", CAP_SP_NONE, NULL},
+    };
+    char name[65];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cap_savepoint_op op = cap_statement_savepoint(
+            cases[i].q, strlen(cases[i].q), name, sizeof name);
+        if (op != cases[i].op)
+            fail_msg("%s: op %d, want %d", cases[i].q, op, cases[i].op);
+        if (cases[i].name && strcmp(name, cases[i].name) != 0)
+            fail_msg("%s: name '%s', want '%s'", cases[i].q, name,
+                     cases[i].name);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(row_changes_of_captured_tables),
         cmocka_unit_test(other_statements),
         cmocka_unit_test(cut_statements),
+        cmocka_unit_test(savepoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
