@@ -307,8 +307,8 @@ static int check_line(cli_input *in, size_t lineno, char *line, size_t len,
     (void)ctx;
     if (cli_line_parse(line, len, in->kinds, &in->ctx->cfg, &it, err,
                        sizeof err) < 0) {
-        size_t *lines = realloc(in->invalid_lines,
-                                (in->invalid + 1) * sizeof *lines);
+        size_t *lines =
+            realloc(in->invalid_lines, (in->invalid + 1) * sizeof *lines);
         cli_error(in->ctx, "line %zu: %s", lineno, err);
         if (!lines) {
             cli_error(in->ctx, "out of memory");
