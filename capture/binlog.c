@@ -31,7 +31,10 @@ struct cap_binlog {
     MYSQL *db;
     MARIADB_RPL *rpl;
     MARIADB_RPL_EVENT *ev; /* reused by each fetch */
-    bool checksum;         /* events end with a CRC32 */
+    /* Events end with a CRC32: the server's setting at connect, then what
+     * each file's FORMAT_DESCRIPTION says (a file keeps the setting it was
+     * written under, whatever binlog_checksum is now). */
+    bool checksum;
     char file[512];
 };
 
@@ -282,6 +285,9 @@ int cap_binlog_next(cap_binlog *b, cap_event *ev, char *err, size_t errlen)
     ev->flags = (uint16_t)(h[17] | h[18] << 8);
     ev->body = h + HEADER_LEN;
     ev->len = len - HEADER_LEN;
+    /* It ends with the file's checksum algorithm (1: CRC32) and 4 bytes. */
+    if (ev->type == CAP_EV_FORMAT_DESCRIPTION && len >= HEADER_LEN + 57 + 5)
+        b->checksum = h[len - 5] == 1;
     if (b->checksum && len >= HEADER_LEN + 4) {
         uint32_t want = le32(h + len - 4);
         uint32_t got = (uint32_t)crc32(0L, h, len - 4);

@@ -328,6 +328,22 @@ grep -q "unroutable" "$work/unroutable.log" || fail "the unroutable changes are 
 start_capture
 wait_same "the unroutable changes read again"
 
+# ------------------------------------------------ binlog_checksum changes
+# Each binlog file says in its FORMAT_DESCRIPTION whether its events end
+# with a CRC32: a file written before SET GLOBAL binlog_checksum = NONE still
+# has them, and one written after has none.
+say "binlog_checksum switched off and on while stopped: files of both kinds read"
+stop_pid "$capture_pid"
+capture_pid=""
+src cap_src -e "INSERT INTO types (id, ii, vc) VALUES (23, 23, 'with crc');
+    SET GLOBAL binlog_checksum = NONE;
+    INSERT INTO types (id, ii, vc) VALUES (24, 24, 'without crc')"
+start_capture
+wait_same "checksums off"
+src cap_src -e "SET GLOBAL binlog_checksum = CRC32;
+    INSERT INTO types (id, ii, vc) VALUES (25, 25, 'with crc again')"
+wait_same "checksums on again"
+
 # ------------------------------------------------ kill -9 under load
 say "kill -9 of datasync-capture under load, then a restart"
 load() { # FROM TO
