@@ -632,6 +632,22 @@ static int on_event(cap_capture *c, const cap_event *ev)
         return 0;
     case CAP_EV_TABLE_MAP:
         return c->in_trx ? on_table_map(c, ev) : 0;
+    case CAP_EV_INCIDENT: {
+        /* The server says changes may be missing from its log here (a
+         * replica stops too): reading on would pass them by unseen. */
+        size_t n = ev->len >= 3 ? ev->body[2] : 0;
+        if (n > ev->len - 3)
+            n = ev->len >= 3 ? ev->len - 3 : 0;
+        return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
+                          "the server logged an incident (%u) after %s: "
+                          "changes may be missing from its binary log (%.*s); "
+                          "bring the tables to the other servers with "
+                          "datasync bootstrap, then move capture.state_file "
+                          "past it",
+                          ev->len >= 2 ? (unsigned)le(ev->body, 2) : 0u,
+                          cap_binlog_file(c->bl), (int)n,
+                          (const char *)ev->body + 3);
+    }
     case CAP_EV_WRITE_ROWS_V1:
     case CAP_EV_UPDATE_ROWS_V1:
     case CAP_EV_DELETE_ROWS_V1:
