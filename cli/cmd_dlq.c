@@ -426,9 +426,14 @@ static int replay_one(dlq *d, cli_msg *m, void *ctx)
     int n = 0, rc;
 
     /* Confirms are matched to returns by message_id: one that has none
-     * (not published by libdatasync) gets its event's id, when it has one. */
+     * (not published by libdatasync) gets its event's id, or one of its
+     * own; a return matched to another message would get this dead letter
+     * removed though its republish went nowhere. */
     describe(m, &di);
-    if (!(props._flags & AMQP_BASIC_MESSAGE_ID_FLAG) && di.id[0]) {
+    if (!(props._flags & AMQP_BASIC_MESSAGE_ID_FLAG)) {
+        if (!di.id[0])
+            snprintf(di.id, sizeof di.id, "datasync-dlq-%llu",
+                     (unsigned long long)m->tag);
         props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
         props.message_id = amqp_cstring_bytes(di.id);
     }
