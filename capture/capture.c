@@ -529,7 +529,9 @@ static int on_xa_outcome(cap_capture *c, const char *q, size_t qlen)
 }
 
 /* What a QUERY event's statement means to the transaction in hand. */
-static int on_statement(cap_capture *c, const char *q, size_t qlen)
+/* q: the statement; db: the session's database when it ran ("" if none). */
+static int on_statement(cap_capture *c, const char *db, const char *q,
+                        size_t qlen)
 {
     if (qlen == 5 && strncasecmp(q, "BEGIN", 5) == 0)
         return 0;
@@ -564,7 +566,8 @@ static int on_statement(cap_capture *c, const char *q, size_t qlen)
     case CAP_SP_NONE:
         break;
     }
-    if (cap_statement_changes(q, qlen, captured_list(c), name, sizeof name))
+    if (cap_statement_changes(q, qlen, db, c->cfg.mysql_database,
+                              captured_list(c), name, sizeof name))
         /* No row image to send: passing it by would leave the other
          * servers without the change, silently. */
         return ds__seterr(
@@ -594,15 +597,18 @@ static int on_query(cap_capture *c, const cap_event *ev)
     if (at > ev->len)
         return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
                           "malformed QUERY event");
+    char db[65]; /* NUL-terminated in the event too, but not trusted */
+    snprintf(db, sizeof db, "%.*s", (int)dblen,
+             (const char *)ev->body + 13 + stlen);
     if (ev->type != CAP_EV_QUERY_COMPRESSED)
-        return on_statement(c, (const char *)ev->body + at, ev->len - at);
+        return on_statement(c, db, (const char *)ev->body + at, ev->len - at);
 
     unsigned char *q;
     size_t qlen;
     int rc = cap_unzip(ev->body + at, ev->len - at, &q, &qlen, c->err,
                        sizeof c->err);
     if (rc == 0)
-        rc = on_statement(c, (const char *)q, qlen);
+        rc = on_statement(c, db, (const char *)q, qlen);
     free(q);
     return rc;
 }

@@ -123,16 +123,18 @@ static size_t read_name(const char *q, size_t qlen, size_t *i, char *name,
     return len;
 }
 
-bool cap_statement_changes(const char *q, size_t qlen, const char *tables,
-                           char *table, size_t cap)
+bool cap_statement_changes(const char *q, size_t qlen, const char *default_db,
+                           const char *db, const char *tables, char *table,
+                           size_t cap)
 {
-    char name[256];
+    char name[256], qualifier[256];
 
     if (!starts_changing_rows(q, qlen))
         return false;
     for (size_t i = skip_blanks(q, qlen, 0); i < qlen;
          i = skip_blanks(q, qlen, i)) {
         size_t len;
+        bool in_db = strcmp(default_db, db) == 0;
         if (q[i] == '\'' || q[i] == '"') {
             i = skip_literal(q, qlen, i);
             continue;
@@ -141,7 +143,20 @@ bool cap_statement_changes(const char *q, size_t qlen, const char *tables,
             i++;
             continue;
         }
-        if (listed(tables, name, len)) {
+        /* db.table: the first name was the database's. */
+        size_t dot = skip_blanks(q, qlen, i);
+        if (dot < qlen && q[dot] == '.') {
+            size_t at = skip_blanks(q, qlen, dot + 1);
+            memcpy(qualifier, name, len + 1);
+            if ((len = read_name(q, qlen, &at, name, sizeof name))) {
+                in_db = strcmp(qualifier, db) == 0;
+                i = at;
+            } else {
+                len = strlen(qualifier);
+                memcpy(name, qualifier, len + 1);
+            }
+        }
+        if (in_db && listed(tables, name, len)) {
             snprintf(table, cap, "%s", name);
             return true;
         }

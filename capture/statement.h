@@ -8,14 +8,16 @@
 /*
  * When q (qlen bytes, not NUL-terminated) is a statement that changes rows
  * (INSERT, REPLACE, UPDATE, DELETE, TRUNCATE, LOAD) and names one of the
- * tables of the space-separated list tables anywhere outside its string
- * literals and comments (any case, backquoted or not, qualified or not),
- * copies that name to table (cap bytes) and returns true. Erring on the
- * side of true: a statement that only reads a captured table while it
- * writes another one counts too.
+ * tables of the space-separated list tables in database db anywhere outside
+ * its string literals and comments (any case, backquoted or not: qualified
+ * by db, or unqualified while default_db, the session's, is db), copies
+ * that name to table (cap bytes) and returns true. Erring on the side of
+ * true: a statement that only reads a captured table while it writes
+ * another one counts too.
  */
-bool cap_statement_changes(const char *q, size_t qlen, const char *tables,
-                           char *table, size_t cap);
+bool cap_statement_changes(const char *q, size_t qlen, const char *default_db,
+                           const char *db, const char *tables, char *table,
+                           size_t cap);
 
 typedef enum {
     CAP_SP_NONE = 0, /* not a savepoint statement */

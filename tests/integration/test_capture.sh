@@ -531,6 +531,9 @@ say "a captured table changed by a statement stops the capture before it"
 log_from=$(stat -c %s "$work/capture.log")
 start_capture
 src cap_src -e "TRUNCATE TABLE other"
+# Nor is a table of the same name in another database of the server.
+src -e "CREATE DATABASE cap_side; CREATE TABLE cap_side.pairs (id INT PRIMARY KEY)"
+src cap_side -e "TRUNCATE TABLE pairs"
 src cap_src -e "SET SESSION binlog_format = 'STATEMENT';
     UPDATE pairs SET v = 'by statement' WHERE k1 = 'c'"
 stmt_gtid=$(src -N -e "SELECT @@gtid_binlog_pos")

@@ -12,7 +12,8 @@ static const char tables[] = "users  orders\tline_items";
 
 static bool changes(const char *q, char *table)
 {
-    return cap_statement_changes(q, strlen(q), tables, table, 65);
+    return cap_statement_changes(q, strlen(q), "shop", "shop", tables, table,
+                                 65);
 }
 
 static void row_changes_of_captured_tables(void **state)
@@ -75,11 +76,40 @@ static void cut_statements(void **state)
 
     (void)state;
     for (size_t n = 0; n <= strlen(q); n++)
-        assert_false(cap_statement_changes(q, n, tables, table, sizeof table));
-    assert_false(cap_statement_changes("UPDATE /* users", 15, tables, table,
-                                       sizeof table));
-    assert_true(cap_statement_changes("DELETE FROM usersX", 17, tables, table,
-                                      sizeof table));
+        assert_false(cap_statement_changes(q, n, "shop", "shop", tables, table,
+                                           sizeof table));
+    assert_false(cap_statement_changes("UPDATE /* users", 15, "shop", "shop",
+                                       tables, table, sizeof table));
+    assert_true(cap_statement_changes("DELETE FROM usersX", 17, "shop", "shop",
+                                      tables, table, sizeof table));
+}
+
+/* Only the captured database's tables: another database on the same
+ * server may have tables of the same names. */
+static void other_databases(void **state)
+{
+    static const struct {
+        const char *q, *default_db;
+        bool changes;
+    } cases[] = {
+        {"TRUNCATE TABLE `users`", "other", false},
+        {"TRUNCATE TABLE `users`", "", false},
+        {"TRUNCATE TABLE shop.users", "other", true},
+        {"TRUNCATE TABLE `shop` . `users`", "", true},
+        {"DELETE FROM other.users", "shop", false},
+        {"INSERT INTO other.users SELECT * FROM users", "shop", true},
+        {"UPDATE users u SET u.orders = 1", "shop", true},
+        {"UPDATE `shop`.", "shop", false},
+    };
+    char table[65];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        if (cap_statement_changes(cases[i].q, strlen(cases[i].q),
+                                  cases[i].default_db, "shop", tables, table,
+                                  sizeof table) != cases[i].changes)
+            fail_msg("%s (in %s): not %s", cases[i].q, cases[i].default_db,
+                     cases[i].changes ? "seen" : "passed by");
 }
 
 static void savepoints(void **state)
@@ -122,6 +152,7 @@ int main(void)
         cmocka_unit_test(row_changes_of_captured_tables),
         cmocka_unit_test(other_statements),
         cmocka_unit_test(cut_statements),
+        cmocka_unit_test(other_databases),
         cmocka_unit_test(savepoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
