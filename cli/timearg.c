@@ -19,7 +19,8 @@ static int parse_age(const char *s, int64_t now_ms, int64_t *out)
                  {'w', 7 * 86400 * 1000}};
     size_t digits = strspn(s + 1, "0123456789");
 
-    if (digits == 0 || digits > 9 || s[1 + digits + 1] != '\0')
+    if (digits == 0 || digits > 9 || s[1 + digits] == '\0' ||
+        s[1 + digits + 1] != '\0')
         return -1;
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (s[1 + digits] == units[i].unit) {

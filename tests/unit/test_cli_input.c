@@ -375,7 +375,8 @@ static void test_parse_time(void **state)
  * read past the end faults. */
 static void test_parse_time_reads_no_further(void **state)
 {
-    static const char full[] = "2025-12-01T01:30:00.250+01:30";
+    static const char *const fulls[] = {"2025-12-01T01:30:00.250+01:30",
+                                        "-12h"};
     long page = sysconf(_SC_PAGESIZE);
     char *map = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -383,14 +384,18 @@ static void test_parse_time_reads_no_further(void **state)
     (void)state;
     assert_true(map != MAP_FAILED);
     assert_int_equal(mprotect(map + page, (size_t)page, PROT_NONE), 0);
-    for (size_t n = 0; n <= strlen(full); n++) {
-        char *s = map + page - (n + 1);
-        int64_t got;
-        memcpy(s, full, n);
-        s[n] = '\0';
-        bool whole = n == 10 || n == strlen(full);
-        if ((cli_parse_time(s, 0, &got) == 0) != whole)
-            fail_msg("'%s' was %s", s, whole ? "refused" : "accepted");
+    for (size_t f = 0; f < sizeof fulls / sizeof *fulls; f++) {
+        const char *full = fulls[f];
+        for (size_t n = 0; n <= strlen(full); n++) {
+            char *s = map + page - (n + 1);
+            int64_t got;
+            memcpy(s, full, n);
+            s[n] = '\0';
+            /* The date alone is a time too. */
+            bool whole = n == strlen(full) || (f == 0 && n == 10);
+            if ((cli_parse_time(s, 0, &got) == 0) != whole)
+                fail_msg("'%s' was %s", s, whole ? "refused" : "accepted");
+        }
     }
     munmap(map, (size_t)page * 2);
 }
