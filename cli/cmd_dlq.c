@@ -511,23 +511,49 @@ static int dlq_replay(dlq *d, const dlq_opts *o)
 /* ------------------------------------------------------------------------ */
 /* purge and the dispatch                                                    */
 
-/* The event ids of an export, sorted for bsearch. */
+/* The event ids of an export, sorted for bsearch, each with how many
+ * letters of it the export holds: a change replayed from it that fails
+ * again dies again under the same id, after the export, and stays. */
+struct id_count {
+    char *id;
+    size_t n;
+};
+
 struct id_set {
-    char **ids;
+    struct id_count *ids;
     size_t n;
     size_t removed, kept;
 };
 
 static int compare_ids(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const struct id_count *)a)->id,
+                  ((const struct id_count *)b)->id);
 }
 
 static void id_set_free(struct id_set *set)
 {
     for (size_t i = 0; i < set->n; i++)
-        free(set->ids[i]);
+        free(set->ids[i].id);
     free(set->ids);
+}
+
+/* Sorts the ids and folds the repeated ones into counts. */
+static void count_ids(struct id_set *set)
+{
+    size_t out = 0;
+
+    if (set->n)
+        qsort(set->ids, set->n, sizeof *set->ids, compare_ids);
+    for (size_t i = 0; i < set->n; i++) {
+        if (out > 0 && strcmp(set->ids[out - 1].id, set->ids[i].id) == 0) {
+            set->ids[out - 1].n++;
+            free(set->ids[i].id);
+        } else {
+            set->ids[out++] = set->ids[i];
+        }
+    }
+    set->n = out;
 }
 
 /* Reads the "id" of each line of path. Returns 0 or a DS_E code (d->err). */
@@ -543,17 +569,18 @@ static int read_ids(dlq *d, const char *path, struct id_set *set)
                           path, strerror(errno));
     while (rc == 0 && getline(&line, &cap, f) >= 0) {
         json_object *obj = json_tokener_parse(line), *id;
-        char **grown;
+        struct id_count *grown;
         if (obj && json_object_object_get_ex(obj, "id", &id) &&
             json_object_is_type(id, json_type_string)) {
             grown = realloc(set->ids, (set->n + 1) * sizeof *grown);
-            if (!grown || !(grown[set->n] = strdup(json_object_get_string(id))))
-                rc = ds__seterr(d->err, sizeof d->err, DS_ENOMEM,
-                                "out of memory");
             if (grown)
                 set->ids = grown;
-            if (rc == 0)
-                set->n++;
+            if (!grown ||
+                !(grown[set->n].id = strdup(json_object_get_string(id))))
+                rc = ds__seterr(d->err, sizeof d->err, DS_ENOMEM,
+                                "out of memory");
+            else
+                grown[set->n++].n = 1;
         }
         json_object_put(obj);
     }
@@ -562,22 +589,24 @@ static int read_ids(dlq *d, const char *path, struct id_set *set)
                         path, strerror(errno));
     free(line);
     fclose(f);
-    if (set->n)
-        qsort(set->ids, set->n, sizeof *set->ids, compare_ids);
+    count_ids(set);
     return rc;
 }
 
-/* Acks the dead letter when its id is in the set; the others go back to
+/* Acks the dead letter when the export holds one more of its id (the
+ * queue gives the oldest first: the exported ones); the others go back to
  * the queue when the connection closes. */
 static int purge_one(dlq *d, cli_msg *m, void *ctx)
 {
     struct id_set *set = ctx;
     dead_info di;
-    const char *key = di.id;
+    struct id_count key = {di.id, 0}, *found;
 
     describe(m, &di);
-    if (!di.id[0] ||
-        !bsearch(&key, set->ids, set->n, sizeof *set->ids, compare_ids)) {
+    found = di.id[0]
+                ? bsearch(&key, set->ids, set->n, sizeof *set->ids, compare_ids)
+                : NULL;
+    if (!found || found->n == 0) {
         set->kept++;
         return 0;
     }
@@ -586,6 +615,7 @@ static int purge_one(dlq *d, cli_msg *m, void *ctx)
                  : AMQP_STATUS_CONNECTION_CLOSED;
     if (st != AMQP_STATUS_OK)
         return ds__amqp_status_error(st, "basic.ack", d->err, sizeof d->err);
+    found->n--;
     set->removed++;
     return 0;
 }
