@@ -15,6 +15,8 @@ enum {
     CAP_EV_ROTATE = 4,
     CAP_EV_FORMAT_DESCRIPTION = 15,
     CAP_EV_XID = 16,
+    /* LOAD DATA logged as a statement: a query with the file's place. */
+    CAP_EV_EXECUTE_LOAD_QUERY = 18,
     CAP_EV_TABLE_MAP = 19,
     CAP_EV_WRITE_ROWS_V1 = 23,
     CAP_EV_UPDATE_ROWS_V1 = 24,

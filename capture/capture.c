@@ -588,18 +588,21 @@ static int on_statement(cap_capture *c, const char *db, const char *q,
 
 static int on_query(cap_capture *c, const cap_event *ev)
 {
-    /* thread id 4, time 4, db length 1, error 2, status length 2 */
-    if (ev->len < 13)
+    /* thread id 4, time 4, db length 1, error 2, status length 2; a
+     * statement-logged LOAD DATA (EXECUTE_LOAD_QUERY) adds file id 4,
+     * start 4, end 4, duplicates 1. */
+    size_t post = ev->type == CAP_EV_EXECUTE_LOAD_QUERY ? 26 : 13;
+    if (ev->len < post)
         return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
                           "malformed QUERY event");
     size_t dblen = ev->body[8], stlen = (size_t)le(ev->body + 11, 2);
-    size_t at = 13 + stlen + dblen + 1;
+    size_t at = post + stlen + dblen + 1;
     if (at > ev->len)
         return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
                           "malformed QUERY event");
-    char db[65]; /* NUL-terminated in the event too, but not trusted */
+    char db[256]; /* NUL-terminated in the event too, but not trusted */
     snprintf(db, sizeof db, "%.*s", (int)dblen,
-             (const char *)ev->body + 13 + stlen);
+             (const char *)ev->body + post + stlen);
     if (ev->type != CAP_EV_QUERY_COMPRESSED)
         return on_statement(c, db, (const char *)ev->body + at, ev->len - at);
 
@@ -673,6 +676,7 @@ static int on_event(cap_capture *c, const cap_event *ev)
         return on_xa_prepare(c, ev);
     case CAP_EV_QUERY:
     case CAP_EV_QUERY_COMPRESSED:
+    case CAP_EV_EXECUTE_LOAD_QUERY:
         return c->in_trx ? on_query(c, ev) : 0;
     case CAP_EV_ROTATE:
         DS_LOG(&c->lg, DS_LOG_DEBUG, "reading binlog file %.*s",

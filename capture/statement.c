@@ -44,7 +44,7 @@ static bool is_word_char(char ch)
     return isalnum((unsigned char)ch) || ch == '_' || ch == '$';
 }
 
-/* Past the literal (quote ' or ") that starts at i. */
+/* Past the string literal (quote ') that starts at i. */
 static size_t skip_literal(const char *q, size_t qlen, size_t i)
 {
     char quote = q[i++];
@@ -64,17 +64,108 @@ static size_t skip_literal(const char *q, size_t qlen, size_t i)
     return qlen;
 }
 
+/* One token at *i (past blanks and comments): a name, bare, `quoted` or
+ * "quoted" (a name under ANSI_QUOTES; taken as one, erring on the side of
+ * seeing a table), copied to name (cap bytes, cut to fit) with its length
+ * returned; 0 for a string literal or a punctuation character, skipped.
+ * *i moves past the token; at the end, *i is qlen and 0 is returned. */
+static size_t next_token(const char *q, size_t qlen, size_t *i, char *name,
+                         size_t cap)
+{
+    size_t len = 0, at = skip_blanks(q, qlen, *i);
+
+    name[0] = '\0';
+    if (at >= qlen) {
+        *i = qlen;
+        return 0;
+    }
+    if (q[at] == '\'') {
+        *i = skip_literal(q, qlen, at);
+        return 0;
+    }
+    if (q[at] == '`' || q[at] == '"') {
+        char quote = q[at];
+        for (at++; at < qlen; at++) {
+            if (q[at] == quote) {
+                if (!(at + 1 < qlen && q[at + 1] == quote)) {
+                    at++;
+                    break;
+                }
+                at++; /* a doubled quote stands for one */
+            }
+            if (len + 1 < cap)
+                name[len++] = q[at];
+        }
+    } else if (is_word_char(q[at])) {
+        for (; at < qlen && is_word_char(q[at]); at++)
+            if (len + 1 < cap)
+                name[len++] = q[at];
+    } else {
+        at++; /* punctuation */
+    }
+    name[len] = '\0';
+    *i = at;
+    return len;
+}
+
+/* Whether the next token at *i is the word (any case); moves past it if
+ * so. */
+static bool take_word(const char *q, size_t qlen, size_t *i, const char *word)
+{
+    char name[32];
+    size_t at = skip_blanks(q, qlen, *i);
+
+    if (at < qlen && (q[at] == '`' || q[at] == '"'))
+        return false; /* quoted: a name, not a keyword */
+    if (!next_token(q, qlen, &at, name, sizeof name) ||
+        strcasecmp(name, word) != 0)
+        return false;
+    *i = at;
+    return true;
+}
+
+/* Whether the word appears as a token from *i on. Moves *i past it. */
+static bool find_word(const char *q, size_t qlen, size_t *i, const char *word)
+{
+    char name[32];
+
+    while (*i < qlen) {
+        size_t at = *i;
+        if (take_word(q, qlen, i, word))
+            return true;
+        *i = at;
+        next_token(q, qlen, i, name, sizeof name);
+    }
+    return false;
+}
+
 static bool starts_changing_rows(const char *q, size_t qlen)
 {
     static const char *const verbs[] = {"INSERT", "REPLACE",  "UPDATE",
                                         "DELETE", "TRUNCATE", "LOAD"};
-    size_t i = skip_blanks(q, qlen, 0), n = 0;
+    size_t i = 0;
 
-    while (i + n < qlen && is_word_char(q[i + n]))
-        n++;
-    for (size_t v = 0; v < sizeof verbs / sizeof *verbs; v++)
-        if (n == strlen(verbs[v]) && strncasecmp(q + i, verbs[v], n) == 0)
+    /* SET STATEMENT var = value, ... FOR statement: the statement. */
+    if (take_word(q, qlen, &i, "SET")) {
+        if (!take_word(q, qlen, &i, "STATEMENT") ||
+            !find_word(q, qlen, &i, "FOR"))
+            return false;
+    }
+    for (size_t v = 0; v < sizeof verbs / sizeof *verbs; v++) {
+        size_t at = i;
+        if (take_word(q, qlen, &at, verbs[v]))
             return true;
+    }
+    /* ALTER TABLE t TRUNCATE|DROP|EXCHANGE PARTITION: rows go or move. */
+    if (take_word(q, qlen, &i, "ALTER")) {
+        static const char *const ops[] = {"TRUNCATE", "DROP", "EXCHANGE"};
+        for (size_t o = 0; o < sizeof ops / sizeof *ops; o++) {
+            size_t at = i;
+            while (find_word(q, qlen, &at, ops[o]))
+                if (take_word(q, qlen, &at, "PARTITION"))
+                    return true;
+        }
+    }
     return false;
 }
 
@@ -91,65 +182,29 @@ static bool listed(const char *tables, const char *name, size_t len)
     return false;
 }
 
-/* Reads the name (bare or backquoted) at *i into name (cap bytes, cut
- * to fit, NUL-terminated) and moves *i past it. Returns its length, 0 when
- * no name starts there (*i unmoved). */
-static size_t read_name(const char *q, size_t qlen, size_t *i, char *name,
-                        size_t cap)
-{
-    size_t len = 0, at = *i;
-
-    if (at < qlen && q[at] == '`') {
-        /* `` stands for one backquote. */
-        for (at++; at < qlen; at++) {
-            if (q[at] == '`' && !(at + 1 < qlen && q[at + 1] == '`')) {
-                at++;
-                break;
-            }
-            if (q[at] == '`')
-                at++;
-            if (len + 1 < cap)
-                name[len++] = q[at];
-        }
-    } else {
-        while (at < qlen && is_word_char(q[at])) {
-            if (len + 1 < cap)
-                name[len++] = q[at];
-            at++;
-        }
-    }
-    name[len] = '\0';
-    *i = at;
-    return len;
-}
-
 bool cap_statement_changes(const char *q, size_t qlen, const char *default_db,
                            const char *db, const char *tables, char *table,
                            size_t cap)
 {
     char name[256], qualifier[256];
+    size_t i = 0;
 
     if (!starts_changing_rows(q, qlen))
         return false;
-    for (size_t i = skip_blanks(q, qlen, 0); i < qlen;
-         i = skip_blanks(q, qlen, i)) {
-        size_t len;
-        bool in_db = strcmp(default_db, db) == 0;
-        if (q[i] == '\'' || q[i] == '"') {
-            i = skip_literal(q, qlen, i);
+    while (i < qlen) {
+        size_t len = next_token(q, qlen, &i, name, sizeof name);
+        /* Names compare in any case, the database's too: with
+         * lower_case_table_names the server takes either. */
+        bool in_db = strcasecmp(default_db, db) == 0;
+        if (!len)
             continue;
-        }
-        if (!(len = read_name(q, qlen, &i, name, sizeof name))) {
-            i++;
-            continue;
-        }
         /* db.table: the first name was the database's. */
         size_t dot = skip_blanks(q, qlen, i);
         if (dot < qlen && q[dot] == '.') {
-            size_t at = skip_blanks(q, qlen, dot + 1);
+            size_t at = dot + 1;
             memcpy(qualifier, name, len + 1);
-            if ((len = read_name(q, qlen, &at, name, sizeof name))) {
-                in_db = strcmp(qualifier, db) == 0;
+            if ((len = next_token(q, qlen, &at, name, sizeof name))) {
+                in_db = strcasecmp(qualifier, db) == 0;
                 i = at;
             } else {
                 len = strlen(qualifier);
@@ -162,18 +217,6 @@ bool cap_statement_changes(const char *q, size_t qlen, const char *default_db,
         }
     }
     return false;
-}
-
-/* Whether the next word at *i is word (any case); moves past it if so. */
-static bool take_word(const char *q, size_t qlen, size_t *i, const char *word)
-{
-    size_t at = skip_blanks(q, qlen, *i), n = strlen(word);
-
-    if (at + n > qlen || strncasecmp(q + at, word, n) != 0 ||
-        (at + n < qlen && is_word_char(q[at + n])))
-        return false;
-    *i = at + n;
-    return true;
 }
 
 cap_savepoint_op cap_statement_savepoint(const char *q, size_t qlen, char *name,
@@ -196,8 +239,7 @@ cap_savepoint_op cap_statement_savepoint(const char *q, size_t qlen, char *name,
     } else {
         return CAP_SP_NONE;
     }
-    i = skip_blanks(q, qlen, i);
-    if (!read_name(q, qlen, &i, name, cap) || skip_blanks(q, qlen, i) != qlen)
+    if (!next_token(q, qlen, &i, name, cap) || skip_blanks(q, qlen, i) != qlen)
         return CAP_SP_NONE;
     return op;
 }

@@ -31,6 +31,13 @@ static void row_changes_of_captured_tables(void **state)
         "LOAD DATA INFILE '/tmp/x' INTO TABLE orders",
         "INSERT /*!50000 INTO users */ VALUES (5)",
         "-- a note\nUPDATE users SET a = 1",
+        "SET STATEMENT max_statement_time = 1 FOR UPDATE users SET a = 1",
+        "ALTER TABLE orders TRUNCATE PARTITION p0",
+        "alter table shop.orders drop partition p1, p2",
+        "ALTER TABLE orders EXCHANGE PARTITION p0 WITH TABLE old_orders",
+        /* ANSI_QUOTES: a name; otherwise a string, but erring on true */
+        "UPDATE \"users\" SET a = 1",
+        "INSERT INTO audit VALUES (\"orders\")",
     };
     char table[65];
 
@@ -52,11 +59,15 @@ static void other_statements(void **state)
         "ALTER TABLE users ADD COLUMN x INT",
         "CREATE TABLE orders2 LIKE orders",
         "DROP TABLE users",
-        "INSERT INTO audit VALUES ('users', \"orders\", 'it''s users')",
+        "INSERT INTO audit VALUES ('users', 'it''s \"orders\"')",
         "UPDATE audit SET note = 'delete from users' WHERE id = 1",
         "TRUNCATE TABLE cache",
         "DELETE FROM `users_old`",
         "UPDATE /* users */ audit SET n = 1",
+        "SET STATEMENT max_statement_time = 1 FOR SELECT * FROM users",
+        "SET @users = 1",
+        "ALTER TABLE orders ADD PARTITION (PARTITION p9 VALUES LESS THAN (9))",
+        "ALTER TABLE orders DROP COLUMN x",
         "INSERT INTO `a``users` VALUES (1)",
         "",
     };
@@ -95,6 +106,7 @@ static void other_databases(void **state)
         {"TRUNCATE TABLE `users`", "other", false},
         {"TRUNCATE TABLE `users`", "", false},
         {"TRUNCATE TABLE shop.users", "other", true},
+        {"TRUNCATE TABLE SHOP.users", "other", true},
         {"TRUNCATE TABLE `shop` . `users`", "", true},
         {"DELETE FROM other.users", "shop", false},
         {"INSERT INTO other.users SELECT * FROM users", "shop", true},
@@ -125,6 +137,8 @@ static void savepoints(void **state)
         {"ROLLBACK TO SAVEPOINT `we``ird`", CAP_SP_ROLLBACK, "we`ird"},
         {"rollback  to b ", CAP_SP_ROLLBACK, "b"},
         {"RELEASE SAVEPOINT `a`", CAP_SP_RELEASE, "a"},
+        {"SAVEPOINT \"ansi\"\"q\"", CAP_SP_SET, "ansi\"q"},
+        {"ROLLBACK TO \"ansi\"", CAP_SP_ROLLBACK, "ansi"},
         {"ROLLBACK", CAP_SP_NONE, NULL},
         {"ROLLBACK TO", CAP_SP_NONE, NULL},
         {"SAVEPOINTS a", CAP_SP_NONE, NULL},
