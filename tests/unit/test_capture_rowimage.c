@@ -134,35 +134,49 @@ static void table_map_columns_and_key(void **state)
     cap_table_free(t);
 }
 
+/* A map of app.<name> with three columns id, <c1>, <c2> (id the key, the
+ * others nullable): its head, then the field (type, f) between, then
+ * COLUMN_NAME and SIMPLE_PRIMARY_KEY. */
+static void three_column_map(buf *b, const char *name,
+                             const unsigned char types[3],
+                             const unsigned char *meta, size_t nmeta,
+                             unsigned field, const buf *f,
+                             const char *const names[3])
+{
+    buf g = {0};
+
+    put(b, "\x02\0\0\0\0\0\x01\0", 8);
+    put_str(b, "app");
+    put1(b, 0);
+    put_str(b, name);
+    put1(b, 0);
+    put1(b, 3);
+    put(b, types, 3);
+    put1(b, (unsigned)nmeta);
+    put(b, meta, nmeta);
+    put1(b, 0x06);
+    put_field(b, field, f);
+    for (int i = 0; i < 3; i++)
+        put_str(&g, names[i]);
+    put_field(b, 4, &g);
+    g.n = 0;
+    put1(&g, 0);
+    put_field(b, 8, &g);
+}
+
 /* app.y (id INT PRIMARY KEY, y YEAR, q INT): the server gives YEAR a bit
  * of SIGNEDNESS (set: YEAR is unsigned), so q's bit is the third. */
 static void year_has_a_signedness_bit(void **state)
 {
     static const unsigned char types[3] = {3, 13, 3};
+    static const char *const names[3] = {"id", "y", "q"};
     buf b = {0}, f = {0};
     cap_table *t = NULL;
     char err[ERRLEN] = "";
 
     (void)state;
-    put(&b, "\x02\0\0\0\0\0\x01\0", 8);
-    put_str(&b, "app");
-    put1(&b, 0);
-    put_str(&b, "y");
-    put1(&b, 0);
-    put1(&b, 3);
-    put(&b, types, sizeof types);
-    put1(&b, 0);    /* no column has metadata */
-    put1(&b, 0x06); /* y and q nullable */
-    put1(&f, 0x40); /* id signed, y unsigned, q signed */
-    put_field(&b, 1, &f);
-    f.n = 0;
-    put_str(&f, "id");
-    put_str(&f, "y");
-    put_str(&f, "q");
-    put_field(&b, 4, &f);
-    f.n = 0;
-    put1(&f, 0);
-    put_field(&b, 8, &f);
+    put1(&f, 0x40); /* SIGNEDNESS: id signed, y unsigned, q signed */
+    three_column_map(&b, "y", types, NULL, 0, 1, &f, names);
     assert_int_equal(cap_table_parse(&t, b.b, b.n, err, sizeof err), 0);
     assert_false(t->cols[0].is_unsigned);
     assert_false(t->cols[2].is_unsigned);
@@ -176,35 +190,18 @@ static void geometry_has_a_charset(void **state)
 {
     static const unsigned char types[3] = {3, 255, 254};
     static const unsigned char meta[] = {4, 0xfe, 5};
+    static const char *const names[3] = {"id", "g", "c"};
     buf b = {0}, f = {0};
     cap_table *t = NULL;
     char err[ERRLEN] = "";
 
     (void)state;
-    put(&b, "\x03\0\0\0\0\0\x01\0", 8);
-    put_str(&b, "app");
-    put1(&b, 0);
-    put_str(&b, "g");
-    put1(&b, 0);
-    put1(&b, 3);
-    put(&b, types, sizeof types);
-    put1(&b, sizeof meta);
-    put(&b, meta, sizeof meta);
-    put1(&b, 0x06);
     put1(&f, 45); /* DEFAULT_CHARSET: utf8mb4, but g binary and c latin1 */
     put1(&f, 0);
     put1(&f, 63);
     put1(&f, 1);
     put1(&f, 8);
-    put_field(&b, 2, &f);
-    f.n = 0;
-    put_str(&f, "id");
-    put_str(&f, "g");
-    put_str(&f, "c");
-    put_field(&b, 4, &f);
-    f.n = 0;
-    put1(&f, 0);
-    put_field(&b, 8, &f);
+    three_column_map(&b, "g", types, meta, sizeof meta, 2, &f, names);
     assert_int_equal(cap_table_parse(&t, b.b, b.n, err, sizeof err), 0);
     assert_int_equal(t->cols[2].collation, 8);
     cap_table_free(t);

@@ -284,16 +284,17 @@ static void test_input_passes(void **state)
 static void test_input_changed_between_passes(void **state)
 {
     char path[] = "/tmp/test_cli_input.XXXXXX";
-    int fd = mkstemp(path);
-    FILE *f = fdopen(fd, "w");
+    FILE *f;
     struct seen s = {0};
     cli_input in;
 
     (void)state;
+    f = fdopen(mkstemp(path), "w");
     assert_non_null(f);
-    fprintf(f, "{\"op\":\"delete\",\"table\":\"t\"}\n"
-               "{\"op\":\"delete\",\"table\":\"t\",\"key\":{\"id\":2}}\n"
-               "{\"op\":\"delete\",\"table\":\"t\",\"key\":{\"id\":3}}\n");
+    fputs("{\"op\":\"delete\",\"table\":\"t\"}\n"
+          "{\"op\":\"delete\",\"table\":\"t\",\"key\":{\"id\":2}}\n"
+          "{\"op\":\"delete\",\"table\":\"t\",\"key\":{\"id\":3}}\n",
+          f);
     assert_int_equal(fclose(f), 0);
     assert_int_equal(cli_input_open(&in, &ctx, path, CLI_KIND_CHANGE), 0);
     assert_int_equal(cli_input_check(&in), 0);
