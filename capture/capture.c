@@ -528,8 +528,8 @@ static int on_xa_outcome(cap_capture *c, const char *q, size_t qlen)
     return commit(c);
 }
 
-/* What a QUERY event's statement means to the transaction in hand. */
-/* q: the statement; db: the session's database when it ran ("" if none). */
+/* What a QUERY event's statement q means to the transaction in hand; db:
+ * the session's database when it ran ("" if none). */
 static int on_statement(cap_capture *c, const char *db, const char *q,
                         size_t qlen)
 {
@@ -644,9 +644,9 @@ static int on_event(cap_capture *c, const cap_event *ev)
     case CAP_EV_INCIDENT: {
         /* The server says changes may be missing from its log here (a
          * replica stops too): reading on would pass them by unseen. */
-        size_t n = ev->len >= 3 ? ev->body[2] : 0;
-        if (n > ev->len - 3)
-            n = ev->len >= 3 ? ev->len - 3 : 0;
+        size_t n = 0; /* its message's length, within the event */
+        if (ev->len >= 3)
+            n = ev->body[2] < ev->len - 3 ? ev->body[2] : ev->len - 3;
         return ds__seterr(c->err, sizeof c->err, DS_EINVAL,
                           "the server logged an incident (%u) after %s: "
                           "changes may be missing from its binary log (%.*s); "

@@ -118,6 +118,14 @@ static int dlq_open(dlq *d, const char *node)
     return rc < 0 ? fail(d, rc) : 0;
 }
 
+/* Removes a dead letter taken by dlq_walk. Returns an AMQP status. */
+static int ack_dead_letter(dlq *d, uint64_t tag)
+{
+    return d->b.amqp.conn
+               ? amqp_basic_ack(d->b.amqp.conn, DS_AMQP_CHANNEL, tag, 0)
+               : AMQP_STATUS_CONNECTION_CLOSED;
+}
+
 typedef int (*msg_fn)(dlq *d, cli_msg *m, void *ctx);
 
 /* basic.get every dead letter there was at the start (later ones, e.g. a
@@ -402,9 +410,7 @@ static void on_republished(void *ctx, uint64_t tag, const char *id, int result)
                   d->dead_queue);
         return;
     }
-    st = d->b.amqp.conn
-             ? amqp_basic_ack(d->b.amqp.conn, DS_AMQP_CHANNEL, tag, 0)
-             : AMQP_STATUS_CONNECTION_CLOSED;
+    st = ack_dead_letter(d, tag);
     if (st != AMQP_STATUS_OK) {
         /* It was republished: replaying it again later is harmless. */
         r->kept++;
@@ -610,9 +616,7 @@ static int purge_one(dlq *d, cli_msg *m, void *ctx)
         set->kept++;
         return 0;
     }
-    int st = d->b.amqp.conn
-                 ? amqp_basic_ack(d->b.amqp.conn, DS_AMQP_CHANNEL, m->tag, 0)
-                 : AMQP_STATUS_CONNECTION_CLOSED;
+    int st = ack_dead_letter(d, m->tag);
     if (st != AMQP_STATUS_OK)
         return ds__amqp_status_error(st, "basic.ack", d->err, sizeof d->err);
     found->n--;

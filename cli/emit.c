@@ -207,13 +207,14 @@ int cli_producer_close(cli_producer *cp, const char *verb, uint64_t emitted,
     if (lost) {
         /* Not in the broker, not on this disk: the one outcome worse than a
          * partial run. */
-        cli_error(cp->ctx,
-                  "%llu change%s lost: the broker did not confirm them and "
-                  "the spool %s refused them (disk full or an I/O error; the "
-                  "library logged each). Publish them again once the spool "
-                  "can be written",
-                  (unsigned long long)lost, lost == 1 ? " was" : "s were",
-                  cp->ctx->cfg.producer_spool_dir);
+        cli_error(
+            cp->ctx,
+            "%llu change%s lost: the broker did not confirm them and "
+            "the spool %s refused them (disk full or an I/O error: see the "
+            "library's message). Publish them again once the spool "
+            "can be written",
+            (unsigned long long)lost, lost == 1 ? " was" : "s were",
+            cp->ctx->cfg.producer_spool_dir);
         code = CLI_EXIT_FAILURE;
     }
     pthread_mutex_destroy(&cp->lock);

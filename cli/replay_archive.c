@@ -211,8 +211,9 @@ static int read_all(archive_run *r)
         /* Reading up to the window can take minutes with nothing sent:
          * the publishing connection still answers heartbeats (and takes
          * its confirms), or the broker would close it as dead. */
-        if (!r->o->dry_run && ds__mono_ms() - last_pump_ms >= 1000) {
-            last_pump_ms = ds__mono_ms();
+        uint64_t now = ds__mono_ms();
+        if (!r->o->dry_run && now - last_pump_ms >= 1000) {
+            last_pump_ms = now;
             if ((rc = cli_pub_pump(&r->pub, 0, r->err, sizeof r->err)) < 0)
                 return rc;
         }
