@@ -106,6 +106,11 @@ int ds__mysql_refusal_code(unsigned int err)
     }
 }
 
+bool ds__mysql_has_value_tables(const char *server_info, unsigned long version)
+{
+    return server_info && strstr(server_info, "MariaDB") && version >= 100303;
+}
+
 const char *ds__mysql_class_name(ds_mysql_class c)
 {
     switch (c) {

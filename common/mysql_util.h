@@ -43,6 +43,11 @@ ds_mysql_class ds__mysql_classify(unsigned int err);
  * for any other. Pure; any thread. */
 int ds__mysql_refusal_code(unsigned int err);
 
+/* True when the server reads `VALUES (...), (...)` as a table (MariaDB
+ * 10.3.3 and later; MySQL writes VALUES ROW(...)): server_info and version
+ * as mysql_get_server_info and mysql_get_server_version give them. Pure. */
+bool ds__mysql_has_value_tables(const char *server_info, unsigned long version);
+
 /* "transient", "permanent", "foreign-key", "schema". */
 const char *ds__mysql_class_name(ds_mysql_class c);
 

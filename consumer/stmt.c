@@ -169,6 +169,11 @@ void dsc_bind_bytes(dsc_stmts *s, size_t i, enum enum_field_types type,
     s->binds[i].length = &s->params[i].len;
 }
 
+void dsc_bind_null(dsc_stmts *s, size_t i)
+{
+    s->binds[i].buffer_type = MYSQL_TYPE_NULL;
+}
+
 void dsc_bind_int(dsc_stmts *s, size_t i, long long v, bool is_unsigned)
 {
     s->params[i].i = v;
@@ -186,7 +191,7 @@ int dsc_bind_json(dsc_stmts *s, size_t i, const dsc_column *c, json_object *v)
 {
     switch (json_object_get_type(v)) {
     case json_type_null:
-        s->binds[i].buffer_type = MYSQL_TYPE_NULL;
+        dsc_bind_null(s, i);
         return 0;
     case json_type_boolean:
         dsc_bind_int(s, i, json_object_get_boolean(v) ? 1 : 0, false);

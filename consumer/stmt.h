@@ -83,6 +83,8 @@ void dsc_bind_bytes(dsc_stmts *s, size_t i, enum enum_field_types type,
 
 void dsc_bind_int(dsc_stmts *s, size_t i, long long v, bool is_unsigned);
 
+void dsc_bind_null(dsc_stmts *s, size_t i);
+
 /* Binds a JSON value for column c, converted by the column's kind. Returns
  * 0, DS_ENOMEM, or DS_ESCHEMA for a value that has no SQL form. */
 int dsc_bind_json(dsc_stmts *s, size_t i, const dsc_column *c, json_object *v);

@@ -14,16 +14,50 @@
 /* Version writes go in chunks of 2^k rows, k <= WRITE_LOG2_MAX. */
 #define WRITE_LOG2_MAX 8
 
-/* The two statements, for 2^k keys: head, the tuple 2^k times, tail. */
-static const char READ_HEAD[] = "SELECT tbl, pk, hlc, origin, applied FROM "
-                                "datasync_versions WHERE (tbl, pk) IN (";
-static const char READ_TUPLE[] = "(?,?)";
-/* A locking read: a plain one would read the snapshot, and miss a newer
- * version another writer of this database (a consumer that lost its queue
- * to a standby and still commits) holds uncommitted; FOR UPDATE waits for
- * it and reads what it committed, so an older change is superseded rather
- * than written over the newer row. */
-static const char READ_TAIL[] = ") FOR UPDATE";
+/* The statements, for 2^k keys: head, the tuple 2^k times, tail. Keys
+ * past the batch's are NULL: they match nothing.
+ *
+ * A read locks what it reads: a plain one would read the snapshot, and miss
+ * a newer version another writer of this database (a consumer that lost
+ * its queue to a standby and still commits) holds uncommitted; FOR UPDATE
+ * waits for it and reads what it committed, so an older change is
+ * superseded rather than written over the newer row.
+ *
+ * On MariaDB the keys are a table of values joined to the stored versions:
+ * one primary-key lookup each. MariaDB plans a statement at every
+ * execution, prepared or not, and for `(tbl, pk) IN (...)` it first builds
+ * a range per key, which costs more than the lookups (ANALYZE, 256 keys:
+ * planning 1.2 ms and reading 1.0 ms, against 0.2 and 1.0 ms joined). The
+ * empty SELECT first gives the table its columns' types: a prepared
+ * statement's table of values alone takes them from parameters not yet
+ * bound, and compares every key as ''. MySQL spells a table of values
+ * differently (VALUES ROW(...)), so there the list stays. */
+typedef struct {
+    const char *head, *tuple, *tail;
+} read_form;
+
+static const read_form READ_JOINED = {
+    "WITH k (tbl, pk) AS (SELECT tbl, pk FROM datasync_versions WHERE 0 "
+    "UNION ALL VALUES ",
+    "(?,?)",
+    ") SELECT v.tbl, v.pk, v.hlc, v.origin, v.applied FROM k STRAIGHT_JOIN "
+    "datasync_versions v ON v.tbl = k.tbl AND v.pk = k.pk FOR UPDATE",
+};
+static const read_form READ_LISTED = {
+    "SELECT tbl, pk, hlc, origin, applied FROM datasync_versions WHERE "
+    "(tbl, pk) IN (",
+    "(?,?)",
+    ") FOR UPDATE",
+};
+
+static const read_form *read_form_of(MYSQL *db)
+{
+    if (db && ds__mysql_has_value_tables(mysql_get_server_info(db),
+                                         mysql_get_server_version(db)))
+        return &READ_JOINED;
+    return &READ_LISTED;
+}
+
 static const char WRITE_HEAD[] = "INSERT INTO datasync_versions (tbl, pk, hlc, "
                                  "origin, deleted, applied) VALUES ";
 static const char WRITE_TUPLE[] = "(?,?,?,?,?,?)";
@@ -204,18 +238,19 @@ int dsc_versions_read(dsc_versions *vs, dsc_stmts *s, char *err, size_t errlen)
         return 0;
     if (k > READ_LOG2_MAX)
         return ds__seterr(err, errlen, DS_EINVAL, "apply: batch too large");
-    rc = versions_stmt(s, 'R', k, READ_HEAD, READ_TUPLE, READ_TAIL, &st, err,
-                       errlen);
+    const read_form *f = read_form_of(s->db);
+    rc = versions_stmt(s, 'R', k, f->head, f->tuple, f->tail, &st, err, errlen);
     if (rc)
         return rc;
     if (dsc_params_reserve(s, size * 2))
         return dsc_nomem(err, errlen);
-    /* Padded with repeats of the last key. */
-    for (size_t i = 0; i < size; i++) {
-        const dsc_version *v = vs->keys[i < n ? i : n - 1];
+    for (size_t i = 0; i < n; i++) {
+        const dsc_version *v = vs->keys[i];
         dsc_bind_bytes(s, 2 * i, MYSQL_TYPE_STRING, v->tbl, strlen(v->tbl));
         dsc_bind_bytes(s, 2 * i + 1, MYSQL_TYPE_BLOB, v->pk, v->pklen);
     }
+    for (size_t i = 2 * n; i < 2 * size; i++)
+        dsc_bind_null(s, i);
     rc = dsc_stmts_run(s, st, NULL, &errnum, err, errlen);
     if (rc)
         return rc;

@@ -238,6 +238,20 @@ static void mysql_refusal_codes(void **state)
         assert_int_equal(ds__mysql_refusal_code(other[i]), DS_EMYSQL);
 }
 
+static void value_tables_by_server(void **state)
+{
+    (void)state;
+    /* What mysql_get_server_info and _version give for each. */
+    assert_true(
+        ds__mysql_has_value_tables("10.11.19-MariaDB-0+deb12u1", 101119));
+    assert_true(ds__mysql_has_value_tables("5.5.5-10.3.3-MariaDB", 100303));
+    assert_true(ds__mysql_has_value_tables("11.4.2-MariaDB-log", 110402));
+    assert_false(ds__mysql_has_value_tables("10.3.2-MariaDB", 100302));
+    assert_false(ds__mysql_has_value_tables("10.2.44-MariaDB", 100244));
+    assert_false(ds__mysql_has_value_tables("8.0.36", 80036));
+    assert_false(ds__mysql_has_value_tables(NULL, 0));
+}
+
 static void quote_identifiers(void **state)
 {
     (void)state;
@@ -260,6 +274,7 @@ int main(void)
         cmocka_unit_test(safe_names),
         cmocka_unit_test(mysql_error_classes),
         cmocka_unit_test(mysql_refusal_codes),
+        cmocka_unit_test(value_tables_by_server),
         cmocka_unit_test(quote_identifiers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
