@@ -58,7 +58,15 @@ void dsc_applier_set_clock(dsc_applier *ap, ds_clockfile *clock)
 
 void dsc_applier_set_db(dsc_applier *ap, MYSQL *db)
 {
+    char why[256];
+
     dsc_stmts_reset(&ap->s, db);
+    ap->vs.joined = db && dsc_versions_check_join(db, why, sizeof why);
+    if (db && !ap->vs.joined && why[0])
+        DS_LOG(ap->lg, DS_LOG_WARN,
+               "versions are read by IN list, the slower way: the check of "
+               "the faster one failed: %s",
+               why);
 }
 
 void dsc_applier_free(dsc_applier *ap)

@@ -21,7 +21,9 @@
  * a newer version another writer of this database (a consumer that lost
  * its queue to a standby and still commits) holds uncommitted; FOR UPDATE
  * waits for it and reads what it committed, so an older change is
- * superseded rather than written over the newer row.
+ * superseded rather than written over the newer row. The keys go in
+ * primary-key order, the order a range read locks them in, so two such
+ * writers wait for each other rather than deadlock.
  *
  * On MariaDB the keys are a table of values joined to the stored versions:
  * one primary-key lookup each. MariaDB plans a statement at every
@@ -30,15 +32,19 @@
  * planning 1.2 ms and reading 1.0 ms, against 0.2 and 1.0 ms joined). The
  * empty SELECT first gives the table its columns' types: a prepared
  * statement's table of values alone takes them from parameters not yet
- * bound, and compares every key as ''. MySQL spells a table of values
- * differently (VALUES ROW(...)), so there the list stays. */
+ * bound (MDEV-35747), and every key reads as '', never stored;
+ * dsc_versions_check_join makes sure, once per connection. MySQL spells a
+ * table of values differently (VALUES ROW(...)), so there the list stays. */
 typedef struct {
     const char *head, *tuple, *tail;
 } read_form;
 
+#define JOINED_KEYS                                                            \
+    "WITH k (tbl, pk) AS (SELECT tbl, pk FROM datasync_versions WHERE 0 "      \
+    "UNION ALL VALUES "
+
 static const read_form READ_JOINED = {
-    "WITH k (tbl, pk) AS (SELECT tbl, pk FROM datasync_versions WHERE 0 "
-    "UNION ALL VALUES ",
+    JOINED_KEYS,
     "(?,?)",
     ") SELECT v.tbl, v.pk, v.hlc, v.origin, v.applied FROM k STRAIGHT_JOIN "
     "datasync_versions v ON v.tbl = k.tbl AND v.pk = k.pk FOR UPDATE",
@@ -49,14 +55,6 @@ static const read_form READ_LISTED = {
     "(?,?)",
     ") FOR UPDATE",
 };
-
-static const read_form *read_form_of(MYSQL *db)
-{
-    if (db && ds__mysql_has_value_tables(mysql_get_server_info(db),
-                                         mysql_get_server_version(db)))
-        return &READ_JOINED;
-    return &READ_LISTED;
-}
 
 static const char WRITE_HEAD[] = "INSERT INTO datasync_versions (tbl, pk, hlc, "
                                  "origin, deleted, applied) VALUES ";
@@ -73,6 +71,7 @@ void dsc_versions_free(dsc_versions *vs)
 {
     free(vs->slots);
     free(vs->keys);
+    free(vs->sorted);
     memset(vs, 0, sizeof *vs);
 }
 
@@ -93,6 +92,10 @@ int dsc_versions_reset(dsc_versions *vs, size_t n)
         if (!k)
             return DS_ENOMEM;
         vs->keys = k;
+        k = realloc(vs->sorted, n * sizeof *k);
+        if (!k)
+            return DS_ENOMEM;
+        vs->sorted = k;
         vs->keyscap = n;
     }
     memset(vs->slots, 0, vs->nslots * sizeof *vs->slots);
@@ -166,9 +169,88 @@ static unsigned log2_ceil(size_t n)
     return k;
 }
 
+/* The first two result columns, (tbl, pk), into tbl and pk, their lengths
+ * into lens[0] and lens[1]. */
+static void bind_key_result(MYSQL_BIND *res, char *tbl, size_t tblcap, char *pk,
+                            size_t pkcap, unsigned long *lens)
+{
+    res[0].buffer_type = MYSQL_TYPE_STRING;
+    res[0].buffer = tbl;
+    res[0].buffer_length = (unsigned long)tblcap;
+    res[0].length = &lens[0];
+    res[1].buffer_type = MYSQL_TYPE_BLOB;
+    res[1].buffer = pk;
+    res[1].buffer_length = (unsigned long)pkcap;
+    res[1].length = &lens[1];
+}
+
+bool dsc_versions_check_join(MYSQL *db, char *why, size_t whylen)
+{
+    static const char sql[] = JOINED_KEYS "(?,?),(?,?)) SELECT tbl, pk FROM k";
+    static const char tbl[] = "datasync_check", pk[] = "[\"x\",2]";
+    char got_tbl[65], got_pk[32];
+    unsigned long lens[2], tbllen = sizeof tbl - 1, pklen = sizeof pk - 1;
+    MYSQL_BIND par[4], res[2];
+    MYSQL_STMT *st;
+    bool ok = false;
+
+    why[0] = '\0';
+    if (!ds__mysql_has_value_tables(mysql_get_server_info(db),
+                                    mysql_get_server_version(db)))
+        return false;
+    memset(par, 0, sizeof par);
+    par[0].buffer_type = MYSQL_TYPE_STRING;
+    par[0].buffer = (void *)tbl;
+    par[0].length = &tbllen;
+    par[1].buffer_type = MYSQL_TYPE_BLOB;
+    par[1].buffer = (void *)pk;
+    par[1].length = &pklen;
+    par[2].buffer_type = MYSQL_TYPE_NULL;
+    par[3].buffer_type = MYSQL_TYPE_NULL;
+    memset(res, 0, sizeof res);
+    bind_key_result(res, got_tbl, sizeof got_tbl, got_pk, sizeof got_pk, lens);
+    st = mysql_stmt_init(db);
+    if (!st) {
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    /* The bound key comes back first, byte for byte, then the NULL one. */
+    if (mysql_stmt_prepare(st, sql, sizeof sql - 1) != 0 ||
+        mysql_stmt_bind_param(st, par) != 0 || mysql_stmt_execute(st) != 0 ||
+        mysql_stmt_bind_result(st, res) != 0) {
+        snprintf(why, whylen, "[%u] %s", mysql_stmt_errno(st),
+                 mysql_stmt_error(st));
+    } else if (mysql_stmt_fetch(st) != 0 || lens[0] != tbllen ||
+               lens[1] != pklen || memcmp(got_tbl, tbl, tbllen) != 0 ||
+               memcmp(got_pk, pk, pklen) != 0) {
+        snprintf(why, whylen, "a table of values did not read back as bound");
+    } else {
+        ok = true;
+    }
+    mysql_stmt_close(st);
+    mysql_rollback(db);
+    return ok;
+}
+
+/* Primary-key order: tbl, then pk, byte for byte, a shorter pk first when
+ * it is the other's prefix (VARBINARY's order; ascii_bin's for tbl, whose
+ * names end in no space). */
+static int key_order(const void *a, const void *b)
+{
+    const dsc_version *x = *(const dsc_version *const *)a;
+    const dsc_version *y = *(const dsc_version *const *)b;
+    int c = strcmp(x->tbl, y->tbl);
+    if (c)
+        return c;
+    c = memcmp(x->pk, y->pk, x->pklen < y->pklen ? x->pklen : y->pklen);
+    if (c)
+        return c;
+    return (x->pklen > y->pklen) - (x->pklen < y->pklen);
+}
+
 /* Takes the rows the executed read returned into the keys' versions. */
-static int fetch_versions(dsc_versions *vs, MYSQL_STMT *st, char *err,
-                          size_t errlen)
+static int fetch_versions(dsc_versions *vs, MYSQL *db, MYSQL_STMT *st,
+                          char *err, size_t errlen)
 {
     char tbl[65], pk[DS_PK_MAX], origin[65];
     unsigned long lens[5];
@@ -178,14 +260,7 @@ static int fetch_versions(dsc_versions *vs, MYSQL_STMT *st, char *err,
     int rc = 0;
 
     memset(res, 0, sizeof res);
-    res[0].buffer_type = MYSQL_TYPE_STRING;
-    res[0].buffer = tbl;
-    res[0].buffer_length = sizeof tbl;
-    res[0].length = &lens[0];
-    res[1].buffer_type = MYSQL_TYPE_BLOB;
-    res[1].buffer = pk;
-    res[1].buffer_length = sizeof pk;
-    res[1].length = &lens[1];
+    bind_key_result(res, tbl, sizeof tbl, pk, sizeof pk, lens);
     res[2].buffer_type = MYSQL_TYPE_LONGLONG;
     res[2].buffer = &hlc;
     res[2].is_unsigned = true;
@@ -204,7 +279,13 @@ static int fetch_versions(dsc_versions *vs, MYSQL_STMT *st, char *err,
         if (f == MYSQL_NO_DATA)
             break;
         if (f == 1) {
-            rc = ds__mysql_stmt_error(st, "read versions", NULL, err, errlen);
+            /* An error while the rows arrive (a lock wait timeout, a
+             * deadlock) is the connection's: Connector/C leaves the
+             * statement's own errno 0. */
+            rc = mysql_stmt_errno(st)
+                     ? ds__mysql_stmt_error(st, "read versions", NULL, err,
+                                            errlen)
+                     : ds__mysql_error(db, "read versions", NULL, err, errlen);
             break;
         }
         if (f == MYSQL_DATA_TRUNCATED || lens[0] >= sizeof tbl ||
@@ -238,14 +319,17 @@ int dsc_versions_read(dsc_versions *vs, dsc_stmts *s, char *err, size_t errlen)
         return 0;
     if (k > READ_LOG2_MAX)
         return ds__seterr(err, errlen, DS_EINVAL, "apply: batch too large");
-    const read_form *f = read_form_of(s->db);
-    rc = versions_stmt(s, 'R', k, f->head, f->tuple, f->tail, &st, err, errlen);
+    const read_form *f = vs->joined ? &READ_JOINED : &READ_LISTED;
+    rc = versions_stmt(s, vs->joined ? 'J' : 'R', k, f->head, f->tuple, f->tail,
+                       &st, err, errlen);
     if (rc)
         return rc;
     if (dsc_params_reserve(s, size * 2))
         return dsc_nomem(err, errlen);
+    memcpy(vs->sorted, vs->keys, n * sizeof *vs->sorted);
+    qsort(vs->sorted, n, sizeof *vs->sorted, key_order);
     for (size_t i = 0; i < n; i++) {
-        const dsc_version *v = vs->keys[i];
+        const dsc_version *v = vs->sorted[i];
         dsc_bind_bytes(s, 2 * i, MYSQL_TYPE_STRING, v->tbl, strlen(v->tbl));
         dsc_bind_bytes(s, 2 * i + 1, MYSQL_TYPE_BLOB, v->pk, v->pklen);
     }
@@ -254,7 +338,7 @@ int dsc_versions_read(dsc_versions *vs, dsc_stmts *s, char *err, size_t errlen)
     rc = dsc_stmts_run(s, st, NULL, &errnum, err, errlen);
     if (rc)
         return rc;
-    return fetch_versions(vs, st, err, errlen);
+    return fetch_versions(vs, s->db, st, err, errlen);
 }
 
 /* ------------------------------------------------------------------------ */

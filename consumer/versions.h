@@ -34,8 +34,12 @@ typedef struct dsc_version {
 typedef struct dsc_versions {
     dsc_version *slots; /* a power of two of them */
     size_t nslots;
-    dsc_version **keys; /* keys[0..nkeys), first seen first */
+    dsc_version **keys;   /* keys[0..nkeys), first seen first */
+    dsc_version **sorted; /* the same, as the primary key orders them */
     size_t nkeys, keyscap;
+    /* How this connection reads: joined to a table of values, or by IN
+     * list (dsc_versions_check_join). */
+    bool joined;
 } dsc_versions;
 
 /* Frees what vs holds and zeroes it. */
@@ -50,9 +54,16 @@ int dsc_versions_reset(dsc_versions *vs, size_t n);
 dsc_version *dsc_versions_find(dsc_versions *vs, const char *tbl,
                                const char *pk, size_t pklen, bool insert);
 
-/* Reads the stored version of every key in one query (padded to a power of
- * two, so a few prepared shapes serve every batch size). Returns 0 or a
- * DS_E code with err (mapped by mysql_util). */
+/* Whether the versions can be read on db's new connection as a join to a
+ * table of values: the server has them (MariaDB), and reads a prepared
+ * one back as bound. False otherwise, with why set when the server has
+ * them but the check failed. Ends the transaction it reads in. */
+bool dsc_versions_check_join(MYSQL *db, char *why, size_t whylen);
+
+/* Reads, and locks, the stored version of every key in one query (padded
+ * to a power of two, so a few prepared shapes serve every batch size),
+ * joined when vs->joined, in primary-key order. Returns 0 or a DS_E code
+ * with err (mapped by mysql_util). */
 int dsc_versions_read(dsc_versions *vs, dsc_stmts *s, char *err, size_t errlen);
 
 /* Writes the versions of the keys decided in this attempt (dirty), several
