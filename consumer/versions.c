@@ -193,6 +193,7 @@ bool dsc_versions_check_join(MYSQL *db, char *why, size_t whylen)
     MYSQL_BIND par[4], res[2];
     MYSQL_STMT *st;
     bool ok = false;
+    int f;
 
     why[0] = '\0';
     if (!ds__mysql_has_value_tables(mysql_get_server_info(db),
@@ -220,8 +221,11 @@ bool dsc_versions_check_join(MYSQL *db, char *why, size_t whylen)
         mysql_stmt_bind_result(st, res) != 0) {
         snprintf(why, whylen, "[%u] %s", mysql_stmt_errno(st),
                  mysql_stmt_error(st));
-    } else if (mysql_stmt_fetch(st) != 0 || lens[0] != tbllen ||
-               lens[1] != pklen || memcmp(got_tbl, tbl, tbllen) != 0 ||
+    } else if ((f = mysql_stmt_fetch(st)) == 1) {
+        /* The connection failed, not the check (reconnects check again). */
+        snprintf(why, whylen, "[%u] %s", mysql_errno(db), mysql_error(db));
+    } else if (f != 0 || lens[0] != tbllen || lens[1] != pklen ||
+               memcmp(got_tbl, tbl, tbllen) != 0 ||
                memcmp(got_pk, pk, pklen) != 0) {
         snprintf(why, whylen, "a table of values did not read back as bound");
     } else {
