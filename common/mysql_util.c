@@ -148,6 +148,11 @@ int ds__mysql_error(MYSQL *db, const char *what, unsigned int *errnum,
 int ds__mysql_stmt_error(MYSQL_STMT *st, const char *what, unsigned int *errnum,
                          char *err, size_t errlen)
 {
+    /* An error while a result's rows arrive (a lock wait timeout, a
+     * deadlock, a lost connection) is the connection's: Connector/C leaves
+     * the statement's own errno 0 there. */
+    if (mysql_stmt_errno(st) == 0 && st->mysql)
+        return ds__mysql_error(st->mysql, what, errnum, err, errlen);
     return map_error(mysql_stmt_errno(st), mysql_stmt_error(st), what, errnum,
                      err, errlen);
 }

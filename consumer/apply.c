@@ -59,8 +59,13 @@ void dsc_applier_set_clock(dsc_applier *ap, ds_clockfile *clock)
 void dsc_applier_set_db(dsc_applier *ap, MYSQL *db)
 {
     char why[256];
+    /* A catalogue reload keeps the connection, and what it was found to
+     * read; a new one comes after NULL (the old one closed). */
+    bool fresh = db != ap->s.db;
 
     dsc_stmts_reset(&ap->s, db);
+    if (!fresh)
+        return;
     ap->vs.joined = db && dsc_versions_check_join(db, why, sizeof why);
     if (db && !ap->vs.joined && why[0])
         DS_LOG(ap->lg, DS_LOG_WARN,

@@ -84,8 +84,9 @@ void dsc_applier_set_clock(dsc_applier *ap, ds_clockfile *clock);
 
 /* Uses db from now on (borrowed). Closes the statements prepared on the
  * previous connection: call it before closing that one, and after every
- * catalogue reload (statements name columns). Checks, in one query that
- * ends the transaction, how db's server reads versions. db may be NULL. */
+ * catalogue reload (statements name columns). On a new connection, checks
+ * in one query that ends the transaction how its server reads versions.
+ * db may be NULL. */
 void dsc_applier_set_db(dsc_applier *ap, MYSQL *db);
 
 /*

@@ -33,7 +33,8 @@
  * empty SELECT first gives the table its columns' types: a prepared
  * statement's table of values alone takes them from parameters not yet
  * bound (MDEV-35747), and every key reads as '', never stored;
- * dsc_versions_check_join makes sure, once per connection. MySQL spells a
+ * dsc_versions_check_join makes sure, once per connection
+ * (dsc_applier_set_db). MySQL spells a
  * table of values differently (VALUES ROW(...)), so there the list stays. */
 typedef struct {
     const char *head, *tuple, *tail;
@@ -253,8 +254,8 @@ static int key_order(const void *a, const void *b)
 }
 
 /* Takes the rows the executed read returned into the keys' versions. */
-static int fetch_versions(dsc_versions *vs, MYSQL *db, MYSQL_STMT *st,
-                          char *err, size_t errlen)
+static int fetch_versions(dsc_versions *vs, MYSQL_STMT *st, char *err,
+                          size_t errlen)
 {
     char tbl[65], pk[DS_PK_MAX], origin[65];
     unsigned long lens[5];
@@ -283,13 +284,7 @@ static int fetch_versions(dsc_versions *vs, MYSQL *db, MYSQL_STMT *st,
         if (f == MYSQL_NO_DATA)
             break;
         if (f == 1) {
-            /* An error while the rows arrive (a lock wait timeout, a
-             * deadlock) is the connection's: Connector/C leaves the
-             * statement's own errno 0. */
-            rc = mysql_stmt_errno(st)
-                     ? ds__mysql_stmt_error(st, "read versions", NULL, err,
-                                            errlen)
-                     : ds__mysql_error(db, "read versions", NULL, err, errlen);
+            rc = ds__mysql_stmt_error(st, "read versions", NULL, err, errlen);
             break;
         }
         if (f == MYSQL_DATA_TRUNCATED || lens[0] >= sizeof tbl ||
@@ -342,7 +337,7 @@ int dsc_versions_read(dsc_versions *vs, dsc_stmts *s, char *err, size_t errlen)
     rc = dsc_stmts_run(s, st, NULL, &errnum, err, errlen);
     if (rc)
         return rc;
-    return fetch_versions(vs, s->db, st, err, errlen);
+    return fetch_versions(vs, st, err, errlen);
 }
 
 /* ------------------------------------------------------------------------ */
