@@ -839,6 +839,10 @@ static void ceiling_rows(const real_result *res, int n, double m_a, double m_b,
     row(label, value);
     snprintf(value, sizeof value, "%8.2f x", m_a / full);
     row("(a) / that CPU bound", value);
+    /* However well (a) overlapped its parts, it could not pass that rate:
+     * the (a) / (b) this machine allows at (a)'s CPU per event. */
+    snprintf(value, sizeof value, "%8.2f x", full / m_b);
+    row("that bound / (b): the most (a) / (b) can be", value);
 }
 
 int main(void)
