@@ -259,8 +259,9 @@ static int is_ident_char(int c, int first)
 }
 
 /* The node id also names queues and travels as the event's origin, so it
- * keeps the schema's pattern; "" means not set (the producer alone can run
- * without it, the consumer checks for it). */
+ * keeps the schema's pattern; "" means not set, which each program that
+ * needs it (the producer, the consumer, the capture) refuses for itself:
+ * the CLI runs several commands without it. */
 static int check_node_id(const char *value, char *buf, size_t len)
 {
     size_t n = strlen(value); /* at most 64: the field's bound */
