@@ -397,6 +397,13 @@ int cli_producer_open(cli_producer *cp, const cli_ctx *ctx,
  * or drained from the spool, or returned unroutable), from the counters. */
 uint64_t cli_producer_answered(cli_producer *cp, uint64_t emitted);
 
+/* Tells why ds_emit or ds_emit_event refused the change of input line
+ * `line` (0: not from a file) and returns the exit code. DS_ESPOOL:
+ * neither the broker nor the spool took it, and the library counted it
+ * lost; *emitted counts it too, so the summary's "lost" includes it. */
+int cli_producer_emit_failed(cli_producer *cp, size_t line, int rc,
+                             uint64_t *emitted);
+
 /* Waits until the emitted changes are confirmed or spooled, and what was
  * spooled drained, as long as the counters move; calls tick (if not NULL)
  * about every 200 ms. Returns 0 or the last ds_flush error. */

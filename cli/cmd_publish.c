@@ -50,16 +50,8 @@ static int emit_item(cli_item *it, void *ctx)
         rc = ds_emit(r->cp.p, it->ev.op, it->ev.table, it->key_json,
                      it->data_json);
     /* Sync mode (one change) reports unroutable here; the summary says it. */
-    if (rc < 0 && rc != DS_EUNROUTABLE) {
-        /* DS_ESPOOL here: neither the broker nor the spool took it. */
-        const char *what = rc == DS_ESPOOL ? "change lost: " : "";
-        if (it->line)
-            cli_error(r->ctx, "line %zu: %s%s", it->line, what,
-                      ds_producer_errmsg(r->cp.p));
-        else
-            cli_error(r->ctx, "%s%s", what, ds_producer_errmsg(r->cp.p));
-        return cli_exit_code(rc);
-    }
+    if (rc < 0 && rc != DS_EUNROUTABLE)
+        return cli_producer_emit_failed(&r->cp, it->line, rc, &r->emitted);
     r->emitted++;
     return 0;
 }

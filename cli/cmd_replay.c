@@ -186,9 +186,7 @@ static int emit_to_all(cli_item *it, void *ctx)
     rc = ds_emit_event(r->cp.p, it->text);
     if (rc < 0) {
         cli_progress_end(&r->pg);
-        cli_error(r->ctx, "line %zu: %s", it->line,
-                  ds_producer_errmsg(r->cp.p));
-        return cli_exit_code(rc);
+        return cli_producer_emit_failed(&r->cp, it->line, rc, &r->sent);
     }
     r->sent++;
     cli_progress_draw(&r->pg, cli_producer_answered(&r->cp, r->sent), NULL,

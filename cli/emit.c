@@ -96,6 +96,21 @@ uint64_t cli_producer_answered(cli_producer *cp, uint64_t emitted)
     return n < emitted ? n : emitted;
 }
 
+int cli_producer_emit_failed(cli_producer *cp, size_t line, int rc,
+                             uint64_t *emitted)
+{
+    const char *what = rc == DS_ESPOOL ? "change lost: " : "";
+
+    if (rc == DS_ESPOOL)
+        (*emitted)++;
+    if (line)
+        cli_error(cp->ctx, "line %zu: %s%s", line, what,
+                  ds_producer_errmsg(cp->p));
+    else
+        cli_error(cp->ctx, "%s%s", what, ds_producer_errmsg(cp->p));
+    return cli_exit_code(rc);
+}
+
 int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
                        void *tickctx)
 {
@@ -149,7 +164,8 @@ int cli_producer_close(cli_producer *cp, const char *verb, uint64_t emitted,
 
     ds_producer_stats_get(cp->p, &st, sizeof st);
     unroutable = at_most(st.unroutable, emitted);
-    /* A sync emit that lost its change said so and did not count it. */
+    /* A change ds_emit could not even spool was told then, and counted
+     * both lost and emitted (cli_producer_emit_failed). */
     lost = at_most(st.lost, emitted - unroutable);
     kept = emitted - unroutable - lost; /* confirmed or in the spool */
     published = at_most(cli_producer_answered(cp, emitted) - unroutable, kept);

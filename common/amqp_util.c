@@ -356,7 +356,7 @@ static int connect_one(ds_amqp *a, const char *url_text, int heartbeat,
 
     conn = amqp_new_connection();
     if (!conn)
-        return DS_ENOMEM;
+        return ds__seterr(err, errlen, DS_ENOMEM, "amqp: out of memory");
     if (info.ssl) {
         rc = tls_socket(a, conn, info.host, info.port, &sock, err, errlen);
         if (rc < 0)

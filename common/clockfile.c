@@ -32,7 +32,7 @@ static int map(ds_clockfile **out, int fd, int prot, const char *path,
     void *m;
 
     if (!cf)
-        return DS_ENOMEM;
+        return ds__seterr(err, errlen, DS_ENOMEM, "%s: out of memory", path);
     m = mmap(NULL, sizeof(uint64_t), prot, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED) {
         int e = errno;

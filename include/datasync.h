@@ -80,11 +80,13 @@ DS_EXPORT ds_options *ds_options_new(void);
 
 /* Reads an INI configuration file into opts (later values override earlier
  * ones). Returns 0, DS_EIO if the file cannot be read, or DS_ECONFIG for a bad
- * line; ds_options_errmsg() then says "file:line: reason". */
+ * line; ds_options_errmsg() then says "file:line: reason". DS_ENOMEM, and
+ * DS_EINVAL for a NULL argument. */
 DS_EXPORT int ds_options_load(ds_options *opts, const char *path);
 
 /* Sets one key written "section.key" as in the file ("amqp.url",
- * "producer.mode", ...). The strings are copied. Returns 0 or DS_ECONFIG. */
+ * "producer.mode", ...). The strings are copied. Returns 0 or DS_ECONFIG
+ * (DS_EINVAL for a NULL argument). */
 DS_EXPORT int ds_options_set(ds_options *opts, const char *key,
                              const char *value);
 
@@ -131,7 +133,8 @@ typedef struct ds_producer_stats {
     uint64_t spool_bytes;
     /* Changes neither the broker nor the spool took (a spool write failed:
      * disk full, I/O error): lost, each logged at DS_LOG_ERROR and reported,
-     * by ds_emit in sync mode and by ds_flush in async mode. */
+     * by ds_emit when it spooled the change itself (sync mode, or async
+     * with 16384 changes already queued) and by ds_flush otherwise. */
     uint64_t lost;
 } ds_producer_stats;
 
@@ -159,12 +162,15 @@ DS_EXPORT int ds_producer_new(ds_producer **out, const ds_options *opts,
 
 /* Flushes for up to producer.confirm_timeout_ms, spools whatever is still
  * unconfirmed, closes and frees; a spool being drained is left after the
- * chunk in flight, for the next producer on it. NULL is a no-op. No other thread may use
- * the producer during or after this call. */
+ * chunk in flight, for the next producer on it, so this can take up to
+ * twice producer.confirm_timeout_ms (a chunk's confirms after the flush),
+ * plus a connection attempt already under way. NULL is a no-op. No other
+ * thread may use the producer during or after this call. */
 DS_EXPORT void ds_producer_free(ds_producer *p);
 
 /* Sets the log callback (NULL: no logging, the default). The library never
- * prints. The callback runs on the library's I/O thread or inside any ds_
+ * prints; the callback gets the messages at log.level and above (info by
+ * default). The callback runs on the library's I/O thread or inside any ds_
  * call on p, one message at a time and in order, and never while the
  * library holds a lock: it may call ds_producer_stats_get() and
  * ds_producer_errmsg() on p. It must not wait for p (ds_flush, a sync
@@ -182,8 +188,13 @@ DS_EXPORT void ds_producer_set_log(ds_producer *p, ds_log_fn fn,
  * producer.mode = sync: returns 0 once the broker confirmed the change or it
  * is fsynced in the spool. async: returns 0 once queued; ds_flush() waits.
  * Errors: DS_EINVAL, DS_EJSON, DS_ESCHEMA (input; nothing is published, the
- * message names the field), DS_EUNROUTABLE (sync: no queue bound),
- * DS_ESPOOL (neither the broker nor the spool took the change).
+ * message names the field), DS_ETOOBIG (the event is larger than
+ * apply.max_message_bytes), DS_EUNROUTABLE (sync: no queue bound),
+ * DS_ESPOOL (neither the broker nor the spool took the change: counted in
+ * stats.lost; also async, when 16384 changes are already queued and the
+ * spool refuses the next), DS_ECLOSED (the producer is being freed),
+ * DS_ENOMEM, DS_EIO (no random bytes for the change's id), and in a forked
+ * child the error of its first call's set-up (see ds_producer_new).
  * Any thread.
  */
 DS_EXPORT int ds_emit(ds_producer *p, ds_op op, const char *table,
@@ -197,14 +208,16 @@ DS_EXPORT int ds_emit_event(ds_producer *p, const char *event_json);
  * timeout_ms (< 0: producer.confirm_timeout_ms). Returns 0, DS_ETIMEOUT,
  * DS_ESPOOL if a change since the last flush was lost (the spool could not
  * take it: stats.lost), or else DS_EUNROUTABLE if one was returned
- * unroutable. Any thread. */
+ * unroutable (in any mode, changes drained from the spool are told only
+ * here); DS_EINVAL when p is NULL. Any thread. */
 DS_EXPORT int ds_flush(ds_producer *p, int timeout_ms);
 
 /* Copies the counters into out, which is size bytes: pass sizeof *out.
  * Fills only what fits: a caller built against an older, shorter
  * ds_producer_stats gets just the fields it has, and bytes past the
  * library's own struct (a newer caller's fields) are set to 0. Returns 0,
- * or DS_EINVAL when p or out is NULL. Any thread. */
+ * or DS_EINVAL when p or out is NULL (or, in a forked child, the error of
+ * its first call's set-up). Any thread. */
 DS_EXPORT int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out,
                                     size_t size);
 
@@ -213,7 +226,8 @@ DS_EXPORT int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out,
  * using it gave for not reaching the broker (problem, "" when it last
  * connected fine; cut to problen bytes). Reads only: never creates, locks
  * for writing or changes anything. Returns 0, DS_ENOTFOUND when dir holds no
- * spool, or DS_EIO. Any thread; no producer needed. */
+ * spool, DS_EIO, or DS_EINVAL for a NULL argument. Any thread; no producer
+ * needed. */
 DS_EXPORT int ds_spool_inspect(const char *dir, uint64_t *bytes, char *problem,
                                size_t problen);
 

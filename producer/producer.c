@@ -128,7 +128,7 @@ static int reinit_after_fork(ds_producer *p, char *err, size_t errlen)
 
 static int check_handle(ds_producer *p)
 {
-    char err[DS_ERRMSG_SIZE];
+    char err[DS_ERRMSG_SIZE] = "";
     int rc;
 
     if (!p)
@@ -228,7 +228,9 @@ void ds_producer_free(ds_producer *p)
 
 void ds_producer_set_log(ds_producer *p, ds_log_fn fn, void *userdata)
 {
-    if (!p)
+    /* In a forked child, the parent's lock may be held by a thread the
+     * child does not have: check_handle makes the handle the child's. */
+    if (check_handle(p) < 0)
         return;
     pthread_mutex_lock(&p->lock);
     p->log.fn = fn;
@@ -236,15 +238,20 @@ void ds_producer_set_log(ds_producer *p, ds_log_fn fn, void *userdata)
     ds__producer_unlock(p);
 }
 
-/* Lock held, unlocked around the disk write. Spools a record the caller
- * still owns (not in any list) and returns the spool's verdict. */
-static int spool_own(ds_producer *p, ds_record *r, char *err, size_t errlen)
+/* Spools a change ds_emit holds alone: in no list, so no copy of it can
+ * still reach the broker. When the spool refuses it too, the change is
+ * lost: counted in stats.lost, as the I/O thread counts its own, and told
+ * as DS_ESPOOL whatever the spool's reason (err keeps it). Lock not held. */
+static int spool_alone(ds_producer *p, ds_record *r, char *err, size_t errlen)
 {
-    int rc;
-    ds__producer_unlock(p);
-    rc = ds__spool_records(p, &r, 1, err, errlen);
+    int rc = ds__spool_records(p, &r, 1, err, errlen);
+
+    if (rc == 0)
+        return 0;
     pthread_mutex_lock(&p->lock);
-    return rc;
+    p->stats.lost++;
+    ds__producer_unlock(p);
+    return DS_ESPOOL;
 }
 
 /* Sync mode: waits for the record's fate. A change the I/O thread has not
@@ -266,7 +273,9 @@ static int wait_for_record(ds_producer *p, ds_record *r, char *err,
             ds__rec_unlink(&p->pending, r)) {
             p->outstanding--;
             pthread_cond_broadcast(&p->changed);
-            rc = spool_own(p, r, err, errlen);
+            ds__producer_unlock(p);
+            rc = spool_alone(p, r, err, errlen);
+            pthread_mutex_lock(&p->lock);
             ds__rec_free(r);
             return rc;
         }
@@ -282,15 +291,19 @@ static int wait_for_record(ds_producer *p, ds_record *r, char *err,
             ds__seterr(err, errlen, rc, "%s", p->spool_err);
         return rc;
     }
-    ds_record copy = *r;
+    ds_record copy = *r, *cp = &copy;
     r->waited = false; /* the I/O thread frees it when it settles */
     copy.body = malloc(r->len);
     if (!copy.body)
         return ds__seterr(err, errlen, DS_ENOMEM, "out of memory");
     memcpy(copy.body, r->body, r->len);
-    rc = spool_own(p, &copy, err, errlen);
+    /* Not counted lost if the spool refuses the copy: the I/O thread still
+     * settles the original, and counts it if it is lost. */
+    ds__producer_unlock(p);
+    rc = ds__spool_records(p, &cp, 1, err, errlen);
+    pthread_mutex_lock(&p->lock);
     free(copy.body);
-    return rc;
+    return rc < 0 ? DS_ESPOOL : 0;
 }
 
 /* Hands a record to the I/O thread; takes ownership of r. A failure's
@@ -318,7 +331,7 @@ static int queue_record(ds_producer *p, ds_record *r, char *err, size_t errlen)
             /* The broker takes less than we emit: keep the change on disk
              * rather than grow without bound. */
             ds__producer_unlock(p);
-            rc = ds__spool_records(p, &r, 1, err, errlen);
+            rc = spool_alone(p, r, err, errlen);
             ds__rec_free(r);
             return rc;
         }
@@ -332,7 +345,7 @@ static int queue_record(ds_producer *p, ds_record *r, char *err, size_t errlen)
     if (p->broker_down) {
         /* The broker is known to be unreachable: no use waiting for it. */
         ds__producer_unlock(p);
-        rc = ds__spool_records(p, &r, 1, err, errlen);
+        rc = spool_alone(p, r, err, errlen);
         ds__rec_free(r);
         return rc;
     }
@@ -353,7 +366,7 @@ static int queue_record(ds_producer *p, ds_record *r, char *err, size_t errlen)
 /* queue_record, with a failure's detail for the calling thread. */
 static int submit(ds_producer *p, ds_record *r)
 {
-    char err[DS_ERRMSG_SIZE];
+    char err[DS_ERRMSG_SIZE] = "";
     int rc = queue_record(p, r, err, sizeof err);
 
     if (rc < 0)
@@ -478,9 +491,13 @@ int ds_flush(ds_producer *p, int timeout_ms)
 int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out, size_t size)
 {
     ds_producer_stats now;
+    int rc;
 
     if (!p || !out)
         return DS_EINVAL;
+    rc = check_handle(p); /* as in ds_producer_set_log */
+    if (rc < 0)
+        return rc;
     pthread_mutex_lock(&p->lock);
     now = p->stats;
     ds__producer_unlock(p);

@@ -295,7 +295,7 @@ int ds__spool_open(ds_spool **out, const char *dir, char *err, size_t errlen)
         return rc;
     s = calloc(1, sizeof *s);
     if (!s)
-        return DS_ENOMEM;
+        return ds__seterr(err, errlen, DS_ENOMEM, "spool: out of memory");
     pthread_mutex_init(&s->mu, NULL);
     s->log_fd = s->head_fd = s->lock_fd = -1;
     snprintf(s->dir, sizeof s->dir, "%s", dir);
@@ -368,7 +368,7 @@ int ds__spool_append(ds_spool *s, const char *const *payloads,
     }
     buf = malloc(total ? total : 1);
     if (!buf)
-        return DS_ENOMEM;
+        return ds__seterr(err, errlen, DS_ENOMEM, "spool: out of memory");
     for (size_t i = 0; i < n; i++) {
         put32(buf + at, REC_MAGIC);
         put32(buf + at + 4, (uint32_t)lens[i]);

@@ -188,8 +188,9 @@ C;
      * @param array<string, mixed> $key
      * @param array<string, mixed>|null $data
      * @throws DatasyncException EINVAL/EJSON/ESCHEMA for bad input (nothing
-     *         was published; the message names the field), EUNROUTABLE,
-     *         ESPOOL, ECLOSED.
+     *         was published; the message names the field), ETOOBIG (larger
+     *         than apply.max_message_bytes), EUNROUTABLE, ESPOOL (neither
+     *         the broker nor the spool took the change: lost), ECLOSED.
      */
     public function emit(string $op, string $table, array $key, ?array $data = null): void
     {
@@ -226,8 +227,9 @@ C;
      * Waits until every change emitted so far is confirmed or spooled, at
      * most $timeoutMs (< 0: the configuration's producer.confirm_timeout_ms).
      *
-     * @throws DatasyncException ETIMEOUT, EUNROUTABLE (a change since the
-     *         last flush had no queue bound), ECLOSED.
+     * @throws DatasyncException ETIMEOUT, ESPOOL (a change since the last
+     *         flush was lost: the spool refused it), EUNROUTABLE (a change
+     *         since the last flush had no queue bound), ECLOSED.
      */
     public function flush(int $timeoutMs = -1): void
     {

@@ -343,6 +343,49 @@ static void async_changes_the_spool_refused_are_reported_by_flush(void **state)
     fixture_free(f);
 }
 
+/* A sync change the spool refuses while the broker is down is lost: ds_emit
+ * says so (DS_ESPOOL, with the spool's reason), and stats count it as the
+ * I/O thread counts its own, so a caller's tally of lost changes adds up. */
+static void sync_changes_the_spool_refused_are_counted_lost(void **state)
+{
+    (void)state;
+    enum { N = 3 };
+    struct fixture *f = fixture_new("sync", 1000);
+    struct rlimit was, tiny;
+    ds_producer_stats st;
+    int rc[N];
+
+    broker_stop(f);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+    tiny = was;
+    tiny.rlim_cur = 1;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+    /* The first waits out the confirm timeout and is taken back; the
+     * next ones find the broker known down. */
+    for (int i = 0; i < N; i++)
+        rc[i] = emit_user(f->p, DS_OP_UPDATE, i, "refused");
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+    for (int i = 0; i < N; i++)
+        if (rc[i] != DS_ESPOOL)
+            fail_msg("emit %d: %s, not DS_ESPOOL", i, ds_err_name(rc[i]));
+    if (!strstr(ds_producer_errmsg(f->p), "spool"))
+        fail_msg("no reason given: \"%s\"", ds_producer_errmsg(f->p));
+    ds_producer_stats_get(f->p, &st, sizeof st);
+    assert_int_equal(st.lost, N);
+    assert_int_equal(st.spooled, 0);
+    assert_int_equal(st.emitted, N);
+
+    /* The spool takes changes again, and the broker gets them. */
+    assert_int_equal(emit_user(f->p, DS_OP_UPDATE, N, "kept"), 0);
+    ds_producer_stats_get(f->p, &st, sizeof st);
+    assert_int_equal(st.spooled, 1);
+    assert_int_equal(st.lost, N);
+    broker_start(f);
+    assert_int_equal(wait_depth(f, 1, 30000), 1);
+    fixture_free(f);
+}
+
 /* Freeing a producer while it drains a large spool waits for the chunk in
  * flight, not for the whole backlog: the rest stays on disk, and the next
  * producer on that spool delivers it. */
@@ -1241,6 +1284,8 @@ int main(void)
                                   teardown),
         cmocka_unit_test_teardown(
             async_changes_the_spool_refused_are_reported_by_flush, teardown),
+        cmocka_unit_test_teardown(
+            sync_changes_the_spool_refused_are_counted_lost, teardown),
         cmocka_unit_test_teardown(free_leaves_a_long_drain_to_the_next_producer,
                                   teardown),
     };
