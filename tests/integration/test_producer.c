@@ -302,25 +302,33 @@ static void async_emits_spool_while_down_and_drain_after(void **state)
     fixture_free(f);
 }
 
+/* Makes every file write of this process fail as a full disk would
+ * (EFBIG): a file-size limit of one byte. *was gets the limit to restore. */
+static void refuse_file_writes(struct rlimit *was)
+{
+    struct rlimit tiny;
+
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, was), 0);
+    tiny = *was;
+    tiny.rlim_cur = 1;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+}
+
 /* Async changes the spool refuses while the broker is down are lost: the
- * next ds_flush says so, once, and stats count them. A file-size limit of
- * one byte fails every spool write as a full disk would (EFBIG). */
+ * next ds_flush says so, once, and stats count them. */
 static void async_changes_the_spool_refused_are_reported_by_flush(void **state)
 {
     (void)state;
     enum { N = 5 };
     struct fixture *f = fixture_new("async", 1000);
-    struct rlimit was, tiny;
+    struct rlimit was;
     ds_producer_stats st;
     char want[64];
     int rc;
 
     broker_stop(f);
-    signal(SIGXFSZ, SIG_IGN);
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
-    tiny = was;
-    tiny.rlim_cur = 1;
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+    refuse_file_writes(&was);
     for (int i = 0; i < N; i++)
         assert_int_equal(emit_user(f->p, DS_OP_UPDATE, i, "refused"), 0);
     rc = ds_flush(f->p, 10000);
@@ -351,16 +359,12 @@ static void sync_changes_the_spool_refused_are_counted_lost(void **state)
     (void)state;
     enum { N = 3 };
     struct fixture *f = fixture_new("sync", 1000);
-    struct rlimit was, tiny;
+    struct rlimit was;
     ds_producer_stats st;
     int rc[N];
 
     broker_stop(f);
-    signal(SIGXFSZ, SIG_IGN);
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
-    tiny = was;
-    tiny.rlim_cur = 1;
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+    refuse_file_writes(&was);
     /* The first waits out the confirm timeout and is taken back; the
      * next ones find the broker known down. */
     for (int i = 0; i < N; i++)
