@@ -703,6 +703,42 @@ static void producer_log(void *userdata, ds_log_level level,
         lg->fn(lg->userdata, level, message);
 }
 
+/* Sleeps up to s seconds, a second at a time, unless a stop is asked. */
+static void backoff(cap_capture *c, int s)
+{
+    for (int i = 0; i < s && !*c->stop; i++) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A first start reads the database (the snapshot, or the current
+ * position) before anything else: one not up yet is waited for with
+ * backoff, as a saved position's start waits in cap_run, so a server that
+ * boots before its database needs no restart loop. A stop asked meanwhile
+ * is DS_ECLOSED (a clean stop). */
+static int first_start(cap_capture *c, const ds_config *cfg, char *pos,
+                       size_t poslen, char *err, size_t errlen)
+{
+    int wait_s = 1;
+
+    for (;;) {
+        int rc = cfg->capture_snapshot
+                     ? cap_snapshot(cfg, c->p, &c->lg, c->stop, &c->clk, pos,
+                                    poslen, err, errlen)
+                     : cap_binlog_current_pos(cfg, pos, poslen, err, errlen);
+        if (rc != DS_EDBCONNECT)
+            return rc;
+        if (*c->stop)
+            return ds__seterr(err, errlen, DS_ECLOSED,
+                              "stopped during start-up, while waiting for "
+                              "the database");
+        DS_LOG(&c->lg, DS_LOG_WARN, "start-up: %s; again in %d s", err, wait_s);
+        backoff(c, wait_s);
+        wait_s = wait_s * 2 > MAX_BACKOFF_S ? MAX_BACKOFF_S : wait_s * 2;
+    }
+}
+
 /* The clock a first start begins with: now, or above every version this
  * server applied (its clock file), if that is higher. From then on only
  * the binlog moves it. */
@@ -761,8 +797,7 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
     if (rc == DS_ENOTFOUND && cfg->capture_snapshot) {
         /* A first start that copies the tables first; the position saved
          * only once the copy is confirmed. */
-        if ((rc = cap_snapshot(cfg, c->p, lg, stop, &c->clk, pos, sizeof pos,
-                               err, errlen)))
+        if ((rc = first_start(c, cfg, pos, sizeof pos, err, errlen)))
             goto fail;
         if ((rc = cap_state_write(cfg->capture_state_file, pos, c->clk, err,
                                   errlen)))
@@ -770,7 +805,7 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
     } else if (rc == DS_ENOTFOUND) {
         /* A first start: from now on, saved at once so that a crash
          * before the first save cannot move the start later. */
-        if ((rc = cap_binlog_current_pos(cfg, pos, sizeof pos, err, errlen)))
+        if ((rc = first_start(c, cfg, pos, sizeof pos, err, errlen)))
             goto fail;
         if ((rc = cap_state_write(cfg->capture_state_file, pos, c->clk, err,
                                   errlen)))
@@ -798,15 +833,6 @@ fail:
     ds_options_free(opts);
     cap_free(c);
     return rc;
-}
-
-/* Sleeps up to s seconds, a second at a time, unless a stop is asked. */
-static void backoff(cap_capture *c, int s)
-{
-    for (int i = 0; i < s && !*c->stop; i++) {
-        struct timespec ts = {1, 0};
-        nanosleep(&ts, NULL);
-    }
 }
 
 int cap_run(cap_capture *c)

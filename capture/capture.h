@@ -14,9 +14,11 @@ typedef struct cap_capture cap_capture;
  * Creates the capture: the producer (from the configuration file at path,
  * NULL for defaults; producer.mode is forced to async, the capture
  * flushes itself) and the start position (the state file, or the
- * server's current position on a first start, saved at once). Does not
- * connect to the binlog yet. stop is polled: set it to end cap_run.
- * Returns 0 and *out, or an error with err.
+ * server's current position on a first start, saved at once; a database
+ * not up yet is waited for on a first start). Does not connect to the
+ * binlog yet. stop is polled: set it to end cap_run. Returns 0 and *out;
+ * DS_ECLOSED when stopped while waiting (a clean stop); or an error with
+ * err.
  */
 int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
             const ds_logger *lg, volatile sig_atomic_t *stop, char *err,

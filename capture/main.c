@@ -58,6 +58,11 @@ int main(int argc, char **argv)
     ds__daemon_signals(on_stop_signal, on_stop_signal);
 
     rc = cap_new(&c, &d.cfg, d.path, &d.lg, &stop_requested, err, sizeof err);
+    if (rc == DS_ECLOSED) {
+        DS_LOG(&d.lg, DS_LOG_INFO, "%s", err);
+        ds__log_sink_close(&d.sink);
+        return 0;
+    }
     if (rc) {
         DS_LOG(&d.lg, DS_LOG_ERROR, "cannot start: %s", err);
         ds__log_sink_close(&d.sink);

@@ -911,8 +911,14 @@ static int start(dsc_consumer *c)
             rc = broker_open(c);
         if (rc == 0 || !worth_waiting(rc))
             return rc;
-        if (*c->stop)
-            return rc;
+        if (stopping(c)) {
+            /* Asked to stop while waiting: a clean stop, not a failure
+             * (systemd would mark the unit failed). */
+            snprintf(last, sizeof last, "%s", c->err);
+            return ds__seterr(c->err, sizeof c->err, DS_ECLOSED,
+                              "stopped during start-up, while waiting: %s",
+                              last);
+        }
         if (strcmp(last, c->err) != 0 || ds__mono_ms() - last_said >= 60000) {
             DS_LOG(c->lg, DS_LOG_WARN,
                    "start-up: %s; retrying (every %d ms "

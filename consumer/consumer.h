@@ -20,8 +20,9 @@ typedef struct dsc_consumer dsc_consumer;
  * set. cfg and lg are borrowed and must outlive it; the loop ends once
  * *stop is non-zero; each change of *hangups (SIGHUPs, may be NULL)
  * reloads the settings given to dsc_consumer_set_reload (or is logged as
- * ignored without them). Returns 0 and *out, or a DS_E code with err (the
- * caller prints it and exits 1).
+ * ignored without them). Returns 0 and *out; DS_ECLOSED when *stop was set
+ * while it waited (a clean stop: the caller exits 0); or a DS_E code with
+ * err (the caller prints it and exits 1).
  */
 int dsc_consumer_new(dsc_consumer **out, const ds_config *cfg,
                      const ds_logger *lg, volatile sig_atomic_t *stop,

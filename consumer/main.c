@@ -38,9 +38,11 @@ static void usage(FILE *out)
             "  -h, --help         this text\n"
             "  -V, --version      the version\n"
             "\n"
-            "Exit status: 0 after a clean stop, 1 on a start-up or run-time\n"
-            "error, 2 on bad usage, 78 on a bad configuration (a supervisor\n"
-            "should not restart it). See datasync-consumer(8).\n");
+            "Exit status: 0 after a clean stop (also while it waits for the\n"
+            "database or the broker at start-up), 1 when the start-up is\n"
+            "refused (a table, a queue, the broker's login), 2 on bad usage,\n"
+            "78 on a bad configuration (a supervisor should not restart it).\n"
+            "See datasync-consumer(8).\n");
 }
 
 int main(int argc, char **argv)
@@ -64,6 +66,11 @@ int main(int argc, char **argv)
 
     rc = dsc_consumer_new(&c, &d.cfg, &d.lg, &stop_requested, &hangups, err,
                           sizeof err);
+    if (rc == DS_ECLOSED) {
+        DS_LOG(&d.lg, DS_LOG_INFO, "%s", err);
+        ds__log_sink_close(&d.sink);
+        return 0;
+    }
     if (rc) {
         DS_LOG(&d.lg, DS_LOG_ERROR, "cannot start: %s", err);
         ds__log_sink_close(&d.sink);

@@ -163,6 +163,23 @@ rc=0
 "$DS_TEST_BUILD/datasync-capture" -c /dev/null >/dev/null 2>&1 || rc=$?
 ((rc == 78)) || fail "a configuration without node.id exits $rc, not 78"
 
+# A first start whose database is not up waits for it (a server that boots
+# before its database needs no restart loop), and a stop meanwhile is a
+# clean one.
+write_conf capwait "$work/no-server.sock" cap_src
+"$DS_TEST_BUILD/datasync-capture" -c "$work/capwait.conf" >"$work/capwait.log" 2>&1 &
+waiting=$!
+wait_log "$work/capwait.log" 10 "start-up:"
+sleep 1.5
+kill -0 "$waiting" 2>/dev/null || fail "a first start gave up on a database not up yet"
+kill -TERM "$waiting"
+rc=0
+wait "$waiting" || rc=$?
+((rc == 0)) || fail "stopped while waiting for its database: exit $rc, want 0"
+grep -q "stopped during start-up" "$work/capwait.log" || fail "the stop during start-up is not logged"
+[[ ! -e "$work/capwait.state" ]] || fail "a start that never read a position saved one"
+say "a first start waits for its database, and stops cleanly meanwhile"
+
 # Changes made before the first start are not captured: it starts at the
 # server's current position.
 src cap_src -e "INSERT INTO types (id, ii) VALUES (900, 1)"

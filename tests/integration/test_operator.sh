@@ -85,7 +85,17 @@ wait_rows() { # VALUE COUNT
 first=$!
 pids+=("$first")
 wait_log "$work/first.log" 10 "start-up:"
-sleep 3
+# Stopped while it waits (systemctl stop before the database is up): a
+# clean stop, exit 0, not a failed start.
+"$consumer" -c "$work/op.conf" >"$work/stopped.log" 2>&1 &
+stopped=$!
+pids+=("$stopped")
+wait_log "$work/stopped.log" 10 "start-up:"
+kill -TERM "$stopped"
+rc=0
+wait "$stopped" || rc=$?
+((rc == 0)) || fail "stopped while waiting for its database: exit $rc, want 0"
+grep -q "stopped during start-up" "$work/stopped.log" || fail "the stop during start-up is not logged"
 kill -0 "$first" 2>/dev/null || fail "the consumer gave up while the database was down"
 "$DS_TEST_SERVICES" maria start >/dev/null || fail "maria start"
 wait_log "$work/first.log" 30 ": datasync-consumer "
