@@ -11,6 +11,7 @@
 #include "capture.h"
 #include "error.h"
 #include "ids.h"
+#include "mysql_util.h"
 #include "rowimage.h"
 #include "snapshot.h"
 #include "state.h"
@@ -713,28 +714,32 @@ static void backoff(cap_capture *c, int s)
 }
 
 /* A first start reads the database (the snapshot, or the current
- * position) before anything else: one not up yet is waited for with
- * backoff, as a saved position's start waits in cap_run, so a server that
- * boots before its database needs no restart loop. A stop asked meanwhile
- * is DS_ECLOSED (a clean stop). */
-static int first_start(cap_capture *c, const ds_config *cfg, char *pos,
-                       size_t poslen, char *err, size_t errlen)
+ * position) before anything else: one that does not answer yet is waited
+ * for with backoff, as a saved position's start waits in cap_run, so a
+ * server that boots before its database needs no restart loop. Only the
+ * wait is retried: a snapshot that fails once it began fails the start, as
+ * before, rather than copying the tables again and again. A stop asked
+ * meanwhile is DS_ECLOSED (a clean stop). */
+static int wait_for_database(cap_capture *c, const ds_config *cfg, char *err,
+                             size_t errlen)
 {
     int wait_s = 1;
 
     for (;;) {
-        int rc = cfg->capture_snapshot
-                     ? cap_snapshot(cfg, c->p, &c->lg, c->stop, &c->clk, pos,
-                                    poslen, err, errlen)
-                     : cap_binlog_current_pos(cfg, pos, poslen, err, errlen);
+        MYSQL *db;
+        int rc = ds__mysql_connect(&db, cfg, err, errlen);
+        if (rc == 0) {
+            mysql_close(db);
+            return 0;
+        }
         if (rc != DS_EDBCONNECT)
             return rc;
+        DS_LOG(&c->lg, DS_LOG_WARN, "start-up: %s; again in %d s", err, wait_s);
+        backoff(c, wait_s);
         if (*c->stop)
             return ds__seterr(err, errlen, DS_ECLOSED,
                               "stopped during start-up, while waiting for "
                               "the database");
-        DS_LOG(&c->lg, DS_LOG_WARN, "start-up: %s; again in %d s", err, wait_s);
-        backoff(c, wait_s);
         wait_s = wait_s * 2 > MAX_BACKOFF_S ? MAX_BACKOFF_S : wait_s * 2;
     }
 }
@@ -791,13 +796,21 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
     opts = NULL;
     rc = cap_state_read(cfg->capture_state_file, pos, sizeof pos, &c->clk, err,
                         errlen);
+    if (rc == DS_ENOTFOUND) {
+        int waited = wait_for_database(c, cfg, err, errlen);
+        if (waited) {
+            rc = waited;
+            goto fail;
+        }
+    }
     /* No clock saved: a first start, or a state of an earlier release. */
     if (c->clk == 0)
         c->clk = first_clock(cfg);
     if (rc == DS_ENOTFOUND && cfg->capture_snapshot) {
         /* A first start that copies the tables first; the position saved
          * only once the copy is confirmed. */
-        if ((rc = first_start(c, cfg, pos, sizeof pos, err, errlen)))
+        if ((rc = cap_snapshot(cfg, c->p, lg, stop, &c->clk, pos, sizeof pos,
+                               err, errlen)))
             goto fail;
         if ((rc = cap_state_write(cfg->capture_state_file, pos, c->clk, err,
                                   errlen)))
@@ -805,7 +818,7 @@ int cap_new(cap_capture **out, const ds_config *cfg, const char *path,
     } else if (rc == DS_ENOTFOUND) {
         /* A first start: from now on, saved at once so that a crash
          * before the first save cannot move the start later. */
-        if ((rc = first_start(c, cfg, pos, sizeof pos, err, errlen)))
+        if ((rc = cap_binlog_current_pos(cfg, pos, sizeof pos, err, errlen)))
             goto fail;
         if ((rc = cap_state_write(cfg->capture_state_file, pos, c->clk, err,
                                   errlen)))

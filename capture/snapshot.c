@@ -285,8 +285,10 @@ static int copy_table(snap *s, const char *name)
     if (rc == 0)
         rc = emit_held(s);
     if (rc == 0 && *s->stop)
-        rc = ds__seterr(s->err, s->errlen, DS_EINVAL,
-                        "stopped during the snapshot of %s", name);
+        rc = ds__seterr(s->err, s->errlen, DS_ECLOSED,
+                        "stopped during the snapshot of %s (the next start "
+                        "copies again)",
+                        name);
     if (rc == 0)
         DS_LOG(s->lg, DS_LOG_INFO, "snapshot: %s: %" PRIu64 " rows emitted",
                name, n);

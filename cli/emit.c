@@ -130,10 +130,11 @@ int cli_producer_flush(cli_producer *cp, uint64_t emitted, void (*tick)(void *),
         rc = ds_flush(cp->p, 200);
         ds_producer_stats_get(cp->p, &st, sizeof st);
         if (rc != DS_ETIMEOUT) {
-            /* Everything is confirmed or spooled; what was spooled while
-             * the broker answers is drained soon: wait for it too. */
+            /* Everything is confirmed or spooled (or lost: settled too);
+             * what was spooled while the broker answers is drained soon:
+             * wait for it too. */
             if (st.spooled == 0 ||
-                cli_producer_answered(cp, emitted) >= emitted)
+                cli_producer_answered(cp, emitted) + st.lost >= emitted)
                 return rc;
             cli_sleep_ms(100);
         }

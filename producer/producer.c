@@ -105,9 +105,9 @@ static void drop_parents_state(ds_producer *p)
     p->dropped_in = getpid();
 }
 
-/* Starts the child's own spool and I/O thread. The handle is the child's
- * (p->pid) only once both run: a failure leaves it to be tried again by the
- * next call, not half built. */
+/* Starts the child's own spool and I/O thread. A failure leaves the handle
+ * the parent's (p->pid), to be tried again by the next call, not half
+ * built. */
 static int reinit_after_fork(ds_producer *p, char *err, size_t errlen)
 {
     int rc;
@@ -119,10 +119,18 @@ static int reinit_after_fork(ds_producer *p, char *err, size_t errlen)
         if (rc < 0)
             return rc;
     }
-    rc = start_io(p, err, errlen);
-    if (rc < 0)
-        return rc;
+    /* The child's before its thread starts: that thread's first message
+     * may reach a log callback that calls back in (ds_producer_stats_get),
+     * which must not take the handle for the parent's and start another
+     * thread. Back to the parent's if the thread does not start, so the
+     * next call tries again. */
+    pid_t parent = p->pid;
     p->pid = getpid();
+    rc = start_io(p, err, errlen);
+    if (rc < 0) {
+        p->pid = parent;
+        return rc;
+    }
     return 0;
 }
 
@@ -496,8 +504,10 @@ int ds_producer_stats_get(ds_producer *p, ds_producer_stats *out, size_t size)
     if (!p || !out)
         return DS_EINVAL;
     rc = check_handle(p); /* as in ds_producer_set_log */
-    if (rc < 0)
+    if (rc < 0) {
+        memset(out, 0, size);
         return rc;
+    }
     pthread_mutex_lock(&p->lock);
     now = p->stats;
     ds__producer_unlock(p);

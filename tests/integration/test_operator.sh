@@ -96,6 +96,7 @@ rc=0
 wait "$stopped" || rc=$?
 ((rc == 0)) || fail "stopped while waiting for its database: exit $rc, want 0"
 grep -q "stopped during start-up" "$work/stopped.log" || fail "the stop during start-up is not logged"
+sleep 3
 kill -0 "$first" 2>/dev/null || fail "the consumer gave up while the database was down"
 "$DS_TEST_SERVICES" maria start >/dev/null || fail "maria start"
 wait_log "$work/first.log" 30 ": datasync-consumer "

@@ -365,8 +365,8 @@ static void sync_changes_the_spool_refused_are_counted_lost(void **state)
 
     broker_stop(f);
     refuse_file_writes(&was);
-    /* The first waits out the confirm timeout and is taken back; the
-     * next ones find the broker known down. */
+    /* Each is taken back after the confirm timeout, or finds the broker
+     * known down: ds_emit spools it either way. */
     for (int i = 0; i < N; i++)
         rc[i] = emit_user(f->p, DS_OP_UPDATE, i, "refused");
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
