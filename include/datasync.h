@@ -155,7 +155,8 @@ typedef struct ds_producer_stats {
  * parent still delivers those), reopens the spool and reconnects (if that
  * fails, the call returns the error and the next call tries again). Only the
  * forking thread survives a fork, so fork while no other thread is inside a
- * ds_ call (as pre-forking servers do before they serve).
+ * ds_ call (as pre-forking servers do before they serve), and make the
+ * child's first call before it starts threads that use the producer.
  */
 DS_EXPORT int ds_producer_new(ds_producer **out, const ds_options *opts,
                               char *err, size_t errlen);
