@@ -62,6 +62,14 @@ ds_mysql_class ds__mysql_classify(unsigned int err)
     case ER_UNKNOWN_COM_ERROR:         /* 1047 */
     case ER_NEED_REPREPARE:            /* 1615: retry re-prepares */
     case ER_UNKNOWN_STMT_HANDLER:      /* 1243 */
+    /* The server's limits, shared with the application, not the change's
+     * fault: dead-lettering would throw away good changes. An operator
+     * raises them (max_prepared_stmt_count, max_binlog_cache_size,
+     * max_binlog_stmt_cache_size) or the load passes. */
+    case ER_MAX_PREPARED_STMT_COUNT_REACHED: /* 1461 */
+    case ER_TRANS_CACHE_FULL:                /* 1197 */
+    case ER_STMT_CACHE_FULL:                 /* 1705 */
+    case ER_LOCK_ABORTED:                    /* 1689: retry the transaction */
         return DS_MYSQL_TRANSIENT;
 
     case ER_NO_REFERENCED_ROW:   /* 1216 */

@@ -286,6 +286,14 @@ static int decode(dsc_consumer *c, dsc_change *ch, const dsc_message *m)
 
     memset(ch, 0, sizeof *ch);
     if (ds__amqp_is_marker(&m->props)) {
+        char id[64];
+        ds__amqp_copy_str(m->props.message_id, id, sizeof id);
+        if (!ds__valid_uuid(id)) {
+            /* Never recordable: a dead letter, not a retry forever. */
+            dsc_change_poison(ch, DS_EINVAL,
+                              "marker: message_id '%.40s' is not a UUID", id);
+            return -1;
+        }
         ch->marker = true;
         ch->state = DS_CHANGE_DONE;
         return 1;
@@ -493,22 +501,24 @@ static int apply_batch(dsc_consumer *c, dsc_batch *b, const dsc_attempt *first)
 }
 
 /* The batch is committed: markers in it are recorded now, before the ack,
- * so whoever waits for one knows what came before it is applied. */
-static void note_markers(dsc_consumer *c, const dsc_batch *b)
+ * so whoever waits for one knows what came before it is applied. Returns
+ * 0, or a DS_E code with c->err when one could not be recorded. */
+static int note_markers(dsc_consumer *c, const dsc_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         char id[64];
-        if (!b->changes[i].marker)
+        if (!b->changes[i].marker || b->changes[i].state == DS_CHANGE_POISON)
             continue;
         ds__amqp_copy_str(b->msgs[i]->props.message_id, id, sizeof id);
-        if (dsc_versions_note_marker(c->db, id, c->err, sizeof c->err) == 0)
-            DS_LOG(c->lg, DS_LOG_INFO,
-                   "marker %s: everything before it is "
-                   "applied",
-                   id);
-        else
-            DS_LOG(c->lg, DS_LOG_WARN, "%s", c->err);
+        int rc = dsc_versions_note_marker(c->db, id, c->err, sizeof c->err);
+        if (rc)
+            return rc;
+        DS_LOG(c->lg, DS_LOG_INFO,
+               "marker %s: everything before it is "
+               "applied",
+               id);
     }
+    return 0;
 }
 
 /* Dead-letters the poison changes (confirmed), then acks the whole batch
@@ -531,7 +541,15 @@ static bool finish_batch(dsc_consumer *c, dsc_batch *b)
         DS_LOG(c->lg, DS_LOG_WARN, "dead letter (delivery %" PRIu64 "): %s",
                b->msgs[i]->tag, b->changes[i].reason);
     }
-    note_markers(c, b);
+    if (note_markers(c, b) != 0) {
+        /* Not recorded, so not acked: nor by a later batch's ack
+         * (multiple), which would cover it. Dropping the connection brings
+         * the batch back, applied again harmlessly, and the marker with it. */
+        char why[DS_ERRMSG_SIZE + 32];
+        snprintf(why, sizeof why, "marker not recorded (%s)", c->err);
+        broker_lost(c, why);
+        return false;
+    }
     DS_LOG(c->lg, DS_LOG_DEBUG,
            "batch: messages %zu, dead-lettered %zu, last delivery %" PRIu64,
            b->n, ndead, b->msgs[b->n - 1]->tag);

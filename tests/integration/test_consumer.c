@@ -9,7 +9,9 @@
 #include "support.h"
 
 #include "datasync.h"
+#include "amqp_util.h"
 #include "ids.h"
+#include "mysql_util.h"
 
 static tc_cluster cl;
 
@@ -601,6 +603,46 @@ static void sigterm_exits_promptly(void **state)
                      want, 20000);
 }
 
+/* Publishes a marker (as datasync bootstrap sends one) with message id id
+ * to node i's queue. */
+static void publish_marker(int i, const char *id)
+{
+    amqp_connection_state_t conn = itest_amqp_connect();
+    amqp_basic_properties_t props;
+
+    ds__amqp_marker_props(&props, id);
+    assert_int_equal(amqp_basic_publish(conn, 1, amqp_cstring_bytes(""),
+                                        amqp_cstring_bytes(cl.queue[i]), 0, 0,
+                                        &props, amqp_cstring_bytes("{}")),
+                     AMQP_STATUS_OK);
+    itest_amqp_close(conn);
+}
+
+/* A marker is recorded once its batch committed; one whose id could never
+ * be recorded is a dead letter with its reason, not acked unrecorded nor
+ * retried forever. */
+static void markers_are_recorded_or_dead_lettered(void **state)
+{
+    static const char good[] = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+    char sql[160], *body = NULL, *reason = NULL;
+
+    (void)state;
+    publish_marker(0, "not-a-uuid");
+    publish_marker(0, good);
+    if (!tc_dead_get(&cl, 0, &body, &reason, 30000))
+        fail_msg("the bad marker is not dead-lettered (log %s)", cl.log[0]);
+    if (!strstr(reason, "not a UUID"))
+        fail_msg("dead letter reason '%s' lacks 'not a UUID'", reason);
+    free(body);
+    free(reason);
+    snprintf(
+        sql, sizeof sql,
+        "SELECT COUNT(*) FROM datasync_versions WHERE tbl = '" DS_MARKER_TBL
+        "' AND pk = '%s'",
+        good);
+    tc_wait_dump(&cl, 0, sql, "1\n", 20000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +652,7 @@ int main(void)
         cmocka_unit_test(own_write_after_a_future_remote_change_wins),
         cmocka_unit_test(an_older_change_waits_for_a_concurrent_newer_one),
         cmocka_unit_test(poison_mix_is_dead_lettered),
+        cmocka_unit_test(markers_are_recorded_or_dead_lettered),
         cmocka_unit_test(sigterm_exits_promptly),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
