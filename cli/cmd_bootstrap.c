@@ -24,15 +24,17 @@ static const char usage[] =
     "  3. copies each table and its datasync_versions records from one\n"
     "     consistent snapshot of the peer's database (START TRANSACTION WITH\n"
     "     CONSISTENT SNAPSHOT), in multi-row statements, with a progress\n"
-    "     line; a table copied before is left as it is (see --fresh).\n"
+    "     line; a table an interrupted run copied is left as it is (see\n"
+    "     --fresh).\n"
     "\n"
     "Then start datasync-consumer on the new server: it applies the changes\n"
     "queued since step 1, and the versions make the overlap with the copy\n"
     "harmless. The new server's tables must exist (create the schema first,\n"
-    "e.g. with mysqldump --no-data); their rows are replaced. Its\n"
-    "datasync-consumer must not run during the copy. Interrupted, the command\n"
+    "e.g. with mysqldump --no-data); their rows are replaced. The peer must\n"
+    "apply every one of them. The new server's datasync-consumer and\n"
+    "datasync-capture must not run during the copy. Interrupted, the command\n"
     "can run again: finished tables are kept (datasync_bootstrap records\n"
-    "them), the one in progress starts over.\n"
+    "them), the one in progress starts over; a finished run forgets them.\n"
     "\n"
     "  --from PEER.conf     the configuration of a running peer ([node] id,\n"
     "                       [mysql]: where to read)\n"
@@ -84,6 +86,40 @@ static bool same_database(const ds_config *a, const ds_config *b)
     return same_server && strcmp(a->mysql_database, b->mysql_database) == 0;
 }
 
+/* Whether word is one of list's words. */
+typedef struct {
+    const char *word;
+    size_t len;
+    bool found;
+} word_probe;
+
+static int same_word(const char *w, size_t len, void *ctx)
+{
+    word_probe *p = ctx;
+    if (len == p->len && memcmp(w, p->word, len) == 0)
+        p->found = true;
+    return 0;
+}
+
+/* The new server's tables the peer does not apply, space-separated. */
+typedef struct {
+    const char *peer_tables;
+    char missing[512];
+} tables_check;
+
+static int peer_applies(const char *w, size_t len, void *ctx)
+{
+    tables_check *t = ctx;
+    word_probe probe = {w, len, false};
+    size_t at = strlen(t->missing);
+
+    ds__config_each_word(t->peer_tables, same_word, &probe);
+    if (!probe.found)
+        snprintf(t->missing + at, sizeof t->missing - at, "%s%.*s",
+                 at ? " " : "", (int)len, w);
+    return 0;
+}
+
 static int check_configs(bootstrap *bs)
 {
     const ds_config *to = &bs->ctx->cfg, *from = &bs->peer.cfg;
@@ -111,6 +147,18 @@ static int check_configs(bootstrap *bs)
     if (!to->apply_tables[0]) {
         cli_error(bs->ctx, "%s: apply.tables is empty: no table to copy",
                   cli_config_name(bs->ctx));
+        return CLI_EXIT_CONFIG;
+    }
+    /* A table the peer does not apply holds its own rows, not the set's,
+     * and no versions: a copy would seed the new server with them. */
+    tables_check tc = {from->apply_tables, ""};
+    ds__config_each_word(to->apply_tables, peer_applies, &tc);
+    if (tc.missing[0]) {
+        cli_error(bs->ctx,
+                  "node %s does not apply %s (its apply.tables in %s): its "
+                  "rows there are not the set's to copy; bootstrap from a "
+                  "peer that applies every table of node %s",
+                  from->node_id, tc.missing, bs->peer.config_path, to->node_id);
         return CLI_EXIT_CONFIG;
     }
     return 0;
@@ -217,7 +265,10 @@ static int wait_peer(bootstrap *bs)
 /* ------------------------------------------------------------------------ */
 /* Step 3: the databases                                                     */
 
-/* A table's columns that take values (generated ones do not), in order. */
+/* A table's columns that take values (generated ones do not), in order.
+ * By the generation expression, as the consumer's catalogue tells them:
+ * MySQL 8 also says DEFAULT_GENERATED in EXTRA for a column with an
+ * expression default (CURRENT_TIMESTAMP), which must be copied. */
 static int table_columns(MYSQL *db, const char *schema, const char *table,
                          char ***cols, size_t *n, char *err, size_t errlen)
 {
@@ -232,8 +283,9 @@ static int table_columns(MYSQL *db, const char *schema, const char *table,
     /* table passed check_tables: [A-Za-z_][A-Za-z0-9_]*, safe in quotes. */
     snprintf(sql, sizeof sql,
              "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE "
-             "TABLE_SCHEMA = '%s' AND TABLE_NAME = '%s' AND EXTRA NOT LIKE "
-             "'%%GENERATED%%' ORDER BY ORDINAL_POSITION",
+             "TABLE_SCHEMA = '%s' AND TABLE_NAME = '%s' AND "
+             "IFNULL(GENERATION_EXPRESSION, '') = '' ORDER BY "
+             "ORDINAL_POSITION",
              esc_schema, table);
     if (mysql_query(db, sql) != 0 || !(res = mysql_store_result(db)))
         return ds__mysql_error(db, "reading the catalogue", NULL, err, errlen);
@@ -504,6 +556,49 @@ static int copy_table(bootstrap *bs, const char *table)
 /* ------------------------------------------------------------------------ */
 /* The command                                                               */
 
+/* A finished run forgets which tables it copied: they are kept only for a
+ * run interrupted and run again. Kept after success, they would make a
+ * later rebuild of this server (its database restored from a backup that
+ * holds them) skip tables it no longer has as the peer does. */
+static void forget_finished(bootstrap *bs)
+{
+    if (ds__mysql_exec(bs->dst, "DELETE FROM datasync_bootstrap", bs->err,
+                       sizeof bs->err) != 0 ||
+        mysql_commit(bs->dst) != 0)
+        cli_warn(bs->ctx,
+                 "could not clear datasync_bootstrap on node %s (%s): a "
+                 "later bootstrap of it needs --fresh",
+                 bs->ctx->cfg.node_id, bs->err);
+}
+
+/* A change the peer dead-lettered before the marker is in neither the copy
+ * nor the new queue: say so, and how to send it to both. */
+static void warn_peer_dead_letters(bootstrap *bs)
+{
+    char dead[128];
+    uint32_t ready = 0, consumers = 0;
+    cli_broker b;
+
+    ds__topology_dead_queue(bs->peer.cfg.node_id, dead, sizeof dead);
+    if (cli_broker_open(&b, bs->ctx, bs->err, sizeof bs->err) != 0 ||
+        cli_queue_inspect(&b, dead, &ready, &consumers, bs->err,
+                          sizeof bs->err) != 0) {
+        cli_warn(bs->ctx, "could not read the peer's dead letters (%s): %s",
+                 dead, bs->err);
+    } else if (ready > 0) {
+        cli_warn(bs->ctx,
+                 "%s holds %u dead letter%s: changes node %s could not apply "
+                 "are in neither the copy nor node %s's queue. Once their "
+                 "cause is fixed, send them to every node: datasync dlq "
+                 "export --node %s FILE, datasync replay FILE, then datasync "
+                 "dlq purge --node %s --from FILE --yes",
+                 dead, ready, ready == 1 ? "" : "s", bs->peer.cfg.node_id,
+                 bs->ctx->cfg.node_id, bs->peer.cfg.node_id,
+                 bs->peer.cfg.node_id);
+    }
+    cli_broker_close(&b);
+}
+
 static int run(bootstrap *bs)
 {
     int rc = check_configs(bs);
@@ -528,6 +623,8 @@ static int run(bootstrap *bs)
                            "(finished tables are kept)");
         return CLI_EXIT_INTERRUPTED;
     }
+    forget_finished(bs);
+    warn_peer_dead_letters(bs);
     char r[32], v[32];
     printf("bootstrap: done: %llu table%s copied (%s rows, %s versions), "
            "%llu kept, from node %s. Start datasync-consumer on node %s: it "
