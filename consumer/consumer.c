@@ -507,7 +507,7 @@ static int note_markers(dsc_consumer *c, const dsc_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         char id[64];
-        if (!b->changes[i].marker || b->changes[i].state == DS_CHANGE_POISON)
+        if (!b->changes[i].marker) /* a bad one is poison, never a marker */
             continue;
         ds__amqp_copy_str(b->msgs[i]->props.message_id, id, sizeof id);
         int rc = dsc_versions_note_marker(c->db, id, c->err, sizeof c->err);
